@@ -1,0 +1,5 @@
+"""Entry point for ``python -m evoprune``."""
+
+from evoprune.cli import main
+
+main()

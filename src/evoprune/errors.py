@@ -1,0 +1,17 @@
+"""User-facing error types: each carries one clear line for the CLI."""
+
+
+class EvopruneError(Exception):
+    """An error caused by user input; the CLI prints its message on one line."""
+
+
+class ConfigError(EvopruneError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+class DataError(EvopruneError):
+    """A dataset cannot be found, read or parsed."""
+
+
+class ModelError(EvopruneError):
+    """A model file is unusable (not Keras, NaN weights, missing layer)."""
