@@ -1,0 +1,253 @@
+"""Run configuration: a TOML file loaded once into a frozen, validated object."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from evoprune.errors import ConfigError
+
+DATASETS = ("mnist", "mnist-sample")
+FITNESS_SPLITS = ("validation", "test")
+EVALUATORS = ("fast", "exact")
+ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"Unknown {name}. Expected one of: {', '.join(choices)}. Received: {name}={value!r}"
+        )
+
+
+def _check_range(name: str, value: float, low: float, high: float | None = None,
+                 low_open: bool = False) -> None:
+    too_low = value <= low if low_open else value < low
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        raise ConfigError(f"Expected {name} {bound}. Received: {name}={value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and which split drives selection.
+
+    Attributes:
+        dataset: ``mnist`` (tensorflow-datasets) or ``mnist-sample`` (bundled subset).
+        data_dir: a directory of MNIST IDX files; when set, it replaces the download.
+        validation_fraction: share of train carved out (stratified, deterministic) for selection.
+        fitness_split: ``validation`` (default) or ``test`` (the notebook's choice).
+        split_seed: seed of the train/validation split, independent of the run seed.
+    """
+
+    dataset: str = "mnist"
+    data_dir: str = ""
+    validation_fraction: float = 0.1
+    fitness_split: str = "validation"
+    split_seed: int = 0
+
+    def validate(self) -> None:
+        _check_choice("data.dataset", self.dataset, DATASETS)
+        _check_choice("data.fitness_split", self.fitness_split, FITNESS_SPLITS)
+        _check_range("data.validation_fraction", self.validation_fraction, 0.0, 0.5)
+        if self.fitness_split == "validation" and self.validation_fraction <= 0:
+            raise ConfigError(
+                "Expected data.validation_fraction > 0 when data.fitness_split='validation'. "
+                f"Received: data.validation_fraction={self.validation_fraction!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The notebook's CNN and how it is trained.
+
+    Attributes:
+        epochs: training epochs (notebook: 5).
+        batch_size: training and evaluation batch size (notebook: 128).
+        learning_rate: Adam learning rate (notebook: 0.005).
+        cache_dir: where trained models are cached; empty means
+            ``$EVOPRUNE_CACHE_DIR`` or ``~/.cache/evoprune``.
+        model_file: a ``.keras`` file to prune instead of training one.
+    """
+
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = 0.005
+    cache_dir: str = ""
+    model_file: str = ""
+
+    def validate(self) -> None:
+        _check_range("model.epochs", self.epochs, 1)
+        _check_range("model.batch_size", self.batch_size, 1)
+        _check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The evolutionary search.
+
+    Attributes:
+        algorithm: ``paper`` (the notebook's elitist EA) or a multi-objective selection.
+        population: individuals per generation (notebook: 20).
+        generations: generations after the initial population (notebook: 30).
+        seed: seeds Python's, NumPy's and TensorFlow's generators (training and search).
+        evaluator: ``fast`` (cached activations, batched) or ``exact`` (``model.evaluate``).
+        min_threshold: smallest threshold of the initial population and of random resets.
+        cxpb: crossover probability (multi-objective algorithms).
+        mutpb: mutation probability (multi-objective algorithms).
+    """
+
+    algorithm: str = "paper"
+    population: int = 20
+    generations: int = 30
+    seed: int = 0
+    evaluator: str = "fast"
+    min_threshold: float = 1e-6
+    cxpb: float = 0.9
+    mutpb: float = 0.2
+
+    def validate(self) -> None:
+        _check_choice("search.algorithm", self.algorithm, ALGORITHMS)
+        _check_choice("search.evaluator", self.evaluator, EVALUATORS)
+        _check_range("search.population", self.population, 4)
+        _check_range("search.generations", self.generations, 0)
+        _check_range("search.seed", self.seed, 0)
+        _check_range("search.min_threshold", self.min_threshold, 0.0)
+        _check_range("search.cxpb", self.cxpb, 0.0, 1.0)
+        _check_range("search.mutpb", self.mutpb, 0.0, 1.0)
+        if self.algorithm == "paper" and self.population < 20:
+            raise ConfigError(
+                "Expected search.population >= 20 for algorithm 'paper' (it keeps population//20 "
+                f"random resets and population//4 children). Received: search.population={self.population}"
+            )
+        if self.algorithm == "nsga2" and self.population % 4:
+            raise ConfigError(
+                "Expected search.population to be a multiple of 4 for 'nsga2' (selTournamentDCD "
+                f"draws parents in groups of 4). Received: search.population={self.population}"
+            )
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: data, model and search sections."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def validate(self) -> Config:
+        self.data.validate()
+        self.model.validate()
+        self.search.validate()
+        return self
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """Returns a validated copy with ``{"section.key": value}`` overrides applied.
+
+        ``None`` values are ignored, so CLI options that were not given change nothing.
+        """
+        raw = self.to_dict()
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            section, key = dotted.split(".", 1)
+            raw.setdefault(section, {})[key] = value
+        return from_dict(raw)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self)}
+
+    def to_toml(self) -> str:
+        """Serializes the resolved config as TOML (read back by :func:`load_config`)."""
+        lines: list[str] = []
+        for section, values in self.to_dict().items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+            lines.append("")
+        return "\n".join(lines)
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "search": SearchConfig}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
+    name = f"{section}.{key}"
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(
+            f"Expected {name} to be {expected.__name__}. Received: {name}={value!r} "
+            f"({type(value).__name__})"
+        )
+    return value
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Builds a validated :class:`Config`; unknown sections or keys are errors."""
+    sections: dict[str, Any] = {}
+    for section, values in raw.items():
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"Unknown config section. Expected one of: {', '.join(_SECTIONS)}. "
+                f"Received: [{section}]"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"Expected [{section}] to be a table. Received: {section}={values!r}")
+        cls = _SECTIONS[section]
+        types = {f.name: type(f.default) for f in fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in types:
+                raise ConfigError(
+                    f"Unknown key in [{section}]. Expected one of: {', '.join(types)}. "
+                    f"Received: {section}.{key}"
+                )
+            kwargs[key] = _coerce(section, key, value, types[key])
+        sections[section] = cls(**kwargs)
+    return Config(**sections).validate()
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Loads and validates a TOML config; ``None`` gives the defaults.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or holds a bad value.
+    """
+    if path is None:
+        return Config().validate()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.__class__.__name__}: {exc}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from exc
+    return from_dict(raw)

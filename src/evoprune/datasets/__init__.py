@@ -1,0 +1,1 @@
+"""Datasets shipped inside the evoprune package."""

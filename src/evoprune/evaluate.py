@@ -1,0 +1,164 @@
+"""Fitness evaluation: accuracy and nonzero weights of pruned variants of one model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from evoprune.data import Split, eval_pipeline, normalize
+
+FAST_CHUNK = 64  # individuals per batched product: bounds memory at N x 64 x classes floats
+
+
+def pruned_layer_index(model) -> int:
+    """Index of the layer that is pruned: the last Dense layer (the paper's head)."""
+    import keras
+
+    for index in range(len(model.layers) - 1, -1, -1):
+        if isinstance(model.layers[index], keras.layers.Dense):
+            return index
+    raise ValueError("model has no Dense layer")
+
+
+class KerasEvaluator:
+    """Counts correct predictions of a model whose pruned layer is masked.
+
+    Two paths give the same counts:
+
+    * ``exact``: write the masked kernel into the model and call ``model.evaluate``
+      (what the notebook does, one call per individual);
+    * ``fast``: run the layers before the pruned layer once, keep those activations,
+      and score a whole population with one matrix product per chunk of individuals.
+
+    Args:
+        model: a trained Keras model.
+        split: ``(images uint8, labels)`` to score on.
+        mode: ``fast`` or ``exact``.
+        batch_size: batch size of the Keras forward passes.
+    """
+
+    def __init__(self, model, split: Split, mode: str = "fast", batch_size: int = 128) -> None:
+        self.model = model
+        self.mode = mode
+        self.batch_size = batch_size
+        self.split = split
+        self.layer_index = pruned_layer_index(model)
+        self.layer = model.layers[self.layer_index]
+        self.kernel, self.bias = (np.asarray(w) for w in self.layer.get_weights())
+        self.labels = np.asarray(split[1], dtype=np.int64)
+        self.n = len(self.labels)
+        self.features = self._features() if mode == "fast" else None
+
+    def _features(self) -> np.ndarray:
+        """Activations entering the pruned layer, computed once in the evaluator's batches."""
+        x = normalize(self.split[0])
+        out = []
+        for start in range(0, len(x), self.batch_size):
+            h = x[start:start + self.batch_size]
+            for layer in self.model.layers[:self.layer_index]:
+                h = layer(h)
+            out.append(np.asarray(h))
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def correct_counts(self, masks: np.ndarray) -> np.ndarray:
+        """Correct predictions for each mask in ``masks`` (shape ``(P, *kernel.shape)``)."""
+        masks = np.asarray(masks, dtype=bool)
+        if self.mode == "exact":
+            return np.array([self._correct_exact(m) for m in masks], dtype=np.int64)
+        return np.concatenate([self._correct_fast(masks[i:i + FAST_CHUNK])
+                               for i in range(0, len(masks), FAST_CHUNK)] or [np.zeros(0, np.int64)])
+
+    def _correct_fast(self, masks: np.ndarray) -> np.ndarray:
+        p, (f, k) = len(masks), self.kernel.shape
+        kernels = np.where(masks, self.kernel, np.float32(0))            # (p, f, k)
+        stacked = kernels.transpose(1, 0, 2).reshape(f, p * k)           # (f, p*k)
+        logits = (self.features @ stacked).reshape(self.n, p, k) + self.bias
+        return (logits.argmax(axis=2) == self.labels[:, None]).sum(axis=0).astype(np.int64)
+
+    def _correct_exact(self, mask: np.ndarray) -> int:
+        self.layer.set_weights([np.where(mask, self.kernel, np.float32(0)), self.bias])
+        try:
+            result = self.model.evaluate(eval_pipeline(self.split, self.batch_size), verbose=0,
+                                         return_dict=True)
+        finally:
+            self.layer.set_weights([self.kernel, self.bias])
+        return int(round(float(result["accuracy"]) * self.n))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one mask scores: accuracy on the fitness split and nonzero pruned weights."""
+
+    accuracy: float
+    nonzero: int
+    correct: int
+
+
+def paper_fitness(accuracy: float, nonzero: int, base_accuracy: float, base_nonzero: int) -> float:
+    """The paper's scalar fitness ``(acc/base_acc)^2 + (1 - size/base_size)/2``."""
+    return (accuracy / base_accuracy) ** 2 + (1.0 - nonzero / base_nonzero) / 2.0
+
+
+class PruningProblem:
+    """Genomes in, evaluations out, with memoization and honest counters.
+
+    Args:
+        encoding: decodes genomes into masks (e.g. :class:`ThresholdEncoding`).
+        evaluator: scores masks on the fitness split.
+        test_evaluator: scores masks on the test split, for reporting only.
+
+    Attributes:
+        evaluations: distinct genomes evaluated (repeats are served from memory).
+        model_evaluations: distinct masks actually scored by the model.
+    """
+
+    def __init__(self, encoding, evaluator: KerasEvaluator,
+                 test_evaluator: KerasEvaluator | None = None) -> None:
+        self.encoding = encoding
+        self.evaluator = evaluator
+        self.test_evaluator = test_evaluator
+        self.base_nonzero = int(np.count_nonzero(evaluator.kernel))
+        full = np.ones((1,) + evaluator.kernel.shape, dtype=bool)
+        self.base_accuracy = float(evaluator.correct_counts(full)[0]) / evaluator.n
+        self.base_test_accuracy = (float(test_evaluator.correct_counts(full)[0]) / test_evaluator.n
+                                   if test_evaluator else float("nan"))
+        self.evaluations = 0
+        self.model_evaluations = 0
+        self._by_genome: dict[tuple, Evaluation] = {}
+        self._by_mask: dict[object, Evaluation] = {}
+
+    def fitness(self, ev: Evaluation) -> float:
+        """The paper's scalar fitness of an evaluation against this model's baseline."""
+        return paper_fitness(ev.accuracy, ev.nonzero, self.base_accuracy, self.base_nonzero)
+
+    def evaluate(self, genomes: Sequence[Sequence[float]]) -> list[Evaluation]:
+        """Evaluates genomes in one batch; each distinct genome and mask is scored once."""
+        keys = [tuple(float(x) for x in g) for g in genomes]
+        new = [k for k in dict.fromkeys(keys) if k not in self._by_genome]
+        self.evaluations += len(new)
+        mask_keys = {k: self.encoding.mask_key(k) for k in new}
+        todo = [k for k in new if mask_keys[k] not in self._by_mask]
+        todo = list({mask_keys[k]: k for k in reversed(todo)}.values())  # one genome per mask
+        if todo:
+            masks = self.encoding.decode(todo)
+            correct = self.evaluator.correct_counts(masks)
+            nonzero = masks.reshape(len(todo), -1).sum(axis=1)
+            self.model_evaluations += len(todo)
+            for k, c, nz in zip(todo, correct, nonzero):
+                self._by_mask[mask_keys[k]] = Evaluation(int(c) / self.evaluator.n, int(nz), int(c))
+        for k in new:
+            self._by_genome[k] = self._by_mask[mask_keys[k]]
+        return [self._by_genome[k] for k in keys]
+
+    def test_accuracy(self, genomes: Sequence[Sequence[float]]) -> list[float]:
+        """Test-split accuracy of each genome (reporting only, never used for selection)."""
+        if self.test_evaluator is None or not len(genomes):
+            return [float("nan")] * len(genomes)
+        correct = self.test_evaluator.correct_counts(self.encoding.decode(genomes))
+        return [int(c) / self.test_evaluator.n for c in correct]
+
+    def archive(self) -> list[tuple[tuple, Evaluation]]:
+        """Every distinct genome evaluated so far, in evaluation order."""
+        return list(self._by_genome.items())

@@ -1,0 +1,155 @@
+"""The notebook's CNN: build, train, cache on disk and load safely."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evoprune.config import ModelConfig
+from evoprune.data import Dataset, eval_pipeline, train_pipeline
+from evoprune.errors import ModelError
+from evoprune.seeding import seed_everything
+
+ARCHITECTURE = "conv3-swish/avgpool/conv6-swish/avgpool/flatten/dense10"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained Keras model and where it came from.
+
+    Attributes:
+        model: the compiled Keras model.
+        path: its ``.keras`` file in the cache (or the user's model file).
+        cached: True when loaded from disk instead of trained now.
+        train_time_s: seconds spent training (0 when loaded).
+    """
+
+    model: object
+    path: Path
+    cached: bool
+    train_time_s: float
+
+
+def build_model(input_shape: tuple[int, ...] = (28, 28, 1), n_classes: int = 10,
+                learning_rate: float = 0.005):
+    """Builds and compiles the notebook's network (1,500 weights in the Dense head)."""
+    import keras
+
+    model = keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(3, (3, 3), activation="swish"),
+        keras.layers.AveragePooling2D(),
+        keras.layers.Conv2D(6, (3, 3), activation="swish"),
+        keras.layers.AveragePooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(n_classes),
+    ])
+    compile_model(model, learning_rate)
+    return model
+
+
+def compile_model(model, learning_rate: float = 0.005) -> None:
+    """Adam, sparse categorical cross-entropy on logits, sparse categorical accuracy."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def cache_key(dataset: Dataset, cfg: ModelConfig, seed: int) -> str:
+    """Hash of everything that determines the trained weights."""
+    import keras
+
+    spec = {
+        "dataset": dataset.checksum,
+        "architecture": ARCHITECTURE,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+        "seed": seed,
+        "keras": keras.__version__,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cache_dir(cfg: ModelConfig) -> Path:
+    """``model.cache_dir``, else ``$EVOPRUNE_CACHE_DIR``, else ``~/.cache/evoprune``."""
+    default = os.environ.get("EVOPRUNE_CACHE_DIR") or Path.home() / ".cache" / "evoprune"
+    return Path(cfg.cache_dir or default)
+
+
+def train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0):
+    """Trains the network on ``dataset.train`` with the notebook's settings, seeded."""
+    seed_everything(seed)
+    model = build_model(learning_rate=cfg.learning_rate)
+    model.fit(train_pipeline(dataset.train, cfg.batch_size, seed), epochs=cfg.epochs,
+              verbose=verbose)
+    return model
+
+
+def load_or_train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0) -> TrainedModel:
+    """Returns the user's model file, else the cached model, else trains and caches one.
+
+    A cache file that does not load or holds non-finite weights is retrained and replaced.
+    """
+    if cfg.model_file:
+        path = Path(cfg.model_file)
+        return TrainedModel(load_model_file(path), path, True, 0.0)
+    path = cache_dir(cfg) / f"mnist-cnn-{cache_key(dataset, cfg, seed)}.keras"
+    if path.exists():
+        try:
+            return TrainedModel(load_model_file(path), path, True, 0.0)
+        except ModelError:
+            pass  # corrupt cache entry: retrain below and overwrite it
+    start = time.perf_counter()
+    model = train(dataset, cfg, seed, verbose=verbose)
+    elapsed = time.perf_counter() - start
+    save_model(model, path)
+    return TrainedModel(model, path, False, elapsed)
+
+
+def save_model(model, path: Path) -> None:
+    """Saves atomically: write a temporary ``.keras`` file, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_model_file(path: Path):
+    """Loads a ``.keras`` model and checks it can be pruned.
+
+    Raises:
+        ModelError: not a Keras file, non-finite weights, or no Dense layer to prune.
+    """
+    import keras
+
+    if not path.is_file():
+        raise ModelError(f"Model file not found. Received: {path}")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
+    for weights in model.get_weights():
+        if not np.all(np.isfinite(weights)):
+            raise ModelError(f"Model has non-finite (NaN or inf) weights: {path}")
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense:
+        raise ModelError(f"Model has no Dense layer to prune: {path}")
+    compile_model(model)
+    return model
+
+
+def accuracy(model, split, batch_size: int = 128) -> float:
+    """Keras-evaluated accuracy of ``model`` on a ``(images, labels)`` split."""
+    result = model.evaluate(eval_pipeline(split, batch_size), verbose=0, return_dict=True)
+    return float(result["accuracy"])
