@@ -44,9 +44,9 @@ def build_model(input_shape: tuple[int, ...] = (28, 28, 1), n_classes: int = 10,
     model = keras.Sequential([
         keras.Input(shape=input_shape),
         keras.layers.Conv2D(3, (3, 3), activation="swish"),
-        keras.layers.AveragePooling2D(),
+        keras.layers.AveragePooling2D((2, 2)),
         keras.layers.Conv2D(6, (3, 3), activation="swish"),
-        keras.layers.AveragePooling2D(),
+        keras.layers.AveragePooling2D((2, 2)),
         keras.layers.Flatten(),
         keras.layers.Dense(n_classes),
     ])
@@ -92,7 +92,7 @@ def train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0):
     seed_everything(seed)
     model = build_model(learning_rate=cfg.learning_rate)
     model.fit(train_pipeline(dataset.train, cfg.batch_size, seed), epochs=cfg.epochs,
-              verbose=verbose)
+              shuffle=False, verbose=verbose)  # the pipeline already shuffles, seeded
     return model
 
 

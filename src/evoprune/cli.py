@@ -1,0 +1,165 @@
+"""Typer command-line interface: thin commands over the library (TensorFlow imported lazily)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+from evoprune.errors import EvopruneError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter quiet
+
+app = typer.Typer(
+    help="Prune neural network weights with evolutionary algorithms (DEAP + Keras).",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
+DatasetOpt = Annotated[Optional[str], typer.Option(help="Dataset name: mnist or mnist-sample.")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(
+    help="Directory of MNIST IDX files (offline); default $EVOPRUNE_DATA_DIR.")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Seed for training and search.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+
+
+def _err(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turns user errors into one line on stderr and exit code 1 (tracebacks with --debug)."""
+    try:
+        yield
+    except EvopruneError as exc:
+        if debug:
+            raise
+        _err(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+        raise typer.Exit(code=1) from None
+    except KeyboardInterrupt:
+        _err("interrupted")
+        raise typer.Exit(code=130) from None
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with stderr silenced: its C++ start-up lines bypass all log levels.
+
+    An import that fails is retried with stderr open so its error is visible.
+    """
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    except Exception:
+        pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    import tensorflow  # noqa: F401,F811
+
+
+def _load(config: Optional[Path], overrides: dict):
+    from evoprune.config import load_config
+
+    return load_config(config).with_overrides(overrides)
+
+
+def _data_overrides(dataset: Optional[str], data_dir: Optional[Path]) -> dict:
+    return {"data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None}
+
+
+def _status(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+def train(config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+          seed: SeedOpt = None,
+          epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+          debug: DebugOpt = False) -> None:
+    """Train the notebook's CNN (or load it from the cache) and print its accuracy."""
+    with user_errors(debug):
+        cfg = _load(config, {**_data_overrides(dataset, data_dir), "search.seed": seed,
+                             "model.epochs": epochs})
+        _import_tensorflow_quietly()
+        from evoprune.experiments import prepare
+        from evoprune.model import accuracy
+
+        prepared = prepare(cfg, _status)
+        trained, ds = prepared.trained, prepared.dataset
+        how = "loaded from cache" if trained.cached else f"trained in {trained.train_time_s:.1f} s"
+        typer.echo(f"model: {trained.path} ({how})")
+        for split in ("validation", "test"):
+            if len(ds.split(split)[1]):
+                typer.echo(f"{split} accuracy: {accuracy(trained.model, ds.split(split)):.4f}")
+
+
+@app.command()
+def run(out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
+        config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+        seed: SeedOpt = None,
+        algorithm: Annotated[Optional[str], typer.Option(
+            help="paper, nsga2, spea2 or nsga3.")] = None,
+        population: Annotated[Optional[int], typer.Option(help="Population size.")] = None,
+        generations: Annotated[Optional[int], typer.Option(help="Generations.")] = None,
+        evaluator: Annotated[Optional[str], typer.Option(help="fast or exact.")] = None,
+        debug: DebugOpt = False) -> None:
+    """Run one evolutionary pruning search and write a run directory."""
+    start = time.perf_counter()
+    with user_errors(debug):
+        cfg = _load(config, {**_data_overrides(dataset, data_dir), "search.seed": seed,
+                             "search.algorithm": algorithm, "search.population": population,
+                             "search.generations": generations, "search.evaluator": evaluator})
+        from evoprune.results import prepare_out_dir, write_run_dir
+
+        prepare_out_dir(out)
+        _import_tensorflow_quietly()
+        from evoprune.experiments import run_search
+
+        with _progress(cfg.search.generations) as observer:
+            result = run_search(cfg, observers=[observer], status=_status)
+        result.summary["wall_time_s"] = time.perf_counter() - start
+        write_run_dir(result, out)
+        best, base = result.summary["best"], result.summary["baseline"]
+        typer.echo(
+            f"best: threshold {best['threshold']:.4g}, nonzero {best['nonzero']}/{base['nonzero']} "
+            f"({best['compression']:.2f}x), accuracy {best['accuracy']:.4f} "
+            f"(baseline {base['accuracy']:.4f}), test {best['test_accuracy']:.4f}, "
+            f"fitness {best['fitness']:.4f}")
+        typer.echo(f"{result.summary['evaluations']} evaluations, search "
+                   f"{result.summary['search_time_s']:.2f} s; results in {out}")
+
+
+@contextlib.contextmanager
+def _progress(generations: int):
+    """A rich progress bar over generations, as a loop observer."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("generation"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[info]}"))
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("search", total=generations, info="")
+
+        def observer(state) -> None:
+            row = state.logbook[-1]
+            bar.update(task, completed=state.generation,
+                       info=f"best fitness {row['fitness_max']:.4f}, evals {row['evaluations']}")
+
+        yield observer
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

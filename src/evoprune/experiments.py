@@ -1,0 +1,144 @@
+"""Experiments: prepare data and model, run one search, and tabulate its result."""
+
+from __future__ import annotations
+
+import platform
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from evoprune import __version__
+from evoprune.algorithms import LoopState, Observer, build_toolbox, evolve
+from evoprune.config import Config
+from evoprune.data import Dataset, load_dataset
+from evoprune.encodings import ThresholdEncoding
+from evoprune.evaluate import KerasEvaluator, PruningProblem
+from evoprune.metrics import compression, pareto_front
+from evoprune.model import TrainedModel, load_or_train
+from evoprune.results import SUMMARY_VERSION, RunResult
+
+Status = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A loaded dataset and the trained model for one seed."""
+
+    dataset: Dataset
+    trained: TrainedModel
+
+
+def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
+    """Loads the dataset and loads (or trains and caches) the model for the run's seed."""
+    status(f"Loading dataset {config.data.data_dir or config.data.dataset}")
+    dataset = load_dataset(config.data)
+    status(f"Preparing model (seed {config.search.seed}, {config.model.epochs} epochs if not cached)")
+    trained = load_or_train(dataset, config.model, config.search.seed)
+    return Prepared(dataset, trained)
+
+
+def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
+    """Builds the encoding and the evaluators on the fitness split (and test, for reports)."""
+    model, dataset = prepared.trained.model, prepared.dataset
+    fitness = KerasEvaluator(model, dataset.split(config.data.fitness_split), config.search.evaluator,
+                             config.model.batch_size)
+    test = fitness if config.data.fitness_split == "test" else KerasEvaluator(
+        model, dataset.test, "fast", config.model.batch_size)
+    encoding = ThresholdEncoding(fitness.kernel, config.search.min_threshold)
+    return PruningProblem(encoding, fitness, test)
+
+
+def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Prepared | None = None,
+               status: Status = lambda msg: None) -> RunResult:
+    """Runs one search end to end and returns its frozen result.
+
+    Randomness: the search seeds Python's and NumPy's generators with ``search.seed``
+    right before the loop, so a cached and a freshly trained model give the same search.
+    """
+    wall_start = time.perf_counter()
+    prepared = prepared or prepare(config, status)
+    setup_start = time.perf_counter()
+    problem = make_problem(config, prepared)
+    toolbox, strategy = build_toolbox(config.search, problem)
+    setup_time = time.perf_counter() - setup_start
+    status(f"Searching: {config.search.algorithm}, population {config.search.population}, "
+           f"{config.search.generations} generations")
+    random.seed(config.search.seed)
+    np.random.seed(config.search.seed)
+    search_start = time.perf_counter()
+    state = evolve(toolbox, strategy, config.search.population, config.search.generations, observers)
+    search_time = time.perf_counter() - search_start
+    return tabulate(config, prepared, problem, state, search_time, setup_time,
+                    time.perf_counter() - wall_start)
+
+
+def _table(problem: PruningProblem, genomes: list, evaluations: list) -> pd.DataFrame:
+    nonzero = np.array([ev.nonzero for ev in evaluations], dtype=np.int64)
+    return pd.DataFrame({
+        "threshold": [float(g[0]) for g in genomes],
+        "accuracy": [ev.accuracy for ev in evaluations],
+        "nonzero": nonzero,
+        "compression": compression(problem.base_nonzero, nonzero),
+        "fitness": [problem.fitness(ev) for ev in evaluations],
+    })
+
+
+def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state: LoopState,
+             search_time: float, setup_time: float, wall_time: float) -> RunResult:
+    """Builds the result tables and ``summary.json`` mapping from the final loop state."""
+    genomes, evals = zip(*problem.archive())
+    archive = _table(problem, list(genomes), list(evals))
+    front = pareto_front(archive)
+    front.insert(2, "test_accuracy", problem.test_accuracy(front[["threshold"]].to_numpy()))
+    population = _table(problem, [list(i) for i in state.population],
+                        [i.evaluation for i in state.population])
+    population.insert(2, "test_accuracy", problem.test_accuracy(population[["threshold"]].to_numpy()))
+    population = population.sort_values("fitness", ascending=False, kind="stable").reset_index(drop=True)
+    best_index = archive["fitness"].idxmax()
+    best = {key: _py(archive.at[best_index, key]) for key in ("threshold", "accuracy", "nonzero", "compression",
+                                                 "fitness")}
+    best["test_accuracy"] = problem.test_accuracy([[best["threshold"]]])[0]
+    logbook = pd.DataFrame(state.logbook)
+    logbook["best_genome"] = logbook["best_genome"].map(lambda g: " ".join(f"{x:.8g}" for x in g))
+    summary = {
+        "version": SUMMARY_VERSION,
+        "algorithm": config.search.algorithm,
+        "seed": config.search.seed,
+        "dataset": prepared.dataset.name,
+        "dataset_checksum": prepared.dataset.checksum,
+        "fitness_split": config.data.fitness_split,
+        "evaluator": config.search.evaluator,
+        "population": config.search.population,
+        "generations": config.search.generations,
+        "baseline": {"accuracy": problem.base_accuracy, "test_accuracy": problem.base_test_accuracy,
+                     "nonzero": problem.base_nonzero},
+        "evaluations": problem.evaluations,
+        "model_evaluations": problem.model_evaluations,
+        "search_time_s": search_time,
+        "setup_time_s": setup_time,
+        "train_time_s": prepared.trained.train_time_s,
+        "model_cached": prepared.trained.cached,
+        "wall_time_s": wall_time,
+        "best": best,
+        "front_size": len(front),
+        "versions": _versions(),
+    }
+    return RunResult(config, summary, logbook, population, front, archive)
+
+
+def _py(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _versions() -> dict[str, str]:
+    import deap
+    import keras
+    import tensorflow as tf
+
+    return {"evoprune": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "tensorflow": tf.__version__, "keras": keras.__version__, "deap": deap.__version__,
+            "pandas": pd.__version__}

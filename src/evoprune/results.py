@@ -1,0 +1,119 @@
+"""The frozen result of one run and the run directory it writes (a documented contract)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evoprune.config import Config
+from evoprune.errors import EvopruneError
+
+SUMMARY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one search produced.
+
+    Attributes:
+        config: the resolved configuration.
+        summary: the ``summary.json`` mapping (keys documented in the README).
+        logbook: one row per generation.
+        population: the final population, one row per individual.
+        front: the non-dominated set of everything evaluated (accuracy up, nonzero down).
+        archive: every distinct genome evaluated, in order.
+    """
+
+    config: Config
+    summary: dict[str, Any]
+    logbook: pd.DataFrame
+    population: pd.DataFrame
+    front: pd.DataFrame
+    archive: pd.DataFrame = field(repr=False)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf/NaN: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Writes ``text`` to a temporary file beside ``path``, then renames it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """Creates ``out`` if needed; a file or unwritable path there is a user error."""
+    if out.exists() and not out.is_dir():
+        raise EvopruneError(f"Output path exists and is not a directory. Received: --out {out}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise EvopruneError(f"Cannot write to output directory {out}: {exc.strerror or exc}") from exc
+    return out
+
+
+def write_run_dir(result: RunResult, out: Path, plots: bool = True) -> list[Path]:
+    """Writes config.toml, logbook.csv, population.csv, front.csv, pareto.png, summary.json.
+
+    ``summary.json`` is written last, so a directory without it is an unfinished run.
+    """
+    out = prepare_out_dir(out)
+    written = []
+
+    def put(name: str, text: str) -> None:
+        atomic_write_text(out / name, text)
+        written.append(out / name)
+
+    try:
+        put("config.toml", result.config.to_toml())
+        put("logbook.csv", result.logbook.to_csv(index=False))
+        put("population.csv", result.population.to_csv(index=False))
+        put("front.csv", result.front.to_csv(index=False))
+        if plots:
+            from evoprune.plots import pareto_figure, save_figure
+
+            save_figure(pareto_figure(result.front, title=_plot_title(result.summary)),
+                        out / "pareto.png")
+            written.append(out / "pareto.png")
+        put("summary.json", json.dumps(_finite(result.summary), indent=2) + "\n")
+    except OSError as exc:
+        raise EvopruneError(f"Cannot write results to {out}: {exc.strerror or exc}") from exc
+    return written
+
+
+def _plot_title(summary: dict[str, Any]) -> str:
+    return f"{summary['algorithm']} on {summary['dataset']}, seed {summary['seed']}"
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """Reads a finished run's ``summary.json``."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise EvopruneError(f"Not a finished run directory (no summary.json). Received: {run_dir}")
+    return json.loads(path.read_text(encoding="utf-8"))
