@@ -121,10 +121,11 @@ def run(out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to 
 
         prepare_out_dir(out)
         _import_tensorflow_quietly()
-        from evoprune.experiments import run_search
+        from evoprune.experiments import prepare, run_search
 
+        prepared = prepare(cfg, _status)
         with _progress(cfg.search.generations) as observer:
-            result = run_search(cfg, observers=[observer], status=_status)
+            result = run_search(cfg, observers=[observer], prepared=prepared, status=_status)
         result.summary["wall_time_s"] = time.perf_counter() - start
         write_run_dir(result, out)
         best, base = result.summary["best"], result.summary["baseline"]

@@ -56,14 +56,14 @@ def sample_dir() -> Path:
 def load_dataset(cfg: DataConfig) -> Dataset:
     """Loads the configured dataset and carves the validation split.
 
-    Order of sources: ``cfg.data_dir`` (or ``$EVOPRUNE_DATA_DIR``) when set, else the
-    bundled sample for ``mnist-sample``, else tensorflow-datasets.
+    Order of sources: ``cfg.data_dir`` when set, else the bundled sample for
+    ``mnist-sample``, else ``$EVOPRUNE_DATA_DIR`` when set, else tensorflow-datasets.
 
     Raises:
         DataError: files are missing or corrupt, or tensorflow-datasets has no local copy
             and no network (detected within seconds, not after minutes of retries).
     """
-    data_dir = cfg.data_dir or os.environ.get("EVOPRUNE_DATA_DIR", "")
+    data_dir = cfg.data_dir or ("" if cfg.dataset == SAMPLE_NAME else os.environ.get("EVOPRUNE_DATA_DIR", ""))
     if data_dir:
         raw, name = load_idx_dir(Path(data_dir)), f"idx:{Path(data_dir).resolve()}"
     elif cfg.dataset == SAMPLE_NAME:

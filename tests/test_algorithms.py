@@ -1,0 +1,81 @@
+"""The generational loop: the paper's generation shape, bug fixes, determinism."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from evoprune.algorithms import PaperStrategy, build_toolbox, evaluate_invalid, evolve
+from evoprune.experiments import make_problem, run_search
+
+
+@pytest.fixture()
+def paper(sample_config, prepared):
+    problem = make_problem(sample_config, prepared)
+    toolbox, strategy = build_toolbox(sample_config.search, problem)
+    return problem, toolbox, strategy
+
+
+def test_paper_generation_shape_and_no_aliasing(paper):
+    problem, toolbox, strategy = paper
+    random.seed(1)
+    pop = toolbox.population(20)
+    evaluate_invalid(toolbox, pop)
+    offspring = strategy.offspring(toolbox, pop)
+    assert len(offspring) == 20 // 4 + 20 // 20
+    assert all(not ind.fitness.valid for ind in offspring)
+    assert not any(o is p for o in offspring for p in pop)  # clones, never aliases
+    new = strategy.survive(toolbox, pop, offspring)
+    elites = new[:14]
+    assert len(new) == 20 and len({id(i) for i in new}) == 20
+    best14 = sorted(pop, key=lambda i: i.fitness.values[0], reverse=True)[:14]
+    assert [e.fitness.values for e in elites] == [b.fitness.values for b in best14]
+    assert all(any(e is p for p in pop) for e in elites)  # elites kept, not re-created
+
+
+def test_children_are_parent_means_and_resets_in_bounds(paper):
+    problem, toolbox, strategy = paper
+    random.seed(5)
+    pop = toolbox.population(20)
+    evaluate_invalid(toolbox, pop)
+    genes = {ind[0] for ind in pop}
+    offspring = strategy.offspring(toolbox, pop)
+    means = {(a + b) / 2 for a in genes for b in genes if a != b}
+    assert all(child[0] in means for child in offspring[:5])
+    reset = offspring[5][0]
+    assert problem.encoding.low <= reset <= problem.encoding.high
+
+
+def test_elites_are_not_reevaluated_and_last_children_are(paper, sample_config):
+    problem, toolbox, strategy = paper
+    random.seed(0)
+    state = evolve(toolbox, strategy, 20, 4)
+    assert all(ind.fitness.valid for ind in state.population)
+    # each generation evaluates at most its 6 new genomes, never the 14 elites
+    assert all(row["nevals"] <= 6 for row in state.logbook[1:])
+    assert problem.evaluations == sum(row["nevals"] for row in state.logbook)
+    best = [row["fitness_max"] for row in state.logbook]
+    assert best == sorted(best)  # elitism: the best is never lost
+
+
+def test_same_seed_same_result_different_seed_differs(sample_config, prepared):
+    a = run_search(sample_config, prepared=prepared)
+    b = run_search(sample_config, prepared=prepared)
+    assert a.front.equals(b.front) and a.summary["best"] == b.summary["best"]
+    assert a.population.equals(b.population)
+    other = run_search(sample_config.with_overrides({"search.seed": 1}), prepared=prepared)
+    assert not np.array_equal(other.archive["threshold"].to_numpy()[20:],
+                              a.archive["threshold"].to_numpy()[20:])
+
+
+@pytest.mark.parametrize("algorithm", ["nsga2", "spea2", "nsga3"])
+def test_multi_objective_algorithms_run_on_the_same_loop(sample_config, prepared, algorithm):
+    cfg = sample_config.with_overrides({"search.algorithm": algorithm, "search.population": 20})
+    result = run_search(cfg, prepared=prepared)
+    assert len(result.logbook) == cfg.search.generations + 1
+    assert result.summary["evaluations"] == len(result.archive)
+    assert len(result.front) >= 3
+    again = run_search(cfg, prepared=prepared)
+    assert result.front.equals(again.front)

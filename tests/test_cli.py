@@ -1,0 +1,121 @@
+"""CLI: outputs of a run, one-line errors with non-zero exits, nothing lost, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from evoprune.cli import app
+from evoprune.config import load_config
+
+runner = CliRunner()
+SUMMARY_KEYS = {"algorithm", "seed", "dataset", "fitness_split", "baseline", "evaluations",
+                "search_time_s", "wall_time_s", "best"}
+
+
+@pytest.fixture()
+def config_file(tmp_path, sample_config, prepared):
+    path = tmp_path / "test.toml"
+    path.write_text(sample_config.with_overrides({"search.generations": 3}).to_toml())
+    return path
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_lists_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0 and "run" in result.output and "train" in result.output
+
+
+def test_cli_import_does_not_load_tensorflow():
+    code = "import sys, evoprune.cli; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_run_writes_the_run_directory(tmp_path, config_file):
+    out = tmp_path / "run"
+    result = invoke("run", "--config", config_file, "--seed", "0", "--out", out)
+    assert result.exit_code == 0, result.output
+    for name in ("config.toml", "logbook.csv", "population.csv", "front.csv", "pareto.png",
+                 "summary.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert set(summary["baseline"]) >= {"accuracy", "test_accuracy", "nonzero"}
+    assert set(summary["best"]) >= {"threshold", "accuracy", "test_accuracy", "nonzero",
+                                    "compression", "fitness"}
+    assert summary["dataset"] == "mnist-sample" and summary["fitness_split"] == "validation"
+    front = pd.read_csv(out / "front.csv")
+    assert {"accuracy", "test_accuracy", "nonzero", "compression"} <= set(front.columns)
+    assert front["nonzero"].is_monotonic_increasing and front["accuracy"].is_monotonic_increasing
+    logbook = pd.read_csv(out / "logbook.csv")
+    assert logbook["gen"].tolist() == [0, 1, 2, 3]
+    assert summary["evaluations"] == logbook["nevals"].sum()
+    assert load_config(out / "config.toml").search.generations == 3
+    assert f"{summary['best']['fitness']:.4f}" in result.output
+
+
+def test_train_prints_accuracy(config_file):
+    result = invoke("train", "--config", config_file)
+    assert result.exit_code == 0, result.output
+    assert "loaded from cache" in result.output and "test accuracy: 0." in result.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dataset", "cifar"], "data.dataset='cifar'"),
+    (["--algorithm", "nsga4"], "search.algorithm='nsga4'"),
+    (["--population", "0"], "search.population=0"),
+    (["--generations", "-2"], "search.generations=-2"),
+    (["--evaluator", "slow"], "search.evaluator='slow'"),
+    (["--algorithm", "nsga2", "--population", "22"], "multiple of 4"),
+])
+def test_bad_options_give_one_line(tmp_path, config_file, args, needle):
+    result = invoke("run", "--config", config_file, "--out", tmp_path / "o", *args)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("Error:")
+    assert "Traceback" not in result.output
+
+
+def test_out_dir_that_is_a_file(tmp_path, config_file):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    result = invoke("run", "--config", config_file, "--out", target)
+    assert result.exit_code == 1 and "not a directory" in result.output
+    assert target.read_text() == "keep me"
+
+
+def test_missing_config_file(tmp_path):
+    result = invoke("run", "--config", tmp_path / "nope.toml", "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "nope.toml" in result.output
+
+
+def test_corrupt_data_dir_leaves_earlier_results(tmp_path, config_file):
+    out = tmp_path / "run"
+    assert invoke("run", "--config", config_file, "--out", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "idx"
+    bad.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (bad / name).write_bytes(b"\x00\x00\x08\x03\x00\x00")  # truncated header
+    result = invoke("run", "--config", config_file, "--data-dir", bad, "--out", out)
+    assert result.exit_code == 1 and "train-images-idx3-ubyte" in result.output
+    lines = result.output.strip().splitlines()
+    assert [line for line in lines if line.startswith("Error:")] == lines[-1:]
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_debug_shows_the_traceback(tmp_path, config_file):
+    result = invoke("run", "--config", config_file, "--dataset", "cifar", "--out", tmp_path / "o",
+                    "--debug")
+    assert result.exit_code != 0 and result.exception is not None

@@ -1,0 +1,67 @@
+"""Config loading: defaults, overrides, and one clear error per bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evoprune.config import Config, load_config
+from evoprune.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_paper_config_matches_the_notebook():
+    cfg = load_config(ROOT / "configs" / "paper.toml")
+    assert (cfg.search.population, cfg.search.generations, cfg.search.algorithm) == (20, 30, "paper")
+    assert (cfg.model.epochs, cfg.model.batch_size, cfg.model.learning_rate) == (5, 128, 0.005)
+    assert cfg.search.min_threshold == 1e-6
+    assert cfg.data.fitness_split == "validation"
+    assert load_config(ROOT / "configs" / "notebook.toml").data.fitness_split == "test"
+
+
+def test_round_trip_through_toml(tmp_path):
+    cfg = Config().with_overrides({"search.seed": 7, "data.dataset": "mnist-sample",
+                                   "data.data_dir": 'a "quoted" dir'})
+    path = tmp_path / "c.toml"
+    path.write_text(cfg.to_toml())
+    assert load_config(path) == cfg
+
+
+def test_none_overrides_change_nothing():
+    assert Config().with_overrides({"search.seed": None}) == Config()
+
+
+def test_int_accepted_for_float():
+    assert Config().with_overrides({"model.learning_rate": 1}).model.learning_rate == 1.0
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[search]\npopulaton = 20\n", "search.populaton"),
+    ("[serch]\n", "[serch]"),
+    ('[search]\npopulation = "big"\n', "search.population='big'"),
+    ("[search]\npopulation = 0\n", "search.population=0"),
+    ("[search]\ncxpb = 1.5\n", "search.cxpb=1.5"),
+    ('[search]\nalgorithm = "nsga4"\n', "search.algorithm='nsga4'"),
+    ('[data]\ndataset = "cifar"\n', "data.dataset='cifar'"),
+    ('[data]\nfitness_split = "train"\n', "data.fitness_split='train'"),
+    ("[data]\nvalidation_fraction = 0.0\n", "data.validation_fraction=0.0"),
+    ("[model]\nepochs = -1\n", "model.epochs=-1"),
+    ('[search]\nalgorithm = "nsga2"\npopulation = 22\n', "multiple of 4"),
+    ("[search]\npopulation = 12\n", "search.population=12"),
+    ("[search\n", "not valid TOML"),
+])
+def test_bad_values_name_field_and_value(tmp_path, text, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert needle in message
+    assert "\n" not in message
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="Cannot read config file"):
+        load_config(tmp_path / "nope.toml")

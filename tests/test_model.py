@@ -1,0 +1,60 @@
+"""Model: architecture, cache hits, corrupt cache retrained, unusable model files refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evoprune.errors import ModelError
+from evoprune.model import build_model, load_model_file, load_or_train, save_model
+
+
+def test_architecture_has_the_papers_1500_weight_head():
+    model = build_model()
+    kernel = model.layers[-1].get_weights()[0]
+    assert kernel.shape == (150, 10)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "AveragePooling2D", "Conv2D", "AveragePooling2D", "Flatten", "Dense"]
+
+
+def test_second_call_loads_from_cache(sample_config, prepared):
+    again = load_or_train(prepared.dataset, sample_config.model, sample_config.search.seed)
+    assert again.cached and again.path == prepared.trained.path
+    for a, b in zip(again.model.get_weights(), prepared.trained.model.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_corrupt_cache_is_retrained(sample_config, prepared, tmp_path):
+    cfg = sample_config.with_overrides({"model.cache_dir": str(tmp_path)})
+    first = load_or_train(prepared.dataset, cfg.model, 0)
+    assert not first.cached
+    first.path.write_bytes(b"not a zip file")
+    second = load_or_train(prepared.dataset, cfg.model, 0)
+    assert not second.cached and load_model_file(second.path) is not None
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        assert np.array_equal(a, b)  # seeded training is reproducible
+
+
+def test_model_file_errors(tmp_path):
+    junk = tmp_path / "junk.keras"
+    junk.write_text("hello")
+    with pytest.raises(ModelError, match="Not a loadable Keras model"):
+        load_model_file(junk)
+    with pytest.raises(ModelError, match="not found"):
+        load_model_file(tmp_path / "missing.keras")
+    model = build_model()
+    weights = model.get_weights()
+    weights[-2][0, 0] = np.nan
+    model.set_weights(weights)
+    save_model(model, tmp_path / "nan.keras")
+    with pytest.raises(ModelError, match="non-finite"):
+        load_model_file(tmp_path / "nan.keras")
+
+
+def test_model_without_dense_layer_is_refused(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3)])
+    model.save(tmp_path / "conv.keras")
+    with pytest.raises(ModelError, match="no Dense layer"):
+        load_model_file(tmp_path / "conv.keras")
