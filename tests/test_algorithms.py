@@ -79,3 +79,11 @@ def test_multi_objective_algorithms_run_on_the_same_loop(sample_config, prepared
     assert len(result.front) >= 3
     again = run_search(cfg, prepared=prepared)
     assert result.front.equals(again.front)
+
+
+def test_evaluation_budget_stops_the_loop(sample_config, prepared):
+    cfg = sample_config.with_overrides({"search.generations": 500, "search.max_evaluations": 50})
+    result = run_search(cfg, prepared=prepared)
+    evaluations = result.logbook["evaluations"].tolist()
+    assert evaluations[-1] >= 50 and evaluations[-2] < 50
+    assert len(result.logbook) < 500

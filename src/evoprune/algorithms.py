@@ -169,12 +169,13 @@ Observer = Callable[[LoopState], None]
 
 def evolve(toolbox: base.Toolbox, strategy: Strategy, population_size: int, generations: int,
            observers: Sequence[Observer] = (), state: LoopState | None = None,
-           clock: Callable[[], float] | None = None) -> LoopState:
+           clock: Callable[[], float] | None = None, max_evaluations: int = 0) -> LoopState:
     """Runs (or resumes from ``state``) the generational loop for ``generations`` generations.
 
     Generation 0 is the evaluated initial population. Each later generation: offspring
     from the strategy, evaluation of the invalid ones, survival. Observers see the state
-    after every generation (progress bars, checkpoints).
+    after every generation (progress bars, checkpoints). With ``max_evaluations`` the loop
+    also stops after the generation whose evaluations reach that budget.
     """
     import time
 
@@ -189,7 +190,8 @@ def evolve(toolbox: base.Toolbox, strategy: Strategy, population_size: int, gene
         state = LoopState(0, population, logbook)
         for observer in observers:
             observer(state)
-    while state.generation < generations:
+    while state.generation < generations and not (
+            max_evaluations and toolbox.evaluations() >= max_evaluations):
         offspring = strategy.offspring(toolbox, state.population)
         nevals = evaluate_invalid(toolbox, offspring)
         population = strategy.survive(toolbox, state.population, offspring)

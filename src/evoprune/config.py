@@ -104,6 +104,8 @@ class SearchConfig:
         min_threshold: smallest threshold of the initial population and of random resets.
         cxpb: crossover probability (multi-objective algorithms).
         mutpb: mutation probability (multi-objective algorithms).
+        max_evaluations: stop after the generation that reaches this many distinct
+            evaluations (0: no budget, run all generations).
     """
 
     algorithm: str = "paper"
@@ -114,6 +116,7 @@ class SearchConfig:
     min_threshold: float = 1e-6
     cxpb: float = 0.9
     mutpb: float = 0.2
+    max_evaluations: int = 0
 
     def validate(self) -> None:
         _check_choice("search.algorithm", self.algorithm, ALGORITHMS)
@@ -124,6 +127,7 @@ class SearchConfig:
         _check_range("search.min_threshold", self.min_threshold, 0.0)
         _check_range("search.cxpb", self.cxpb, 0.0, 1.0)
         _check_range("search.mutpb", self.mutpb, 0.0, 1.0)
+        _check_range("search.max_evaluations", self.max_evaluations, 0)
         if self.algorithm == "paper" and self.population < 20:
             raise ConfigError(
                 "Expected search.population >= 20 for algorithm 'paper' (it keeps population//20 "

@@ -70,7 +70,8 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     random.seed(config.search.seed)
     np.random.seed(config.search.seed)
     search_start = time.perf_counter()
-    state = evolve(toolbox, strategy, config.search.population, config.search.generations, observers)
+    state = evolve(toolbox, strategy, config.search.population, config.search.generations, observers,
+                   max_evaluations=config.search.max_evaluations)
     search_time = time.perf_counter() - search_start
     return tabulate(config, prepared, problem, state, search_time, setup_time,
                     time.perf_counter() - wall_start)
