@@ -107,7 +107,7 @@ def test_corrupt_data_dir_leaves_earlier_results(tmp_path, config_file):
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte"):
         (bad / name).write_bytes(b"\x00\x00\x08\x03\x00\x00")  # truncated header
-    result = invoke("run", "--config", config_file, "--data-dir", bad, "--out", out)
+    result = invoke("run", "--config", config_file, "--data-dir", bad, "--out", out, "--overwrite")
     assert result.exit_code == 1 and "train-images-idx3-ubyte" in result.output
     lines = result.output.strip().splitlines()
     assert [line for line in lines if line.startswith("Error:")] == lines[-1:]
@@ -119,3 +119,15 @@ def test_debug_shows_the_traceback(tmp_path, config_file):
     result = invoke("run", "--config", config_file, "--dataset", "cifar", "--out", tmp_path / "o",
                     "--debug")
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_finished_run_is_not_overwritten_without_flag(tmp_path, config_file):
+    out = tmp_path / "run"
+    assert invoke("run", "--config", config_file, "--out", out).exit_code == 0
+    before = (out / "summary.json").read_bytes()
+    result = invoke("run", "--config", config_file, "--out", out, "--seed", "1")
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert (out / "summary.json").read_bytes() == before
+    assert invoke("run", "--config", config_file, "--out", out, "--seed", "1",
+                  "--overwrite").exit_code == 0
+    assert json.loads((out / "summary.json").read_text())["seed"] == 1

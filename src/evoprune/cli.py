@@ -35,8 +35,13 @@ def _err(message: str) -> None:
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turns user errors into one line on stderr and exit code 1 (tracebacks with --debug)."""
+    from evoprune.checkpoint import SearchInterrupted
+
     try:
         yield
+    except SearchInterrupted as exc:
+        _err(str(exc))
+        raise typer.Exit(code=130) from None
     except EvopruneError as exc:
         if debug:
             raise
@@ -102,7 +107,7 @@ def train(config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDi
 
 
 @app.command()
-def run(out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
+def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to write.")] = None,
         config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
         seed: SeedOpt = None,
         algorithm: Annotated[Optional[str], typer.Option(
@@ -110,22 +115,36 @@ def run(out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to 
         population: Annotated[Optional[int], typer.Option(help="Population size.")] = None,
         generations: Annotated[Optional[int], typer.Option(help="Generations.")] = None,
         evaluator: Annotated[Optional[str], typer.Option(help="fast or exact.")] = None,
+        resume: Annotated[Optional[Path], typer.Option(
+            help="Continue the interrupted run in this directory.")] = None,
+        overwrite: Annotated[bool, typer.Option(
+            help="Replace a finished run in --out.")] = False,
         debug: DebugOpt = False) -> None:
-    """Run one evolutionary pruning search and write a run directory."""
+    """Run one evolutionary pruning search and write a run directory (checkpointed)."""
     start = time.perf_counter()
     with user_errors(debug):
-        cfg = _load(config, {**_data_overrides(dataset, data_dir), "search.seed": seed,
-                             "search.algorithm": algorithm, "search.population": population,
-                             "search.generations": generations, "search.evaluator": evaluator})
-        from evoprune.results import prepare_out_dir, write_run_dir
+        overrides = {**_data_overrides(dataset, data_dir), "search.seed": seed,
+                     "search.algorithm": algorithm, "search.population": population,
+                     "search.generations": generations, "search.evaluator": evaluator}
+        out, cfg = _run_target(out, resume, config, overrides)
+        from evoprune.checkpoint import GracefulInterrupt
+        from evoprune.results import atomic_write_text, prepare_out_dir, write_run_dir
 
         prepare_out_dir(out)
+        if resume is None and (out / "summary.json").exists() and not overwrite:
+            raise EvopruneError(f"Output directory holds a finished run (summary.json); use "
+                                f"another --out or --overwrite. Received: --out {out}")
         _import_tensorflow_quietly()
         from evoprune.experiments import prepare, run_search
 
-        prepared = prepare(cfg, _status)
-        with _progress(cfg.search.generations) as observer:
-            result = run_search(cfg, observers=[observer], prepared=prepared, status=_status)
+        prepared = prepare(cfg, _status)  # bad data or model fail here, before any write
+        if resume is None:
+            (out / "summary.json").unlink(missing_ok=True)  # the directory is now unfinished
+            atomic_write_text(out / "config.toml", cfg.to_toml())
+        with GracefulInterrupt(f"evoprune run --resume {out}") as interrupt, \
+                _progress(cfg.search.generations) as observer:
+            result = run_search(cfg, observers=[observer, interrupt.check], prepared=prepared,
+                                status=_status, checkpoint_dir=out, resume=resume is not None)
         result.summary["wall_time_s"] = time.perf_counter() - start
         write_run_dir(result, out)
         best, base = result.summary["best"], result.summary["baseline"]
@@ -136,6 +155,29 @@ def run(out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to 
             f"fitness {best['fitness']:.4f}")
         typer.echo(f"{result.summary['evaluations']} evaluations, search "
                    f"{result.summary['search_time_s']:.2f} s; results in {out}")
+
+
+def _run_target(out: Optional[Path], resume: Optional[Path], config: Optional[Path], overrides: dict):
+    """The run directory and config: fresh from --out, or the saved config of --resume."""
+    if resume is None:
+        if out is None:
+            raise EvopruneError("Missing option. Expected --out DIR (or --resume DIR).")
+        return out, _load(config, overrides)
+    if out is not None and out.resolve() != resume.resolve():
+        raise EvopruneError(f"--out and --resume name different directories. Received: "
+                            f"--out {out}, --resume {resume}")
+    if (resume / "summary.json").is_file():
+        raise EvopruneError(f"Run is already complete (summary.json exists). Received: --resume {resume}")
+    saved = resume / "config.toml"
+    if not saved.is_file():
+        raise EvopruneError(f"Not a run directory (no config.toml). Received: --resume {resume}")
+    cfg = _load(saved, overrides)
+    if config is not None and _load(config, overrides) != cfg:
+        from evoprune.checkpoint import config_difference
+
+        raise EvopruneError(f"--config differs from the run being resumed: "
+                            f"{config_difference(cfg.to_dict(), _load(config, overrides).to_dict())}")
+    return resume, cfg
 
 
 @contextlib.contextmanager

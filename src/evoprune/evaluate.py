@@ -159,6 +159,18 @@ class PruningProblem:
         correct = self.test_evaluator.correct_counts(self.encoding.decode(genomes))
         return [int(c) / self.test_evaluator.n for c in correct]
 
+    def state_dict(self) -> dict:
+        """The memo and counters, for checkpoints."""
+        return {"evaluations": self.evaluations, "model_evaluations": self.model_evaluations,
+                "by_genome": dict(self._by_genome), "by_mask": dict(self._by_mask)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores what :meth:`state_dict` saved."""
+        self.evaluations = state["evaluations"]
+        self.model_evaluations = state["model_evaluations"]
+        self._by_genome = dict(state["by_genome"])
+        self._by_mask = dict(state["by_mask"])
+
     def archive(self) -> list[tuple[tuple, Evaluation]]:
         """Every distinct genome evaluated so far, in evaluation order."""
         return list(self._by_genome.items())

@@ -6,12 +6,13 @@ import platform
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from evoprune import __version__
+from evoprune import __version__, checkpoint
 from evoprune.algorithms import LoopState, Observer, build_toolbox, evolve
 from evoprune.config import Config
 from evoprune.data import Dataset, load_dataset
@@ -53,11 +54,15 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
 
 
 def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Prepared | None = None,
-               status: Status = lambda msg: None) -> RunResult:
+               status: Status = lambda msg: None, checkpoint_dir: Path | None = None,
+               resume: bool = False) -> RunResult:
     """Runs one search end to end and returns its frozen result.
 
     Randomness: the search seeds Python's and NumPy's generators with ``search.seed``
     right before the loop, so a cached and a freshly trained model give the same search.
+    With ``checkpoint_dir`` the state is checkpointed after every generation; with
+    ``resume`` the search continues from that checkpoint and ends exactly as an
+    uninterrupted run would.
     """
     wall_start = time.perf_counter()
     prepared = prepared or prepare(config, status)
@@ -65,14 +70,26 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     problem = make_problem(config, prepared)
     toolbox, strategy = build_toolbox(config.search, problem)
     setup_time = time.perf_counter() - setup_start
+    state, earlier_search_time = None, 0.0
+    if resume:
+        payload = checkpoint.load(Path(checkpoint_dir) / checkpoint.CHECKPOINT, config)
+        state, earlier_search_time = checkpoint.restore(payload, problem), payload["search_time_s"]
+        status(f"Resuming after generation {state.generation}")
+    else:
+        random.seed(config.search.seed)
+        np.random.seed(config.search.seed)
     status(f"Searching: {config.search.algorithm}, population {config.search.population}, "
            f"{config.search.generations} generations")
-    random.seed(config.search.seed)
-    np.random.seed(config.search.seed)
     search_start = time.perf_counter()
+
+    def save_checkpoint(current: LoopState) -> None:
+        checkpoint.save(Path(checkpoint_dir) / checkpoint.CHECKPOINT, current, problem, config,
+                        earlier_search_time + time.perf_counter() - search_start)
+
+    observers = ([save_checkpoint] if checkpoint_dir else []) + list(observers)
     state = evolve(toolbox, strategy, config.search.population, config.search.generations, observers,
-                   max_evaluations=config.search.max_evaluations)
-    search_time = time.perf_counter() - search_start
+                   state=state, max_evaluations=config.search.max_evaluations)
+    search_time = earlier_search_time + time.perf_counter() - search_start
     return tabulate(config, prepared, problem, state, search_time, setup_time,
                     time.perf_counter() - wall_start)
 

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from evoprune.evaluate import KerasEvaluator
 
 MASK_CHUNK = 256  # masks built at once when the evaluator scores them (a multiple of FAST_CHUNK)
-SAFETY = 4.0  # margin multiplier on the rigorous rounding bound
 
 
 def _gamma(terms: int, unit: float) -> float:
@@ -43,12 +42,21 @@ def prune_steps(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def step_thresholds(magnitudes: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """Smallest threshold giving each step's mask under ``|w| <= t`` pruning.
 
-    Step ``k > 0`` gets ``|w|`` of its ``k``-th smallest weight; step 0 gets 0.0, or -1.0
-    when some weight is exactly zero (a threshold of 0 would prune it).
+    Args:
+        magnitudes: sorted ``|w|`` from :func:`prune_steps`.
+        steps: numbers of pruned weights from :func:`prune_steps`.
+
+    Returns:
+        float64 thresholds: ``|w|`` of the ``k``-th smallest weight for ``k > 0``; for
+        ``k = 0``, 0.0, or -1.0 when some weight is exactly zero (0.0 would prune it).
     """
     mags = np.asarray(magnitudes, dtype=np.float64)
-    first = 0.0 if mags.size == 0 or mags[0] > 0 else -1.0
-    return np.where(steps > 0, mags[np.maximum(steps - 1, 0)] if mags.size else 0.0, first)
+    steps = np.asarray(steps, dtype=np.int64)
+    out = np.zeros(len(steps), dtype=np.float64)
+    if mags.size and mags[0] == 0:
+        out[steps == 0] = -1.0
+    out[steps > 0] = mags[steps[steps > 0] - 1]
+    return out
 
 
 def _score(evaluator: KerasEvaluator, thresholds: np.ndarray) -> np.ndarray:
@@ -86,37 +94,41 @@ def brute_force_sweep(evaluator: KerasEvaluator) -> pd.DataFrame:
     """
     _, magnitudes, steps = prune_steps(evaluator.kernel)
     thresholds = step_thresholds(magnitudes, steps)
-    correct = _score(evaluator, thresholds)
-    return _table(thresholds, steps, magnitudes.size, correct, evaluator.n,
+    return _table(thresholds, steps, magnitudes.size, _score(evaluator, thresholds), evaluator.n,
                   np.ones(len(steps), dtype=bool))
 
 
-def _rows_state(logits: np.ndarray, rows: np.ndarray,
-                tol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top class, top logit and "near tie" flag of ``rows`` (columns of ``logits``)."""
-    sub = logits[:, rows]
+def _rows_state(logits: np.ndarray, errors: np.ndarray, labels: np.ndarray,
+                rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top class, lower bound of its logit and "hit not certain" flag of ``rows``.
+
+    The hit is not certain when the label is the top and another logit's interval reaches
+    the top's lower bound, or the label is not the top and its own interval reaches it.
+    """
+    sub, err = logits[:, rows], errors[:, rows]
     cols = np.arange(sub.shape[1])
     top = sub.argmax(axis=0)
-    top_value = sub[top, cols]
-    sub[top, cols] = -np.inf
-    unsure = top_value - sub.max(axis=0) <= tol[rows]
-    return top, top_value, unsure
+    low = sub[top, cols] - err[top, cols]
+    high = sub + err
+    label_high = high[labels, cols]
+    high[top, cols] = -np.inf
+    unsure = np.where(top == labels, high.max(axis=0), label_high) >= low
+    return top, low, unsure
 
 
 def exact_sweep(evaluator: KerasEvaluator) -> pd.DataFrame:
     """Accuracy of every distinct threshold mask in one incremental pass; equals brute force.
 
     Weights are removed in order of increasing ``|w|``; removing ``kernel[i, j]`` changes
-    only column ``j`` of the logits, and only rows whose argmax was ``j``, whose new
-    ``logits[:, j]`` comes near their top logit, or that were already near a tie are
-    re-ranked. Logits are kept in float64 (products of float32 numbers are exact there).
+    only column ``j`` of the logits, so only rows whose argmax was ``j``, whose column ``j``
+    may now reach their top logit, or that were not certain are re-ranked. Logits are kept
+    in float64, where products of float32 numbers are exact.
 
-    Exactness: the evaluator's float32 logits differ from the real ones by at most
-    ``gamma_{F+1} * S`` (any summation order, ``S = max_j sum_i |f_i w_ij| + |b_j|``); the
-    float64 ones by at most ``gamma_{2F+2}`` in double precision times ``S``. A row whose
-    float64 top-2 margin exceeds ``SAFETY`` times twice their sum has the same argmax as the
-    evaluator's. Any mask where some row is within that margin is re-scored with
-    ``evaluator.correct_counts`` itself (marked ``rechecked``).
+    Exactness: in any summation order, the evaluator's float32 logit of class ``j`` is
+    within ``gamma_{F+1} * A_j`` of the real one, ``A_j = sum_i |f_i w_ij| + |b_j|`` over
+    kept weights (tracked per row too); the float64 logits are within a far smaller pad.
+    Every mask where some row's hit is not certain under these intervals is re-scored with
+    ``evaluator.correct_counts`` itself (``rechecked``).
 
     Args:
         evaluator: a fast-mode :class:`~evoprune.evaluate.KerasEvaluator` (or any object with
@@ -141,32 +153,32 @@ def exact_sweep(evaluator: KerasEvaluator) -> pd.DataFrame:
     thresholds = step_thresholds(magnitudes, steps)
     n_in, n_out = kernel.shape
     feats = np.ascontiguousarray(np.asarray(features, dtype=np.float64).T)  # (F, N)
-    k64, b64 = kernel.astype(np.float64), bias.astype(np.float64)
+    abs_feats, k64, b64 = np.abs(feats), kernel.astype(np.float64), bias.astype(np.float64)
     logits = np.ascontiguousarray(k64.T @ feats + b64[:, None])              # (C, N)
-    scale = (np.abs(k64).T @ np.abs(feats) + np.abs(b64)[:, None]).max(axis=0)
-    err = _gamma(n_in + 1, 2.0 ** -24) + _gamma(2 * n_in + 2, 2.0 ** -53)
-    tol = SAFETY * 2.0 * (err * scale + (n_in + 2) * 2.0 ** -149)  # + float32 underflow
+    mass = np.ascontiguousarray(np.abs(k64).T @ abs_feats + np.abs(b64)[:, None])
+    g32 = _gamma(n_in + 1, 2.0 ** -24)
+    # pad: float64 rounding of logits, masses and bounds, plus float32 underflow
+    pad = 8.0 * _gamma(2 * n_in + 2, 2.0 ** -53) * mass.max(axis=0) + (n_in + 2) * 2.0 ** -149
+    errors = g32 * mass + pad
     labels = np.asarray(evaluator.labels)
-    top, top_value, unsure = _rows_state(logits, np.arange(logits.shape[1]), tol)
+    top, low, unsure = _rows_state(logits, errors, labels, np.arange(logits.shape[1]))
     hits = top == labels
     correct, n_unsure = int(hits.sum()), int(unsure.sum())
-    counts = np.zeros(len(steps), dtype=np.int64)
-    flagged = np.zeros(len(steps), dtype=bool)
+    counts, flagged = np.zeros(len(steps), dtype=np.int64), np.zeros(len(steps), dtype=bool)
     counts[0], flagged[0] = correct, n_unsure > 0
     step_at = {int(k): s for s, k in enumerate(steps)}
     for position, flat_index in enumerate(order, start=1):
         i, j = divmod(int(flat_index), n_out)
         if k64[i, j] != 0.0:
-            column = logits[j]
-            column -= feats[i] * k64[i, j]
-            rows = np.flatnonzero((top == j) | unsure | (column >= top_value - tol))
-            if rows.size:
-                new_top, new_value, new_unsure = _rows_state(logits, rows, tol)
-                new_hits = new_top == labels[rows]
-                correct += int(new_hits.sum()) - int(hits[rows].sum())
-                n_unsure += int(new_unsure.sum()) - int(unsure[rows].sum())
-                top[rows], top_value[rows], unsure[rows], hits[rows] = (
-                    new_top, new_value, new_unsure, new_hits)
+            logits[j] -= feats[i] * k64[i, j]
+            mass[j] -= abs_feats[i] * abs(k64[i, j])
+            errors[j] = g32 * mass[j] + pad
+            rows = np.flatnonzero((top == j) | unsure | (logits[j] + errors[j] >= low))
+            new_top, new_low, new_unsure = _rows_state(logits, errors, labels[rows], rows)
+            new_hits = new_top == labels[rows]
+            correct += int(new_hits.sum()) - int(hits[rows].sum())
+            n_unsure += int(new_unsure.sum()) - int(unsure[rows].sum())
+            top[rows], low[rows], unsure[rows], hits[rows] = new_top, new_low, new_unsure, new_hits
         s = step_at.get(position)
         if s is not None:
             counts[s], flagged[s] = correct, n_unsure > 0
@@ -182,6 +194,6 @@ def exact_front(evaluator: KerasEvaluator) -> pd.DataFrame:
         evaluator: as for :func:`exact_sweep`.
 
     Returns:
-        :func:`~evoprune.metrics.pareto_front` of :func:`exact_sweep`, sorted by nonzero.
+        :func:`~evoprune.metrics.pareto_front` of :func:`exact_sweep`, by nonzero.
     """
     return pareto_front(exact_sweep(evaluator))
