@@ -148,9 +148,9 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def ratio(numerator: float, denominator: float) -> str:
+def ratio(numerator: float, denominator: float, digits: int = 1) -> str:
     """``numerator / denominator`` as ``12.3x`` (``n/a`` for a zero denominator)."""
-    return f"{numerator / denominator:,.1f}x" if denominator else "n/a"
+    return f"{numerator / denominator:,.{digits}f}x" if denominator else "n/a"
 
 
 def fmt_s(seconds: float) -> str:

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     base = rows['python -c "import tensorflow"'][1]
     common.print_table("Peak resident set size (ru_maxrss of the child process)",
                        ["command", "peak RSS", "vs import tensorflow", "wall time"],
-                       [[name, common.fmt_mib(kib), common.ratio(kib, base), common.fmt_s(wall)]
+                       [[name, common.fmt_mib(kib), common.ratio(kib, base, 2), common.fmt_s(wall)]
                         for name, (wall, kib) in rows.items()])
     summary = Path(fresh) / "run2" / "summary.json"
     if summary.is_file():

@@ -180,6 +180,48 @@ def _run_target(out: Optional[Path], resume: Optional[Path], config: Optional[Pa
     return resume, cfg
 
 
+@app.command()
+def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the comparison.")],
+            config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+            seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1).")] = None,
+            algorithms: Annotated[Optional[str], typer.Option(
+                help="Comma-separated, e.g. paper,nsga2,spea2,nsga3.")] = None,
+            debug: DebugOpt = False) -> None:
+    """Compare algorithms across seeds at equal budgets; resumes an interrupted comparison."""
+    with user_errors(debug):
+        names = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
+        cfg = _load(config, {**_data_overrides(dataset, data_dir), "compare.seeds": seeds,
+                             "compare.algorithms": names})
+        from evoprune.results import atomic_write_text, prepare_out_dir
+
+        prepare_out_dir(out)
+        _import_tensorflow_quietly()
+        from evoprune import compare as cmp
+
+        cmp.check_resumable(cfg, out)
+        atomic_write_text(out / "config.toml", cfg.to_toml())
+        with _bar("trials", cmp.total_trials(cfg)) as bar:
+            result = cmp.compare(cfg, out, progress=bar, status=lambda msg: None)
+        cmp.write_outputs(cfg, result, out)
+        typer.echo(cmp.median_table(result.trials)[
+            ["hypervolume", "best_fitness", "best_test_accuracy", "nonzero_within_1pp"]].to_string())
+        typer.echo(f"report: {out / 'report.md'}")
+
+
+@contextlib.contextmanager
+def _bar(label: str, total: int):
+    """A rich progress bar; yields ``update(description, completed)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.description}"))
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("", total=total)
+        yield lambda description, completed: progress.update(task, description=description,
+                                                             completed=completed)
+
+
 @contextlib.contextmanager
 def _progress(generations: int):
     """A rich progress bar over generations, as a loop observer."""

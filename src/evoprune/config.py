@@ -141,17 +141,55 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Fixed reference point of the hypervolume (never derived from a front).
+
+    Attributes:
+        ref_accuracy: worst accuracy counted (default 0).
+        ref_nonzero: worst nonzero count counted; 0 means all prunable weights.
+    """
+
+    ref_accuracy: float = 0.0
+    ref_nonzero: int = 0
+
+    def validate(self) -> None:
+        _check_range("metrics.ref_accuracy", self.ref_accuracy, 0.0, 1.0)
+        _check_range("metrics.ref_nonzero", self.ref_nonzero, 0)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """``evoprune compare``: algorithms x seeds at the search's evaluation budget.
+
+    Attributes:
+        seeds: number of seeds (0 .. seeds-1); each seed trains and prunes its own model.
+        algorithms: algorithms to compare (the exact sweep is always added as reference).
+    """
+
+    seeds: int = 10
+    algorithms: tuple = ("paper", "nsga2", "spea2", "nsga3")
+
+    def validate(self) -> None:
+        _check_range("compare.seeds", self.seeds, 1)
+        if not self.algorithms:
+            raise ConfigError("Expected at least one algorithm. Received: compare.algorithms=[]")
+        for name in self.algorithms:
+            _check_choice("compare.algorithms", name, ALGORITHMS)
+
+
+@dataclass(frozen=True)
 class Config:
-    """A whole run: data, model and search sections."""
+    """A whole run: data, model, search, metrics and compare sections."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     def validate(self) -> Config:
-        self.data.validate()
-        self.model.validate()
-        self.search.validate()
+        for section in fields(self):
+            getattr(self, section.name).validate()
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
@@ -180,7 +218,8 @@ class Config:
         return "\n".join(lines)
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "search": SearchConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "search": SearchConfig,
+             "metrics": MetricsConfig, "compare": CompareConfig}
 
 
 def _toml_value(value: Any) -> str:
@@ -188,6 +227,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
@@ -198,6 +239,10 @@ def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
         return float(value)
     if expected is int and isinstance(value, float) and value.is_integer():
         return int(value)
+    if expected is tuple and isinstance(value, (list, tuple)):
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"Expected {name} to be a list of strings. Received: {name}={value!r}")
+        return tuple(value)
     if expected is bool:
         ok = isinstance(value, bool)
     elif expected is int:

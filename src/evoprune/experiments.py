@@ -109,7 +109,8 @@ def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state:
              search_time: float, setup_time: float, wall_time: float) -> RunResult:
     """Builds the result tables and ``summary.json`` mapping from the final loop state."""
     genomes, evals = zip(*problem.archive())
-    archive = _table(problem, list(genomes), list(evals))
+    budget = config.search.max_evaluations or len(genomes)  # the last generation may overshoot
+    archive = _table(problem, list(genomes[:budget]), list(evals[:budget]))
     front = pareto_front(archive)
     front.insert(2, "test_accuracy", problem.test_accuracy(front[["threshold"]].to_numpy()))
     population = _table(problem, [list(i) for i in state.population],

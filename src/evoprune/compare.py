@@ -1,0 +1,279 @@
+"""``evoprune compare``: algorithms x seeds on each seed's own model, at equal budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from evoprune.config import Config
+from evoprune.errors import EvopruneError
+from evoprune.experiments import Prepared, make_problem, prepare, run_search
+from evoprune.metrics import hypervolume, igd, pareto_front, smallest_nonzero_within
+from evoprune.results import RunResult, atomic_write_text
+
+REFERENCE = "sweep"
+KEY = ["algorithm", "seed"]
+# metric -> True when higher is better
+METRICS = {
+    "hypervolume": True, "igd": False, "best_fitness": True, "best_accuracy": True,
+    "best_test_accuracy": True, "best_compression": True,
+    "nonzero_within_0.5pp": False, "nonzero_within_1pp": False,
+    "test_nonzero_within_0.5pp": False, "test_nonzero_within_1pp": False,
+    "selected_1pp_test_drop_pp": False,
+}
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """The tidy tables of a comparison (one row per algorithm x seed in ``trials``)."""
+
+    trials: pd.DataFrame
+    generations: pd.DataFrame
+    fronts: pd.DataFrame
+
+
+def algorithm_config(config: Config, algorithm: str, seed: int) -> Config:
+    """The run config of one trial (validates algorithm-specific sizes, e.g. DCD's 4s)."""
+    return config.with_overrides({"search.algorithm": algorithm, "search.seed": seed})
+
+
+def front_metrics(config: Config, front: pd.DataFrame, exact: pd.DataFrame,
+                  base_accuracy: float, base_test_accuracy: float, base_nonzero: int) -> dict:
+    """Hypervolume, IGD to the exact front, and the smallest sizes within 0.5 / 1 points."""
+    ref_nonzero = config.metrics.ref_nonzero or base_nonzero
+    row = {
+        "hypervolume": hypervolume(front["accuracy"], front["nonzero"], base_nonzero,
+                                   config.metrics.ref_accuracy, ref_nonzero),
+        "igd": igd(front[["accuracy", "nonzero"]].to_numpy(), exact[["accuracy", "nonzero"]].to_numpy(),
+                   base_nonzero),
+    }
+    for points in (0.5, 1.0):
+        tag = f"{points:g}pp"
+        row[f"nonzero_within_{tag}"] = smallest_nonzero_within(front, base_accuracy, points)
+        row[f"test_nonzero_within_{tag}"] = smallest_nonzero_within(
+            front, base_test_accuracy, points, accuracy_col="test_accuracy")
+    chosen = front[front["nonzero"] == row["nonzero_within_1pp"]]
+    row["selected_1pp_test_drop_pp"] = (100 * (base_test_accuracy - chosen["test_accuracy"].iloc[0])
+                                        if len(chosen) else None)
+    return row
+
+
+def _trial_row(config: Config, algorithm: str, seed: int, result: RunResult,
+               exact: pd.DataFrame) -> dict:
+    s = result.summary
+    base = s["baseline"]
+    row = {"algorithm": algorithm, "seed": seed, "evaluations": len(result.archive),
+           "baseline_accuracy": base["accuracy"], "baseline_test_accuracy": base["test_accuracy"],
+           "baseline_nonzero": base["nonzero"], "best_fitness": s["best"]["fitness"],
+           "best_accuracy": s["best"]["accuracy"], "best_test_accuracy": s["best"]["test_accuracy"],
+           "best_nonzero": s["best"]["nonzero"], "best_compression": s["best"]["compression"],
+           "front_size": len(result.front), "search_time_s": s["search_time_s"]}
+    row.update(front_metrics(config, result.front, exact, base["accuracy"], base["test_accuracy"],
+                             base["nonzero"]))
+    return row
+
+
+def _generation_rows(config: Config, algorithm: str, seed: int, result: RunResult) -> pd.DataFrame:
+    base = result.summary["baseline"]
+    archive = result.archive
+    rows = []
+    for gen, evaluations in zip(result.logbook["gen"], result.logbook["evaluations"]):
+        seen = archive.iloc[:min(int(evaluations), len(archive))]
+        front = pareto_front(seen)
+        rows.append({"algorithm": algorithm, "seed": seed, "gen": int(gen), "evaluations": len(seen),
+                     "hypervolume": hypervolume(front["accuracy"], front["nonzero"], base["nonzero"],
+                                                config.metrics.ref_accuracy,
+                                                config.metrics.ref_nonzero or base["nonzero"]),
+                     "best_fitness": float(seen["fitness"].max())})
+    return pd.DataFrame(rows)
+
+
+def reference_trial(config: Config, prepared: Prepared, seed: int) -> tuple[dict, pd.DataFrame]:
+    """The exact sweep of one seed's model: its trial row and its (exact) front."""
+    from evoprune.sweep import exact_sweep
+
+    problem = make_problem(config, prepared)
+    sweep = exact_sweep(problem.evaluator)
+    sweep["fitness"] = [problem.fitness(_Eval(a, n)) for a, n in zip(sweep["accuracy"], sweep["nonzero"])]
+    front = pareto_front(sweep)
+    front["test_accuracy"] = problem.test_accuracy(front[["threshold"]].to_numpy())
+    best = sweep.loc[sweep["fitness"].idxmax()]
+    best_test = problem.test_accuracy([[best["threshold"]]])[0]
+    row = {"algorithm": REFERENCE, "seed": seed, "evaluations": len(sweep),
+           "baseline_accuracy": problem.base_accuracy,
+           "baseline_test_accuracy": problem.base_test_accuracy,
+           "baseline_nonzero": problem.base_nonzero, "best_fitness": float(best["fitness"]),
+           "best_accuracy": float(best["accuracy"]), "best_test_accuracy": best_test,
+           "best_nonzero": int(best["nonzero"]),
+           "best_compression": problem.base_nonzero / max(int(best["nonzero"]), 1),
+           "front_size": len(front), "search_time_s": float("nan")}
+    row.update(front_metrics(config, front, front, problem.base_accuracy,
+                             problem.base_test_accuracy, problem.base_nonzero))
+    return row, front
+
+
+@dataclass(frozen=True)
+class _Eval:
+    accuracy: float
+    nonzero: int
+
+
+Progress = Callable[[str, int], None]
+
+
+def compare(config: Config, out: Path, progress: Progress = lambda label, done: None,
+            status: Callable[[str], None] = lambda msg: None) -> CompareResult:
+    """Runs every algorithm on every seed's model at the same budget; resumes from ``out``.
+
+    Trials already in ``out/trials.csv`` are skipped. Each finished trial is written
+    at once (fronts and generations first, then its ``trials.csv`` row), so an
+    interrupted comparison loses at most the trial in progress.
+    """
+    for algorithm in config.compare.algorithms:
+        algorithm_config(config, algorithm, 0)  # fail fast on e.g. a population DCD cannot use
+    done = _load_existing(out)
+    trials, generations, fronts = done.trials, done.generations, done.fronts
+    finished = set(zip(trials["algorithm"], trials["seed"])) if len(trials) else set()
+    for seed in range(config.compare.seeds):
+        todo = [a for a in (*config.compare.algorithms, REFERENCE) if (a, seed) not in finished]
+        if not todo:
+            continue
+        seed_config = config.with_overrides({"search.seed": seed})
+        prepared = prepare(seed_config, status)
+        exact = None
+        for algorithm in [REFERENCE] + [a for a in todo if a != REFERENCE]:
+            if algorithm == REFERENCE:
+                row, exact = reference_trial(seed_config, prepared, seed)
+                front, gens = exact, pd.DataFrame()
+            else:
+                result = run_search(algorithm_config(config, algorithm, seed), prepared=prepared)
+                row = _trial_row(config, algorithm, seed, result, exact)
+                front, gens = result.front, _generation_rows(config, algorithm, seed, result)
+            if (algorithm, seed) in finished:
+                continue
+            fronts = pd.concat([fronts, front.assign(algorithm=algorithm, seed=seed)], ignore_index=True)
+            generations = pd.concat([generations, gens], ignore_index=True)
+            trials = pd.concat([trials, pd.DataFrame([row])], ignore_index=True)
+            _save(out, trials, generations, fronts)
+            finished.add((algorithm, seed))
+            progress(f"{algorithm} seed {seed}", len(finished))
+    return CompareResult(trials, generations, fronts)
+
+
+INT_COLUMNS = ("seed", "evaluations", "baseline_nonzero", "best_nonzero", "front_size", "gen", "nonzero",
+               "nonzero_within_0.5pp", "nonzero_within_1pp", "test_nonzero_within_0.5pp",
+               "test_nonzero_within_1pp")
+
+
+def _integers(table: pd.DataFrame) -> pd.DataFrame:
+    """Count columns as nullable integers (no ``1501.0`` in the CSVs)."""
+    return table.astype({c: "Int64" for c in INT_COLUMNS if c in table})
+
+
+def _save(out: Path, trials: pd.DataFrame, generations: pd.DataFrame, fronts: pd.DataFrame) -> None:
+    trials, generations, fronts = (_integers(t) for t in (trials, generations, fronts))
+    atomic_write_text(out / "fronts.csv", fronts.to_csv(index=False))
+    atomic_write_text(out / "generations.csv", generations.to_csv(index=False))
+    atomic_write_text(out / "trials.csv", trials.to_csv(index=False))  # the commit point
+
+
+def _load_existing(out: Path) -> CompareResult:
+    """Finished trials from an earlier, interrupted compare in ``out`` (else empty tables)."""
+    empty = CompareResult(pd.DataFrame(columns=KEY), pd.DataFrame(columns=KEY), pd.DataFrame(columns=KEY))
+    if not (out / "trials.csv").is_file():
+        return empty
+    try:
+        trials = pd.read_csv(out / "trials.csv")
+        keys = set(zip(trials["algorithm"], trials["seed"]))
+        tables = [pd.read_csv(out / name) if (out / name).is_file() and (out / name).stat().st_size > 1
+                  else pd.DataFrame(columns=KEY) for name in ("generations.csv", "fronts.csv")]
+    except (pd.errors.ParserError, KeyError, ValueError) as exc:
+        raise EvopruneError(f"Cannot resume: {out / 'trials.csv'} is unreadable ({exc})") from exc
+    kept = [t[[k in keys for k in zip(t["algorithm"], t["seed"])]] if len(t) else t for t in tables]
+    return CompareResult(trials, kept[0].reset_index(drop=True), kept[1].reset_index(drop=True))
+
+
+def convergence(generations: pd.DataFrame, points: int = 60) -> pd.DataFrame:
+    """Median and IQR of hypervolume across seeds on a common grid of evaluations.
+
+    Each trial's hypervolume is a step function of its evaluations (the value after the
+    last generation at or below a grid point), so seeds that reach the budget at
+    different generations are compared at equal evaluations.
+    """
+    if generations.empty:
+        return pd.DataFrame(columns=["algorithm", "evaluations", "median", "q1", "q3"])
+    grid = np.unique(np.linspace(generations["evaluations"].min(), generations["evaluations"].max(),
+                                 points).round().astype(int))
+    rows = []
+    for algorithm, frame in generations.groupby("algorithm", sort=False):
+        curves = []
+        for _, trial in frame.groupby("seed"):
+            trial = trial.sort_values("evaluations")
+            index = np.searchsorted(trial["evaluations"].to_numpy(), grid, side="right") - 1
+            values = trial["hypervolume"].to_numpy()[np.clip(index, 0, None)]
+            curves.append(np.where(index >= 0, values, np.nan))
+        q1, median, q3 = np.nanpercentile(np.array(curves), [25, 50, 75], axis=0)
+        rows.append(pd.DataFrame({"algorithm": algorithm, "evaluations": grid, "median": median,
+                                  "q1": q1, "q3": q3}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def total_trials(config: Config) -> int:
+    """Number of trials in a comparison, the exact sweep included."""
+    return config.compare.seeds * (len(config.compare.algorithms) + 1)
+
+
+def median_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Median per algorithm of every metric (for quick looks and the README)."""
+    metrics = [m for m in METRICS if m in trials]
+    return trials.groupby("algorithm", sort=False)[metrics].median(numeric_only=True)
+
+
+
+def check_resumable(config: Config, out: Path) -> None:
+    """Refuses to mix trials of different settings in one directory.
+
+    The ``compare`` section may change (more seeds or algorithms); nothing else may.
+    """
+    from evoprune.checkpoint import config_difference
+    from evoprune.config import load_config
+
+    saved_path = out / "config.toml"
+    if not (out / "trials.csv").is_file() or not saved_path.is_file():
+        return
+    saved = load_config(saved_path).to_dict()
+    current = config.to_dict()
+    saved.pop("compare")
+    current.pop("compare")
+    if saved != current:
+        raise EvopruneError(f"{out} holds a comparison with other settings "
+                            f"({config_difference(saved, current)}); use another --out")
+
+
+def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
+    """Writes config.toml, report.md and the plots (the CSVs are written trial by trial)."""
+    from evoprune.plots import boxplots_figure, fronts_figure, hypervolume_figure, save_figure
+    from evoprune.report import compare_report
+
+    trials = result.trials
+    atomic_write_text(out / "config.toml", config.to_toml())
+    context = {
+        "dataset": config.data.data_dir or config.data.dataset,
+        "fitness split": config.data.fitness_split,
+        "seeds": trials["seed"].nunique(),
+        "evaluation budget per run": config.search.max_evaluations or "all generations",
+        "population": config.search.population,
+        "baseline accuracy (median)": f"{trials['baseline_accuracy'].median():.4f}",
+        "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
+    }
+    atomic_write_text(out / "report.md", compare_report(trials, METRICS, REFERENCE, context))
+    save_figure(fronts_figure(result.fronts, REFERENCE, int(trials["seed"].min())), out / "fronts.png")
+    save_figure(boxplots_figure(trials), out / "boxplots.png")
+    reference_hv = trials.loc[trials["algorithm"] == REFERENCE, "hypervolume"]
+    if len(result.generations):
+        save_figure(hypervolume_figure(convergence(result.generations), reference_hv),
+                    out / "hypervolume.png")

@@ -1,0 +1,91 @@
+"""Markdown reports of comparisons: medians with IQRs, pairwise tests, a plain answer."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from evoprune.stats import pairwise_tests, summarize
+
+KEY_METRICS = ("hypervolume", "nonzero_within_1pp", "best_fitness", "best_test_accuracy")
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if abs(value) >= 100 or float(value).is_integer():
+        return f"{value:.0f}"
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def median_iqr_table(trials: pd.DataFrame, metrics: dict[str, bool], groups: list[str]) -> str:
+    """Markdown table: one row per metric, one column per group, ``median [q1, q3]``."""
+    stats = summarize(trials, list(metrics))
+    header = "| metric | " + " | ".join(groups) + " |\n|---|" + "---|" * len(groups) + "\n"
+    lines = []
+    for metric, higher in metrics.items():
+        cells = []
+        for group in groups:
+            row = stats[(stats["algorithm"] == group) & (stats["metric"] == metric)]
+            cells.append("–" if row.empty or not row["n"].iloc[0] else
+                         f"{_fmt(row['median'].iloc[0])} [{_fmt(row['q1'].iloc[0])}, "
+                         f"{_fmt(row['q3'].iloc[0])}]")
+        arrow = "↑" if higher else "↓"
+        lines.append(f"| {metric} {arrow} | " + " | ".join(cells) + " |")
+    return header + "\n".join(lines) + "\n"
+
+
+def tests_table(tests: pd.DataFrame) -> str:
+    """Markdown table of pairwise Mann-Whitney U tests with A12 effect sizes."""
+    lines = ["| metric | a vs b | A12 (P(a > b)) | effect | p | p (Holm) |", "|---|---|---|---|---|---|"]
+    for row in tests.itertuples():
+        lines.append(f"| {row.metric} | {row.a} vs {row.b} | {row.a12:.2f} | {row.effect} | "
+                     f"{row.p_value:.3g} | {row.p_holm:.3g} |")
+    return "\n".join(lines) + "\n"
+
+
+def verdicts(tests: pd.DataFrame, metrics: dict[str, bool], baseline: str,
+             alpha: float = 0.05) -> list[str]:
+    """One sentence per algorithm and key metric: better, worse or no evidence, vs ``baseline``."""
+    out = []
+    for row in tests.itertuples():
+        if row.metric not in KEY_METRICS or baseline not in (row.a, row.b):
+            continue
+        other, a12 = (row.b, 1 - row.a12) if row.a == baseline else (row.a, row.a12)
+        better_when_higher = metrics[row.metric]
+        if row.p_holm >= alpha or math.isnan(row.p_holm):
+            verdict = f"no significant difference (p_Holm = {row.p_holm:.3g})"
+        else:
+            wins = (a12 > 0.5) == better_when_higher
+            verdict = (f"{'better' if wins else 'worse'} than {baseline} "
+                       f"(A12 = {a12:.2f}, {row.effect}, p_Holm = {row.p_holm:.3g})")
+        out.append(f"- **{other}** on {row.metric}: {verdict}")
+    return out
+
+
+def compare_report(trials: pd.DataFrame, metrics: dict[str, bool], reference: str,
+                   context: dict) -> str:
+    """The whole ``report.md`` of a comparison."""
+    algorithms = [a for a in trials["algorithm"].unique() if a != reference]
+    groups = algorithms + [reference]
+    searched = trials[trials["algorithm"] != reference]
+    tests = pairwise_tests(searched, list(metrics), algorithms)
+    parts = [
+        "# evoprune compare\n",
+        "".join(f"- {key}: {value}\n" for key, value in context.items()),
+        f"\nEach seed trains its own model; every algorithm prunes that model with the same "
+        f"evaluation budget. `{reference}` is the exact front of the one-threshold genome "
+        f"(all distinct masks), shown for reference and left out of the tests. Metrics on the "
+        f"fitness split unless named `test_`; ↑ higher is better, ↓ lower is better.\n",
+        "\n## Medians [first quartile, third quartile] across seeds\n\n",
+        median_iqr_table(trials, metrics, groups),
+    ]
+    if "paper" in algorithms and len(algorithms) > 1:
+        parts += ["\n## Does multi-objective search beat the paper's scalar fitness?\n\n",
+                  "\n".join(verdicts(tests, metrics, "paper")) + "\n"]
+    if len(algorithms) > 1:
+        parts += ["\n## Pairwise tests\n\nTwo-sided Mann-Whitney U; Vargha-Delaney A12 is the "
+                  "probability that a run of *a* has the larger value; p-values Holm-adjusted "
+                  "within each metric.\n\n", tests_table(tests)]
+    return "".join(parts)

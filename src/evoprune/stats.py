@@ -1,0 +1,91 @@
+"""Statistics across seeds: medians and IQRs, Mann-Whitney U, Vargha-Delaney A12, Holm."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def a12(x: Sequence[float], y: Sequence[float]) -> float:
+    """Vargha-Delaney A12: the probability that a draw from ``x`` beats one from ``y``.
+
+    Ties count one half. 0.5 means no effect; 0.56 / 0.64 / 0.71 mark small / medium /
+    large effects (Vargha and Delaney, 2000).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not len(x) or not len(y):
+        return float("nan")
+    greater = (x[:, None] > y[None, :]).sum()
+    ties = (x[:, None] == y[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(x) * len(y)))
+
+
+def effect_size_label(value: float) -> str:
+    """Vargha-Delaney magnitude of an A12 value: negligible, small, medium or large."""
+    distance = abs(value - 0.5)
+    for limit, label in ((0.06, "negligible"), (0.14, "small"), (0.21, "medium")):
+        if distance < limit:
+            return label
+    return "large"
+
+
+def mann_whitney_p(x: Sequence[float], y: Sequence[float]) -> float:
+    """Two-sided Mann-Whitney U p-value (1.0 when both samples are constant and equal)."""
+    from scipy.stats import mannwhitneyu
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 1 or len(y) < 1:
+        return float("nan")
+    if np.all(x == x[0]) and np.all(y == x[0]):
+        return 1.0
+    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    valid = np.flatnonzero(~np.isnan(p))
+    adjusted = np.full(len(p), np.nan)
+    order = valid[np.argsort(p[valid], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+def summarize(trials: pd.DataFrame, metrics: Sequence[str], by: str = "algorithm") -> pd.DataFrame:
+    """Median, first and third quartile and count of each metric per group (tidy rows)."""
+    rows = []
+    for group, frame in trials.groupby(by, sort=False):
+        for metric in metrics:
+            values = pd.to_numeric(frame[metric], errors="coerce").dropna()
+            q1, median, q3 = (values.quantile([0.25, 0.5, 0.75]).tolist() if len(values)
+                              else [np.nan] * 3)
+            rows.append({by: group, "metric": metric, "median": median, "q1": q1, "q3": q3,
+                         "n": len(values)})
+    return pd.DataFrame(rows)
+
+
+def pairwise_tests(trials: pd.DataFrame, metrics: Sequence[str], groups: Sequence[str],
+                   by: str = "algorithm") -> pd.DataFrame:
+    """Mann-Whitney U and A12 for every pair of groups and metric, Holm-adjusted per metric.
+
+    ``a12`` is the probability that the first group's value exceeds the second's.
+    """
+    rows = []
+    for metric in metrics:
+        block = []
+        for first, second in combinations(groups, 2):
+            x = pd.to_numeric(trials.loc[trials[by] == first, metric], errors="coerce").dropna()
+            y = pd.to_numeric(trials.loc[trials[by] == second, metric], errors="coerce").dropna()
+            block.append({"metric": metric, "a": first, "b": second, "a12": a12(x, y),
+                          "p_value": mann_whitney_p(x, y), "n_a": len(x), "n_b": len(y)})
+        for row, adjusted in zip(block, holm([r["p_value"] for r in block])):
+            row["p_holm"] = adjusted
+            row["effect"] = effect_size_label(row["a12"])
+        rows.extend(block)
+    return pd.DataFrame(rows)
