@@ -1,0 +1,89 @@
+"""compare: equal budgets on each seed's model, DCD size validation, resume, report."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from evoprune import compare as cmp
+from evoprune.cli import app
+from evoprune.errors import ConfigError, EvopruneError
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small(sample_config):
+    return sample_config.with_overrides({
+        "search.generations": 200, "search.max_evaluations": 60, "compare.seeds": 2,
+        "compare.algorithms": ["paper", "nsga2"]})
+
+
+def test_dcd_population_is_validated_before_any_work(small, tmp_path):
+    bad = small.with_overrides({"search.population": 22})
+    with pytest.raises(ConfigError, match="multiple of 4.*search.population=22"):
+        cmp.compare(bad, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
+    calls = []
+    real = cmp.run_search
+
+    def counting(config, **kwargs):
+        calls.append((config.search.algorithm, config.search.seed))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # interrupted in the middle of seed 1
+        return real(config, **kwargs)
+
+    monkeypatch.setattr(cmp, "run_search", counting)
+    with pytest.raises(KeyboardInterrupt):
+        cmp.compare(small, tmp_path)
+    partial = pd.read_csv(tmp_path / "trials.csv")
+    assert set(zip(partial["algorithm"], partial["seed"])) == {
+        ("sweep", 0), ("paper", 0), ("nsga2", 0), ("sweep", 1)}
+    calls.clear()
+    monkeypatch.setattr(cmp, "run_search", real)
+    result = cmp.compare(small, tmp_path)
+    trials = result.trials
+    assert len(trials) == 6 and not trials.duplicated(["algorithm", "seed"]).any()
+    searched = trials[trials["algorithm"] != "sweep"]
+    assert (searched["evaluations"] == 60).all()  # equal budgets
+    sweep = trials[trials["algorithm"] == "sweep"]
+    assert (sweep["igd"] == 0).all()
+    assert (searched["hypervolume"].to_numpy() <= sweep["hypervolume"].max() + 1e-12).all()
+    # each seed prunes its own model
+    assert trials.groupby("seed")["baseline_accuracy"].first().nunique() == 2
+    gens = pd.read_csv(tmp_path / "generations.csv")
+    assert not gens.duplicated(["algorithm", "seed", "gen"]).any()
+    assert set(zip(gens["algorithm"], gens["seed"])) == {(a, s) for a in ("paper", "nsga2")
+                                                         for s in (0, 1)}
+    assert gens.groupby(["algorithm", "seed"])["hypervolume"].apply(
+        lambda s: s.is_monotonic_increasing).all()
+
+
+def test_resume_refuses_other_settings(small, tmp_path):
+    (tmp_path / "trials.csv").write_text("algorithm,seed\n")
+    (tmp_path / "config.toml").write_text(small.to_toml())
+    cmp.check_resumable(small.with_overrides({"compare.seeds": 5}), tmp_path)  # more seeds: fine
+    with pytest.raises(EvopruneError, match="search.max_evaluations"):
+        cmp.check_resumable(small.with_overrides({"search.max_evaluations": 90}), tmp_path)
+
+
+def test_cli_compare_writes_report_and_plots(small, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(small.with_overrides({"compare.seeds": 1}).to_toml())
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", "--config", str(config), "--seeds", "2",
+                                 "--algorithms", "paper,nsga2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("trials.csv", "generations.csv", "fronts.csv", "report.md", "fronts.png",
+                 "boxplots.png", "hypervolume.png", "config.toml"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "Mann-Whitney" in report and "A12" in report and "| hypervolume ↑ |" in report
+    assert "Does multi-objective search beat" in report
+    bad = runner.invoke(app, ["compare", "--config", str(config), "--algorithms", "paper,cmaes",
+                              "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "cmaes" in bad.output
