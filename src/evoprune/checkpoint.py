@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from evoprune.algorithms import LoopState
+from evoprune.algorithms import LoopState, individual_class
 from evoprune.config import Config
 from evoprune.errors import EvopruneError
 
@@ -51,6 +51,7 @@ def load(path: Path, config: Config) -> dict[str, Any]:
     """
     if not path.is_file():
         raise EvopruneError(f"No checkpoint to resume from. Expected a file {path}")
+    individual_class(1), individual_class(2)  # the pickled individuals' classes
     try:
         with path.open("rb") as handle:
             payload = pickle.load(handle)

@@ -47,6 +47,12 @@ def user_errors(debug: bool) -> Iterator[None]:
             raise
         _err(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
         raise typer.Exit(code=1) from None
+    except OSError as exc:  # disk full, read-only or vanished paths: the environment, not a bug
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _err(f"{where}{exc.strerror or exc}")
+        raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         _err("interrupted")
         raise typer.Exit(code=130) from None
@@ -115,6 +121,8 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
         population: Annotated[Optional[int], typer.Option(help="Population size.")] = None,
         generations: Annotated[Optional[int], typer.Option(help="Generations.")] = None,
         evaluator: Annotated[Optional[str], typer.Option(help="fast or exact.")] = None,
+        model_file: Annotated[Optional[Path], typer.Option(
+            help="Prune this .keras model instead of training one.")] = None,
         resume: Annotated[Optional[Path], typer.Option(
             help="Continue the interrupted run in this directory.")] = None,
         overwrite: Annotated[bool, typer.Option(
@@ -125,7 +133,8 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
     with user_errors(debug):
         overrides = {**_data_overrides(dataset, data_dir), "search.seed": seed,
                      "search.algorithm": algorithm, "search.population": population,
-                     "search.generations": generations, "search.evaluator": evaluator}
+                     "search.generations": generations, "search.evaluator": evaluator,
+                     "model.model_file": str(model_file) if model_file else None}
         out, cfg = _run_target(out, resume, config, overrides)
         from evoprune.checkpoint import GracefulInterrupt
         from evoprune.results import atomic_write_text, prepare_out_dir, write_run_dir
@@ -172,11 +181,12 @@ def _run_target(out: Optional[Path], resume: Optional[Path], config: Optional[Pa
     if not saved.is_file():
         raise EvopruneError(f"Not a run directory (no config.toml). Received: --resume {resume}")
     cfg = _load(saved, overrides)
-    if config is not None and _load(config, overrides) != cfg:
-        from evoprune.checkpoint import config_difference
+    from evoprune import checkpoint
 
+    if config is not None and _load(config, overrides) != cfg:
         raise EvopruneError(f"--config differs from the run being resumed: "
-                            f"{config_difference(cfg.to_dict(), _load(config, overrides).to_dict())}")
+                            f"{checkpoint.config_difference(cfg.to_dict(), _load(config, overrides).to_dict())}")
+    checkpoint.load(resume / checkpoint.CHECKPOINT, cfg)  # fail before any training
     return resume, cfg
 
 
