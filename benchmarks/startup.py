@@ -6,7 +6,8 @@ medians to ``python -c pass``. The ``evoprune`` console script is the one instal
 this interpreter (not a version-manager shim), so both sides start the same Python.
 
 Run: ``python -m benchmarks.startup [--data-dir DIR] [--cache-dir DIR] [--quick]``
-(data and cache are not used; ``--quick`` runs 2 rounds instead of 5).
+(data and cache are not used; ``--rounds N`` sets the timed runs, default 5;
+``--quick`` runs 2).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from benchmarks import common
 
 
 def main(argv=None) -> int:
-    args = common.parse_args(__doc__.splitlines()[0], argv)
+    def extra(parser) -> None:
+        parser.add_argument("--rounds", type=int, default=5, help="timed runs of each command (default 5)")
+
+    args = common.parse_args(__doc__.splitlines()[0], argv, extra)
     common.print_header("startup", args, import_tf=False)
-    rounds = 2 if args.quick else 5
+    rounds = 2 if args.quick else max(1, args.rounds)
     evoprune = common.evoprune_executable()
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
