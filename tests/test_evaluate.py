@@ -18,7 +18,7 @@ def evaluators(prepared):
 def test_fast_and_exact_agree_on_threshold_masks(evaluators):
     fast, exact = evaluators
     enc = ThresholdEncoding(fast.kernel)
-    masks = enc.decode([[t] for t in np.linspace(0.0, enc.high, 41)])
+    masks = enc.decode([[t] for t in np.linspace(0.0, enc.high, 41)])[0]
     counts = fast.correct_counts(masks)
     assert np.array_equal(counts, exact.correct_counts(masks))
     assert len(set(counts.tolist())) > 20  # the masks really differ in accuracy
@@ -41,7 +41,7 @@ def test_exact_path_restores_the_model(evaluators, prepared):
 def test_fast_path_chunks_give_the_same_counts(evaluators):
     fast, _ = evaluators
     enc = ThresholdEncoding(fast.kernel)
-    masks = enc.decode([[t] for t in np.linspace(0.0, enc.high, 150)])  # > one chunk
+    masks = enc.decode([[t] for t in np.linspace(0.0, enc.high, 150)])[0]  # > one chunk
     one_by_one = np.concatenate([fast.correct_counts(m[None]) for m in masks])
     assert np.array_equal(fast.correct_counts(masks), one_by_one)
 
@@ -72,5 +72,5 @@ def test_threshold_encoding_mask_key_matches_decode(evaluators):
     fast, _ = evaluators
     enc = ThresholdEncoding(fast.kernel)
     for t in (0.0, 1e-6, 0.05, 0.3, enc.high):
-        assert enc.mask_key([t]) == int(enc.decode([[t]]).sum())
-    assert enc.decode([[enc.high]]).sum() == 0
+        assert enc.mask_key([t]) == int(enc.decode([[t]])[0].sum())
+    assert enc.decode([[enc.high]])[0].sum() == 0

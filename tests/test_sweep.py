@@ -22,6 +22,8 @@ def _stand_in(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
     ev.mode = "fast"
     ev.features = np.asarray(features, dtype=np.float32)
     ev.kernel = np.asarray(kernel, dtype=np.float32)
+    ev.kernels = [ev.kernel]
+    ev.head_only = True
     ev.bias = np.asarray(bias, dtype=np.float32)
     ev.labels = np.asarray(labels, dtype=np.int64)
     ev.n = len(ev.labels)
@@ -37,7 +39,7 @@ def _assert_same(evaluator: KerasEvaluator) -> pd.DataFrame:
 def _assert_thresholds_decode(table: pd.DataFrame, kernel: np.ndarray) -> None:
     encoding = ThresholdEncoding(kernel)
     genomes = [[t] for t in table["threshold"]]
-    masks = encoding.decode(genomes)
+    masks = encoding.decode(genomes)[0]
     assert masks.reshape(len(masks), -1).sum(axis=1).tolist() == table["nonzero"].tolist()
     assert [encoding.mask_key(g) for g in genomes] == table["nonzero"].tolist()
 
@@ -164,5 +166,5 @@ def test_prune_steps_and_thresholds():
     thresholds = step_thresholds(magnitudes, steps)
     assert thresholds[0] == 0.0
     assert thresholds[1:].tolist() == [float(np.float32(x)) for x in (0.05, 0.1, 0.2, 0.3)]
-    masks = ThresholdEncoding(kernel).decode([[t] for t in thresholds])
+    masks = ThresholdEncoding(kernel).decode([[t] for t in thresholds])[0]
     assert masks.reshape(len(masks), -1).sum(axis=1).tolist() == [6, 5, 3, 2, 0]

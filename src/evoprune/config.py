@@ -18,7 +18,9 @@ from evoprune.errors import ConfigError
 DATASETS = ("mnist", "mnist-sample")
 FITNESS_SPLITS = ("validation", "test")
 EVALUATORS = ("fast", "exact")
-ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3")
+ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament")
+ENCODINGS = ("threshold", "layer_thresholds", "unit_thresholds", "mask")
+LAYERS = ("head", "all")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -106,6 +108,13 @@ class SearchConfig:
         mutpb: mutation probability (multi-objective algorithms).
         max_evaluations: stop after the generation that reaches this many distinct
             evaluations (0: no budget, run all generations).
+        encoding: genome: ``threshold`` (paper), ``layer_thresholds``, ``unit_thresholds``
+            or ``mask``.
+        layers: pruned layers: ``head`` (the last Dense, as in the paper) or ``all`` kernels.
+        crossover, mutation: operator names (see ``evoprune.operators``).
+        alpha, eta, sigma, indpb, tournsize: operator parameters (blend alpha, SBX and
+            polynomial eta, Gaussian sigma as a share of the gene's range, per-gene
+            probability with 0 meaning 1/length, tournament size).
     """
 
     algorithm: str = "paper"
@@ -117,6 +126,15 @@ class SearchConfig:
     cxpb: float = 0.9
     mutpb: float = 0.2
     max_evaluations: int = 0
+    encoding: str = "threshold"
+    layers: str = "head"
+    crossover: str = "average"
+    mutation: str = "random_reset"
+    alpha: float = 0.5
+    eta: float = 20.0
+    sigma: float = 0.1
+    indpb: float = 0.0
+    tournsize: int = 3
 
     def validate(self) -> None:
         _check_choice("search.algorithm", self.algorithm, ALGORITHMS)
@@ -128,6 +146,13 @@ class SearchConfig:
         _check_range("search.cxpb", self.cxpb, 0.0, 1.0)
         _check_range("search.mutpb", self.mutpb, 0.0, 1.0)
         _check_range("search.max_evaluations", self.max_evaluations, 0)
+        _check_choice("search.encoding", self.encoding, ENCODINGS)
+        _check_choice("search.layers", self.layers, LAYERS)
+        _check_range("search.alpha", self.alpha, 0.0)
+        _check_range("search.eta", self.eta, 0.0, low_open=True)
+        _check_range("search.sigma", self.sigma, 0.0, low_open=True)
+        _check_range("search.indpb", self.indpb, 0.0, 1.0)
+        _check_range("search.tournsize", self.tournsize, 2)
         if self.algorithm == "paper" and self.population < 20:
             raise ConfigError(
                 "Expected search.population >= 20 for algorithm 'paper' (it keeps population//20 "

@@ -14,61 +14,98 @@ FAST_CHUNK = 64  # individuals per batched product: bounds memory at N x 64 x cl
 
 def pruned_layer_index(model) -> int:
     """Index of the layer that is pruned: the last Dense layer (the paper's head)."""
+    return pruned_layer_indices(model, "head")[-1]
+
+
+def pruned_layer_indices(model, layers: str = "head") -> list[int]:
+    """Indices of the pruned layers: ``head`` (the last Dense) or ``all`` (every kernel).
+
+    Raises:
+        ModelError: the model has no such layer.
+    """
     import keras
 
-    for index in range(len(model.layers) - 1, -1, -1):
-        if isinstance(model.layers[index], keras.layers.Dense):
-            return index
-    raise ValueError("model has no Dense layer")
+    from evoprune.errors import ModelError
+
+    kinds = (keras.layers.Dense,) if layers == "head" else (keras.layers.Dense, keras.layers.Conv2D)
+    found = [i for i, layer in enumerate(model.layers) if isinstance(layer, kinds)]
+    if not found:
+        raise ModelError(f"Model has no layer to prune. Expected a Dense layer. Received: layers={layers!r}")
+    return found[-1:] if layers == "head" else found
 
 
 class KerasEvaluator:
-    """Counts correct predictions of a model whose pruned layer is masked.
+    """Counts correct predictions of a model whose pruned layers are masked.
 
     Two paths give the same counts:
 
-    * ``exact``: write the masked kernel into the model and call ``model.evaluate``
+    * ``exact``: write the masked kernels into the model and call ``model.evaluate``
       (what the notebook does, one call per individual);
-    * ``fast``: run the layers before the pruned layer once, keep those activations,
-      and score a whole population with one matrix product per chunk of individuals.
+    * ``fast``: run the layers before the first pruned layer once and keep those
+      activations. When only the final Dense layer is pruned, a whole population is
+      scored with one matrix product per chunk of individuals; otherwise each individual
+      runs only the layers from the first pruned one on.
 
     Args:
         model: a trained Keras model.
         split: ``(images uint8, labels)`` to score on.
         mode: ``fast`` or ``exact``.
         batch_size: batch size of the Keras forward passes.
+        layers: indices of the pruned layers (default: the last Dense layer).
     """
 
-    def __init__(self, model, split: Split, mode: str = "fast", batch_size: int = 128) -> None:
+    def __init__(self, model, split: Split, mode: str = "fast", batch_size: int = 128,
+                 layers: Sequence[int] | None = None) -> None:
         self.model = model
         self.mode = mode
         self.batch_size = batch_size
         self.split = split
-        self.layer_index = pruned_layer_index(model)
+        self.layer_indices = list(layers) if layers else [pruned_layer_index(model)]
+        self.start = min(self.layer_indices)
+        self.kernels = [np.asarray(model.layers[i].get_weights()[0]) for i in self.layer_indices]
+        self.layer_index = self.layer_indices[-1]
         self.layer = model.layers[self.layer_index]
         self.kernel, self.bias = (np.asarray(w) for w in self.layer.get_weights())
         self.labels = np.asarray(split[1], dtype=np.int64)
         self.n = len(self.labels)
+        self.head_only = (self.layer_indices == [len(model.layers) - 1]
+                          and len(self.layer.get_weights()) == 2
+                          and getattr(self.layer, "activation", None) in (None, _linear()))
+        self._pipeline = eval_pipeline(split, batch_size) if mode == "exact" else None
         self.features = self._features() if mode == "fast" else None
 
     def _features(self) -> np.ndarray:
-        """Activations entering the pruned layer, computed once in the evaluator's batches."""
+        """Activations entering the first pruned layer, computed once in the evaluator's batches."""
         x = normalize(self.split[0])
         out = []
         for start in range(0, len(x), self.batch_size):
             h = x[start:start + self.batch_size]
-            for layer in self.model.layers[:self.layer_index]:
+            for layer in self.model.layers[:self.start]:
                 h = layer(h)
             out.append(np.asarray(h))
         return np.concatenate(out).astype(np.float32, copy=False)
 
-    def correct_counts(self, masks: np.ndarray) -> np.ndarray:
-        """Correct predictions for each mask in ``masks`` (shape ``(P, *kernel.shape)``)."""
-        masks = np.asarray(masks, dtype=bool)
-        if self.mode == "exact":
-            return np.array([self._correct_exact(m) for m in masks], dtype=np.int64)
-        return np.concatenate([self._correct_fast(masks[i:i + FAST_CHUNK])
-                               for i in range(0, len(masks), FAST_CHUNK)] or [np.zeros(0, np.int64)])
+    def correct_counts(self, masks) -> np.ndarray:
+        """Correct predictions for each individual.
+
+        Args:
+            masks: one bool array ``(P, *kernel.shape)`` per pruned layer (a bare array
+                when one layer is pruned).
+        """
+        masks = [np.asarray(m, dtype=bool) for m in (masks if isinstance(masks, list) else [masks])]
+        count = len(masks[0])
+        if self.mode == "fast" and self.head_only:
+            return np.concatenate([self._correct_fast(masks[0][i:i + FAST_CHUNK])
+                                   for i in range(0, count, FAST_CHUNK)] or [np.zeros(0, np.int64)])
+        scorer = self._correct_tail if self.mode == "fast" else self._correct_exact
+        counts = []
+        try:
+            for p in range(count):
+                self._set_masks([m[p] for m in masks])
+                counts.append(scorer())
+        finally:
+            self._set_masks(None)
+        return np.array(counts, dtype=np.int64)
 
     def _correct_fast(self, masks: np.ndarray) -> np.ndarray:
         p, (f, k) = len(masks), self.kernel.shape
@@ -77,14 +114,30 @@ class KerasEvaluator:
         logits = (self.features @ stacked).reshape(self.n, p, k) + self.bias
         return (logits.argmax(axis=2) == self.labels[:, None]).sum(axis=0).astype(np.int64)
 
-    def _correct_exact(self, mask: np.ndarray) -> int:
-        self.layer.set_weights([np.where(mask, self.kernel, np.float32(0)), self.bias])
-        try:
-            result = self.model.evaluate(eval_pipeline(self.split, self.batch_size), verbose=0,
-                                         return_dict=True)
-        finally:
-            self.layer.set_weights([self.kernel, self.bias])
+    def _set_masks(self, masks) -> None:
+        """Writes masked kernels into the model (``None`` restores the originals)."""
+        for i, (index, kernel) in enumerate(zip(self.layer_indices, self.kernels)):
+            value = kernel if masks is None else np.where(masks[i], kernel, np.float32(0))
+            self.model.layers[index].kernel.assign(value)
+
+    def _correct_tail(self) -> int:
+        correct = 0
+        for start in range(0, self.n, self.batch_size):
+            h = self.features[start:start + self.batch_size]
+            for layer in self.model.layers[self.start:]:
+                h = layer(h)
+            correct += int((np.asarray(h).argmax(axis=1) == self.labels[start:start + self.batch_size]).sum())
+        return correct
+
+    def _correct_exact(self) -> int:
+        result = self.model.evaluate(self._pipeline, verbose=0, return_dict=True)
         return int(round(float(result["accuracy"]) * self.n))
+
+
+def _linear():
+    import keras
+
+    return keras.activations.linear
 
 
 @dataclass(frozen=True)
@@ -119,8 +172,8 @@ class PruningProblem:
         self.encoding = encoding
         self.evaluator = evaluator
         self.test_evaluator = test_evaluator
-        self.base_nonzero = int(np.count_nonzero(evaluator.kernel))
-        full = np.ones((1,) + evaluator.kernel.shape, dtype=bool)
+        self.base_nonzero = int(sum(np.count_nonzero(k) for k in evaluator.kernels))
+        full = [np.ones((1,) + k.shape, dtype=bool) for k in evaluator.kernels]
         self.base_accuracy = float(evaluator.correct_counts(full)[0]) / evaluator.n
         self.base_test_accuracy = (float(test_evaluator.correct_counts(full)[0]) / test_evaluator.n
                                    if test_evaluator else float("nan"))
@@ -144,7 +197,8 @@ class PruningProblem:
         if todo:
             masks = self.encoding.decode(todo)
             correct = self.evaluator.correct_counts(masks)
-            nonzero = masks.reshape(len(todo), -1).sum(axis=1)
+            nonzero = sum((m & (k != 0)).reshape(len(todo), -1).sum(axis=1)
+                          for m, k in zip(masks, self.evaluator.kernels))
             self.model_evaluations += len(todo)
             for k, c, nz in zip(todo, correct, nonzero):
                 self._by_mask[mask_keys[k]] = Evaluation(int(c) / self.evaluator.n, int(nz), int(c))

@@ -16,8 +16,8 @@ from evoprune import __version__, checkpoint
 from evoprune.algorithms import LoopState, Observer, build_toolbox, evolve
 from evoprune.config import Config
 from evoprune.data import Dataset, load_dataset
-from evoprune.encodings import ThresholdEncoding
-from evoprune.evaluate import KerasEvaluator, PruningProblem
+from evoprune.encodings import make_encoding
+from evoprune.evaluate import KerasEvaluator, PruningProblem, pruned_layer_indices
 from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
 from evoprune.results import SUMMARY_VERSION, RunResult
@@ -45,11 +45,12 @@ def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
 def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     """Builds the encoding and the evaluators on the fitness split (and test, for reports)."""
     model, dataset = prepared.trained.model, prepared.dataset
+    layers = pruned_layer_indices(model, config.search.layers)
     fitness = KerasEvaluator(model, dataset.split(config.data.fitness_split), config.search.evaluator,
-                             config.model.batch_size)
+                             config.model.batch_size, layers)
     test = fitness if config.data.fitness_split == "test" else KerasEvaluator(
-        model, dataset.test, "fast", config.model.batch_size)
-    encoding = ThresholdEncoding(fitness.kernel, config.search.min_threshold)
+        model, dataset.test, "fast", config.model.batch_size, layers)
+    encoding = make_encoding(config.search.encoding, fitness.kernels, config.search.min_threshold)
     return PruningProblem(encoding, fitness, test)
 
 
@@ -94,10 +95,16 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
                     time.perf_counter() - wall_start)
 
 
-def _table(problem: PruningProblem, genomes: list, evaluations: list) -> pd.DataFrame:
+def _table(problem: PruningProblem, genomes: list, evaluations: list, index: list) -> pd.DataFrame:
+    """One row per genome; ``eval_index`` is its position in the run's evaluation order."""
     nonzero = np.array([ev.nonzero for ev in evaluations], dtype=np.int64)
+    columns = {"eval_index": np.asarray(index, dtype=np.int64)}
+    if problem.encoding.name == "threshold":
+        columns["threshold"] = [float(g[0]) for g in genomes]
+    else:
+        columns["genome"] = [problem.encoding.describe(g) for g in genomes]
     return pd.DataFrame({
-        "threshold": [float(g[0]) for g in genomes],
+        **columns,
         "accuracy": [ev.accuracy for ev in evaluations],
         "nonzero": nonzero,
         "compression": compression(problem.base_nonzero, nonzero),
@@ -105,22 +112,28 @@ def _table(problem: PruningProblem, genomes: list, evaluations: list) -> pd.Data
     })
 
 
+def _with_test_accuracy(problem: PruningProblem, table: pd.DataFrame, keys: list) -> pd.DataFrame:
+    table.insert(table.columns.get_loc("accuracy") + 1, "test_accuracy",
+                 problem.test_accuracy([keys[i] for i in table["eval_index"]]))
+    return table
+
+
 def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state: LoopState,
              search_time: float, setup_time: float, wall_time: float) -> RunResult:
     """Builds the result tables and ``summary.json`` mapping from the final loop state."""
-    genomes, evals = zip(*problem.archive())
-    budget = config.search.max_evaluations or len(genomes)  # the last generation may overshoot
-    archive = _table(problem, list(genomes[:budget]), list(evals[:budget]))
-    front = pareto_front(archive)
-    front.insert(2, "test_accuracy", problem.test_accuracy(front[["threshold"]].to_numpy()))
-    population = _table(problem, [list(i) for i in state.population],
-                        [i.evaluation for i in state.population])
-    population.insert(2, "test_accuracy", problem.test_accuracy(population[["threshold"]].to_numpy()))
+    keys, evals = (list(x) for x in zip(*problem.archive()))
+    budget = config.search.max_evaluations or len(keys)  # the last generation may overshoot
+    archive = _table(problem, keys[:budget], evals[:budget], list(range(min(budget, len(keys)))))
+    front = _with_test_accuracy(problem, pareto_front(archive), keys)
+    position = {key: i for i, key in enumerate(keys)}
+    pop_keys = [tuple(float(x) for x in ind) for ind in state.population]
+    population = _table(problem, pop_keys, [i.evaluation for i in state.population],
+                        [position[k] for k in pop_keys])
+    population = _with_test_accuracy(problem, population, keys)
     population = population.sort_values("fitness", ascending=False, kind="stable").reset_index(drop=True)
-    best_index = archive["fitness"].idxmax()
-    best = {key: _py(archive.at[best_index, key]) for key in ("threshold", "accuracy", "nonzero", "compression",
-                                                 "fitness")}
-    best["test_accuracy"] = problem.test_accuracy([[best["threshold"]]])[0]
+    best_row = archive.loc[[archive["fitness"].idxmax()]]
+    best_row = _with_test_accuracy(problem, best_row.reset_index(drop=True), keys)
+    best = {key: _py(best_row.at[0, key]) for key in best_row.columns if key != "eval_index"}
     logbook = pd.DataFrame(state.logbook)
     logbook["best_genome"] = logbook["best_genome"].map(lambda g: " ".join(f"{x:.8g}" for x in g))
     summary = {
@@ -131,6 +144,8 @@ def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state:
         "dataset_checksum": prepared.dataset.checksum,
         "fitness_split": config.data.fitness_split,
         "evaluator": config.search.evaluator,
+        "encoding": config.search.encoding,
+        "layers": config.search.layers,
         "population": config.search.population,
         "generations": config.search.generations,
         "baseline": {"accuracy": problem.base_accuracy, "test_accuracy": problem.base_test_accuracy,
