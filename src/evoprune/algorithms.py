@@ -13,7 +13,8 @@ from deap import base, creator, tools
 from evoprune.config import SearchConfig
 from evoprune.errors import ConfigError
 from evoprune.evaluate import Evaluation, PruningProblem
-from evoprune.operators import CROSSOVERS, INITIALIZERS, MUTATIONS, SELECTIONS, get, sel_random_pairs
+from evoprune.operators import (CROSSOVERS, INITIALIZERS, MUTATIONS, SELECTIONS, check_pairing, get,
+                                operator_params, sel_random_pairs)
 
 # Objective weights: the paper maximizes one scalar; the others maximize accuracy and
 # minimize nonzero weights.
@@ -94,27 +95,58 @@ class NSGA2Strategy(Strategy):
         return tools.selTournamentDCD(population, len(population))
 
 
+class TournamentStrategy(Strategy):
+    """A scalar-fitness GA: tournament parents, ``varAnd`` variation, (mu + lambda) elitism."""
+
+    n_objectives = 1
+
+    def parents(self, toolbox: base.Toolbox, population: list) -> list:
+        return toolbox.select_parents(population, len(population))
+
+
 STRATEGIES: dict[str, type[Strategy]] = {
     "paper": PaperStrategy, "nsga2": NSGA2Strategy, "spea2": Strategy, "nsga3": Strategy,
+    "tournament": TournamentStrategy,
 }
-SURVIVAL = {"paper": "elite", "nsga2": "nsga2", "spea2": "spea2", "nsga3": "nsga3"}
+SURVIVAL = {"paper": "elite", "nsga2": "nsga2", "spea2": "spea2", "nsga3": "nsga3",
+            "tournament": "elite"}
 
 
-def build_toolbox(cfg: SearchConfig, problem: PruningProblem) -> tuple[base.Toolbox, Strategy]:
-    """Wires operators, evaluation and selection into a DEAP toolbox from the config."""
-    strategy = get(STRATEGIES, "algorithm", cfg.algorithm)(cfg)
-    individual = individual_class(strategy.n_objectives)
-    enc = problem.encoding
-    low, high = cfg.min_threshold, enc.high
+def _initializer(cfg: SearchConfig, encoding) -> Callable[[int], list]:
+    """The paper's log-spaced thresholds for its genome; the encoding's own otherwise."""
+    if encoding.name != "threshold":
+        return encoding.initial
+    low, high = cfg.min_threshold, encoding.high
     if low >= high:
         raise ConfigError(f"Expected search.min_threshold < largest |weight| {high:.6g}. "
                           f"Received: search.min_threshold={low}")
     init = get(INITIALIZERS, "initializer", "logspace")
+    return lambda n: init(n, low, high)
+
+
+def build_toolbox(cfg: SearchConfig, problem: PruningProblem) -> tuple[base.Toolbox, Strategy]:
+    """Wires operators, evaluation and selection into a DEAP toolbox from the config.
+
+    Raises:
+        ConfigError: unknown operator names or an operator that does not fit the genome.
+    """
+    strategy = get(STRATEGIES, "algorithm", cfg.algorithm)(cfg)
+    individual = individual_class(strategy.n_objectives)
+    enc = problem.encoding
+    check_pairing(enc.kind, enc.length, cfg.crossover, cfg.mutation, encoding=enc.name)
+    init = _initializer(cfg, enc)
+    lows = list(enc.lows)
+    highs = [max(h, lo) for h, lo in zip(enc.highs, lows)]
+    params = {"alpha": cfg.alpha, "eta": cfg.eta, "sigma": cfg.sigma, "indpb": cfg.indpb,
+              "tournsize": cfg.tournsize, "binary": enc.kind == "binary"}
     toolbox = base.Toolbox()
-    toolbox.register("population", lambda n: [individual(g) for g in init(n, low, high)])
-    toolbox.register("mate", get(CROSSOVERS, "crossover", "average"))
-    toolbox.register("mutate", get(MUTATIONS, "mutation", "random_reset"), low=low, up=high)
+    toolbox.register("population", lambda n: [individual(g) for g in init(n)])
+    toolbox.register("mate", get(CROSSOVERS, "crossover", cfg.crossover),
+                     **operator_params(cfg.crossover, lows, highs, params))
+    toolbox.register("mutate", get(MUTATIONS, "mutation", cfg.mutation),
+                     **operator_params(cfg.mutation, lows, highs, params))
     toolbox.register("select_pairs", sel_random_pairs)
+    toolbox.register("select_parents", tools.selTournament, tournsize=cfg.tournsize)
     select = get(SELECTIONS, "selection", SURVIVAL[cfg.algorithm])
     if cfg.algorithm == "nsga3":
         select = partial(select, ref_points=tools.uniform_reference_points(2, cfg.population - 1))

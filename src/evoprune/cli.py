@@ -218,6 +218,58 @@ def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for
         typer.echo(f"report: {out / 'report.md'}")
 
 
+@app.command()
+def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the benchmark.")],
+          config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+          executor: Annotated[Optional[str], typer.Option(help="local, dask or serial.")] = None,
+          scheduler: Annotated[Optional[str], typer.Option(
+              help="Dask scheduler address to join (default: a LocalCluster).")] = None,
+          workers: Annotated[Optional[int], typer.Option(help="Worker processes.")] = None,
+          seeds: Annotated[Optional[int], typer.Option(help="Seeds per grid cell.")] = None,
+          debug: DebugOpt = False) -> None:
+    """Benchmark genomes x algorithms x operator variants at equal budgets (resumable)."""
+    with user_errors(debug):
+        cfg = _load(config, {**_data_overrides(dataset, data_dir), "bench.seeds": seeds,
+                             "bench.executor": "dask" if scheduler and not executor else executor,
+                             "bench.workers": workers})
+        from evoprune.results import atomic_write_text, prepare_out_dir
+
+        prepare_out_dir(out)
+        _import_tensorflow_quietly()
+        from evoprune import bench as bch
+
+        if (out / "config.toml").is_file() and (out / "trials.csv").is_file():
+            from evoprune.compare import check_resumable
+
+            check_resumable(cfg.with_overrides({}), out)
+        atomic_write_text(out / "config.toml", cfg.to_toml())
+        with _bar("trials", 1) as bar:
+            trials = bch.bench(cfg, out, scheduler=scheduler, status=lambda msg: None,
+                               progress=lambda key, done, total: bar(key, done, total))
+        table = bch.write_outputs(cfg, trials, out)
+        typer.echo(table[["cell", "seeds", "hv_median", "a12_vs_paper", "refined_nonzero_within_1pp",
+                          "refined_test_drop_pp"]].to_string(index=False))
+        typer.echo(f"report: {out / 'report.md'}")
+
+
+@app.command()
+def export(run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+           out: Annotated[Path, typer.Option("--out", "-o", help="Output .keras file.")],
+           rank: Annotated[int, typer.Option(help="Front point by fitness rank (0 = best).")] = 0,
+           debug: DebugOpt = False) -> None:
+    """Export a run's pruned (and fine-tuned, if refined) model as a Keras file."""
+    with user_errors(debug):
+        _import_tensorflow_quietly()
+        from evoprune.export import export_model
+
+        r = export_model(run_dir, out, rank)
+        typer.echo(f"exported {r.path}: front point {r.eval_index}"
+                   f"{' (fine-tuned)' if r.refined else ''}")
+        typer.echo(f"nonzero pruned weights: {r.nonzero} of {r.base_nonzero} "
+                   f"({r.base_nonzero / max(r.nonzero, 1):.2f}x fewer)")
+        typer.echo(f"gzip size: {r.gzip_bytes:,} bytes (unpruned {r.base_gzip_bytes:,} bytes)")
+
+
 @contextlib.contextmanager
 def _bar(label: str, total: int):
     """A rich progress bar; yields ``update(description, completed)``."""
@@ -228,8 +280,12 @@ def _bar(label: str, total: int):
                TextColumn("{task.description}"))
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("", total=total)
-        yield lambda description, completed: progress.update(task, description=description,
-                                                             completed=completed)
+
+        def update(description: str, completed: int, new_total: int | None = None) -> None:
+            progress.update(task, description=description, completed=completed,
+                            total=new_total or progress.tasks[0].total)
+
+        yield update
 
 
 @contextlib.contextmanager

@@ -41,15 +41,15 @@ def algorithm_config(config: Config, algorithm: str, seed: int) -> Config:
     return config.with_overrides({"search.algorithm": algorithm, "search.seed": seed})
 
 
-def front_metrics(config: Config, front: pd.DataFrame, exact: pd.DataFrame,
+def front_metrics(config: Config, front: pd.DataFrame, exact: pd.DataFrame | None,
                   base_accuracy: float, base_test_accuracy: float, base_nonzero: int) -> dict:
-    """Hypervolume, IGD to the exact front, and the smallest sizes within 0.5 / 1 points."""
+    """Hypervolume, IGD to the exact front (NaN without one), smallest sizes within 0.5 / 1 points."""
     ref_nonzero = config.metrics.ref_nonzero or base_nonzero
     row = {
         "hypervolume": hypervolume(front["accuracy"], front["nonzero"], base_nonzero,
                                    config.metrics.ref_accuracy, ref_nonzero),
-        "igd": igd(front[["accuracy", "nonzero"]].to_numpy(), exact[["accuracy", "nonzero"]].to_numpy(),
-                   base_nonzero),
+        "igd": (igd(front[["accuracy", "nonzero"]].to_numpy(), exact[["accuracy", "nonzero"]].to_numpy(),
+                    base_nonzero) if exact is not None else float("nan")),
     }
     for points in (0.5, 1.0):
         tag = f"{points:g}pp"

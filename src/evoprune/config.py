@@ -21,6 +21,8 @@ EVALUATORS = ("fast", "exact")
 ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament")
 ENCODINGS = ("threshold", "layer_thresholds", "unit_thresholds", "mask")
 LAYERS = ("head", "all")
+REFINES = ("none", "front", "each")
+EXECUTORS = ("local", "dask", "serial")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -203,6 +205,71 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class BenchConfig:
+    """``evoprune bench``: a grid of genome x algorithm x operator variant x seeds.
+
+    Attributes:
+        seeds: seeds 0 .. seeds-1, each pruning its own model.
+        encodings, algorithms: grid axes.
+        variants: operator pairs ``"crossover+mutation"``; a pair that does not fit a
+            genome kind is skipped for that genome (and listed in the report).
+        pymoo: add pymoo's NSGA2 on the same problem and budget as a peer row.
+        executor: ``local`` (spawn process pool), ``dask`` or ``serial``.
+        workers: processes (local) or Dask workers (LocalCluster).
+    """
+
+    seeds: int = 5
+    encodings: tuple = ("threshold", "unit_thresholds", "mask")
+    algorithms: tuple = ("paper", "nsga2")
+    variants: tuple = ("average+random_reset", "sbx+polynomial", "blend+gaussian",
+                       "uniform+flip_bit", "two_point+flip_bit")
+    pymoo: bool = True
+    executor: str = "local"
+    workers: int = 2
+
+    def validate(self) -> None:
+        _check_range("bench.seeds", self.seeds, 1)
+        _check_range("bench.workers", self.workers, 1)
+        _check_choice("bench.executor", self.executor, EXECUTORS)
+        for name in self.encodings:
+            _check_choice("bench.encodings", name, ENCODINGS)
+        for name in self.algorithms:
+            _check_choice("bench.algorithms", name, ALGORITHMS)
+        for variant in self.variants:
+            if variant.count("+") != 1:
+                raise ConfigError("Expected bench.variants entries like 'sbx+polynomial'. "
+                                  f"Received: {variant!r}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning of pruned heads with the mask fixed, on cached features.
+
+    Attributes:
+        refine: ``none``, ``front`` (fine-tune the final front, reporting accuracy before
+            and after) or ``each`` (fine-tune inside every evaluation: small budgets only).
+        steps, batch_size, learning_rate: Adam mini-batch training.
+        max_points: at most this many front points are fine-tuned (evenly spread).
+        max_drop_pp: only front points within this many accuracy points of baseline.
+    """
+
+    refine: str = "none"
+    steps: int = 300
+    batch_size: int = 128
+    learning_rate: float = 0.01
+    max_points: int = 30
+    max_drop_pp: float = 10.0
+
+    def validate(self) -> None:
+        _check_choice("finetune.refine", self.refine, REFINES)
+        _check_range("finetune.steps", self.steps, 1)
+        _check_range("finetune.batch_size", self.batch_size, 1)
+        _check_range("finetune.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("finetune.max_points", self.max_points, 1)
+        _check_range("finetune.max_drop_pp", self.max_drop_pp, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run: data, model, search, metrics and compare sections."""
 
@@ -211,10 +278,16 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
     def validate(self) -> Config:
         for section in fields(self):
             getattr(self, section.name).validate()
+        if self.finetune.refine != "none" and self.search.layers != "head":
+            raise ConfigError("Fine-tuning runs on the cached features of the head. Expected "
+                              f"search.layers='head' with finetune.refine={self.finetune.refine!r}. "
+                              f"Received: search.layers={self.search.layers!r}")
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
@@ -244,7 +317,8 @@ class Config:
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "search": SearchConfig,
-             "metrics": MetricsConfig, "compare": CompareConfig}
+             "metrics": MetricsConfig, "compare": CompareConfig, "finetune": FinetuneConfig,
+             "bench": BenchConfig}
 
 
 def _toml_value(value: Any) -> str:

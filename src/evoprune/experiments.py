@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import random
 import time
@@ -18,6 +19,8 @@ from evoprune.config import Config
 from evoprune.data import Dataset, load_dataset
 from evoprune.encodings import make_encoding
 from evoprune.evaluate import KerasEvaluator, PruningProblem, pruned_layer_indices
+from evoprune.finetune import (FinetuneSettings, HeadFinetuner, RefiningEvaluator, best_refined,
+                               refine_front)
 from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
 from evoprune.results import SUMMARY_VERSION, RunResult
@@ -51,7 +54,18 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     test = fitness if config.data.fitness_split == "test" else KerasEvaluator(
         model, dataset.test, "fast", config.model.batch_size, layers)
     encoding = make_encoding(config.search.encoding, fitness.kernels, config.search.min_threshold)
+    if config.finetune.refine == "each":
+        fitness = RefiningEvaluator(fitness, make_finetuner(config, prepared, layers))
     return PruningProblem(encoding, fitness, test)
+
+
+def make_finetuner(config: Config, prepared: Prepared, layers: list[int]) -> HeadFinetuner:
+    """A head fine-tuner on the training split's cached features."""
+    train = KerasEvaluator(prepared.trained.model, prepared.dataset.train, "fast",
+                           config.model.batch_size, layers)
+    f = config.finetune
+    return HeadFinetuner(train.features, train.labels, train.kernel, train.bias,
+                         FinetuneSettings(f.steps, f.batch_size, f.learning_rate, config.search.seed))
 
 
 def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Prepared | None = None,
@@ -91,8 +105,25 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     state = evolve(toolbox, strategy, config.search.population, config.search.generations, observers,
                    state=state, max_evaluations=config.search.max_evaluations)
     search_time = earlier_search_time + time.perf_counter() - search_start
-    return tabulate(config, prepared, problem, state, search_time, setup_time,
-                    time.perf_counter() - wall_start)
+    result = tabulate(config, prepared, problem, state, search_time, setup_time,
+                      time.perf_counter() - wall_start)
+    if config.finetune.refine == "front":
+        status("Fine-tuning the front")
+        result = refine(config, prepared, problem, result)
+    return result
+
+
+def refine(config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult) -> RunResult:
+    """Fine-tunes the front's useful points and adds ``refined`` to the result and summary."""
+    start = time.perf_counter()
+    finetuner = make_finetuner(config, prepared, problem.evaluator.layer_indices)
+    keys = [key for key, _ in problem.archive()]
+    refined = refine_front(result.front, keys, problem, finetuner, config.finetune.max_points,
+                           config.finetune.max_drop_pp)
+    summary = dict(result.summary)
+    summary["refined"] = {"points": len(refined), "time_s": time.perf_counter() - start,
+                          "best_within_1pp": best_refined(refined, problem.base_accuracy)}
+    return dataclasses.replace(result, summary=summary, refined=refined)
 
 
 def _table(problem: PruningProblem, genomes: list, evaluations: list, index: list) -> pd.DataFrame:

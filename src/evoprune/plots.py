@@ -116,3 +116,15 @@ def hypervolume_figure(curves: pd.DataFrame, reference_hv: pd.Series | None = No
     ax.grid(True, alpha=0.3)
     ax.legend()
     return fig
+
+
+def bench_figure(trials: pd.DataFrame, order: list[str]):
+    """Hypervolume across seeds per grid cell (best median first), as horizontal boxplots."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(order) + 1.5), constrained_layout=True)
+    data = [trials.loc[trials["cell"] == cell, "hypervolume"].dropna() for cell in order]
+    ax.boxplot(data[::-1], vert=False)
+    ax.set_yticks(range(1, len(order) + 1), order[::-1], fontsize=8)
+    ax.set_xlabel("Hypervolume (normalized, fixed reference)")
+    ax.grid(True, axis="x", alpha=0.3)
+    return fig

@@ -29,6 +29,7 @@ class RunResult:
         population: the final population, one row per individual.
         front: the non-dominated set of everything evaluated (accuracy up, nonzero down).
         archive: every distinct genome evaluated, in order.
+        refined: front points fine-tuned with their masks fixed (``finetune.refine``).
     """
 
     config: Config
@@ -37,6 +38,7 @@ class RunResult:
     population: pd.DataFrame
     front: pd.DataFrame
     archive: pd.DataFrame = field(repr=False)
+    refined: pd.DataFrame | None = None
 
 
 def _finite(value: Any) -> Any:
@@ -95,6 +97,8 @@ def write_run_dir(result: RunResult, out: Path, plots: bool = True) -> list[Path
         put("logbook.csv", result.logbook.to_csv(index=False))
         put("population.csv", result.population.to_csv(index=False))
         put("front.csv", result.front.to_csv(index=False))
+        if result.refined is not None:
+            put("refined.csv", result.refined.to_csv(index=False))
         if plots:
             from evoprune.plots import pareto_figure, save_figure
 

@@ -1,0 +1,96 @@
+"""Export a run's pruned (and fine-tuned) model as a Keras file, with its sizes."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evoprune.errors import EvopruneError
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What was exported and how big it is."""
+
+    path: Path
+    eval_index: int
+    nonzero: int
+    base_nonzero: int
+    refined: bool
+    gzip_bytes: int
+    base_gzip_bytes: int
+
+
+def gzip_size(path: Path) -> int:
+    """Bytes of ``path`` after gzip (level 9): a proxy for the size a sparse model ships at."""
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
+
+
+def _genomes(run_dir: Path) -> list:
+    from evoprune.algorithms import individual_class
+
+    individual_class(1), individual_class(2)
+    try:
+        with (run_dir / "checkpoint.pkl").open("rb") as handle:
+            return list(pickle.load(handle)["problem"]["by_genome"])
+    except (OSError, pickle.UnpicklingError, KeyError, EOFError) as exc:
+        raise EvopruneError(f"Cannot read the run's genomes from {run_dir / 'checkpoint.pkl'} "
+                            f"({exc.__class__.__name__})") from exc
+
+
+def choose(run_dir: Path, rank: int) -> tuple[pd.Series, bool]:
+    """The front point of the given fitness rank (0 = best), from refined.csv when present."""
+    refined = run_dir / "refined.csv"
+    table = pd.read_csv(refined if refined.is_file() else run_dir / "front.csv")
+    if refined.is_file():
+        table = table.sort_values(["refined_accuracy", "nonzero"], ascending=[False, True])
+    else:
+        table = table.sort_values("fitness", ascending=False, kind="stable")
+    if not 0 <= rank < len(table):
+        raise EvopruneError(f"Expected --rank in 0..{len(table) - 1}. Received: --rank {rank}")
+    return table.iloc[rank], refined.is_file()
+
+
+def export_model(run_dir: Path, out: Path, rank: int = 0) -> ExportReport:
+    """Writes the chosen front point's model to ``out`` (a ``.keras`` file).
+
+    Raises:
+        EvopruneError: not a finished run directory, bad rank, or an output path that is
+            not a ``.keras`` file.
+    """
+    from evoprune.config import load_config
+    from evoprune.experiments import make_finetuner, make_problem, prepare
+    from evoprune.model import save_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary.json").is_file():
+        raise EvopruneError(f"Not a finished run directory (no summary.json). Received: {run_dir}")
+    if out.suffix != ".keras":
+        raise EvopruneError(f"Expected an output file ending in .keras. Received: --out {out}")
+    config = load_config(run_dir / "config.toml")
+    row, refined = choose(run_dir, rank)
+    genome = _genomes(run_dir)[int(row["eval_index"])]
+    prepared = prepare(config)
+    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
+    model = prepared.trained.model
+    base_path = out.with_name(f".{out.stem}.unpruned.keras")
+    save_model(model, base_path)
+    masks = problem.encoding.decode([genome])
+    for index, kernel, mask in zip(problem.evaluator.layer_indices, problem.evaluator.kernels, masks):
+        model.layers[index].kernel.assign(np.where(mask[0], kernel, np.float32(0)))
+    if refined:
+        kernel, bias = make_finetuner(config, prepared, problem.evaluator.layer_indices).tune(masks[-1][0])
+        model.layers[problem.evaluator.layer_index].set_weights([kernel, bias])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, out)
+    nonzero = int(sum(np.count_nonzero(model.layers[i].kernel.numpy())
+                      for i in problem.evaluator.layer_indices))
+    report = ExportReport(out, int(row["eval_index"]), nonzero, problem.base_nonzero, refined,
+                          gzip_size(out), gzip_size(base_path))
+    base_path.unlink(missing_ok=True)
+    return report
