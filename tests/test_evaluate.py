@@ -74,3 +74,20 @@ def test_threshold_encoding_mask_key_matches_decode(evaluators):
     for t in (0.0, 1e-6, 0.05, 0.3, enc.high):
         assert enc.mask_key([t]) == int(enc.decode([[t]])[0].sum())
     assert enc.decode([[enc.high]])[0].sum() == 0
+
+
+def test_fast_and_exact_agree_when_every_kernel_is_pruned(prepared):
+    from evoprune.evaluate import pruned_layer_indices
+
+    model, split = prepared.trained.model, prepared.dataset.validation
+    layers = pruned_layer_indices(model, "all")
+    assert len(layers) == 3
+    fast = KerasEvaluator(model, split, "fast", layers=layers)
+    exact = KerasEvaluator(model, split, "exact", layers=layers)
+    assert fast.start == 0 and not fast.head_only
+    rng = np.random.default_rng(1)
+    masks = [rng.random((4,) + k.shape) < rng.random((4,) + (1,) * k.ndim) for k in fast.kernels]
+    assert np.array_equal(fast.correct_counts(masks), exact.correct_counts(masks))
+    before = [w.copy() for w in model.get_weights()]
+    fast.correct_counts(masks)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

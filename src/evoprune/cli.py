@@ -157,8 +157,10 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
         result.summary["wall_time_s"] = time.perf_counter() - start
         write_run_dir(result, out)
         best, base = result.summary["best"], result.summary["baseline"]
+        genome = (f"threshold {best['threshold']:.4g}" if "threshold" in best
+                  else f"genome {str(best.get('genome', ''))[:40]}")
         typer.echo(
-            f"best: threshold {best['threshold']:.4g}, nonzero {best['nonzero']}/{base['nonzero']} "
+            f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} "
             f"({best['compression']:.2f}x), accuracy {best['accuracy']:.4f} "
             f"(baseline {base['accuracy']:.4f}), test {best['test_accuracy']:.4f}, "
             f"fitness {best['fitness']:.4f}")

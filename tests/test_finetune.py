@@ -1,0 +1,65 @@
+"""Fine-tuning: pruned weights stay zero, accuracy recovers, runs are deterministic."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from evoprune.cli import app
+from evoprune.evaluate import KerasEvaluator
+from evoprune.finetune import FinetuneSettings, HeadFinetuner, head_accuracy
+
+runner = CliRunner()
+
+
+def test_head_finetuning_keeps_mask_and_recovers_accuracy(prepared):
+    model, ds = prepared.trained.model, prepared.dataset
+    train = KerasEvaluator(model, ds.train, "fast")
+    val = KerasEvaluator(model, ds.validation, "fast")
+    magnitudes = np.abs(train.kernel)
+    mask = magnitudes > np.quantile(magnitudes, 0.8)  # keep 20%
+    tuner = HeadFinetuner(train.features, train.labels, train.kernel, train.bias,
+                          FinetuneSettings(steps=200, seed=0))
+    kernel, bias = tuner.tune(mask)
+    assert np.all(kernel[~mask] == 0) and np.count_nonzero(kernel) <= mask.sum()
+    before = head_accuracy(val.features, val.labels, train.kernel * mask, train.bias)
+    after = head_accuracy(val.features, val.labels, kernel, bias)
+    assert after > before + 0.02
+    again = tuner.tune(mask)
+    assert np.array_equal(again[0], kernel) and np.array_equal(again[1], bias)
+
+
+def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
+    config = tmp_path / "c.toml"
+    config.write_text(sample_config.with_overrides({
+        "search.generations": 3, "finetune.refine": "front", "finetune.steps": 50,
+        "finetune.max_points": 5}).to_toml())
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["run", "--config", str(config), "--out", str(out)]).exit_code == 0
+    refined = pd.read_csv(out / "refined.csv")
+    assert 1 <= len(refined) <= 5
+    assert (refined["refined_accuracy"] >= refined["accuracy"] - 0.05).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["refined"]["points"] == len(refined)
+    result = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "m.keras")])
+    assert result.exit_code == 0, result.output
+    assert "gzip size" in result.output and "(fine-tuned)" in result.output
+    import keras
+
+    exported = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    top = refined.sort_values(["refined_accuracy", "nonzero"], ascending=[False, True]).iloc[0]
+    assert np.count_nonzero(exported.layers[-1].get_weights()[0]) <= top["nonzero"]
+    bad = runner.invoke(app, ["export", str(out), "--rank", "99", "--out", str(tmp_path / "x.keras")])
+    assert bad.exit_code == 1 and "--rank 99" in bad.output
+
+
+def test_refine_needs_head_layers(sample_config):
+    import pytest
+
+    from evoprune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="search.layers='all'"):
+        sample_config.with_overrides({"finetune.refine": "front", "search.layers": "all"})
