@@ -215,6 +215,11 @@ def main(argv=None) -> int:
         ["fitness, notebook float32 accuracy vs evoprune", check["fit_bitwise_mismatch"]],
         ["  max |difference|", f"{check['fit_max_abs']:.3g}"],
     ])
+    nb_best = max(record[3] for record in nb["records"])
+    common.print_table("Best individual (same model, same split)", ["", "notebook loop", "evoprune"], [
+        ["best fitness", f"{nb_best:.6f}", f"{s['best']['fitness']:.6f}"],
+        ["evaluations spent", n_nb, s["evaluations"]],
+    ])
     ok = (check["correct_mismatch"] == 0 and check["size_mismatch"] == 0 and check["fit_counts_mismatch"] == 0
           and check["rank_mismatch"] == 0 and check["base_correct"][0] == check["base_correct"][1]
           and check["fit_max_abs"] < 1e-6)

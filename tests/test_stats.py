@@ -39,3 +39,13 @@ def test_summary_and_pairwise_tables():
     assert (a["median"], a["q1"], a["q3"], a["n"]) == (2.5, 1.75, 3.25, 4)
     tests = pairwise_tests(trials, ["hv"], ["a", "b"])
     assert tests.iloc[0]["a12"] == 0.0 and tests.iloc[0]["effect"] == "large"
+
+
+def test_paired_tests_see_consistent_gains_that_unpaired_tests_miss():
+    # each seed has its own level; b beats a by 0.01 on every seed
+    levels = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2]
+    trials = pd.DataFrame({"algorithm": ["a"] * 8 + ["b"] * 8, "seed": list(range(8)) * 2,
+                           "hv": levels + [v + 0.01 for v in levels]})
+    row = pairwise_tests(trials, ["hv"], ["a", "b"]).iloc[0]
+    assert row["wins"] == 0.0 and row["pairs"] == 8
+    assert row["p_paired"] < 0.01 and row["p_value"] > 0.5

@@ -44,6 +44,17 @@ def mann_whitney_p(x: Sequence[float], y: Sequence[float]) -> float:
     return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
 
 
+def wilcoxon_p(x: Sequence[float], y: Sequence[float]) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired samples (1.0 when all pairs tie)."""
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+    d = d[~np.isnan(d)]
+    if not len(d) or np.all(d == 0):
+        return 1.0
+    return float(wilcoxon(d, zero_method="zsplit", alternative="two-sided").pvalue)
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN)."""
     p = np.asarray(p_values, dtype=float)
@@ -71,10 +82,13 @@ def summarize(trials: pd.DataFrame, metrics: Sequence[str], by: str = "algorithm
 
 
 def pairwise_tests(trials: pd.DataFrame, metrics: Sequence[str], groups: Sequence[str],
-                   by: str = "algorithm") -> pd.DataFrame:
-    """Mann-Whitney U and A12 for every pair of groups and metric, Holm-adjusted per metric.
+                   by: str = "algorithm", pair_on: str = "seed") -> pd.DataFrame:
+    """Unpaired and paired tests for every pair of groups and metric, Holm-adjusted per metric.
 
-    ``a12`` is the probability that the first group's value exceeds the second's.
+    ``a12`` (Vargha-Delaney) and ``p_value`` (Mann-Whitney U) treat the runs as
+    independent samples. When runs share ``pair_on`` (the same seed prunes the same
+    model), ``wins`` is the share of pairs where the first group is larger (ties count
+    one half) and ``p_paired`` the Wilcoxon signed-rank p-value over those pairs.
     """
     rows = []
     for metric in metrics:
@@ -82,10 +96,28 @@ def pairwise_tests(trials: pd.DataFrame, metrics: Sequence[str], groups: Sequenc
         for first, second in combinations(groups, 2):
             x = pd.to_numeric(trials.loc[trials[by] == first, metric], errors="coerce").dropna()
             y = pd.to_numeric(trials.loc[trials[by] == second, metric], errors="coerce").dropna()
+            paired = _paired(trials, by, pair_on, metric, first, second)
+            diff = paired.iloc[:, 0] - paired.iloc[:, 1]
             block.append({"metric": metric, "a": first, "b": second, "a12": a12(x, y),
-                          "p_value": mann_whitney_p(x, y), "n_a": len(x), "n_b": len(y)})
-        for row, adjusted in zip(block, holm([r["p_value"] for r in block])):
-            row["p_holm"] = adjusted
+                          "p_value": mann_whitney_p(x, y), "n_a": len(x), "n_b": len(y),
+                          "pairs": len(paired),
+                          "wins": float(((diff > 0) + 0.5 * (diff == 0)).mean()) if len(paired) else np.nan,
+                          "p_paired": wilcoxon_p(paired.iloc[:, 0], paired.iloc[:, 1])
+                          if len(paired) else np.nan})
+        for key in ("p_value", "p_paired"):
+            for row, adjusted in zip(block, holm([r[key] for r in block])):
+                row[key.replace("p_value", "p") + "_holm"] = adjusted
+        for row in block:
             row["effect"] = effect_size_label(row["a12"])
         rows.extend(block)
     return pd.DataFrame(rows)
+
+
+def _paired(trials: pd.DataFrame, by: str, pair_on: str, metric: str, first: str,
+            second: str) -> pd.DataFrame:
+    """Values of ``metric`` for the two groups side by side, one row per shared ``pair_on``."""
+    if pair_on not in trials:
+        return pd.DataFrame(columns=[first, second])
+    table = trials[trials[by].isin([first, second])].pivot_table(
+        index=pair_on, columns=by, values=metric, aggfunc="first")
+    return table.reindex(columns=[first, second]).apply(pd.to_numeric, errors="coerce").dropna()
