@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -106,7 +107,8 @@ def test_join_existing_cluster(cluster):
     results = run_tasks("executor_tasks:square", specs(4), executor="dask",
                         scheduler=cluster.scheduler_address, on_result=on_result)
     assert_exactly_once(calls, results, ["t0", "t1", "t2", "t3"])
-    assert len(cluster.scheduler_info()["workers"]) == 2  # the joined cluster is left running
+    assert cluster.status.name == "running"  # the joined cluster is left running
+    assert len(cluster.workers) == 2
 
 
 def test_dask_worker_killed_from_outside(cluster):
@@ -131,11 +133,13 @@ def test_dask_worker_killed_from_outside(cluster):
             assert time.monotonic() < deadline, "no task started"
             time.sleep(0.05)
         victim = next(addr for addr, keys in client.processing().items() if keys)
-        client.run(os._exit, 1, workers=[victim], wait=False)
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)  # like the OOM killer: no goodbye to the scheduler
         thread.join(60)
         assert not thread.is_alive()
         assert "error" not in outcome, outcome.get("error")
         assert_exactly_once(calls, outcome["results"], ["t0", "t1", "t2", "t3"])
+        assert pid not in {r["pid"] for r in outcome["results"]}  # its trial ran elsewhere
         client.wait_for_workers(2, timeout=30)  # the nanny restarted the killed worker
 
 

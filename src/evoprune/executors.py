@@ -225,7 +225,7 @@ def _run_dask(task: str, pending: list[dict], workers: int, scheduler: str | Non
         stack.callback(client.close)
         token = uuid4().hex[:8]  # keeps keys unique on a shared cluster
         futures = {client.submit(_call, task, spec, key=f"trial-{spec['key']}-{token}",
-                                 pure=False, retries=retries): spec for spec in pending}
+                                 pure=False, retries=0): spec for spec in pending}  # a raising task fails again: no retry
         try:
             for future in as_completed(futures, loop=client.loop):
                 spec = futures[future]
