@@ -87,3 +87,25 @@ def test_evaluation_budget_stops_the_loop(sample_config, prepared):
     evaluations = result.logbook["evaluations"].tolist()
     assert evaluations[-1] >= 50 and evaluations[-2] < 50
     assert len(result.logbook) < 500
+
+
+def test_search_is_immune_to_other_threads_drawing_random(sample_config, prepared):
+    """Dask workers' own threads use Python's random while a trial runs."""
+    import threading
+
+    reference = run_search(sample_config, prepared=prepared)
+    stop = threading.Event()
+
+    def noise():
+        while not stop.is_set():
+            random.random()
+
+    thread = threading.Thread(target=noise)
+    thread.start()
+    try:
+        noisy = run_search(sample_config, prepared=prepared)
+    finally:
+        stop.set()
+        thread.join()
+    assert noisy.front.equals(reference.front) and noisy.summary["best"] == reference.summary["best"]
+    assert noisy.archive.equals(reference.archive)

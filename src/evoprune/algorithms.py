@@ -112,7 +112,7 @@ SURVIVAL = {"paper": "elite", "nsga2": "nsga2", "spea2": "spea2", "nsga3": "nsga
             "tournament": "elite"}
 
 
-def _initializer(cfg: SearchConfig, encoding) -> Callable[[int], list]:
+def initializer(cfg: SearchConfig, encoding) -> Callable[[int], list]:
     """The paper's log-spaced thresholds for its genome; the encoding's own otherwise."""
     if encoding.name != "threshold":
         return encoding.initial
@@ -134,7 +134,7 @@ def build_toolbox(cfg: SearchConfig, problem: PruningProblem) -> tuple[base.Tool
     individual = individual_class(strategy.n_objectives)
     enc = problem.encoding
     check_pairing(enc.kind, enc.length, cfg.crossover, cfg.mutation, encoding=enc.name)
-    init = _initializer(cfg, enc)
+    init = initializer(cfg, enc)
     lows = list(enc.lows)
     highs = [max(h, lo) for h, lo in zip(enc.highs, lows)]
     params = {"alpha": cfg.alpha, "eta": cfg.eta, "sigma": cfg.sigma, "indpb": cfg.indpb,

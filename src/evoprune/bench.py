@@ -67,7 +67,9 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
 
 def run_trial(spec: dict) -> dict:
     """Runs one trial in any process (spawned or a Dask worker) and returns a plain dict row."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from evoprune.model import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     from evoprune.compare import front_metrics
     from evoprune.experiments import prepare, run_search
     from evoprune.peer import run_pymoo
@@ -76,10 +78,6 @@ def run_trial(spec: dict) -> dict:
     prepared = prepare(config)
     result = run_pymoo(config, prepared) if spec.get("peer") == "pymoo" else run_search(
         config, prepared=prepared)
-    if spec.get("peer") == "pymoo" and config.finetune.refine == "front":
-        from evoprune.experiments import make_problem, refine
-
-        result = refine(config, prepared, make_problem(config, prepared), result)
     s, base = result.summary, result.summary["baseline"]
     encoding, algorithm, variant = spec["cell"].split("/")
     row = {"key": spec["key"], "cell": spec["cell"], "encoding": encoding, "algorithm": algorithm,

@@ -59,21 +59,9 @@ def user_errors(debug: bool) -> Iterator[None]:
 
 
 def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with stderr silenced: its C++ start-up lines bypass all log levels.
+    from evoprune.model import import_tensorflow_quietly
 
-    An import that fails is retried with stderr open so its error is visible.
-    """
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    except Exception:
-        pass
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    import tensorflow  # noqa: F401,F811
+    import_tensorflow_quietly()
 
 
 def _load(config: Optional[Path], overrides: dict):

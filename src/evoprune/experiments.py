@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from evoprune.finetune import (FinetuneSettings, HeadFinetuner, RefiningEvaluato
 from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
 from evoprune.results import SUMMARY_VERSION, RunResult
+from evoprune.seeding import private_random
 
 Status = Callable[[str], None]
 
@@ -85,26 +85,26 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     problem = make_problem(config, prepared)
     toolbox, strategy = build_toolbox(config.search, problem)
     setup_time = time.perf_counter() - setup_start
-    state, earlier_search_time = None, 0.0
-    if resume:
-        payload = checkpoint.load(Path(checkpoint_dir) / checkpoint.CHECKPOINT, config)
-        state, earlier_search_time = checkpoint.restore(payload, problem), payload["search_time_s"]
-        status(f"Resuming after generation {state.generation}")
-    else:
-        random.seed(config.search.seed)
-        np.random.seed(config.search.seed)
-    status(f"Searching: {config.search.algorithm}, population {config.search.population}, "
-           f"{config.search.generations} generations")
-    search_start = time.perf_counter()
+    with private_random(config.search.seed):
+        state, earlier_search_time = None, 0.0
+        if resume:
+            payload = checkpoint.load(Path(checkpoint_dir) / checkpoint.CHECKPOINT, config)
+            state, earlier_search_time = checkpoint.restore(payload, problem), payload["search_time_s"]
+            status(f"Resuming after generation {state.generation}")
+        else:
+            np.random.seed(config.search.seed)
+        status(f"Searching: {config.search.algorithm}, population {config.search.population}, "
+               f"{config.search.generations} generations")
+        search_start = time.perf_counter()
 
-    def save_checkpoint(current: LoopState) -> None:
-        checkpoint.save(Path(checkpoint_dir) / checkpoint.CHECKPOINT, current, problem, config,
-                        earlier_search_time + time.perf_counter() - search_start)
+        def save_checkpoint(current: LoopState) -> None:
+            checkpoint.save(Path(checkpoint_dir) / checkpoint.CHECKPOINT, current, problem, config,
+                            earlier_search_time + time.perf_counter() - search_start)
 
-    observers = ([save_checkpoint] if checkpoint_dir else []) + list(observers)
-    state = evolve(toolbox, strategy, config.search.population, config.search.generations, observers,
-                   state=state, max_evaluations=config.search.max_evaluations)
-    search_time = earlier_search_time + time.perf_counter() - search_start
+        observers = ([save_checkpoint] if checkpoint_dir else []) + list(observers)
+        state = evolve(toolbox, strategy, config.search.population, config.search.generations,
+                       observers, state=state, max_evaluations=config.search.max_evaluations)
+        search_time = earlier_search_time + time.perf_counter() - search_start
     result = tabulate(config, prepared, problem, state, search_time, setup_time,
                       time.perf_counter() - wall_start)
     if config.finetune.refine == "front":

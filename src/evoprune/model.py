@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,27 @@ class TrainedModel:
     path: Path
     cached: bool
     train_time_s: float
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with stderr silenced: its C++ start-up lines bypass all log levels.
+
+    An import that fails is retried with stderr open so its error is visible.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    except Exception:
+        pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    import tensorflow  # noqa: F401,F811
 
 
 def build_model(input_shape: tuple[int, ...] = (28, 28, 1), n_classes: int = 10,

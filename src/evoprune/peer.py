@@ -7,10 +7,11 @@ import time
 import numpy as np
 from deap import base, tools
 
-from evoprune.algorithms import LoopState, individual_class, record
+from evoprune.algorithms import LoopState, initializer, individual_class, record
 from evoprune.config import Config
-from evoprune.experiments import Prepared, make_problem, tabulate
+from evoprune.experiments import Prepared, make_problem, refine, tabulate
 from evoprune.results import RunResult
+from evoprune.seeding import private_random
 
 
 def _pymoo_problem(problem):
@@ -34,22 +35,23 @@ def _pymoo_problem(problem):
     return PruningPymoo()
 
 
-def _algorithm(config: Config, kind: str):
+def _algorithm(config: Config, kind: str, initial: np.ndarray):
+    """pymoo's NSGA2 with its standard operators, started from evoprune's initial population."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
 
     size = config.search.population
     if kind == "binary":
         from pymoo.operators.crossover.pntx import TwoPointCrossover
         from pymoo.operators.mutation.bitflip import BitflipMutation
-        from pymoo.operators.sampling.rnd import BinaryRandomSampling
 
-        return NSGA2(pop_size=size, sampling=BinaryRandomSampling(), crossover=TwoPointCrossover(),
+        return NSGA2(pop_size=size, sampling=initial.astype(bool), crossover=TwoPointCrossover(),
                      mutation=BitflipMutation(), eliminate_duplicates=True)
     from pymoo.operators.crossover.sbx import SBX
     from pymoo.operators.mutation.pm import PM
 
-    return NSGA2(pop_size=size, crossover=SBX(eta=config.search.eta, prob=config.search.cxpb),
-                 mutation=PM(eta=config.search.eta), eliminate_duplicates=True)
+    return NSGA2(pop_size=size, sampling=initial, eliminate_duplicates=True,
+                 crossover=SBX(eta=config.search.eta, prob=config.search.cxpb),
+                 mutation=PM(eta=config.search.eta))
 
 
 def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
@@ -65,7 +67,10 @@ def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
     setup = time.perf_counter() - start
     budget = config.search.max_evaluations or config.search.population * (config.search.generations + 1)
     search_start = time.perf_counter()
-    res = minimize(_pymoo_problem(problem), _algorithm(config, problem.encoding.kind),
+    with private_random(config.search.seed):  # the mask initializer's bit flips
+        initial = np.array(initializer(config.search, problem.encoding)(config.search.population),
+                           dtype=float)
+    res = minimize(_pymoo_problem(problem), _algorithm(config, problem.encoding.kind, initial),
                    ("n_eval", 2 * budget), seed=config.search.seed, verbose=False)
     search_time = time.perf_counter() - search_start
     cls = individual_class(2)
@@ -81,4 +86,5 @@ def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
     logbook = tools.Logbook()
     record(toolbox, logbook, int(res.algorithm.n_gen), population, problem.evaluations, search_time)
     state = LoopState(int(res.algorithm.n_gen), population, logbook)
-    return tabulate(config, prepared, problem, state, search_time, setup, time.perf_counter() - start)
+    result = tabulate(config, prepared, problem, state, search_time, setup, time.perf_counter() - start)
+    return refine(config, prepared, problem, result) if config.finetune.refine == "front" else result
