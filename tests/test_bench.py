@@ -1,0 +1,59 @@
+"""bench: grid with invalid pairings skipped, equal budgets, pymoo peer, resume, report."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from evoprune import bench
+from evoprune.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small(sample_config):
+    return sample_config.with_overrides({
+        "search.generations": 200, "search.max_evaluations": 40,
+        "finetune.refine": "front", "finetune.steps": 20, "finetune.max_points": 3,
+        "bench.seeds": 2, "bench.encodings": ["threshold", "mask"],
+        "bench.algorithms": ["paper"], "bench.variants": ["average+random_reset", "uniform+flip_bit"],
+        "bench.pymoo": True, "bench.executor": "serial"})
+
+
+def test_grid_skips_invalid_pairings(small):
+    specs, skipped = bench.grid(small, {"threshold": 1, "mask": 1500})
+    cells = {s["cell"] for s in specs}
+    assert cells == {"threshold/paper/average+random_reset", "mask/paper/uniform+flip_bit",
+                     "threshold/pymoo-nsga2/default", "mask/pymoo-nsga2/default"}
+    assert len(specs) == 8 and len({s["key"] for s in specs}) == 8
+    assert any("mask with average+random_reset" in line for line in skipped)
+    assert any("threshold with uniform+flip_bit" in line for line in skipped)
+
+
+def test_bench_runs_resumes_and_ranks(small, tmp_path, monkeypatch):
+    trials = bench.bench(small, tmp_path)
+    assert len(trials) == 8 and (trials["evaluations"] == 40).all()
+    assert trials["refined_test_accuracy"].notna().any()
+    calls = []
+    real = bench.run_trial
+    monkeypatch.setattr(bench, "run_trial", lambda spec: calls.append(spec) or real(spec))
+    again = bench.bench(small.with_overrides({"bench.seeds": 3}), tmp_path)
+    assert len(again) == 12 and not again["key"].duplicated().any()
+    assert len(calls) == 4 and all(s["key"].endswith("seed2") for s in calls)  # only the new seed
+    table = bench.write_outputs(small, again, tmp_path)
+    assert table["hv_median"].is_monotonic_decreasing
+    paper = table[table["cell"] == bench.PAPER].iloc[0]
+    assert paper["a12_vs_paper"] == 0.5
+    report = (tmp_path / "report.md").read_text()
+    assert "(paper)" in report and "pymoo-nsga2" in report and "Skipped cells" in report
+    assert (tmp_path / "hypervolume.png").is_file()
+
+
+def test_cli_bench_rejects_bad_executor(small, tmp_path):
+    config = tmp_path / "b.toml"
+    config.write_text(small.to_toml())
+    result = runner.invoke(app, ["bench", "--config", str(config), "--executor", "threads",
+                                 "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "bench.executor='threads'" in result.output
