@@ -49,22 +49,11 @@ def parse_args(description: str, argv: Sequence[str] | None = None,
 
 
 def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with stderr silenced: its C++ start-up lines ignore the log level.
-
-    A failing import is retried with stderr open so its error is visible.
-    """
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    """Imports TensorFlow with its C++ start-up lines silenced (evoprune's own helper)."""
     sys.stderr.flush()
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    except Exception:
-        pass
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    import tensorflow  # noqa: F401,F811
+    from evoprune.model import import_tensorflow_quietly as quiet_import
+
+    quiet_import()
 
 
 def make_temp_dir(prefix: str) -> str:

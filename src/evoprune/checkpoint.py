@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import numpy as np
 from evoprune.algorithms import LoopState, individual_class
 from evoprune.config import Config
 from evoprune.errors import EvopruneError
+from evoprune.results import atomic_write_bytes
 
 CHECKPOINT = "checkpoint.pkl"
 FORMAT = 1
@@ -31,16 +30,7 @@ def save(path: Path, state: LoopState, problem, config: Config, search_time_s: f
         "population": state.population, "logbook": state.logbook, "problem": problem.state_dict(),
         "random": random.getstate(), "numpy": np.random.get_state(), "search_time_s": search_time_s,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load(path: Path, config: Config) -> dict[str, Any]:

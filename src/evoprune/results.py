@@ -52,19 +52,27 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, then renames it over ``path``."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``.
+
+    A crash or a full disk leaves either the old file or the new one, never a mixture.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def prepare_out_dir(out: Path) -> Path:
