@@ -131,3 +131,11 @@ def test_finished_run_is_not_overwritten_without_flag(tmp_path, config_file):
     assert invoke("run", "--config", config_file, "--out", out, "--seed", "1",
                   "--overwrite").exit_code == 0
     assert json.loads((out / "summary.json").read_text())["seed"] == 1
+
+
+def test_usage_errors_are_one_line_from_the_console_script(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "evoprune", "run", "--out", str(tmp_path),
+                          "--seed", "abc"], capture_output=True, text=True)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "--seed abc" in lines[0]

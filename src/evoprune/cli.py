@@ -105,7 +105,7 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
         config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
         seed: SeedOpt = None,
         algorithm: Annotated[Optional[str], typer.Option(
-            help="paper, nsga2, spea2 or nsga3.")] = None,
+            help="paper, nsga2, spea2, nsga3 or tournament.")] = None,
         population: Annotated[Optional[int], typer.Option(help="Population size.")] = None,
         generations: Annotated[Optional[int], typer.Option(help="Generations.")] = None,
         evaluator: Annotated[Optional[str], typer.Option(help="fast or exact.")] = None,
@@ -298,8 +298,32 @@ def _progress(generations: int):
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: usage errors, too, are one ``Error:`` line (exit 2)."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        _err("aborted")
+        sys.exit(130)
+    except typer.TyperException as exc:  # Click's usage errors, as vendored by Typer
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message())
+        else:
+            _err(_usage_message(exc, sys.argv[1:]))
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_message(exc, argv: list[str]) -> str:
+    """Click's message on one line, with the value given on the command line when known."""
+    message = " ".join(exc.format_message().split())
+    param = getattr(exc, "param", None)
+    for name in getattr(param, "opts", []) or []:
+        for i, token in enumerate(argv):
+            if token == name and i + 1 < len(argv):
+                return f"{message} Received: {name} {argv[i + 1]}"
+            if token.startswith(name + "="):
+                return f"{message} Received: {token}"
+    return message
 
 
 if __name__ == "__main__":  # pragma: no cover
