@@ -87,3 +87,10 @@ def test_cli_compare_writes_report_and_plots(small, tmp_path):
     bad = runner.invoke(app, ["compare", "--config", str(config), "--algorithms", "paper,cmaes",
                               "--out", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "cmaes" in bad.output
+
+
+def test_budget_defaults_to_population_times_generations(sample_config):
+    cfg = cmp.with_budget(sample_config.with_overrides({"search.generations": 30}))
+    assert cfg.search.max_evaluations == 600 and cfg.search.generations >= 6000
+    kept = cmp.with_budget(sample_config.with_overrides({"search.max_evaluations": 90}))
+    assert kept.search.max_evaluations == 90

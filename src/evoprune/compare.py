@@ -36,9 +36,18 @@ class CompareResult:
     fronts: pd.DataFrame
 
 
+def with_budget(config: Config) -> Config:
+    """Equal budgets: without ``search.max_evaluations`` it is population x generations
+    (the notebook's 20 x 30 = 600), and generations only bound the loop from above."""
+    search = config.search
+    budget = search.max_evaluations or search.population * search.generations
+    return config.with_overrides({"search.max_evaluations": budget,
+                                  "search.generations": max(search.generations, 10 * budget)})
+
+
 def algorithm_config(config: Config, algorithm: str, seed: int) -> Config:
     """The run config of one trial (validates algorithm-specific sizes, e.g. DCD's 4s)."""
-    return config.with_overrides({"search.algorithm": algorithm, "search.seed": seed})
+    return with_budget(config).with_overrides({"search.algorithm": algorithm, "search.seed": seed})
 
 
 def front_metrics(config: Config, front: pd.DataFrame, exact: pd.DataFrame | None,
@@ -142,7 +151,7 @@ def compare(config: Config, out: Path, progress: Progress = lambda label, done: 
         todo = [a for a in (*config.compare.algorithms, REFERENCE) if (a, seed) not in finished]
         if not todo:
             continue
-        seed_config = config.with_overrides({"search.seed": seed})
+        seed_config = with_budget(config).with_overrides({"search.seed": seed})
         prepared = prepare(seed_config, status)
         exact = None
         for algorithm in [REFERENCE] + [a for a in todo if a != REFERENCE]:
@@ -265,7 +274,7 @@ def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
         "dataset": config.data.data_dir or config.data.dataset,
         "fitness split": config.data.fitness_split,
         "seeds": trials["seed"].nunique(),
-        "evaluation budget per run": config.search.max_evaluations or "all generations",
+        "evaluation budget per run": with_budget(config).search.max_evaluations,
         "population": config.search.population,
         "baseline accuracy (median)": f"{trials['baseline_accuracy'].median():.4f}",
         "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
