@@ -54,8 +54,11 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     test = fitness if config.data.fitness_split == "test" else KerasEvaluator(
         model, dataset.test, "fast", config.model.batch_size, layers)
     encoding = make_encoding(config.search.encoding, fitness.kernels, config.search.min_threshold)
-    if config.finetune.refine == "each":
-        fitness = RefiningEvaluator(fitness, make_finetuner(config, prepared, layers))
+    if config.finetune.refine == "each":  # both splits score the fine-tuned head
+        finetuner = make_finetuner(config, prepared, layers)
+        fitness_refined = RefiningEvaluator(fitness, finetuner)
+        test = fitness_refined if test is fitness else RefiningEvaluator(test, finetuner)
+        fitness = fitness_refined
     return PruningProblem(encoding, fitness, test)
 
 

@@ -134,6 +134,9 @@ def refine_front(front, genomes: list, problem, finetuner: HeadFinetuner, max_po
                  max_drop_pp: float):
     """Fine-tunes front points within ``max_drop_pp`` of baseline; accuracy before and after.
 
+    Pruned points lose much of their accuracy before fine-tuning and regain most of it,
+    so the floor is loose (default 50 points) and the points are spread over sizes.
+
     Returns:
         A DataFrame with ``eval_index, nonzero, compression, accuracy, test_accuracy,
         refined_accuracy, refined_test_accuracy`` (accuracy on the fitness split).
@@ -141,9 +144,11 @@ def refine_front(front, genomes: list, problem, finetuner: HeadFinetuner, max_po
     import pandas as pd
 
     floor = problem.base_accuracy - max_drop_pp / 100.0
-    chosen = front[(front["accuracy"] >= floor) & (front["nonzero"] > 0)]
-    if len(chosen) > max_points:
-        chosen = chosen.iloc[np.unique(np.linspace(0, len(chosen) - 1, max_points).round().astype(int))]
+    chosen = front[(front["accuracy"] >= floor) & (front["nonzero"] > 0)].reset_index(drop=True)
+    if len(chosen) > max_points:  # spread over sizes (log scale): the small ones matter most
+        sizes = np.log(chosen["nonzero"].to_numpy(dtype=float))
+        targets = np.linspace(sizes.min(), sizes.max(), max_points)
+        chosen = chosen.iloc[np.unique(np.abs(sizes[None, :] - targets[:, None]).argmin(axis=1))]
     fit, test = problem.evaluator, problem.test_evaluator
     rows = []
     for row in chosen.itertuples(index=False):
