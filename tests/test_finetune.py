@@ -63,3 +63,19 @@ def test_refine_needs_head_layers(sample_config):
 
     with pytest.raises(ConfigError, match="search.layers='all'"):
         sample_config.with_overrides({"finetune.refine": "front", "search.layers": "all"})
+
+
+def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared):
+    from evoprune.experiments import make_problem, run_search
+    from evoprune.finetune import RefiningEvaluator
+
+    cfg = sample_config.with_overrides({"search.generations": 1, "finetune.refine": "each",
+                                        "finetune.steps": 20})
+    problem = make_problem(cfg, prepared)
+    assert isinstance(problem.evaluator, RefiningEvaluator)
+    assert isinstance(problem.test_evaluator, RefiningEvaluator)
+    plain = make_problem(sample_config, prepared)
+    genome = [[float(np.quantile(np.abs(plain.evaluator.kernel), 0.8))]]
+    assert problem.evaluate(genome)[0].accuracy > plain.evaluate(genome)[0].accuracy
+    result = run_search(cfg, prepared=prepared)
+    assert result.summary["evaluations"] == len(result.archive)
