@@ -15,8 +15,9 @@ from evoprune.results import atomic_write_text
 PAPER = "threshold/paper/average+random_reset"
 PEER = "pymoo-nsga2"
 METRICS = {"hypervolume": True, "best_fitness": True, "best_test_accuracy": True,
-           "nonzero_within_1pp": False, "test_nonzero_within_1pp": False,
-           "refined_nonzero_within_1pp": False, "refined_test_drop_pp": False}
+           "nonzero_within_1pp": False, "selected_1pp_test_drop_pp": False,
+           "test_nonzero_within_1pp": False, "refined_nonzero_within_1pp": False,
+           "refined_test_drop_pp": False}
 
 
 def trial_config(config: Config, encoding: str, algorithm: str, variant: str, seed: int) -> Config:
