@@ -40,7 +40,8 @@ def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
     out = tmp_path / "run"
     assert runner.invoke(app, ["run", "--config", str(config), "--out", str(out)]).exit_code == 0
     refined = pd.read_csv(out / "refined.csv")
-    assert 1 <= len(refined) <= 5
+    assert 1 <= len(refined) <= 5 + 8  # spread points, then a bisection
+    assert refined["nonzero"].is_monotonic_increasing and refined["eval_index"].is_unique
     assert (refined["refined_accuracy"] >= refined["accuracy"] - 0.05).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["refined"]["points"] == len(refined)

@@ -131,36 +131,60 @@ class RefiningEvaluator:
 
 
 def refine_front(front, genomes: list, problem, finetuner: HeadFinetuner, max_points: int,
-                 max_drop_pp: float):
-    """Fine-tunes front points within ``max_drop_pp`` of baseline; accuracy before and after.
+                 max_drop_pp: float, within_pp: float = 1.0):
+    """Fine-tunes front points and returns their accuracy before and after.
 
-    Pruned points lose much of their accuracy before fine-tuning and regain most of it,
-    so the floor is loose (default 50 points) and the points are spread over sizes.
+    First ``max_points`` points spread over sizes (log scale) among those within
+    ``max_drop_pp`` of baseline; pruned heads regain most of their loss, so that floor is
+    loose. Then a bisection over the front points between the largest size that missed
+    ``within_pp`` of baseline (fitness split, after fine-tuning) and the smallest that
+    made it, to find the smallest head that holds.
 
     Returns:
         A DataFrame with ``eval_index, nonzero, compression, accuracy, test_accuracy,
-        refined_accuracy, refined_test_accuracy`` (accuracy on the fitness split).
+        refined_accuracy, refined_test_accuracy`` (accuracy on the fitness split), by size.
     """
     import pandas as pd
 
     floor = problem.base_accuracy - max_drop_pp / 100.0
-    chosen = front[(front["accuracy"] >= floor) & (front["nonzero"] > 0)].reset_index(drop=True)
-    if len(chosen) > max_points:  # spread over sizes (log scale): the small ones matter most
-        sizes = np.log(chosen["nonzero"].to_numpy(dtype=float))
-        targets = np.linspace(sizes.min(), sizes.max(), max_points)
-        chosen = chosen.iloc[np.unique(np.abs(sizes[None, :] - targets[:, None]).argmin(axis=1))]
+    pool = front[(front["accuracy"] >= floor) & (front["nonzero"] > 0)]
+    pool = pool.sort_values("nonzero", kind="stable").reset_index(drop=True)
     fit, test = problem.evaluator, problem.test_evaluator
-    rows = []
-    for row in chosen.itertuples(index=False):
-        mask = problem.encoding.decode([genomes[row.eval_index]])[0][0]
-        kernel, bias = finetuner.tune(mask)
-        rows.append({"eval_index": row.eval_index, "nonzero": row.nonzero,
-                     "compression": row.compression, "accuracy": row.accuracy,
-                     "test_accuracy": row.test_accuracy,
-                     "refined_accuracy": head_accuracy(fit.features, fit.labels, kernel, bias),
-                     "refined_test_accuracy": head_accuracy(test.features, test.labels, kernel, bias)})
-    return pd.DataFrame(rows, columns=["eval_index", "nonzero", "compression", "accuracy",
-                                       "test_accuracy", "refined_accuracy", "refined_test_accuracy"])
+    rows: dict[int, dict] = {}
+
+    def tune(position: int) -> dict:
+        if position not in rows:
+            row = pool.iloc[position]
+            mask = problem.encoding.decode([genomes[int(row["eval_index"])]])[0][0]
+            kernel, bias = finetuner.tune(mask)
+            rows[position] = {
+                "eval_index": int(row["eval_index"]), "nonzero": int(row["nonzero"]),
+                "compression": float(row["compression"]), "accuracy": float(row["accuracy"]),
+                "test_accuracy": float(row["test_accuracy"]),
+                "refined_accuracy": head_accuracy(fit.features, fit.labels, kernel, bias),
+                "refined_test_accuracy": head_accuracy(test.features, test.labels, kernel, bias)}
+        return rows[position]
+
+    if len(pool):
+        sizes = np.log(pool["nonzero"].to_numpy(dtype=float))
+        targets = np.linspace(sizes.min(), sizes.max(), min(max_points, len(pool)))
+        for position in np.unique(np.abs(sizes[None, :] - targets[:, None]).argmin(axis=1)):
+            tune(int(position))
+        bar = problem.base_accuracy - within_pp / 100.0 - 1e-12
+        passing = [p for p, r in rows.items() if r["refined_accuracy"] >= bar]
+        if passing:
+            high = min(passing)
+            failing = [p for p, r in rows.items() if r["refined_accuracy"] < bar and p < high]
+            low = max(failing) if failing else -1
+            while high - low > 1:
+                middle = (low + high) // 2
+                if tune(middle)["refined_accuracy"] >= bar:
+                    high = middle
+                else:
+                    low = middle
+    columns = ["eval_index", "nonzero", "compression", "accuracy", "test_accuracy",
+               "refined_accuracy", "refined_test_accuracy"]
+    return pd.DataFrame([rows[p] for p in sorted(rows)], columns=columns)
 
 
 def best_refined(refined, base_accuracy: float, points: float = 1.0) -> dict | None:
