@@ -248,21 +248,35 @@ class FinetuneConfig:
     Attributes:
         refine: ``none``, ``front`` (fine-tune the final front, reporting accuracy before
             and after) or ``each`` (fine-tune inside every evaluation: small budgets only).
-        steps, batch_size, learning_rate: Adam mini-batch training.
+        scope: ``head`` (retrain the kept head weights on cached features, ~0.2 s a mask)
+            or ``model`` (retrain every surviving weight, convolutions too, for ``epochs``
+            at ``model_learning_rate``: seconds a mask, front only).
+        steps, batch_size, learning_rate: Adam mini-batch training of the head.
+        epochs, model_learning_rate: training of the whole model (``scope = "model"``).
         max_points: at most this many front points are fine-tuned (evenly spread).
         max_drop_pp: only front points within this many accuracy points of baseline
             before fine-tuning (fine-tuning recovers much of the loss).
     """
 
     refine: str = "none"
+    scope: str = "head"
     steps: int = 300
     batch_size: int = 128
     learning_rate: float = 0.01
+    epochs: int = 3
+    model_learning_rate: float = 0.005
     max_points: int = 30
     max_drop_pp: float = 50.0
 
     def validate(self) -> None:
         _check_choice("finetune.refine", self.refine, REFINES)
+        _check_choice("finetune.scope", self.scope, ("head", "model"))
+        _check_range("finetune.epochs", self.epochs, 1)
+        _check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0,
+                     low_open=True)
+        if self.refine == "each" and self.scope != "head":
+            raise ConfigError("Fine-tuning inside every evaluation retrains the head only. Expected "
+                              f"finetune.scope='head' with refine='each'. Received: finetune.scope={self.scope!r}")
         _check_range("finetune.steps", self.steps, 1)
         _check_range("finetune.batch_size", self.batch_size, 1)
         _check_range("finetune.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)

@@ -18,8 +18,8 @@ from evoprune.config import Config
 from evoprune.data import Dataset, load_dataset
 from evoprune.encodings import make_encoding
 from evoprune.evaluate import KerasEvaluator, PruningProblem, pruned_layer_indices
-from evoprune.finetune import (FinetuneSettings, HeadFinetuner, RefiningEvaluator, best_refined,
-                               refine_front)
+from evoprune.finetune import (FinetuneSettings, HeadFinetuner, ModelFinetuner, RefiningEvaluator,
+                               best_refined, head_scorer, refine_front)
 from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
 from evoprune.results import SUMMARY_VERSION, RunResult
@@ -116,13 +116,28 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     return result
 
 
+def make_model_finetuner(config: Config, prepared: Prepared, problem: PruningProblem) -> ModelFinetuner:
+    """Whole-model fine-tuning (``finetune.scope = "model"``) of this run's model."""
+    f, ds = config.finetune, prepared.dataset
+    return ModelFinetuner(prepared.trained.model, ds.train, ds.split(config.data.fitness_split),
+                          ds.test, problem.evaluator.layer_index, f.epochs, f.model_learning_rate,
+                          f.batch_size, config.search.seed)
+
+
+def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
+    """``mask -> (fitness-split, test accuracy)`` after fine-tuning with the configured scope."""
+    if config.finetune.scope == "model":
+        return make_model_finetuner(config, prepared, problem).score
+    finetuner = make_finetuner(config, prepared, problem.evaluator.layer_indices)
+    return head_scorer(finetuner, problem.evaluator, problem.test_evaluator)
+
+
 def refine(config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult) -> RunResult:
     """Fine-tunes the front's useful points and adds ``refined`` to the result and summary."""
     start = time.perf_counter()
-    finetuner = make_finetuner(config, prepared, problem.evaluator.layer_indices)
     keys = [key for key, _ in problem.archive()]
-    refined = refine_front(result.front, keys, problem, finetuner, config.finetune.max_points,
-                           config.finetune.max_drop_pp)
+    refined = refine_front(result.front, keys, problem, make_scorer(config, prepared, problem),
+                           config.finetune.max_points, config.finetune.max_drop_pp)
     summary = dict(result.summary)
     summary["refined"] = {"points": len(refined), "time_s": time.perf_counter() - start,
                           "best_within_1pp": best_refined(refined, problem.base_accuracy)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +45,18 @@ def _genomes(run_dir: Path) -> list:
 
 
 def choose(run_dir: Path, rank: int) -> tuple[pd.Series, bool]:
-    """The front point of the given fitness rank (0 = best), from refined.csv when present."""
+    """The front point of the given rank (0 = best).
+
+    Refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
+    smallest first, then the others by accuracy; other runs rank by scalar fitness.
+    """
     refined = run_dir / "refined.csv"
     table = pd.read_csv(refined if refined.is_file() else run_dir / "front.csv")
     if refined.is_file():
-        table = table.sort_values(["refined_accuracy", "nonzero"], ascending=[False, True])
+        base = json.loads((run_dir / "summary.json").read_text())["baseline"]["accuracy"]
+        table["_ok"] = table["refined_accuracy"] >= base - 0.01 - 1e-12
+        table["_size"] = table["nonzero"].where(table["_ok"], 0)
+        table = table.sort_values(["_ok", "_size", "refined_accuracy"], ascending=[False, True, False])
     else:
         table = table.sort_values("fitness", ascending=False, kind="stable")
     if not 0 <= rank < len(table):
@@ -64,8 +72,8 @@ def export_model(run_dir: Path, out: Path, rank: int = 0) -> ExportReport:
             not a ``.keras`` file.
     """
     from evoprune.config import load_config
-    from evoprune.experiments import make_finetuner, make_problem, prepare
-    from evoprune.model import save_model
+    from evoprune.experiments import make_finetuner, make_model_finetuner, make_problem, prepare
+    from evoprune.model import compile_model, save_model
 
     run_dir = Path(run_dir)
     if not (run_dir / "summary.json").is_file():
@@ -79,14 +87,18 @@ def export_model(run_dir: Path, out: Path, rank: int = 0) -> ExportReport:
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
     model = prepared.trained.model
     base_path = out.with_name(f".{out.stem}.unpruned.keras")
+    compile_model(model)  # a fresh optimizer: no training state in either file
     save_model(model, base_path)
     masks = problem.encoding.decode([genome])
     for index, kernel, mask in zip(problem.evaluator.layer_indices, problem.evaluator.kernels, masks):
         model.layers[index].kernel.assign(np.where(mask[0], kernel, np.float32(0)))
-    if refined:
+    if refined and config.finetune.scope == "model":
+        model.set_weights(make_model_finetuner(config, prepared, problem).tuned_weights(masks[-1][0]))
+    elif refined:
         kernel, bias = make_finetuner(config, prepared, problem.evaluator.layer_indices).tune(masks[-1][0])
         model.layers[problem.evaluator.layer_index].set_weights([kernel, bias])
     out.parent.mkdir(parents=True, exist_ok=True)
+    compile_model(model)
     save_model(model, out)
     nonzero = int(sum(np.count_nonzero(model.layers[i].kernel.numpy())
                       for i in problem.evaluator.layer_indices))

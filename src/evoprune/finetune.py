@@ -130,7 +130,7 @@ class RefiningEvaluator:
         return np.array(counts, dtype=np.int64)
 
 
-def refine_front(front, genomes: list, problem, finetuner: HeadFinetuner, max_points: int,
+def refine_front(front, genomes: list, problem, score, max_points: int,
                  max_drop_pp: float, within_pp: float = 1.0):
     """Fine-tunes front points and returns their accuracy before and after.
 
@@ -139,6 +139,10 @@ def refine_front(front, genomes: list, problem, finetuner: HeadFinetuner, max_po
     loose. Then a bisection over the front points between the largest size that missed
     ``within_pp`` of baseline (fitness split, after fine-tuning) and the smallest that
     made it, to find the smallest head that holds.
+
+    Args:
+        score: ``mask -> (fitness-split accuracy, test accuracy)`` after fine-tuning
+            (see :func:`head_scorer` and :class:`ModelFinetuner`).
 
     Returns:
         A DataFrame with ``eval_index, nonzero, compression, accuracy, test_accuracy,
@@ -149,20 +153,18 @@ def refine_front(front, genomes: list, problem, finetuner: HeadFinetuner, max_po
     floor = problem.base_accuracy - max_drop_pp / 100.0
     pool = front[(front["accuracy"] >= floor) & (front["nonzero"] > 0)]
     pool = pool.sort_values("nonzero", kind="stable").reset_index(drop=True)
-    fit, test = problem.evaluator, problem.test_evaluator
     rows: dict[int, dict] = {}
 
     def tune(position: int) -> dict:
         if position not in rows:
             row = pool.iloc[position]
             mask = problem.encoding.decode([genomes[int(row["eval_index"])]])[0][0]
-            kernel, bias = finetuner.tune(mask)
+            refined, refined_test = score(mask)
             rows[position] = {
                 "eval_index": int(row["eval_index"]), "nonzero": int(row["nonzero"]),
                 "compression": float(row["compression"]), "accuracy": float(row["accuracy"]),
                 "test_accuracy": float(row["test_accuracy"]),
-                "refined_accuracy": head_accuracy(fit.features, fit.labels, kernel, bias),
-                "refined_test_accuracy": head_accuracy(test.features, test.labels, kernel, bias)}
+                "refined_accuracy": refined, "refined_test_accuracy": refined_test}
         return rows[position]
 
     if len(pool):
@@ -185,6 +187,83 @@ def refine_front(front, genomes: list, problem, finetuner: HeadFinetuner, max_po
     columns = ["eval_index", "nonzero", "compression", "accuracy", "test_accuracy",
                "refined_accuracy", "refined_test_accuracy"]
     return pd.DataFrame([rows[p] for p in sorted(rows)], columns=columns)
+
+
+def head_scorer(finetuner: HeadFinetuner, fit, test):
+    """``mask -> (fitness-split, test accuracy)`` of the head fine-tuned on cached features."""
+    def score(mask):
+        kernel, bias = finetuner.tune(mask)
+        return (head_accuracy(fit.features, fit.labels, kernel, bias),
+                head_accuracy(test.features, test.labels, kernel, bias))
+
+    return score
+
+
+class ModelFinetuner:
+    """Retrains every surviving weight of the model (convolutions too) with the head's mask fixed.
+
+    Standard prune-then-fine-tune: a few epochs of the notebook's training pipeline, the
+    pruned head weights forced back to zero after every batch. Slower than
+    :class:`HeadFinetuner` (seconds per mask), so meant for a run's final front.
+
+    Args:
+        model: the trained model (its weights are restored after every call).
+        train, fit_split, test_split: ``(images, labels)`` splits.
+        layer_index: the pruned head.
+        epochs, learning_rate, batch_size, seed: training settings (seeded, deterministic).
+    """
+
+    def __init__(self, model, train, fit_split, test_split, layer_index: int, epochs: int,
+                 learning_rate: float, batch_size: int, seed: int) -> None:
+        self.model, self.train, self.fit_split, self.test_split = model, train, fit_split, test_split
+        self.layer_index, self.epochs, self.learning_rate = layer_index, epochs, learning_rate
+        self.batch_size, self.seed = batch_size, seed
+        self.base = [w.copy() for w in model.get_weights()]
+        self._cache: dict[bytes, list] = {}
+
+    def tuned_weights(self, mask: np.ndarray) -> list:
+        """All model weights after fine-tuning with ``mask`` on the head (memoized)."""
+        import keras
+
+        from evoprune.data import train_pipeline
+        from evoprune.model import compile_model
+        from evoprune.seeding import seed_everything
+
+        mask = np.asarray(mask, dtype=np.float32)
+        key = np.packbits(mask.astype(bool)).tobytes()
+        if key in self._cache:
+            return self._cache[key]
+        layer, index = self.model.layers[self.layer_index], self.layer_index
+
+        class KeepMask(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                layer.kernel.assign(layer.kernel * mask)
+
+        seed_everything(self.seed)
+        self.model.set_weights(self.base)
+        layer.kernel.assign(self.base[self._kernel_position(index)] * mask)
+        compile_model(self.model, self.learning_rate)
+        try:
+            self.model.fit(train_pipeline(self.train, self.batch_size, self.seed), epochs=self.epochs,
+                           verbose=0, shuffle=False, callbacks=[KeepMask()])
+            self._cache[key] = [w.copy() for w in self.model.get_weights()]
+        finally:
+            self.model.set_weights(self.base)
+        return self._cache[key]
+
+    def _kernel_position(self, index: int) -> int:
+        before = sum(len(layer.get_weights()) for layer in self.model.layers[:index])
+        return before
+
+    def score(self, mask: np.ndarray) -> tuple[float, float]:
+        """Fitness-split and test accuracy (``model.evaluate``) after fine-tuning."""
+        from evoprune.model import accuracy
+
+        self.model.set_weights(self.tuned_weights(mask))
+        try:
+            return accuracy(self.model, self.fit_split), accuracy(self.model, self.test_split)
+        finally:
+            self.model.set_weights(self.base)
 
 
 def best_refined(refined, base_accuracy: float, points: float = 1.0) -> dict | None:
