@@ -57,3 +57,15 @@ def test_cli_bench_rejects_bad_executor(small, tmp_path):
     result = runner.invoke(app, ["bench", "--config", str(config), "--executor", "threads",
                                  "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "bench.executor='threads'" in result.output
+
+
+def test_cli_bench_resume_allows_more_seeds_but_not_other_settings(small, tmp_path):
+    from evoprune.compare import check_resumable
+    from evoprune.errors import EvopruneError
+
+    (tmp_path / "trials.csv").write_text("key\n")
+    (tmp_path / "config.toml").write_text(small.to_toml())
+    check_resumable(small.with_overrides({"bench.seeds": 5}), tmp_path, free=("bench", "compare"))
+    with pytest.raises(EvopruneError, match="search.max_evaluations"):
+        check_resumable(small.with_overrides({"search.max_evaluations": 99}), tmp_path,
+                        free=("bench", "compare"))

@@ -231,7 +231,7 @@ def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for t
         if (out / "config.toml").is_file() and (out / "trials.csv").is_file():
             from evoprune.compare import check_resumable
 
-            check_resumable(cfg.with_overrides({}), out)
+            check_resumable(cfg, out, free=("bench", "compare"))
         atomic_write_text(out / "config.toml", cfg.to_toml())
         with _bar("trials", 1) as bar:
             trials = bch.bench(cfg, out, scheduler=scheduler, status=lambda msg: None,

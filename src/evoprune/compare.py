@@ -243,10 +243,10 @@ def median_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 
-def check_resumable(config: Config, out: Path) -> None:
+def check_resumable(config: Config, out: Path, free: tuple[str, ...] = ("compare",)) -> None:
     """Refuses to mix trials of different settings in one directory.
 
-    The ``compare`` section may change (more seeds or algorithms); nothing else may.
+    The ``free`` sections may change (more seeds or algorithms); nothing else may.
     """
     from evoprune.checkpoint import config_difference
     from evoprune.config import load_config
@@ -256,10 +256,11 @@ def check_resumable(config: Config, out: Path) -> None:
         return
     saved = load_config(saved_path).to_dict()
     current = config.to_dict()
-    saved.pop("compare")
-    current.pop("compare")
+    for section in free:
+        saved.pop(section, None)
+        current.pop(section, None)
     if saved != current:
-        raise EvopruneError(f"{out} holds a comparison with other settings "
+        raise EvopruneError(f"{out} holds results of other settings "
                             f"({config_difference(saved, current)}); use another --out")
 
 
