@@ -107,12 +107,12 @@ def fast_eval_timing(model, split, repeats: int) -> dict:
     evaluator, setup_s = common.timed(KerasEvaluator, model, split, "fast", BATCH)
     encoding = ThresholdEncoding(evaluator.kernel, MIN_THRESHOLD)
     genomes = [[t] for t in np.linspace(MIN_THRESHOLD, encoding.high, POPULATION)]
-    masks = encoding.decode(genomes)
+    masks = encoding.decode(genomes)[0]
     evaluator.correct_counts(masks)  # warm-up
     counts = common.repeat_time(lambda: evaluator.correct_counts(masks), repeats)
 
     def full_eval():  # decode + count correct + count nonzero, what one evaluation needs
-        m = encoding.decode(genomes)
+        m = encoding.decode(genomes)[0]
         return evaluator.correct_counts(m), m.reshape(len(m), -1).sum(axis=1)
 
     whole = common.repeat_time(full_eval, repeats)
