@@ -173,9 +173,10 @@ def _run_target(out: Optional[Path], resume: Optional[Path], config: Optional[Pa
     cfg = _load(saved, overrides)
     from evoprune import checkpoint
 
-    if config is not None and _load(config, overrides) != cfg:
+    given = _load(config, overrides) if config is not None else cfg
+    if given != cfg:
         raise EvopruneError(f"--config differs from the run being resumed: "
-                            f"{checkpoint.config_difference(cfg.to_dict(), _load(config, overrides).to_dict())}")
+                            f"{checkpoint.config_difference(cfg.to_dict(), given.to_dict())}")
     checkpoint.load(resume / checkpoint.CHECKPOINT, cfg)  # fail before any training
     return resume, cfg
 

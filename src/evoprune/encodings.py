@@ -34,11 +34,6 @@ class Encoding:
         self.min_threshold = float(min_threshold)
         self.size = sum(k.size for k in self.kernels)
 
-    @property
-    def abs_kernel(self) -> np.ndarray:
-        """The single pruned kernel's magnitudes (head-only encodings)."""
-        return self.abs_kernels[-1]
-
     def decode(self, genomes: Sequence[Sequence[float]]) -> Masks:
         raise NotImplementedError
 

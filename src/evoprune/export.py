@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ def _genomes(run_dir: Path) -> list:
                             f"({exc.__class__.__name__})") from exc
 
 
-def choose(run_dir: Path, rank: int) -> tuple[pd.Series, bool]:
+def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     """The front point of the given rank (0 = best).
 
     Refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
@@ -53,7 +52,7 @@ def choose(run_dir: Path, rank: int) -> tuple[pd.Series, bool]:
     refined = run_dir / "refined.csv"
     table = pd.read_csv(refined if refined.is_file() else run_dir / "front.csv")
     if refined.is_file():
-        base = json.loads((run_dir / "summary.json").read_text())["baseline"]["accuracy"]
+        base = summary["baseline"]["accuracy"]
         table["_ok"] = table["refined_accuracy"] >= base - 0.01 - 1e-12
         table["_size"] = table["nonzero"].where(table["_ok"], 0)
         table = table.sort_values(["_ok", "_size", "refined_accuracy"], ascending=[False, True, False])
@@ -74,14 +73,14 @@ def export_model(run_dir: Path, out: Path, rank: int = 0) -> ExportReport:
     from evoprune.config import load_config
     from evoprune.experiments import make_finetuner, make_model_finetuner, make_problem, prepare
     from evoprune.model import compile_model, save_model
+    from evoprune.results import read_summary
 
     run_dir = Path(run_dir)
-    if not (run_dir / "summary.json").is_file():
-        raise EvopruneError(f"Not a finished run directory (no summary.json). Received: {run_dir}")
+    summary = read_summary(run_dir)  # refuses an unfinished run
     if out.suffix != ".keras":
         raise EvopruneError(f"Expected an output file ending in .keras. Received: --out {out}")
     config = load_config(run_dir / "config.toml")
-    row, refined = choose(run_dir, rank)
+    row, refined = choose(run_dir, rank, summary)
     genome = _genomes(run_dir)[int(row["eval_index"])]
     prepared = prepare(config)
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
