@@ -8,8 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from evoprune.data import Split, eval_pipeline, normalize
-
-FAST_CHUNK = 64  # individuals per batched product: bounds memory at N x 64 x classes floats
+from evoprune.head import HeadScorer
 
 
 def pruned_layer_index(model) -> int:
@@ -42,8 +41,10 @@ class KerasEvaluator:
     * ``exact``: write the masked kernels into the model and call ``model.evaluate``
       (what the notebook does, one call per individual);
     * ``fast``: run the layers before the first pruned layer once and keep those
-      activations. When only the final Dense layer is pruned, a whole population is
-      scored with one matrix product per chunk of individuals; otherwise each individual
+      activations. When only the final Dense layer is pruned, a
+      :class:`~evoprune.head.HeadScorer` scores a whole population with one matrix
+      product per chunk of individuals, and decides near-ties by a canonical float64
+      sum, so counts do not depend on BLAS or batch size; otherwise each individual
       runs only the layers from the first pruned one on.
 
     Args:
@@ -73,6 +74,8 @@ class KerasEvaluator:
                           and getattr(self.layer, "activation", None) in (None, _linear()))
         self._pipeline = eval_pipeline(split, batch_size) if mode == "exact" else None
         self.features = self._features() if mode == "fast" else None
+        self.head = (HeadScorer(self.features, self.kernel, self.bias, self.labels)
+                     if mode == "fast" and self.head_only else None)
 
     def _features(self) -> np.ndarray:
         """Activations entering the first pruned layer, computed once in the evaluator's batches."""
@@ -94,9 +97,8 @@ class KerasEvaluator:
         """
         masks = [np.asarray(m, dtype=bool) for m in (masks if isinstance(masks, list) else [masks])]
         count = len(masks[0])
-        if self.mode == "fast" and self.head_only:
-            return np.concatenate([self._correct_fast(masks[0][i:i + FAST_CHUNK])
-                                   for i in range(0, count, FAST_CHUNK)] or [np.zeros(0, np.int64)])
+        if self.head is not None:
+            return self.head.correct_counts(masks[0])
         scorer = self._correct_tail if self.mode == "fast" else self._correct_exact
         counts = []
         try:
@@ -106,13 +108,6 @@ class KerasEvaluator:
         finally:
             self._set_masks(None)
         return np.array(counts, dtype=np.int64)
-
-    def _correct_fast(self, masks: np.ndarray) -> np.ndarray:
-        p, (f, k) = len(masks), self.kernel.shape
-        kernels = np.where(masks, self.kernel, np.float32(0))            # (p, f, k)
-        stacked = kernels.transpose(1, 0, 2).reshape(f, p * k)           # (f, p*k)
-        logits = (self.features @ stacked).reshape(self.n, p, k) + self.bias
-        return (logits.argmax(axis=2) == self.labels[:, None]).sum(axis=0).astype(np.int64)
 
     def _set_masks(self, masks) -> None:
         """Writes masked kernels into the model (``None`` restores the originals)."""

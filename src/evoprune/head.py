@@ -1,0 +1,139 @@
+"""Scoring a masked Dense head on cached features: batched float32, decided like float64.
+
+Which class a Dense head predicts is a sum of products, and a float32 sum depends on
+the order BLAS adds it in (thread count, batch size, CPU). :class:`HeadScorer` makes
+the prediction a function of the numbers alone:
+
+    the predicted class is the first index of the largest *canonical logit*, the bias
+    plus the kept products ``f_i * w_ij`` added in index order in float64 (a product of
+    two float32 numbers is exact in float64).
+
+It scores a chunk of masks with one float32 product, then checks each prediction
+against the product's rounding bound. Where the top logit clears every other by more
+than that bound (and the canonical logit's own rounding), both sums rank the classes
+alike; the rest (about 1 prediction in 10,000) get their canonical logits computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CHUNK = 64        # masks per batched product: bounds memory at chunk x classes x rows floats
+CANONICAL_CHUNK = 1024  # (row, mask) pairs whose canonical logits are computed at once
+
+
+def gamma(terms: int, unit: float) -> float:
+    """Higham's ``gamma_n = n u / (1 - n u)``: relative bound of an ``n``-term sum's rounding."""
+    return terms * unit / (1.0 - terms * unit)
+
+
+def canonical_logits(features: np.ndarray, kernels: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Canonical logits: the bias plus ``f_i * w_ij`` added for ``i = 0, 1, ...`` in float64.
+
+    Args:
+        features: ``(U, inputs)`` rows, float32.
+        kernels: ``(U, inputs, classes)`` masked kernels (zeros where pruned), float32.
+        bias: ``(classes,)``.
+
+    Returns:
+        ``(U, classes)`` float64. Masked weights add an exact zero, so the result depends
+        only on the kept weights and the order of the inputs.
+    """
+    f = np.asarray(features, dtype=np.float32).astype(np.float64)
+    k = np.asarray(kernels, dtype=np.float32).astype(np.float64)
+    acc = np.tile(np.asarray(bias, dtype=np.float32).astype(np.float64), (len(f), 1))
+    for i in range(f.shape[1]):
+        acc += f[:, i, None] * k[:, i, :]
+    return acc
+
+
+class HeadScorer:
+    """Correct predictions of a Dense head ``features @ kernel + bias`` under many masks.
+
+    Args:
+        features: ``(rows, inputs)`` activations entering the head.
+        kernel: ``(inputs, classes)``.
+        bias: ``(classes,)``.
+        labels: ``(rows,)`` integer labels.
+
+    Attributes:
+        certified: True when the rounding bound holds (finite numbers far from float32
+            overflow). Otherwise predictions are the float32 product's argmax.
+        mass: per row, ``max_j sum_i |f_i w_ij| + |b_j|`` over the unpruned kernel: an
+            upper bound of every masked logit's magnitude, used by the bounds.
+        logits64: ``(rows, classes)`` float64 logits of the unpruned head (any summation
+            order: within ``gamma_{inputs+1}(2^-53) * mass`` of the real ones).
+    """
+
+    def __init__(self, features, kernel, bias, labels) -> None:
+        self.features = np.ascontiguousarray(features, dtype=np.float32)
+        self.kernel = np.ascontiguousarray(kernel, dtype=np.float32)
+        self.bias = np.ascontiguousarray(bias, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.kernels = [self.kernel]
+        self.n = len(self.labels)
+        rows, inputs = self.features.shape
+        if self.kernel.ndim != 2 or self.kernel.shape[0] != inputs or self.bias.shape != self.kernel.shape[1:]:
+            raise ValueError(f"Head shapes do not fit. Received: features {self.features.shape}, "
+                             f"kernel {self.kernel.shape}, bias {self.bias.shape}")
+        transposed = np.empty((inputs + 1, rows), dtype=np.float32)  # bias folded in as input 1.0
+        transposed[:inputs], transposed[inputs] = self.features.T, 1.0
+        self._features_t = transposed
+        self._valid = (self.labels >= 0) & (self.labels < self.kernel.shape[1])
+        self._label_index = np.where(self._valid, self.labels, 0).reshape(1, 1, -1)
+        f64, k64, b64 = (a.astype(np.float64) for a in (self.features, self.kernel, self.bias))
+        with np.errstate(all="ignore"):
+            mass = np.abs(f64) @ np.abs(k64) + np.abs(b64)
+            self.logits64 = f64 @ k64 + b64
+        self.mass = mass.max(axis=1, initial=0.0)
+        self.certified = bool(np.all(np.isfinite(self.mass)) and self.mass.max(initial=0.0) < 2.0 ** 100)
+        self._margin = self._float32_margin(inputs) if self.certified else None
+
+    def _float32_margin(self, inputs: int) -> np.ndarray:
+        """Per row, a float32 gap above which the float32 and canonical rankings agree.
+
+        A float32 logit is within ``gamma_{inputs+1}(2^-24) * mass`` of the real one in any
+        order of summation (plus float32 underflow), the canonical logit within
+        ``gamma_{inputs+1}(2^-53) * mass`` (doubled: ``mass`` is itself rounded). Two such
+        errors, and the float32 rounding of ``best - margin``, fit under the margin.
+        """
+        err = ((gamma(inputs + 1, 2.0 ** -24) + 2 * gamma(inputs + 1, 2.0 ** -53)) * self.mass
+               + (inputs + 2) * 2.0 ** -149)
+        margin = 2 * err * (1 + 2.0 ** -20) + 2.0 ** -22 * (self.mass + 2 * err)
+        rounded = margin.astype(np.float32)
+        return np.where(rounded < margin, np.nextafter(rounded, np.float32(np.inf)), rounded)
+
+    def correct_counts(self, masks) -> np.ndarray:
+        """Correct predictions for each mask.
+
+        Args:
+            masks: bool ``(P, inputs, classes)`` (or a one-element list of it).
+        """
+        masks = np.asarray(masks[0] if isinstance(masks, list) else masks, dtype=bool)
+        parts = [self._chunk_counts(masks[i:i + CHUNK]) for i in range(0, len(masks), CHUNK)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def _chunk_counts(self, masks: np.ndarray) -> np.ndarray:
+        count, (inputs, classes) = len(masks), self.kernel.shape
+        kernels = np.where(masks, self.kernel, np.float32(0))              # (p, inputs, classes)
+        stacked = np.empty((count, classes, inputs + 1), dtype=np.float32)
+        stacked[:, :, :inputs], stacked[:, :, inputs] = kernels.transpose(0, 2, 1), self.bias
+        logits = (stacked.reshape(count * classes, inputs + 1) @ self._features_t).reshape(count, classes, -1)
+        if not self.certified:
+            return ((logits.argmax(axis=1) == self.labels) & self._valid).sum(axis=1).astype(np.int64)
+        best = logits.max(axis=1)                                          # (p, rows)
+        floor = best - self._margin
+        near = (logits[:, 0] >= floor).astype(np.int8)
+        for j in range(1, classes):
+            near += logits[:, j] >= floor
+        unsure = near != 1                       # another class within the margin
+        index = np.broadcast_to(self._label_index, (count, 1, logits.shape[2]))
+        label_logit = np.take_along_axis(logits, index, axis=1)[:, 0]
+        counts = ((label_logit == best) & ~unsure & self._valid).sum(axis=1).astype(np.int64)
+        if unsure.any():
+            which, rows = np.nonzero(unsure)
+            for start in range(0, len(rows), CANONICAL_CHUNK):
+                w, r = which[start:start + CANONICAL_CHUNK], rows[start:start + CANONICAL_CHUNK]
+                predicted = canonical_logits(self.features[r], kernels[w], self.bias).argmax(axis=1)
+                counts += np.bincount(w, weights=(predicted == self.labels[r]), minlength=count).astype(np.int64)
+        return counts
