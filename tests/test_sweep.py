@@ -8,6 +8,7 @@ import pytest
 
 from evoprune.encodings import ThresholdEncoding
 from evoprune.evaluate import KerasEvaluator
+from evoprune.head import HeadScorer
 from evoprune.metrics import pareto_front
 from evoprune.sweep import (brute_force_sweep, exact_front, exact_sweep, prune_steps,
                             step_thresholds)
@@ -15,23 +16,13 @@ from evoprune.sweep import (brute_force_sweep, exact_front, exact_sweep, prune_s
 COLUMNS = ["threshold", "pruned", "nonzero", "correct", "accuracy"]
 
 
-def _stand_in(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
-              labels: np.ndarray) -> KerasEvaluator:
-    """A fast-mode KerasEvaluator without a model: its real ``correct_counts`` on given arrays."""
-    ev = KerasEvaluator.__new__(KerasEvaluator)
-    ev.mode = "fast"
-    ev.features = np.asarray(features, dtype=np.float32)
-    ev.kernel = np.asarray(kernel, dtype=np.float32)
-    ev.kernels = [ev.kernel]
-    ev.head_only = True
-    ev.bias = np.asarray(bias, dtype=np.float32)
-    ev.labels = np.asarray(labels, dtype=np.int64)
-    ev.n = len(ev.labels)
-    return ev
+def _stand_in(features, kernel, bias, labels) -> HeadScorer:
+    """The fast evaluator's head scorer on given arrays (no model needed)."""
+    return HeadScorer(features, kernel, bias, labels)
 
 
-def _assert_same(evaluator: KerasEvaluator) -> pd.DataFrame:
-    fast, brute = exact_sweep(evaluator), brute_force_sweep(evaluator)
+def _assert_same(evaluator, threads: int | None = None) -> pd.DataFrame:
+    fast, brute = exact_sweep(evaluator, threads=threads), brute_force_sweep(evaluator)
     pd.testing.assert_frame_equal(fast[COLUMNS], brute[COLUMNS], check_exact=True)
     return fast
 
@@ -123,11 +114,12 @@ def test_near_ties_are_rechecked():
     half_swapped[::2] = half_swapped[::2, ::-1]              # every other pair swapped
     kernel = np.stack([base, swapped, half_swapped.ravel(),
                        rng.normal(size=40).astype(np.float32)], axis=1)
-    ev = _stand_in(features, kernel, np.zeros(4), rng.integers(0, 4, 600))
+    labels = rng.integers(0, 4, 600)
+    ev = _stand_in(features, kernel, np.zeros(4), labels)
     table = _assert_same(ev)
     assert table["rechecked"].any()
-    ev.bias = np.array([0, 1e-6, -1e-6, 0], dtype=np.float32)  # near, not exact, ties
-    _assert_same(ev)
+    near = _stand_in(features, kernel, [0, 1e-6, -1e-6, 0], labels)  # near, not exact, ties
+    _assert_same(near)
 
 
 def test_single_class_and_tiny_kernel():
@@ -141,20 +133,29 @@ def test_single_class_and_tiny_kernel():
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_non_finite_features_fall_back_to_brute_force():
     ev = _random_case(0, n=50)
-    ev.features[3, 2] = np.inf
+    features = ev.features.copy()
+    features[3, 2] = np.inf
+    ev = _stand_in(features, ev.kernel, ev.bias, ev.labels)
+    assert not ev.certified
     table = _assert_same(ev)
     assert table["rechecked"].all()
 
 
-def test_exact_sweep_needs_features_and_a_2d_kernel():
+def test_exact_sweep_needs_a_head_scorer(trained):
+    dataset, model = trained
+    exact = KerasEvaluator(model, dataset.validation, "exact")
+    with pytest.raises(ValueError, match="fast evaluator of a Dense head"):
+        exact_sweep(exact)
     ev = _random_case(0, n=20)
-    ev.features = None
-    with pytest.raises(ValueError, match="features"):
-        exact_sweep(ev)
-    ev = _random_case(0, n=20)
-    ev.kernel = ev.kernel[None]
-    with pytest.raises(ValueError, match="2-D"):
-        exact_sweep(ev)
+    with pytest.raises(ValueError, match="Head shapes"):
+        HeadScorer(ev.features, ev.kernel[None], ev.bias, ev.labels)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_threads_split_rows_without_changing_counts(threads):
+    ev = _random_case(4, n=301)
+    table = _assert_same(ev, threads=threads)
+    pd.testing.assert_frame_equal(table, exact_sweep(ev, threads=2))
 
 
 def test_prune_steps_and_thresholds():

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
+from evoprune.head import gamma
 from evoprune.metrics import pareto_front
 
-if TYPE_CHECKING:
-    from evoprune.evaluate import KerasEvaluator
-
-MASK_CHUNK = 256  # masks built at once when the evaluator scores them (a multiple of FAST_CHUNK)
-
-
-def _gamma(terms: int, unit: float) -> float:
-    """Higham's ``gamma_n = n u / (1 - n u)``: relative bound of an ``n``-term float sum."""
-    return terms * unit / (1.0 - terms * unit)
+MASK_CHUNK = 256  # masks built at once when the evaluator scores them (a multiple of head.CHUNK)
 
 
 def prune_steps(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,7 +53,7 @@ def step_thresholds(magnitudes: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return out
 
 
-def _score(evaluator: KerasEvaluator, thresholds: np.ndarray) -> np.ndarray:
+def _score(evaluator, thresholds: np.ndarray) -> np.ndarray:
     """Correct predictions of each threshold's mask, scored by ``evaluator.correct_counts``."""
     abs_kernel = np.abs(np.asarray(evaluator.kernel))
     shape = (-1,) + (1,) * abs_kernel.ndim
@@ -81,12 +75,13 @@ def _table(thresholds: np.ndarray, steps: np.ndarray, size: int, correct: np.nda
     })
 
 
-def brute_force_sweep(evaluator: KerasEvaluator) -> pd.DataFrame:
+def brute_force_sweep(evaluator) -> pd.DataFrame:
     """Scores every distinct threshold mask with ``evaluator.correct_counts`` (batched).
 
     Args:
-        evaluator: a :class:`~evoprune.evaluate.KerasEvaluator` (or any object with
-            ``kernel``, ``n`` and ``correct_counts``).
+        evaluator: a :class:`~evoprune.head.HeadScorer` or
+            :class:`~evoprune.evaluate.KerasEvaluator` (any object with ``kernel``, ``n``
+            and ``correct_counts``).
 
     Returns:
         One row per distinct mask, ``pruned`` ascending: ``threshold``, ``pruned``,
@@ -98,96 +93,92 @@ def brute_force_sweep(evaluator: KerasEvaluator) -> pd.DataFrame:
                   np.ones(len(steps), dtype=bool))
 
 
-def _rows_state(logits: np.ndarray, errors: np.ndarray, labels: np.ndarray,
-                rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top class, lower bound of its logit and "hit not certain" flag of ``rows``.
-
-    The hit is not certain when the label is the top and another logit's interval reaches
-    the top's lower bound, or the label is not the top and its own interval reaches it.
-    """
-    sub, err = logits[:, rows], errors[:, rows]
-    cols = np.arange(sub.shape[1])
-    top = sub.argmax(axis=0)
-    low = sub[top, cols] - err[top, cols]
-    high = sub + err
-    label_high = high[labels, cols]
-    high[top, cols] = -np.inf
-    unsure = np.where(top == labels, high.max(axis=0), label_high) >= low
-    return top, low, unsure
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): threads kept between sweeps
 
 
-def exact_sweep(evaluator: KerasEvaluator) -> pd.DataFrame:
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _workers(rows: int) -> int:
+    """Threads for the compiled pass: one per usable core, none for small splits."""
+    return max(1, min(_cores(), rows // 2000))
+
+
+def _pool() -> ThreadPoolExecutor:
+    """A thread pool kept for the process (starting threads per sweep costs more than a sweep)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():        # a forked child gets a pool of its own
+        _POOL = (os.getpid(), ThreadPoolExecutor(max(1, _cores() - 1), thread_name_prefix="evoprune-sweep"))
+    return _POOL[1]
+
+
+def exact_sweep(evaluator, threads: int | None = None) -> pd.DataFrame:
     """Accuracy of every distinct threshold mask in one incremental pass; equals brute force.
 
-    Weights are removed in order of increasing ``|w|``; removing ``kernel[i, j]`` changes
-    only column ``j`` of the logits, so only rows whose argmax was ``j``, whose column ``j``
-    may now reach their top logit, or that were not certain are re-ranked. Logits are kept
-    in float64, where products of float32 numbers are exact.
-
-    Exactness: in any summation order, the evaluator's float32 logit of class ``j`` is
-    within ``gamma_{F+1} * A_j`` of the real one, ``A_j = sum_i |f_i w_ij| + |b_j|`` over
-    kept weights (tracked per row too); the float64 logits are within a far smaller pad.
-    Every mask where some row's hit is not certain under these intervals is re-scored with
-    ``evaluator.correct_counts`` itself (``rechecked``).
+    Weights are removed in order of increasing ``|w|``. Each row's logits are followed in
+    float64 (compiled, rows split over threads): removing ``kernel[i, j]`` subtracts
+    ``f_i * w_ij`` from logit ``j``, and the row is re-ranked only when that may bring two
+    classes close. The counts equal :class:`~evoprune.head.HeadScorer`'s, whose
+    predictions are the canonical float64 logits' argmax: the followed logits are within
+    ``gamma_{2F+2}(2^-53) * mass`` of the real ones and the canonical ones within
+    ``gamma_{F+1}(2^-53) * mass``, so a row whose top logit clears the others by 8 times
+    the sum of both has the same prediction in both. A mask where some row is closer than
+    that (an exact tie, in practice) is re-scored by the evaluator itself (``rechecked``).
 
     Args:
-        evaluator: a fast-mode :class:`~evoprune.evaluate.KerasEvaluator` (or any object with
-            ``features``, ``kernel`` (2-D), ``bias``, ``labels``, ``n`` and ``correct_counts``).
+        evaluator: a :class:`~evoprune.head.HeadScorer`, or a fast-mode
+            :class:`~evoprune.evaluate.KerasEvaluator` pruning the head (its ``head``).
+        threads: threads of the compiled pass (default: one per core, for large splits).
 
     Returns:
         The same table as :func:`brute_force_sweep`, ``rechecked`` True only where re-scored.
 
     Raises:
-        ValueError: the evaluator has no features (exact mode) or the kernel is not 2-D.
+        ValueError: the evaluator does not score a Dense head on cached features.
     """
-    features = getattr(evaluator, "features", None)
-    kernel = np.asarray(evaluator.kernel)
-    if features is None:
-        raise ValueError("exact_sweep needs an evaluator with features (mode='fast').")
-    if kernel.ndim != 2:
-        raise ValueError(f"exact_sweep needs a 2-D kernel. Received shape: {kernel.shape}")
-    bias = np.asarray(evaluator.bias)
-    if not all(np.all(np.isfinite(a)) for a in (features, kernel, bias)):
-        return brute_force_sweep(evaluator)  # the rounding bound needs finite numbers
-    order, magnitudes, steps = prune_steps(kernel)
+    from evoprune.head import HeadScorer
+
+    scorer = evaluator if isinstance(evaluator, HeadScorer) else getattr(evaluator, "head", None)
+    if not isinstance(scorer, HeadScorer):
+        raise ValueError("exact_sweep needs the fast evaluator of a Dense head (mode='fast', "
+                         f"layers='head'). Received: {type(evaluator).__name__}")
+    if not scorer.certified:
+        return brute_force_sweep(scorer)  # the rounding bound needs finite numbers
+    from evoprune._sweep_kernel import sweep_rows
+
+    order, magnitudes, steps = prune_steps(scorer.kernel)
     thresholds = step_thresholds(magnitudes, steps)
-    n_in, n_out = kernel.shape
-    feats = np.ascontiguousarray(np.asarray(features, dtype=np.float64).T)  # (F, N)
-    abs_feats, k64, b64 = np.abs(feats), kernel.astype(np.float64), bias.astype(np.float64)
-    logits = np.ascontiguousarray(k64.T @ feats + b64[:, None])              # (C, N)
-    mass = np.ascontiguousarray(np.abs(k64).T @ abs_feats + np.abs(b64)[:, None])
-    g32 = _gamma(n_in + 1, 2.0 ** -24)
-    # pad: float64 rounding of logits, masses and bounds, plus float32 underflow
-    pad = 8.0 * _gamma(2 * n_in + 2, 2.0 ** -53) * mass.max(axis=0) + (n_in + 2) * 2.0 ** -149
-    errors = g32 * mass + pad
-    labels = np.asarray(evaluator.labels)
-    top, low, unsure = _rows_state(logits, errors, labels, np.arange(logits.shape[1]))
-    hits = top == labels
-    correct, n_unsure = int(hits.sum()), int(unsure.sum())
-    counts, flagged = np.zeros(len(steps), dtype=np.int64), np.zeros(len(steps), dtype=bool)
-    counts[0], flagged[0] = correct, n_unsure > 0
-    step_at = {int(k): s for s, k in enumerate(steps)}
-    for position, flat_index in enumerate(order, start=1):
-        i, j = divmod(int(flat_index), n_out)
-        if k64[i, j] != 0.0:
-            logits[j] -= feats[i] * k64[i, j]
-            mass[j] -= abs_feats[i] * abs(k64[i, j])
-            errors[j] = g32 * mass[j] + pad
-            rows = np.flatnonzero((top == j) | unsure | (logits[j] + errors[j] >= low))
-            new_top, new_low, new_unsure = _rows_state(logits, errors, labels[rows], rows)
-            new_hits = new_top == labels[rows]
-            correct += int(new_hits.sum()) - int(hits[rows].sum())
-            n_unsure += int(new_unsure.sum()) - int(unsure[rows].sum())
-            top[rows], low[rows], unsure[rows], hits[rows] = new_top, new_low, new_unsure, new_hits
-        s = step_at.get(position)
-        if s is not None:
-            counts[s], flagged[s] = correct, n_unsure > 0
+    n_in, n_out = scorer.kernel.shape
+    flat = scorer.kernel.ravel()[order]
+    kept = flat != 0                                         # zero weights change nothing
+    inputs, classes = np.divmod(order[kept], n_out)
+    visible_at = np.searchsorted(steps, np.flatnonzero(kept) + 1).astype(np.int64)
+    feats = scorer.features.astype(np.float64)  # no BLAS call here: OpenBLAS threads
+    logits0 = scorer.logits64                    # spin after one and slow the threads below
+    gaps = 2 * 8 * gamma(2 * n_in + 2, 2.0 ** -53) * scorer.mass
+    labels = scorer.labels
+    hits = np.zeros((threads or _workers(scorer.n), len(steps) + 1), dtype=np.int64)
+    unsure = np.zeros_like(hits)
+    bounds = np.linspace(0, scorer.n, len(hits) + 1).astype(np.int64)
+    args = (feats, logits0, gaps, labels, inputs.astype(np.uint32), classes.astype(np.uint32),
+            flat[kept].astype(np.float64), visible_at)
+
+    def follow(t: int) -> None:
+        sweep_rows(*args, bounds[t], bounds[t + 1], hits[t], unsure[t])
+
+    others = [_pool().submit(follow, t) for t in range(1, len(hits))]
+    follow(0)                                            # the calling thread takes a share too
+    for future in others:
+        future.result()
+    counts = np.cumsum(hits.sum(axis=0))[:len(steps)]
+    flagged = np.cumsum(unsure.sum(axis=0))[:len(steps)] > 0
     if flagged.any():
-        counts[flagged] = _score(evaluator, thresholds[flagged])
-    return _table(thresholds, steps, magnitudes.size, counts, evaluator.n, flagged)
+        counts[flagged] = _score(scorer, thresholds[flagged])
+    return _table(thresholds, steps, magnitudes.size, counts, scorer.n, flagged)
 
 
-def exact_front(evaluator: KerasEvaluator) -> pd.DataFrame:
+def exact_front(evaluator) -> pd.DataFrame:
     """The exact Pareto front (accuracy up, nonzero down) of the one-threshold genome.
 
     Args:
