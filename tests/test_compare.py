@@ -94,3 +94,28 @@ def test_budget_defaults_to_population_times_generations(sample_config):
     assert cfg.search.max_evaluations == 600 and cfg.search.generations >= 6000
     kept = cmp.with_budget(sample_config.with_overrides({"search.max_evaluations": 90}))
     assert kept.search.max_evaluations == 90
+
+
+def test_reference_is_the_threshold_front_whatever_the_compared_genome(small, tmp_path):
+    config = small.with_overrides({"search.encoding": "unit_thresholds", "compare.seeds": 1,
+                                   "compare.algorithms": ["nsga2"]})
+    trials = cmp.compare(config, tmp_path).trials
+    sweep = trials[trials["algorithm"] == "sweep"].iloc[0]
+    threshold_only = cmp.compare(small.with_overrides({"compare.seeds": 1}), tmp_path / "t").trials
+    expected = threshold_only[threshold_only["algorithm"] == "sweep"].iloc[0]
+    assert sweep["hypervolume"] == expected["hypervolume"] and sweep["evaluations"] == expected["evaluations"]
+
+
+def test_compare_refuses_layers_other_than_the_head(small, tmp_path):
+    with pytest.raises(ConfigError, match="search.layers='head'.*Received: search.layers='all'"):
+        cmp.compare(small.with_overrides({"search.layers": "all"}), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_compare_rejects_operators_that_do_not_fit_before_any_output(small, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(small.with_overrides({"search.encoding": "mask"}).to_toml())
+    result = runner.invoke(app, ["compare", "--config", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "Operator 'average' does not apply to binary genomes" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

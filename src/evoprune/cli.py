@@ -195,10 +195,11 @@ def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for
                              "compare.algorithms": names})
         from evoprune.results import atomic_write_text, prepare_out_dir
 
-        prepare_out_dir(out)
         _import_tensorflow_quietly()
         from evoprune import compare as cmp
 
+        cmp.check_config(cfg)
+        prepare_out_dir(out)
         cmp.check_resumable(cfg, out)
         atomic_write_text(out / "config.toml", cfg.to_toml())
         with _bar("trials", cmp.total_trials(cfg)) as bar:

@@ -10,12 +10,14 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.errors import EvopruneError
+from evoprune.errors import ConfigError, EvopruneError
 from evoprune.experiments import Prepared, make_problem, prepare, run_search
 from evoprune.metrics import hypervolume, igd, pareto_front, smallest_nonzero_within
 from evoprune.results import RunResult, atomic_write_text
 
 REFERENCE = "sweep"
+# the reference is the one-threshold genome's exact front: fast evaluator, no fine-tuning
+REFERENCE_SETTINGS = {"search.encoding": "threshold", "search.evaluator": "fast", "finetune.refine": "none"}
 KEY = ["algorithm", "seed"]
 # metric -> True when higher is better
 METRICS = {
@@ -102,10 +104,15 @@ def _generation_rows(config: Config, algorithm: str, seed: int, result: RunResul
 
 
 def reference_trial(config: Config, prepared: Prepared, seed: int) -> tuple[dict, pd.DataFrame]:
-    """The exact sweep of one seed's model: its trial row and its (exact) front."""
+    """The exact sweep of one seed's model: its trial row and its (exact) front.
+
+    Whatever genome, evaluator path or fine-tuning the compared searches use, the
+    reference is the front of one magnitude threshold on the head, on the same model
+    and fitness split (the fast and exact paths give the same counts).
+    """
     from evoprune.sweep import exact_sweep
 
-    problem = make_problem(config, prepared)
+    problem = make_problem(config.with_overrides(REFERENCE_SETTINGS), prepared)
     sweep = exact_sweep(problem.evaluator)
     sweep["fitness"] = [problem.fitness(_Eval(a, n)) for a, n in zip(sweep["accuracy"], sweep["nonzero"])]
     front = pareto_front(sweep)
@@ -134,6 +141,29 @@ class _Eval:
 Progress = Callable[[str, int], None]
 
 
+def check_config(config: Config) -> None:
+    """Fails fast, before any work, on settings a comparison cannot run with.
+
+    Raises:
+        ConfigError: layers other than the head (the reference front is the head's), a
+            population an algorithm cannot use (e.g. DCD's multiples of 4), or operators
+            that do not fit the genome.
+    """
+    from evoprune.encodings import ENCODINGS
+    from evoprune.operators import check_pairing
+
+    if config.search.layers != "head":
+        raise ConfigError("compare measures fronts against the exact front of the head's threshold "
+                          "(head accuracy vs head weights). Expected search.layers='head'. "
+                          f"Received: search.layers={config.search.layers!r}")
+    for algorithm in config.compare.algorithms:
+        algorithm_config(config, algorithm, 0)
+    search = config.search                  # on the head, one threshold per layer means one gene
+    length = 1 if search.encoding in ("threshold", "layer_thresholds") else 2
+    check_pairing(ENCODINGS[search.encoding].kind, length, search.crossover, search.mutation,
+                  encoding=search.encoding)
+
+
 def compare(config: Config, out: Path, progress: Progress = lambda label, done: None,
             status: Callable[[str], None] = lambda msg: None) -> CompareResult:
     """Runs every algorithm on every seed's model at the same budget; resumes from ``out``.
@@ -142,8 +172,7 @@ def compare(config: Config, out: Path, progress: Progress = lambda label, done: 
     at once (fronts and generations first, then its ``trials.csv`` row), so an
     interrupted comparison loses at most the trial in progress.
     """
-    for algorithm in config.compare.algorithms:
-        algorithm_config(config, algorithm, 0)  # fail fast on e.g. a population DCD cannot use
+    check_config(config)
     done = _load_existing(out)
     trials, generations, fronts = done.trials, done.generations, done.fronts
     finished = set(zip(trials["algorithm"], trials["seed"])) if len(trials) else set()
