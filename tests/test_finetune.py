@@ -27,6 +27,8 @@ def test_head_finetuning_keeps_mask_and_recovers_accuracy(prepared):
     assert np.all(kernel[~mask] == 0) and np.count_nonzero(kernel) <= mask.sum()
     before = head_accuracy(val.features, val.labels, train.kernel * mask, train.bias)
     after = head_accuracy(val.features, val.labels, kernel, bias)
+    # a head scored from its weights agrees with the fast evaluator scoring its mask
+    assert before == val.correct_counts(mask[None])[0] / val.n
     assert after > before + 0.02
     again = tuner.tune(mask)
     assert np.array_equal(again[0], kernel) and np.array_equal(again[1], bias)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evoprune.head import HeadScorer
+
 
 @dataclass(frozen=True)
 class FinetuneSettings:
@@ -98,11 +100,22 @@ class HeadFinetuner:
         return (v["w"] * v["mask"]).numpy(), v["b"].numpy()
 
 
+def head_correct(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
+                 bias: np.ndarray) -> int:
+    """Correct predictions of a Dense head given the features entering it.
+
+    Decided like the fast evaluator (:class:`~evoprune.head.HeadScorer`), so a fine-tuned
+    head and a pruned one are scored alike.
+    """
+    kernel = np.asarray(kernel, dtype=np.float32)
+    scorer = HeadScorer(features, kernel, bias, labels)
+    return int(scorer.correct_counts(np.ones((1,) + kernel.shape, dtype=bool))[0])
+
+
 def head_accuracy(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
                   bias: np.ndarray) -> float:
-    """Accuracy of a Dense head given the features entering it."""
-    logits = np.asarray(features, dtype=np.float32) @ kernel + bias
-    return float((logits.argmax(axis=1) == np.asarray(labels)).mean())
+    """Accuracy of a Dense head given the features entering it (see :func:`head_correct`)."""
+    return head_correct(features, labels, kernel, bias) / max(len(labels), 1)
 
 
 class RefiningEvaluator:
@@ -125,8 +138,7 @@ class RefiningEvaluator:
                 counts.append(int(self.inner.correct_counts(mask[None])[0]))
                 continue
             kernel, bias = self.finetuner.tune(mask)
-            logits = self.features @ kernel + bias
-            counts.append(int((logits.argmax(axis=1) == self.labels).sum()))
+            counts.append(head_correct(self.features, self.labels, kernel, bias))
         return np.array(counts, dtype=np.int64)
 
 
