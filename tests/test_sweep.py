@@ -169,3 +169,24 @@ def test_prune_steps_and_thresholds():
     assert thresholds[1:].tolist() == [float(np.float32(x)) for x in (0.05, 0.1, 0.2, 0.3)]
     masks = ThresholdEncoding(kernel).decode([[t] for t in thresholds])[0]
     assert masks.reshape(len(masks), -1).sum(axis=1).tolist() == [6, 5, 3, 2, 0]
+
+
+def _sweep_in_child(queue) -> None:
+    queue.put(exact_sweep(_random_case(4, n=301), threads=2)["correct"].tolist())
+
+
+def test_a_forked_child_gets_its_own_thread_pool():
+    import multiprocessing
+
+    parent = exact_sweep(_random_case(4, n=301), threads=2)   # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_sweep_in_child, args=(queue,))
+    child.start()
+    try:
+        result = queue.get(timeout=120)                     # a stale pool would hang here
+        child.join(timeout=60)
+    finally:
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0 and result == parent["correct"].tolist()

@@ -8,7 +8,15 @@ from numba import njit
 SURE_MISS, SURE_HIT, UNSURE = 0, 1, 2
 
 
-@njit(nogil=True, cache=True)
+def _jit(function):
+    """Compiled without the GIL, cached on disk where numba finds a writable place."""
+    try:
+        return njit(nogil=True, cache=True)(function)
+    except RuntimeError:  # no writable cache location: compile in memory, once per process
+        return njit(nogil=True)(function)
+
+
+@_jit
 def _rank(logits):
     """First index of the largest logit, its value, and the largest of the others."""
     top, best = 0, logits[0]
@@ -22,14 +30,14 @@ def _rank(logits):
     return top, best, second
 
 
-@njit(nogil=True, cache=True)
+@_jit
 def _status(top, best, second, gap, label):
     if second >= best - gap:
         return UNSURE
     return SURE_HIT if top == label else SURE_MISS
 
 
-@njit(nogil=True, cache=True)
+@_jit
 def sweep_rows(features, logits0, gaps, labels, inputs, classes, weights, visible_at,
                lo, hi, hits_delta, unsure_delta):
     """Follows rows ``lo:hi`` through the removals and records where their status changes.
