@@ -101,3 +101,5 @@ def test_labels_outside_the_classes_never_count_and_shapes_are_checked():
     assert scorer.correct_counts(np.zeros((0, 3, 3), bool)).tolist() == []
     with pytest.raises(ValueError, match="Head shapes do not fit"):
         HeadScorer(features, np.eye(4, dtype=np.float32), np.zeros(4), [0, 1, 2])
+    with pytest.raises(ValueError, match="labels \\(2,\\)"):
+        HeadScorer(features, np.eye(3, dtype=np.float32), np.zeros(3), [0, 1])

@@ -72,10 +72,11 @@ class HeadScorer:
         self.labels = np.asarray(labels, dtype=np.int64)
         self.kernels = [self.kernel]
         self.n = len(self.labels)
-        rows, inputs = self.features.shape
-        if self.kernel.ndim != 2 or self.kernel.shape[0] != inputs or self.bias.shape != self.kernel.shape[1:]:
+        if (self.features.ndim != 2 or self.kernel.ndim != 2 or self.kernel.shape[0] != self.features.shape[1]
+                or self.bias.shape != self.kernel.shape[1:] or self.labels.shape != self.features.shape[:1]):
             raise ValueError(f"Head shapes do not fit. Received: features {self.features.shape}, "
-                             f"kernel {self.kernel.shape}, bias {self.bias.shape}")
+                             f"kernel {self.kernel.shape}, bias {self.bias.shape}, labels {self.labels.shape}")
+        rows, inputs = self.features.shape
         transposed = np.empty((inputs + 1, rows), dtype=np.float32)  # bias folded in as input 1.0
         transposed[:inputs], transposed[inputs] = self.features.T, 1.0
         self._features_t = transposed
