@@ -70,7 +70,6 @@ class HeadScorer:
         self.kernel = np.ascontiguousarray(kernel, dtype=np.float32)
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.kernels = [self.kernel]
         self.n = len(self.labels)
         if (self.features.ndim != 2 or self.kernel.ndim != 2 or self.kernel.shape[0] != self.features.shape[1]
                 or self.bias.shape != self.kernel.shape[1:] or self.labels.shape != self.features.shape[:1]):
