@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     args = common.parse_args(__doc__.splitlines()[0], argv)
     common.print_header("evaluator", args)
     from evoprune.config import Config, ModelConfig, SearchConfig
-    from evoprune.evaluate import pruned_layer_index
+    from evoprune.target import build_target
     from evoprune.experiments import prepare, run_search
 
     gens = QUICK_GENERATIONS if args.quick else GENERATIONS
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
           f"{len(split[1]):,} images; population {POPULATION}, {gens} generations")
     sys.stdout.flush()
 
-    nb = notebook_loop(model, pruned_layer_index(model), notebook_test_pipeline(split), gens)
+    nb = notebook_loop(model, build_target(model, "head").indices[-1], notebook_test_pipeline(split), gens)
     result = run_search(config, prepared=prepared)
     fast = fast_eval_timing(model, split, repeats=20 if args.quick else 100)
     check = check_identical(config, prepared, nb)

@@ -77,13 +77,13 @@ def test_threshold_encoding_mask_key_matches_decode(evaluators):
 
 
 def test_fast_and_exact_agree_when_every_kernel_is_pruned(prepared):
-    from evoprune.evaluate import pruned_layer_indices
+    from evoprune.target import build_target
 
     model, split = prepared.trained.model, prepared.dataset.validation
-    layers = pruned_layer_indices(model, "all")
-    assert len(layers) == 3
-    fast = KerasEvaluator(model, split, "fast", layers=layers)
-    exact = KerasEvaluator(model, split, "exact", layers=layers)
+    target = build_target(model, "all")
+    assert len(target.layers) == 3
+    fast = KerasEvaluator(model, split, "fast", target=target)
+    exact = KerasEvaluator(model, split, "exact", target=target)
     assert fast.start == 0 and not fast.head_only
     rng = np.random.default_rng(1)
     masks = [rng.random((4,) + k.shape) < rng.random((4,) + (1,) * k.ndim) for k in fast.kernels]

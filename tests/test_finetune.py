@@ -88,12 +88,13 @@ def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared
 def test_model_finetuning_keeps_mask_restores_model_and_helps(prepared):
     from evoprune.finetune import ModelFinetuner
     from evoprune.model import accuracy
+    from evoprune.target import build_target
 
     model, ds = prepared.trained.model, prepared.dataset
     before = [w.copy() for w in model.get_weights()]
     kernel = before[-2]
     mask = np.abs(kernel) > np.quantile(np.abs(kernel), 0.8)
-    tuner = ModelFinetuner(model, ds.train, ds.validation, ds.test, len(model.layers) - 1,
+    tuner = ModelFinetuner(model, ds.train, ds.validation, ds.test, build_target(model, "head"),
                            epochs=1, learning_rate=0.005, batch_size=128, seed=0)
     weights = tuner.tuned_weights(mask)
     assert np.all(weights[-2][~mask] == 0)

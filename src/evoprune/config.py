@@ -20,7 +20,7 @@ FITNESS_SPLITS = ("validation", "test")
 EVALUATORS = ("fast", "exact")
 ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament")
 ENCODINGS = ("threshold", "layer_thresholds", "unit_thresholds", "mask")
-LAYERS = ("head", "all")
+LAYERS = ("head", "dense", "all")  # or a list of layer names
 REFINES = ("none", "front", "each")
 EXECUTORS = ("local", "dask", "serial")
 
@@ -72,9 +72,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The notebook's CNN and how it is trained.
+    """The model to prune and how it is trained.
 
     Attributes:
+        architecture: a built-in architecture (``paper-cnn``, ``lenet-300-100``,
+            ``lenet-5``; see :mod:`evoprune.architectures`), sized from the data.
         epochs: training epochs (notebook: 5).
         batch_size: training and evaluation batch size (notebook: 128).
         learning_rate: Adam learning rate (notebook: 0.005).
@@ -83,6 +85,7 @@ class ModelConfig:
         model_file: a ``.keras`` file to prune instead of training one.
     """
 
+    architecture: str = "paper-cnn"
     epochs: int = 5
     batch_size: int = 128
     learning_rate: float = 0.005
@@ -90,6 +93,9 @@ class ModelConfig:
     model_file: str = ""
 
     def validate(self) -> None:
+        from evoprune.architectures import ARCHITECTURES
+
+        _check_choice("model.architecture", self.architecture, tuple(ARCHITECTURES))
         _check_range("model.epochs", self.epochs, 1)
         _check_range("model.batch_size", self.batch_size, 1)
         _check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
@@ -112,7 +118,8 @@ class SearchConfig:
             evaluations (0: no budget, run all generations).
         encoding: genome: ``threshold`` (paper), ``layer_thresholds``, ``unit_thresholds``
             or ``mask``.
-        layers: pruned layers: ``head`` (the last Dense, as in the paper) or ``all`` kernels.
+        layers: pruned layers: ``head`` (the last Dense, as in the paper), ``dense`` (every
+            Dense kernel), ``all`` (every Dense and Conv2D kernel) or a list of layer names.
         crossover, mutation: operator names (see ``evoprune.operators``).
         alpha, eta, sigma, indpb, tournsize: operator parameters (blend alpha, SBX and
             polynomial eta, Gaussian sigma as a share of the gene's range, per-gene
@@ -129,7 +136,7 @@ class SearchConfig:
     mutpb: float = 0.2
     max_evaluations: int = 0
     encoding: str = "threshold"
-    layers: str = "head"
+    layers: str | tuple = field(default="head", metadata={"types": (str, tuple)})
     crossover: str = "average"
     mutation: str = "random_reset"
     alpha: float = 0.5
@@ -149,7 +156,10 @@ class SearchConfig:
         _check_range("search.mutpb", self.mutpb, 0.0, 1.0)
         _check_range("search.max_evaluations", self.max_evaluations, 0)
         _check_choice("search.encoding", self.encoding, ENCODINGS)
-        _check_choice("search.layers", self.layers, LAYERS)
+        if isinstance(self.layers, str):
+            _check_choice("search.layers", self.layers, LAYERS)
+        elif not self.layers:
+            raise ConfigError("Expected at least one layer name. Received: search.layers=[]")
         _check_range("search.alpha", self.alpha, 0.0)
         _check_range("search.eta", self.eta, 0.0, low_open=True)
         _check_range("search.sigma", self.sigma, 0.0, low_open=True)
@@ -299,9 +309,10 @@ class Config:
     def validate(self) -> Config:
         for section in fields(self):
             getattr(self, section.name).validate()
-        if self.finetune.refine != "none" and self.search.layers != "head":
-            raise ConfigError("Fine-tuning runs on the cached features of the head. Expected "
-                              f"search.layers='head' with finetune.refine={self.finetune.refine!r}. "
+        if (self.finetune.refine != "none" and self.finetune.scope == "head"
+                and self.search.layers != "head"):
+            raise ConfigError("Head fine-tuning runs on the cached features of the head. Expected "
+                              "search.layers='head', or finetune.scope='model' for other layers. "
                               f"Received: search.layers={self.search.layers!r}")
         return self
 
@@ -347,8 +358,11 @@ def _toml_value(value: Any) -> str:
     return f'"{text}"'
 
 
-def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
+def _coerce(section: str, key: str, value: Any, expected: type | tuple) -> Any:
     name = f"{section}.{key}"
+    if isinstance(expected, tuple):  # the first type that takes the value
+        expected = next((t for t in expected if isinstance(value, (list, tuple) if t is tuple else t)),
+                        expected[0])
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is int and isinstance(value, float) and value.is_integer():
@@ -383,7 +397,7 @@ def from_dict(raw: dict[str, Any]) -> Config:
         if not isinstance(values, dict):
             raise ConfigError(f"Expected [{section}] to be a table. Received: {section}={values!r}")
         cls = _SECTIONS[section]
-        types = {f.name: type(f.default) for f in fields(cls)}
+        types = {f.name: f.metadata.get("types", type(f.default)) for f in fields(cls)}
         kwargs = {}
         for key, value in values.items():
             if key not in types:

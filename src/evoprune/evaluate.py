@@ -9,28 +9,7 @@ import numpy as np
 
 from evoprune.data import Split, eval_pipeline, normalize
 from evoprune.head import HeadScorer
-
-
-def pruned_layer_index(model) -> int:
-    """Index of the layer that is pruned: the last Dense layer (the paper's head)."""
-    return pruned_layer_indices(model, "head")[-1]
-
-
-def pruned_layer_indices(model, layers: str = "head") -> list[int]:
-    """Indices of the pruned layers: ``head`` (the last Dense) or ``all`` (every kernel).
-
-    Raises:
-        ModelError: the model has no such layer.
-    """
-    import keras
-
-    from evoprune.errors import ModelError
-
-    kinds = (keras.layers.Dense,) if layers == "head" else (keras.layers.Dense, keras.layers.Conv2D)
-    found = [i for i, layer in enumerate(model.layers) if isinstance(layer, kinds)]
-    if not found:
-        raise ModelError(f"Model has no layer to prune. Expected a Dense layer. Received: layers={layers!r}")
-    return found[-1:] if layers == "head" else found
+from evoprune.target import PruneTarget, build_target
 
 
 class KerasEvaluator:
@@ -40,50 +19,65 @@ class KerasEvaluator:
 
     * ``exact``: write the masked kernels into the model and call ``model.evaluate``
       (what the notebook does, one call per individual);
-    * ``fast``: run the layers before the first pruned layer once and keep those
-      activations. When only the final Dense layer is pruned, a
-      :class:`~evoprune.head.HeadScorer` scores a whole population with one matrix
-      product per chunk of individuals, and decides near-ties by a canonical float64
-      sum, so counts do not depend on BLAS or batch size; otherwise each individual
-      runs only the layers from the first pruned one on.
+    * ``fast``: run the unpruned layers before the first pruned layer once and keep those
+      activations. When the target is the final Dense layer (linear or softmax: the
+      activation keeps the argmax), a :class:`~evoprune.head.HeadScorer` scores a whole
+      population with one matrix product per chunk of individuals, and decides near-ties
+      by a canonical float64 sum, so counts do not depend on BLAS or batch size;
+      otherwise each individual runs only the layers from the first pruned one on.
 
     Args:
         model: a trained Keras model.
-        split: ``(images uint8, labels)`` to score on.
+        split: ``(images, labels)`` to score on.
         mode: ``fast`` or ``exact``.
         batch_size: batch size of the Keras forward passes.
-        layers: indices of the pruned layers (default: the last Dense layer).
+        target: the pruned layers (default: the model's last Dense layer).
     """
 
     def __init__(self, model, split: Split, mode: str = "fast", batch_size: int = 128,
-                 layers: Sequence[int] | None = None) -> None:
+                 target: PruneTarget | None = None) -> None:
         self.model = model
         self.mode = mode
         self.batch_size = batch_size
         self.split = split
-        self.layer_indices = list(layers) if layers else [pruned_layer_index(model)]
-        self.start = min(self.layer_indices)
-        self.kernels = [np.asarray(model.layers[i].get_weights()[0]) for i in self.layer_indices]
+        self.target = target or build_target(model, "head")
+        self.layer_indices = self.target.indices
+        self.start = self.target.prefix_end if self.target.chain else 0
+        self.kernels = self.target.kernels
         self.layer_index = self.layer_indices[-1]
         self.layer = model.layers[self.layer_index]
-        self.kernel, self.bias = (np.asarray(w) for w in self.layer.get_weights())
+        last = self.target.layers[-1]
+        self.kernel = last.kernel
+        self.bias = last.bias if last.bias is not None else np.zeros(last.kernel.shape[-1], np.float32)
         self.labels = np.asarray(split[1], dtype=np.int64)
         self.n = len(self.labels)
-        self.head_only = (self.layer_indices == [len(model.layers) - 1]
-                          and len(self.layer.get_weights()) == 2
-                          and getattr(self.layer, "activation", None) in (None, _linear()))
+        self.head_only = self.target.head_only
         self._pipeline = eval_pipeline(split, batch_size) if mode == "exact" else None
         self.features = self._features() if mode == "fast" else None
         self.head = (HeadScorer(self.features, self.kernel, self.bias, self.labels)
                      if mode == "fast" and self.head_only else None)
 
     def _features(self) -> np.ndarray:
-        """Activations entering the first pruned layer, computed once in the evaluator's batches."""
+        """Activations entering the first pruned layer, computed once in the evaluator's batches.
+
+        For a model that is not a chain of layers (branches), the features entering a
+        final Dense head come from a sub-model; otherwise the whole model runs per mask
+        and the features are the normalized images.
+        """
+        import keras
+
         x = normalize(self.split[0])
+        if not self.target.chain:
+            if not self.target.head_only:
+                return x
+            prefix = [keras.Model(self.model.inputs, self.layer.input)]
+        else:
+            prefix = [layer for layer in self.model.layers[:self.start]
+                      if not isinstance(layer, keras.layers.InputLayer)]
         out = []
         for start in range(0, len(x), self.batch_size):
             h = x[start:start + self.batch_size]
-            for layer in self.model.layers[:self.start]:
+            for layer in prefix:
                 h = layer(h)
             out.append(np.asarray(h))
         return np.concatenate(out).astype(np.float32, copy=False)
@@ -117,9 +111,10 @@ class KerasEvaluator:
 
     def _correct_tail(self) -> int:
         correct = 0
+        tail = self.model.layers[self.start:] if self.target.chain else [self.model]
         for start in range(0, self.n, self.batch_size):
             h = self.features[start:start + self.batch_size]
-            for layer in self.model.layers[self.start:]:
+            for layer in tail:
                 h = layer(h)
             correct += int((np.asarray(h).argmax(axis=1) == self.labels[start:start + self.batch_size]).sum())
         return correct
@@ -127,12 +122,6 @@ class KerasEvaluator:
     def _correct_exact(self) -> int:
         result = self.model.evaluate(self._pipeline, verbose=0, return_dict=True)
         return int(round(float(result["accuracy"]) * self.n))
-
-
-def _linear():
-    import keras
-
-    return keras.activations.linear
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ from evoprune.algorithms import LoopState, Observer, build_toolbox, evolve
 from evoprune.config import Config
 from evoprune.data import Dataset, load_dataset
 from evoprune.encodings import make_encoding
-from evoprune.evaluate import KerasEvaluator, PruningProblem, pruned_layer_indices
+from evoprune.evaluate import KerasEvaluator, PruningProblem
 from evoprune.finetune import (FinetuneSettings, HeadFinetuner, ModelFinetuner, RefiningEvaluator,
                                best_refined, head_scorer, refine_front)
 from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
 from evoprune.results import SUMMARY_VERSION, RunResult
 from evoprune.seeding import private_random
+from evoprune.target import PruneTarget, build_target
 
 Status = Callable[[str], None]
 
@@ -34,6 +35,10 @@ class Prepared:
 
     dataset: Dataset
     trained: TrainedModel
+
+    def target(self, layers) -> PruneTarget:
+        """The prune target of this model for a ``search.layers`` setting."""
+        return build_target(self.trained.model, layers)
 
 
 def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
@@ -48,24 +53,24 @@ def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
 def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     """Builds the encoding and the evaluators on the fitness split (and test, for reports)."""
     model, dataset = prepared.trained.model, prepared.dataset
-    layers = pruned_layer_indices(model, config.search.layers)
+    target = prepared.target(config.search.layers)
     fitness = KerasEvaluator(model, dataset.split(config.data.fitness_split), config.search.evaluator,
-                             config.model.batch_size, layers)
+                             config.model.batch_size, target)
     test = fitness if config.data.fitness_split == "test" else KerasEvaluator(
-        model, dataset.test, "fast", config.model.batch_size, layers)
+        model, dataset.test, "fast", config.model.batch_size, target)
     encoding = make_encoding(config.search.encoding, fitness.kernels, config.search.min_threshold)
     if config.finetune.refine == "each":  # both splits score the fine-tuned head
-        finetuner = make_finetuner(config, prepared, layers)
+        finetuner = make_finetuner(config, prepared, target)
         fitness_refined = RefiningEvaluator(fitness, finetuner)
         test = fitness_refined if test is fitness else RefiningEvaluator(test, finetuner)
         fitness = fitness_refined
     return PruningProblem(encoding, fitness, test)
 
 
-def make_finetuner(config: Config, prepared: Prepared, layers: list[int]) -> HeadFinetuner:
+def make_finetuner(config: Config, prepared: Prepared, target: PruneTarget) -> HeadFinetuner:
     """A head fine-tuner on the training split's cached features."""
     train = KerasEvaluator(prepared.trained.model, prepared.dataset.train, "fast",
-                           config.model.batch_size, layers)
+                           config.model.batch_size, target)
     f = config.finetune
     return HeadFinetuner(train.features, train.labels, train.kernel, train.bias,
                          FinetuneSettings(f.steps, f.batch_size, f.learning_rate, config.search.seed))
@@ -120,7 +125,7 @@ def make_model_finetuner(config: Config, prepared: Prepared, problem: PruningPro
     """Whole-model fine-tuning (``finetune.scope = "model"``) of this run's model."""
     f, ds = config.finetune, prepared.dataset
     return ModelFinetuner(prepared.trained.model, ds.train, ds.split(config.data.fitness_split),
-                          ds.test, problem.evaluator.layer_index, f.epochs, f.model_learning_rate,
+                          ds.test, problem.evaluator.target, f.epochs, f.model_learning_rate,
                           f.batch_size, config.search.seed)
 
 
@@ -128,7 +133,7 @@ def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
     """``mask -> (fitness-split, test accuracy)`` after fine-tuning with the configured scope."""
     if config.finetune.scope == "model":
         return make_model_finetuner(config, prepared, problem).score
-    finetuner = make_finetuner(config, prepared, problem.evaluator.layer_indices)
+    finetuner = make_finetuner(config, prepared, problem.evaluator.target)
     return head_scorer(finetuner, problem.evaluator, problem.test_evaluator)
 
 

@@ -92,9 +92,9 @@ def export_model(run_dir: Path, out: Path, rank: int = 0) -> ExportReport:
     for index, kernel, mask in zip(problem.evaluator.layer_indices, problem.evaluator.kernels, masks):
         model.layers[index].kernel.assign(np.where(mask[0], kernel, np.float32(0)))
     if refined and config.finetune.scope == "model":
-        model.set_weights(make_model_finetuner(config, prepared, problem).tuned_weights(masks[-1][0]))
+        model.set_weights(make_model_finetuner(config, prepared, problem).tuned_weights([m[0] for m in masks]))
     elif refined:
-        kernel, bias = make_finetuner(config, prepared, problem.evaluator.layer_indices).tune(masks[-1][0])
+        kernel, bias = make_finetuner(config, prepared, problem.evaluator.target).tune(masks[-1][0])
         model.layers[problem.evaluator.layer_index].set_weights([kernel, bias])
     out.parent.mkdir(parents=True, exist_ok=True)
     compile_model(model)

@@ -127,7 +127,7 @@ class RefiningEvaluator:
     def __init__(self, evaluator, finetuner: HeadFinetuner) -> None:
         self.inner = evaluator
         self.finetuner = finetuner
-        for name in ("kernels", "kernel", "bias", "labels", "n", "features", "layer_indices"):
+        for name in ("kernels", "kernel", "bias", "labels", "n", "features", "layer_indices", "target"):
             setattr(self, name, getattr(evaluator, name))
 
     def correct_counts(self, masks) -> np.ndarray:
@@ -153,7 +153,8 @@ def refine_front(front, genomes: list, problem, score, max_points: int,
     made it, to find the smallest head that holds.
 
     Args:
-        score: ``mask -> (fitness-split accuracy, test accuracy)`` after fine-tuning
+        score: ``masks -> (fitness-split accuracy, test accuracy)`` after fine-tuning, one
+            mask per pruned layer
             (see :func:`head_scorer` and :class:`ModelFinetuner`).
 
     Returns:
@@ -170,8 +171,8 @@ def refine_front(front, genomes: list, problem, score, max_points: int,
     def tune(position: int) -> dict:
         if position not in rows:
             row = pool.iloc[position]
-            mask = problem.encoding.decode([genomes[int(row["eval_index"])]])[0][0]
-            refined, refined_test = score(mask)
+            masks = [m[0] for m in problem.encoding.decode([genomes[int(row["eval_index"])]])]
+            refined, refined_test = score(masks)
             rows[position] = {
                 "eval_index": int(row["eval_index"]), "nonzero": int(row["nonzero"]),
                 "compression": float(row["compression"]), "accuracy": float(row["accuracy"]),
@@ -202,58 +203,68 @@ def refine_front(front, genomes: list, problem, score, max_points: int,
 
 
 def head_scorer(finetuner: HeadFinetuner, fit, test):
-    """``mask -> (fitness-split, test accuracy)`` of the head fine-tuned on cached features."""
-    def score(mask):
-        kernel, bias = finetuner.tune(mask)
+    """``masks -> (fitness-split, test accuracy)`` of the head fine-tuned on cached features."""
+    def score(masks):
+        kernel, bias = finetuner.tune(_layer_masks(masks)[-1])
         return (head_accuracy(fit.features, fit.labels, kernel, bias),
                 head_accuracy(test.features, test.labels, kernel, bias))
 
     return score
 
 
-class ModelFinetuner:
-    """Retrains every surviving weight of the model (convolutions too) with the head's mask fixed.
+def _layer_masks(masks) -> list[np.ndarray]:
+    """One mask per pruned layer (a bare array is the one layer's)."""
+    return [np.asarray(m) for m in masks] if isinstance(masks, (list, tuple)) else [np.asarray(masks)]
 
-    Standard prune-then-fine-tune: a few epochs of the notebook's training pipeline, the
-    pruned head weights forced back to zero after every batch. Slower than
-    :class:`HeadFinetuner` (seconds per mask), so meant for a run's final front.
+
+class ModelFinetuner:
+    """Retrains every surviving weight of the model with the pruned layers' masks fixed.
+
+    Standard prune-then-fine-tune: a few epochs of the training pipeline, the pruned
+    weights forced back to zero after every batch, with a loss that fits the model's
+    output (logits or softmax). Slower than :class:`HeadFinetuner` (seconds per mask),
+    so meant for a run's final front.
 
     Args:
         model: the trained model (its weights are restored after every call).
         train, fit_split, test_split: ``(images, labels)`` splits.
-        layer_index: the pruned head.
+        target: the pruned layers (:class:`~evoprune.target.PruneTarget`).
         epochs, learning_rate, batch_size, seed: training settings (seeded, deterministic).
     """
 
-    def __init__(self, model, train, fit_split, test_split, layer_index: int, epochs: int,
+    def __init__(self, model, train, fit_split, test_split, target, epochs: int,
                  learning_rate: float, batch_size: int, seed: int) -> None:
         self.model, self.train, self.fit_split, self.test_split = model, train, fit_split, test_split
-        self.layer_index, self.epochs, self.learning_rate = layer_index, epochs, learning_rate
+        self.target, self.epochs, self.learning_rate = target, epochs, learning_rate
         self.batch_size, self.seed = batch_size, seed
         self.base = [w.copy() for w in model.get_weights()]
         self._cache: dict[bytes, list] = {}
 
-    def tuned_weights(self, mask: np.ndarray) -> list:
-        """All model weights after fine-tuning with ``mask`` on the head (memoized)."""
+    def tuned_weights(self, masks) -> list:
+        """All model weights after fine-tuning with ``masks`` (one per pruned layer; memoized)."""
         import keras
 
         from evoprune.data import train_pipeline
         from evoprune.model import compile_model
         from evoprune.seeding import seed_everything
 
-        mask = np.asarray(mask, dtype=np.float32)
-        key = np.packbits(mask.astype(bool)).tobytes()
+        masks = [m.astype(np.float32) for m in _layer_masks(masks)]
+        key = b"".join(np.packbits(m.astype(bool)).tobytes() for m in masks)
         if key in self._cache:
             return self._cache[key]
-        layer, index = self.model.layers[self.layer_index], self.layer_index
+        layers = [self.model.layers[i] for i in self.target.indices]
+
+        def apply_masks() -> None:
+            for layer, mask in zip(layers, masks):
+                layer.kernel.assign(layer.kernel * mask)
 
         class KeepMask(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
-                layer.kernel.assign(layer.kernel * mask)
+                apply_masks()
 
         seed_everything(self.seed)
         self.model.set_weights(self.base)
-        layer.kernel.assign(self.base[self._kernel_position(index)] * mask)
+        apply_masks()
         compile_model(self.model, self.learning_rate)
         try:
             self.model.fit(train_pipeline(self.train, self.batch_size, self.seed), epochs=self.epochs,
@@ -263,15 +274,11 @@ class ModelFinetuner:
             self.model.set_weights(self.base)
         return self._cache[key]
 
-    def _kernel_position(self, index: int) -> int:
-        before = sum(len(layer.get_weights()) for layer in self.model.layers[:index])
-        return before
-
-    def score(self, mask: np.ndarray) -> tuple[float, float]:
+    def score(self, masks) -> tuple[float, float]:
         """Fitness-split and test accuracy (``model.evaluate``) after fine-tuning."""
         from evoprune.model import accuracy
 
-        self.model.set_weights(self.tuned_weights(mask))
+        self.model.set_weights(self.tuned_weights(masks))
         try:
             return accuracy(self.model, self.fit_split), accuracy(self.model, self.test_split)
         finally:

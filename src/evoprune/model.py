@@ -1,4 +1,4 @@
-"""The notebook's CNN: build, train, cache on disk and load safely."""
+"""Models: the built-in architectures, training, the on-disk cache and safe loading of model files."""
 
 from __future__ import annotations
 
@@ -16,9 +16,6 @@ from evoprune.config import ModelConfig
 from evoprune.data import Dataset, eval_pipeline, train_pipeline
 from evoprune.errors import ModelError
 from evoprune.seeding import seed_everything
-
-ARCHITECTURE = "conv3-swish/avgpool/conv6-swish/avgpool/flatten/dense10"
-
 
 @dataclass(frozen=True)
 class TrainedModel:
@@ -58,31 +55,31 @@ def import_tensorflow_quietly() -> None:
     import tensorflow  # noqa: F401,F811
 
 
-def build_model(input_shape: tuple[int, ...] = (28, 28, 1), n_classes: int = 10,
-                learning_rate: float = 0.005):
-    """Builds and compiles the notebook's network (1,500 weights in the Dense head)."""
-    import keras
+def build_model(architecture: str = "paper-cnn", input_shape: tuple[int, ...] = (28, 28, 1),
+                n_classes: int = 10, learning_rate: float = 0.005):
+    """Builds and compiles a built-in architecture (see :mod:`evoprune.architectures`)."""
+    from evoprune.architectures import build
 
-    model = keras.Sequential([
-        keras.Input(shape=input_shape),
-        keras.layers.Conv2D(3, (3, 3), activation="swish"),
-        keras.layers.AveragePooling2D((2, 2)),
-        keras.layers.Conv2D(6, (3, 3), activation="swish"),
-        keras.layers.AveragePooling2D((2, 2)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(n_classes),
-    ])
+    model = build(architecture, tuple(input_shape), n_classes)
     compile_model(model, learning_rate)
     return model
 
 
-def compile_model(model, learning_rate: float = 0.005) -> None:
-    """Adam, sparse categorical cross-entropy on logits, sparse categorical accuracy."""
+def compile_model(model, learning_rate: float = 0.005, from_logits: bool | None = None) -> None:
+    """Adam, sparse categorical cross-entropy and accuracy.
+
+    The loss reads logits unless the model's output layer is a softmax (``from_logits``
+    decided from the model when not given).
+    """
     import keras
 
+    if from_logits is None:
+        from evoprune.target import activation_name
+
+        from_logits = activation_name(model.layers[-1]) != "softmax"
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
 
@@ -93,7 +90,9 @@ def cache_key(dataset: Dataset, cfg: ModelConfig, seed: int) -> str:
 
     spec = {
         "dataset": dataset.checksum,
-        "architecture": ARCHITECTURE,
+        "architecture": cfg.architecture,
+        "input_shape": list(data_shape(dataset)),
+        "n_classes": n_classes(dataset),
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate,
@@ -112,7 +111,7 @@ def cache_dir(cfg: ModelConfig) -> Path:
 def train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0):
     """Trains the network on ``dataset.train`` with the notebook's settings, seeded."""
     seed_everything(seed)
-    model = build_model(learning_rate=cfg.learning_rate)
+    model = build_model(cfg.architecture, data_shape(dataset), n_classes(dataset), cfg.learning_rate)
     model.fit(train_pipeline(dataset.train, cfg.batch_size, seed), epochs=cfg.epochs,
               shuffle=False, verbose=verbose)  # the pipeline already shuffles, seeded
     return model
@@ -125,8 +124,13 @@ def load_or_train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 
     """
     if cfg.model_file:
         path = Path(cfg.model_file)
-        return TrainedModel(load_model_file(path), path, True, 0.0)
-    path = cache_dir(cfg) / f"mnist-cnn-{cache_key(dataset, cfg, seed)}.keras"
+        model = load_model_file(path)
+        check_fits(model, dataset, str(path))
+        return TrainedModel(model, path, True, 0.0)
+    from evoprune.architectures import check_input
+
+    check_input(cfg.architecture, data_shape(dataset))
+    path = cache_dir(cfg) / f"{cfg.architecture}-{cache_key(dataset, cfg, seed)}.keras"
     if path.exists():
         try:
             return TrainedModel(load_model_file(path), path, True, 0.0)
@@ -167,8 +171,46 @@ def load_model_file(path: Path):
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     if not dense:
         raise ModelError(f"Model has no Dense layer to prune: {path}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+        raise ModelError(f"Expected a classifier with one image input and one (batch, classes) output. "
+                         f"Received: {path} with inputs {[tuple(t.shape) for t in model.inputs]}, "
+                         f"outputs {[tuple(t.shape) for t in model.outputs]}")
     compile_model(model)
     return model
+
+
+def data_shape(dataset: Dataset) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of the dataset's images."""
+    shape = getattr(dataset, "input_shape", None)
+    if shape is None:  # images stored without a channel axis
+        images = dataset.train[0]
+        shape = tuple(images.shape[1:]) + ((1,) if images.ndim == 3 else ())
+    return tuple(int(x) for x in shape)
+
+
+def n_classes(dataset: Dataset) -> int:
+    """Number of classes of the dataset."""
+    count = getattr(dataset, "n_classes", None)
+    if count is None:
+        count = 1 + max(int(np.max(labels)) for _, labels in (dataset.train, dataset.test) if len(labels))
+    return int(count)
+
+
+def check_fits(model, dataset: Dataset, source: str) -> None:
+    """Checks the model takes the dataset's images and scores its classes.
+
+    Raises:
+        ModelError: input shape or class count differ, naming both.
+    """
+    expected = tuple(model.inputs[0].shape[1:])
+    shape = data_shape(dataset)
+    if len(expected) != 3 or any(e is not None and e != s for e, s in zip(expected, shape)):
+        raise ModelError(f"Model input shape {expected} does not fit the data's images {shape}. "
+                         f"Received: {source} and dataset {dataset.name}")
+    classes, data_classes = model.outputs[0].shape[-1], n_classes(dataset)
+    if classes != data_classes:
+        raise ModelError(f"Model scores {classes} classes but the data has {data_classes}. "
+                         f"Received: {source} and dataset {dataset.name}")
 
 
 def accuracy(model, split, batch_size: int = 128) -> float:
