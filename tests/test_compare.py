@@ -96,20 +96,25 @@ def test_budget_defaults_to_population_times_generations(sample_config):
     assert kept.search.max_evaluations == 90
 
 
-def test_reference_is_the_threshold_front_whatever_the_compared_genome(small, tmp_path):
-    config = small.with_overrides({"search.encoding": "unit_thresholds", "compare.seeds": 1,
-                                   "compare.algorithms": ["nsga2"]})
-    trials = cmp.compare(config, tmp_path).trials
-    sweep = trials[trials["algorithm"] == "sweep"].iloc[0]
-    threshold_only = cmp.compare(small.with_overrides({"compare.seeds": 1}), tmp_path / "t").trials
-    expected = threshold_only[threshold_only["algorithm"] == "sweep"].iloc[0]
-    assert sweep["hypervolume"] == expected["hypervolume"] and sweep["evaluations"] == expected["evaluations"]
+def test_other_genomes_and_layers_are_measured_against_the_union_of_their_fronts(small, tmp_path):
+    from evoprune.metrics import igd, pareto_front
 
-
-def test_compare_refuses_layers_other_than_the_head(small, tmp_path):
-    with pytest.raises(ConfigError, match="search.layers='head'.*Received: search.layers='all'"):
-        cmp.compare(small.with_overrides({"search.layers": "all"}), tmp_path)
-    assert not any(tmp_path.iterdir())
+    config = small.with_overrides({"search.encoding": "layer_thresholds", "search.layers": "all",
+                                   "compare.seeds": 1, "compare.algorithms": ["paper", "nsga2"]})
+    result = cmp.compare(config, tmp_path)
+    trials, fronts = result.trials, result.fronts
+    assert list(trials["algorithm"]) == ["union", "paper", "nsga2"]      # no exact sweep here
+    union = fronts[fronts["algorithm"] == "union"]
+    both = pareto_front(fronts[fronts["algorithm"] != "union"])
+    assert union[["accuracy", "nonzero"]].to_numpy().tolist() == both[["accuracy", "nonzero"]].to_numpy().tolist()
+    base = int(trials["baseline_nonzero"].iloc[0])
+    for algorithm in ("paper", "nsga2"):
+        own = fronts[fronts["algorithm"] == algorithm]
+        expected = igd(own[["accuracy", "nonzero"]].to_numpy(), union[["accuracy", "nonzero"]].to_numpy(), base)
+        assert trials.loc[trials["algorithm"] == algorithm, "igd"].iloc[0] == pytest.approx(expected)
+    assert trials.loc[trials["algorithm"] == "union", "evaluations"].iloc[0] == \
+        trials.loc[trials["algorithm"] != "union", "evaluations"].sum()
+    assert base > 1500                                                   # the convolutions count too
 
 
 def test_cli_compare_rejects_operators_that_do_not_fit_before_any_output(small, tmp_path):

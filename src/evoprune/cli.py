@@ -25,6 +25,12 @@ DatasetOpt = Annotated[Optional[str], typer.Option(help="Dataset name: mnist or 
 DataDirOpt = Annotated[Optional[Path], typer.Option(
     help="Directory of MNIST IDX files (offline); default $EVOPRUNE_DATA_DIR.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed for training and search.")]
+ArchitectureOpt = Annotated[Optional[str], typer.Option(
+    help="Built-in architecture: paper-cnn, lenet-300-100 or lenet-5 (sized from the data).")]
+ModelFileOpt = Annotated[Optional[Path], typer.Option(
+    help="Prune this Keras classifier (.keras) instead of training a built-in one.")]
+LayersOpt = Annotated[Optional[str], typer.Option(
+    help="Pruned layers: head, dense, all, or comma-separated layer names.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 
 
@@ -74,6 +80,18 @@ def _data_overrides(dataset: Optional[str], data_dir: Optional[Path]) -> dict:
     return {"data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None}
 
 
+def _model_overrides(architecture: Optional[str], model_file: Optional[Path],
+                     layers: Optional[str] = None) -> dict:
+    """Config overrides of the model options; ``--layers a,b`` names layers, ``--layers all`` a set."""
+    from evoprune.target import LAYER_SETS
+
+    names = tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
+    if names and len(names) == 1 and names[0] in LAYER_SETS:
+        names = names[0]
+    return {"model.architecture": architecture, "model.model_file": str(model_file) if model_file else None,
+            "search.layers": names}
+
+
 def _status(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -82,18 +100,20 @@ def _status(message: str) -> None:
 def train(config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
           seed: SeedOpt = None,
           epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+          architecture: ArchitectureOpt = None, model_file: ModelFileOpt = None,
           debug: DebugOpt = False) -> None:
-    """Train the notebook's CNN (or load it from the cache) and print its accuracy."""
+    """Train a built-in architecture (or load it from the cache, or a --model-file) and print its accuracy."""
     with user_errors(debug):
         cfg = _load(config, {**_data_overrides(dataset, data_dir), "search.seed": seed,
-                             "model.epochs": epochs})
+                             "model.epochs": epochs, **_model_overrides(architecture, model_file)})
         _import_tensorflow_quietly()
         from evoprune.experiments import prepare
         from evoprune.model import accuracy
 
         prepared = prepare(cfg, _status)
         trained, ds = prepared.trained, prepared.dataset
-        how = "loaded from cache" if trained.cached else f"trained in {trained.train_time_s:.1f} s"
+        how = ("the given model file" if cfg.model.model_file else "loaded from cache" if trained.cached
+               else f"trained in {trained.train_time_s:.1f} s")
         typer.echo(f"model: {trained.path} ({how})")
         for split in ("validation", "test"):
             if len(ds.split(split)[1]):
@@ -109,8 +129,7 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
         population: Annotated[Optional[int], typer.Option(help="Population size.")] = None,
         generations: Annotated[Optional[int], typer.Option(help="Generations.")] = None,
         evaluator: Annotated[Optional[str], typer.Option(help="fast or exact.")] = None,
-        model_file: Annotated[Optional[Path], typer.Option(
-            help="Prune this .keras model instead of training one.")] = None,
+        model_file: ModelFileOpt = None, architecture: ArchitectureOpt = None, layers: LayersOpt = None,
         resume: Annotated[Optional[Path], typer.Option(
             help="Continue the interrupted run in this directory.")] = None,
         overwrite: Annotated[bool, typer.Option(
@@ -122,7 +141,7 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
         overrides = {**_data_overrides(dataset, data_dir), "search.seed": seed,
                      "search.algorithm": algorithm, "search.population": population,
                      "search.generations": generations, "search.evaluator": evaluator,
-                     "model.model_file": str(model_file) if model_file else None}
+                     **_model_overrides(architecture, model_file, layers)}
         out, cfg = _run_target(out, resume, config, overrides)
         from evoprune.checkpoint import GracefulInterrupt
         from evoprune.results import atomic_write_text, prepare_out_dir, write_run_dir
@@ -187,12 +206,13 @@ def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for
             seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1).")] = None,
             algorithms: Annotated[Optional[str], typer.Option(
                 help="Comma-separated, e.g. paper,nsga2,spea2,nsga3.")] = None,
+            model_file: ModelFileOpt = None, architecture: ArchitectureOpt = None, layers: LayersOpt = None,
             debug: DebugOpt = False) -> None:
     """Compare algorithms across seeds at equal budgets; resumes an interrupted comparison."""
     with user_errors(debug):
         names = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
         cfg = _load(config, {**_data_overrides(dataset, data_dir), "compare.seeds": seeds,
-                             "compare.algorithms": names})
+                             "compare.algorithms": names, **_model_overrides(architecture, model_file, layers)})
         from evoprune.results import atomic_write_text, prepare_out_dir
 
         _import_tensorflow_quietly()
@@ -218,12 +238,13 @@ def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for t
               help="Dask scheduler address to join (default: a LocalCluster).")] = None,
           workers: Annotated[Optional[int], typer.Option(help="Worker processes.")] = None,
           seeds: Annotated[Optional[int], typer.Option(help="Seeds per grid cell.")] = None,
+          model_file: ModelFileOpt = None, architecture: ArchitectureOpt = None, layers: LayersOpt = None,
           debug: DebugOpt = False) -> None:
     """Benchmark genomes x algorithms x operator variants at equal budgets (resumable)."""
     with user_errors(debug):
         cfg = _load(config, {**_data_overrides(dataset, data_dir), "bench.seeds": seeds,
                              "bench.executor": "dask" if scheduler and not executor else executor,
-                             "bench.workers": workers})
+                             "bench.workers": workers, **_model_overrides(architecture, model_file, layers)})
         from evoprune.results import atomic_write_text, prepare_out_dir
 
         prepare_out_dir(out)

@@ -16,6 +16,7 @@ from evoprune.metrics import hypervolume, igd, pareto_front, smallest_nonzero_wi
 from evoprune.results import RunResult, atomic_write_text
 
 REFERENCE = "sweep"
+UNION = "union"  # the reference where no exact front exists: non-dominated union of the seed's trials
 # the reference is the one-threshold genome's exact front: fast evaluator, no fine-tuning
 REFERENCE_SETTINGS = {"search.encoding": "threshold", "search.evaluator": "fast", "finetune.refine": "none"}
 KEY = ["algorithm", "seed"]
@@ -103,12 +104,33 @@ def _generation_rows(config: Config, algorithm: str, seed: int, result: RunResul
     return pd.DataFrame(rows)
 
 
+def uses_sweep(config: Config, prepared: Prepared) -> bool:
+    """True when the exact sweep is the reference: the threshold genome on one final Dense
+    layer whose activation keeps the argmax (otherwise the union of the trials' fronts)."""
+    return config.search.encoding == "threshold" and prepared.target(config.search.layers).head_only
+
+
+def _reference_row(name: str, seed: int, evaluations: int, base: dict, table: pd.DataFrame,
+                   front: pd.DataFrame, best_test: float, config: Config) -> dict:
+    """The trials.csv row of a reference front (``table``: everything it was taken from)."""
+    best = table.loc[table["fitness"].idxmax()]
+    row = {"algorithm": name, "seed": seed, "evaluations": evaluations,
+           "baseline_accuracy": base["accuracy"], "baseline_test_accuracy": base["test_accuracy"],
+           "baseline_nonzero": base["nonzero"], "best_fitness": float(best["fitness"]),
+           "best_accuracy": float(best["accuracy"]), "best_test_accuracy": best_test,
+           "best_nonzero": int(best["nonzero"]),
+           "best_compression": base["nonzero"] / max(int(best["nonzero"]), 1),
+           "front_size": len(front), "search_time_s": float("nan")}
+    row.update(front_metrics(config, front, front, base["accuracy"], base["test_accuracy"], base["nonzero"]))
+    return row
+
+
 def reference_trial(config: Config, prepared: Prepared, seed: int) -> tuple[dict, pd.DataFrame]:
     """The exact sweep of one seed's model: its trial row and its (exact) front.
 
-    Whatever genome, evaluator path or fine-tuning the compared searches use, the
-    reference is the front of one magnitude threshold on the head, on the same model
-    and fitness split (the fast and exact paths give the same counts).
+    The front of one magnitude threshold on the head, on the same model and fitness
+    split, whatever evaluator path the compared searches use (the fast and exact paths
+    give the same counts).
     """
     from evoprune.sweep import exact_sweep
 
@@ -118,18 +140,22 @@ def reference_trial(config: Config, prepared: Prepared, seed: int) -> tuple[dict
     front = pareto_front(sweep)
     front["test_accuracy"] = problem.test_accuracy(front[["threshold"]].to_numpy())
     best = sweep.loc[sweep["fitness"].idxmax()]
-    best_test = problem.test_accuracy([[best["threshold"]]])[0]
-    row = {"algorithm": REFERENCE, "seed": seed, "evaluations": len(sweep),
-           "baseline_accuracy": problem.base_accuracy,
-           "baseline_test_accuracy": problem.base_test_accuracy,
-           "baseline_nonzero": problem.base_nonzero, "best_fitness": float(best["fitness"]),
-           "best_accuracy": float(best["accuracy"]), "best_test_accuracy": best_test,
-           "best_nonzero": int(best["nonzero"]),
-           "best_compression": problem.base_nonzero / max(int(best["nonzero"]), 1),
-           "front_size": len(front), "search_time_s": float("nan")}
-    row.update(front_metrics(config, front, front, problem.base_accuracy,
-                             problem.base_test_accuracy, problem.base_nonzero))
+    base = {"accuracy": problem.base_accuracy, "test_accuracy": problem.base_test_accuracy,
+            "nonzero": problem.base_nonzero}
+    row = _reference_row(REFERENCE, seed, len(sweep), base, sweep, front,
+                         problem.test_accuracy([[best["threshold"]]])[0], config)
     return row, front
+
+
+def union_trial(config: Config, seed: int, fronts: list[pd.DataFrame], base: dict,
+                evaluations: int) -> tuple[dict, pd.DataFrame]:
+    """The union reference of one seed: the non-dominated points of all its trials' fronts."""
+    columns = ["accuracy", "test_accuracy", "nonzero", "compression", "fitness"]
+    table = pd.concat([f[columns] for f in fronts], ignore_index=True)
+    front = pareto_front(table)
+    best = table.loc[table["fitness"].idxmax()]
+    return _reference_row(UNION, seed, evaluations, base, table, front, float(best["test_accuracy"]),
+                          config), front
 
 
 @dataclass(frozen=True)
@@ -145,21 +171,18 @@ def check_config(config: Config) -> None:
     """Fails fast, before any work, on settings a comparison cannot run with.
 
     Raises:
-        ConfigError: layers other than the head (the reference front is the head's), a
-            population an algorithm cannot use (e.g. DCD's multiples of 4), or operators
-            that do not fit the genome.
+        ConfigError: a population an algorithm cannot use (e.g. DCD's multiples of 4), or
+            operators that do not fit the genome.
     """
     from evoprune.encodings import ENCODINGS
     from evoprune.operators import check_pairing
 
-    if config.search.layers != "head":
-        raise ConfigError("compare measures fronts against the exact front of the head's threshold "
-                          "(head accuracy vs head weights). Expected search.layers='head'. "
-                          f"Received: search.layers={config.search.layers!r}")
     for algorithm in config.compare.algorithms:
         algorithm_config(config, algorithm, 0)
-    search = config.search                  # on the head, one threshold per layer means one gene
-    length = 1 if search.encoding in ("threshold", "layer_thresholds") else 2
+    search = config.search        # the genome's length is known once the model is; 1 or 2 decide pairing
+    one_gene = search.encoding == "threshold" or (search.encoding == "layer_thresholds"
+                                                  and search.layers == "head")
+    length = 1 if one_gene else 2
     check_pairing(ENCODINGS[search.encoding].kind, length, search.crossover, search.mutation,
                   encoding=search.encoding)
 
@@ -177,29 +200,51 @@ def compare(config: Config, out: Path, progress: Progress = lambda label, done: 
     trials, generations, fronts = done.trials, done.generations, done.fronts
     finished = set(zip(trials["algorithm"], trials["seed"])) if len(trials) else set()
     for seed in range(config.compare.seeds):
-        todo = [a for a in (*config.compare.algorithms, REFERENCE) if (a, seed) not in finished]
-        if not todo:
+        todo = [a for a in config.compare.algorithms if (a, seed) not in finished]
+        if not todo and {(REFERENCE, seed), (UNION, seed)} & finished:
             continue
         seed_config = with_budget(config).with_overrides({"search.seed": seed})
         prepared = prepare(seed_config, status)
-        exact = None
-        for algorithm in [REFERENCE] + [a for a in todo if a != REFERENCE]:
-            if algorithm == REFERENCE:
-                row, exact = reference_trial(seed_config, prepared, seed)
-                front, gens = exact, pd.DataFrame()
-            else:
-                result = run_search(algorithm_config(config, algorithm, seed), prepared=prepared)
-                row = _trial_row(config, algorithm, seed, result, exact)
-                front, gens = result.front, _generation_rows(config, algorithm, seed, result)
-            if (algorithm, seed) in finished:
-                continue
-            fronts = pd.concat([fronts, front.assign(algorithm=algorithm, seed=seed)], ignore_index=True)
-            generations = pd.concat([generations, gens], ignore_index=True)
-            trials = pd.concat([trials, pd.DataFrame([row])], ignore_index=True)
-            _save(out, trials, generations, fronts)
-            finished.add((algorithm, seed))
-            progress(f"{algorithm} seed {seed}", len(finished))
+        sweep = uses_sweep(seed_config, prepared)
+        new: list[tuple] = []                    # (algorithm, trials row, front, generation rows)
+        if sweep:                                # each trial is saved as soon as it ends
+            row, exact = reference_trial(seed_config, prepared, seed)
+            new = [] if (REFERENCE, seed) in finished else [(REFERENCE, row, exact, pd.DataFrame())]
+            trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished, progress)
+        results = {}
+        for algorithm in todo:
+            results[algorithm] = result = run_search(algorithm_config(config, algorithm, seed),
+                                                     prepared=prepared)
+            if sweep:
+                new.append((algorithm, _trial_row(config, algorithm, seed, result, exact), result.front,
+                            _generation_rows(config, algorithm, seed, result)))
+                trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished,
+                                                        progress)
+        if not sweep and results:                # the union needs every front of the seed first
+            saved = [f for _, f in fronts[fronts["seed"] == seed].groupby("algorithm")] if len(fronts) else []
+            base = next(iter(results.values())).summary["baseline"]
+            union_row, union = union_trial(config, seed, [r.front for r in results.values()] + saved, base,
+                                           sum(len(r.archive) for r in results.values()))
+            if (UNION, seed) not in finished:
+                new.append((UNION, union_row, union, pd.DataFrame()))
+            new += [(a, _trial_row(config, a, seed, r, union), r.front, _generation_rows(config, a, seed, r))
+                    for a, r in results.items()]
+        trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished, progress)
     return CompareResult(trials, generations, fronts)
+
+
+def _save_new(out: Path, trials: pd.DataFrame, generations: pd.DataFrame, fronts: pd.DataFrame,
+              new: list, finished: set, progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Adds finished trials (fronts and generations first, then trials.csv rows), saves, empties ``new``."""
+    while new:
+        algorithm, row, front, gens = new.pop(0)
+        fronts = pd.concat([fronts, front.assign(algorithm=algorithm, seed=row["seed"])], ignore_index=True)
+        generations = pd.concat([generations, gens], ignore_index=True)
+        trials = pd.concat([trials, pd.DataFrame([row])], ignore_index=True)
+        _save(out, trials, generations, fronts)
+        finished.add((algorithm, row["seed"]))
+        progress(f"{algorithm} seed {row['seed']}", len(finished))
+    return trials, generations, fronts
 
 
 INT_COLUMNS = ("seed", "evaluations", "baseline_nonzero", "best_nonzero", "front_size", "gen", "nonzero",
@@ -309,10 +354,11 @@ def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
         "baseline accuracy (median)": f"{trials['baseline_accuracy'].median():.4f}",
         "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
     }
-    atomic_write_text(out / "report.md", compare_report(trials, METRICS, REFERENCE, context))
-    save_figure(fronts_figure(result.fronts, REFERENCE, int(trials["seed"].min())), out / "fronts.png")
+    reference = UNION if UNION in set(trials["algorithm"]) else REFERENCE
+    atomic_write_text(out / "report.md", compare_report(trials, METRICS, reference, context))
+    save_figure(fronts_figure(result.fronts, reference, int(trials["seed"].min())), out / "fronts.png")
     save_figure(boxplots_figure(trials), out / "boxplots.png")
-    reference_hv = trials.loc[trials["algorithm"] == REFERENCE, "hypervolume"]
+    reference_hv = trials.loc[trials["algorithm"] == reference, "hypervolume"]
     if len(result.generations):
         save_figure(hypervolume_figure(convergence(result.generations), reference_hv),
                     out / "hypervolume.png")
