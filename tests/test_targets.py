@@ -1,0 +1,157 @@
+"""Prune targets beyond the notebook's head: user models (functional, softmax), layer sets, architectures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from evoprune.cli import app
+from evoprune.errors import ConfigError
+from evoprune.evaluate import KerasEvaluator
+from evoprune.target import build_target
+
+runner = CliRunner()
+
+
+def _functional_softmax(n_classes=10, input_shape=(28, 28, 1)):
+    """A small functional classifier with a softmax output and one Dense without bias."""
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16, activation="relu", use_bias=False, name="hidden")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def softmax_file(tmp_path_factory, prepared):
+    """A softmax model trained outside evoprune (Keras' own fit, 1 epoch on the sample)."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = _functional_softmax()
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    images, labels = prepared.dataset.train
+    x = images.reshape(len(images), 28, 28, 1).astype("float32") / 255
+    model.fit(x, labels.astype("int64"), epochs=1, batch_size=64, verbose=0)
+    path = tmp_path_factory.mktemp("user-model") / "softmax.keras"
+    model.save(path)
+    return path
+
+
+def test_layer_sets_and_names_select_the_right_kernels():
+    model = _functional_softmax()
+    assert build_target(model, "head").names == ["probs"]
+    assert build_target(model, "dense").names == ["hidden", "probs"]
+    assert build_target(model, "all").names == ["c1", "hidden", "probs"]
+    named = build_target(model, ["probs", "c1"])
+    assert named.names == ["c1", "probs"] and named.prefix_end == named.indices[0]
+    assert named.layers[1].bias is not None and build_target(model, ["hidden"]).layers[0].bias is None
+    with pytest.raises(ConfigError, match="Unknown layer.*Received: 'nope'"):
+        build_target(model, ["nope"])
+    with pytest.raises(ConfigError, match="no prunable kernel.*Received: 'flatten"):
+        build_target(model, [model.layers[3].name])
+
+
+def test_softmax_head_is_scored_in_one_product_and_other_activations_are_not():
+    import keras
+
+    head = build_target(_functional_softmax(), "head")
+    assert head.head_only and head.output_activation == "softmax" and not head.from_logits
+    relu_out = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu")])
+    assert not build_target(relu_out, "head").head_only  # relu ties negative logits at 0
+
+
+@pytest.mark.parametrize("layers", ["head", "dense", "all"])
+def test_fast_and_exact_counts_agree_on_a_functional_softmax_model(softmax_file, prepared, layers):
+    from evoprune.model import load_model_file
+
+    model = load_model_file(softmax_file)
+    target = build_target(model, layers)
+    split = prepared.dataset.validation
+    fast = KerasEvaluator(model, split, "fast", target=target)
+    exact = KerasEvaluator(model, split, "exact", target=target)
+    assert (fast.head is not None) == (layers == "head")
+    rng = np.random.default_rng(0)
+    masks = [rng.random((3,) + k.shape) < np.array([1.0, 0.6, 0.2]).reshape((3,) + (1,) * k.ndim)
+             for k in target.kernels]
+    counts = fast.correct_counts(masks)
+    assert np.array_equal(counts, exact.correct_counts(masks))
+    assert counts[0] > counts[2]  # pruning 80% of the weights costs accuracy
+
+
+def test_run_compare_and_export_on_a_user_softmax_model(softmax_file, sample_config, tmp_path):
+    import keras
+
+    config = tmp_path / "c.toml"
+    config.write_text(sample_config.with_overrides({"search.generations": 3}).to_toml())
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "--config", str(config), "--model-file", str(softmax_file),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"]["nonzero"] == 16 * 10 and summary["layers"] == "head"
+    assert summary["model_cached"] is True and summary["train_time_s"] == 0
+    cmp = runner.invoke(app, ["compare", "--config", str(config), "--model-file", str(softmax_file),
+                              "--seeds", "1", "--algorithms", "paper", "--out", str(tmp_path / "cmp")])
+    assert cmp.exit_code == 0, cmp.output
+    trials = (tmp_path / "cmp" / "trials.csv").read_text()
+    assert trials.count("\nsweep,") == 1 and trials.count("\npaper,") == 1
+    exported = tmp_path / "pruned.keras"
+    exp = runner.invoke(app, ["export", str(out), "--out", str(exported)])
+    assert exp.exit_code == 0, exp.output
+    model = keras.models.load_model(exported)
+    assert model.layers[-1].activation.__name__ == "softmax"
+    assert model.loss.get_config()["from_logits"] is False
+    assert np.count_nonzero(model.get_layer("probs").kernel.numpy()) == summary["best"]["nonzero"]
+
+
+def test_model_that_does_not_fit_the_data_is_one_line_naming_both(tmp_path, sample_config):
+    from evoprune.model import save_model
+
+    path = tmp_path / "three.keras"
+    save_model(_functional_softmax(n_classes=3), path)
+    result = runner.invoke(app, ["train", "--dataset", "mnist-sample", "--model-file", str(path)])
+    assert result.exit_code == 1
+    assert "Model scores 3 classes but the data has 10" in result.output and str(path) in result.output
+    wrong = tmp_path / "rgb.keras"
+    save_model(_functional_softmax(input_shape=(32, 32, 3)), wrong)
+    result = runner.invoke(app, ["train", "--dataset", "mnist-sample", "--model-file", str(wrong)])
+    assert result.exit_code == 1 and "(32, 32, 3) does not fit the data's images (28, 28, 1)" in result.output
+
+
+def test_architectures_are_sized_from_the_data_and_refuse_too_small_images():
+    from evoprune.architectures import build, check_input
+
+    lenet = build("lenet-300-100", (28, 28, 1), 10)
+    assert lenet.count_params() == 266_610                        # Han et al.: 267K
+    lenet5 = build("lenet-5", (28, 28, 1), 10)
+    assert lenet5.count_params() == 431_080                       # Han et al.: 431K
+    assert build("paper-cnn", (32, 32, 3), 5).output_shape == (None, 5)
+    assert build("lenet-5", (16, 16, 3), 7).output_shape == (None, 7)
+    with pytest.raises(ConfigError, match="'paper-cnn' needs images of at least 10x10. Received: .*\\(8, 8, 1\\)"):
+        check_input("paper-cnn", (8, 8, 1))
+    with pytest.raises(ConfigError, match="Unknown model.architecture.*lenet-5.*Received: model.architecture='vgg'"):
+        check_input("vgg", (28, 28, 1))
+
+
+def test_run_prunes_every_dense_layer_of_lenet_300_100(sample_config, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(sample_config.with_overrides({
+        "model.architecture": "lenet-300-100", "search.layers": "dense",
+        "search.encoding": "layer_thresholds", "search.algorithm": "nsga2", "search.population": 8,
+        "search.generations": 2, "search.crossover": "blend", "search.mutation": "gaussian"}).to_toml())
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"]["nonzero"] == 784 * 300 + 300 * 100 + 100 * 10
+    assert summary["best"]["genome"].count(" ") == 2                 # one threshold per layer
+    assert "lenet-300-100" in (out / "config.toml").read_text()
+
