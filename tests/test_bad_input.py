@@ -81,7 +81,7 @@ def _cases(tmp, config, done):
         "population too small": (lambda: ["--population", "3"], "search.population=3"),
         "unknown algorithm": (lambda: ["--algorithm", "cmaes"], "search.algorithm='cmaes'"),
         "unknown evaluator": (lambda: ["--evaluator", "gpu"], "search.evaluator='gpu'"),
-        "unknown dataset": (lambda: ["--dataset", "cifar10"], "data.dataset='cifar10'"),
+        "unknown dataset": (lambda: ["--dataset", "cifar-10"], "data.dataset='cifar-10'"),
         "not toml": (lambda: _toml(tmp / "x.toml", "[search\n"), "not valid TOML"),
         "missing config": (lambda: ["--config", str(tmp / "none.toml")], "none.toml"),
         "model not keras": (lambda: _junk_model(tmp / "m.keras"), "m.keras"),

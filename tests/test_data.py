@@ -18,7 +18,17 @@ def test_sample_loads_with_three_disjoint_splits():
     assert ds.name == "mnist-sample"
     assert (len(ds.train[1]), len(ds.validation[1]), len(ds.test[1])) == (9000, 1000, 2000)
     assert np.bincount(ds.validation[1]).tolist() == [100] * 10
-    assert ds.train[0].dtype == np.uint8 and ds.train[0].shape[1:] == (28, 28)
+    assert ds.train[0].dtype == np.uint8 and ds.train[0].shape[1:] == (28, 28, 1)
+    assert ds.train[1].dtype == np.int64 and ds.input_shape == (28, 28, 1) and ds.n_classes == 10
+
+
+def test_sample_checksum_and_inputs_are_unchanged_by_the_channel_axis():
+    """The cache key of models trained before 4-D images: the same bytes hash the same."""
+    ds = data.load_dataset(DataConfig(dataset="mnist-sample"))
+    assert ds.checksum == "f248c6fe8baa266a5c1eb0309f64c564cec904a70d4068699898362c2a50ae8c"
+    x = data.normalize(ds.validation[0])
+    assert x.dtype == np.float32 and x.shape == (1000, 28, 28, 1)
+    np.testing.assert_array_equal(x, ds.validation[0].astype(np.float32) / np.float32(255.0))
 
 
 def test_split_is_deterministic_and_depends_on_split_seed():
