@@ -93,10 +93,8 @@ def check_labels(labels: np.ndarray, where: str) -> np.ndarray:
 def check_counts(n_images: int, n_labels: int, images_where: str, labels_where: str) -> None:
     """Raises DataError naming both sources when images and labels differ in number."""
     if n_images != n_labels:
-        raise DataError(
-            f"image/label count mismatch between {images_where} and {labels_where}. "
-            f"Expected equal counts. Received: {n_images} images and {n_labels} labels."
-        )
+        raise fail(images_where, f"image/label count mismatch with {labels_where}. Expected equal counts. "
+                                 f"Received: {n_images} images and {n_labels} labels.")
 
 
 def check_same_shape(named: list[tuple[str, np.ndarray]]) -> tuple[int, ...]:
