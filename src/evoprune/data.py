@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import socket
 import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -215,6 +218,18 @@ def network_reachable(host: tuple[str, int] = TFDS_HOST, timeout: float = NETWOR
     return bool(result and result[0])
 
 
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+    """Raises the ``absl`` logger (tensorflow-datasets' warnings) to ERROR for the block."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _tfds_mocked() -> bool:
     """True inside ``tfds.testing.mock_data``, which replaces ``download_and_prepare``."""
     from tensorflow_datasets.core import dataset_builder
@@ -227,7 +242,9 @@ def _load_tfds(name: str) -> tuple[dict[str, Split], str, int, tuple[str, ...]]:
     import tensorflow_datasets as tfds
 
     try:
-        builder = tfds.builder(name, data_dir=str(_tfds_data_dir()))
+        with _quiet_absl():  # "Variant folder ... has no dataset_info.json" before every download
+            builder = tfds.builder(name, data_dir=str(_tfds_data_dir()))
+            prepared = builder.is_prepared()
     except tfds.core.registered.DatasetNotFoundError:
         raise DataError(
             "Unknown tensorflow-datasets dataset. Expected a registered image classification "
@@ -236,7 +253,7 @@ def _load_tfds(name: str) -> tuple[dict[str, Split], str, int, tuple[str, ...]]:
     except Exception as exc:  # tfds raises many types; the user needs one line
         raise DataError(f"tensorflow-datasets could not open {name!r}: {exc}".splitlines()[0]) from exc
     label_key = _image_classification_keys(builder, name)
-    if not builder.is_prepared() and not _tfds_mocked() and not network_reachable():
+    if not prepared and not _tfds_mocked() and not network_reachable():
         raise DataError(
             f"Dataset {name!r} is not prepared in {_tfds_data_dir()} and the network is unreachable. "
             f"Use --data-file FILE.npz, --data-dir DIR (IDX files or an image folder) "
