@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from synthetic import write_folder, write_npz
 from typer.testing import CliRunner
 
 from evoprune.cli import app
@@ -81,7 +82,7 @@ def _cases(tmp, config, done):
         "population too small": (lambda: ["--population", "3"], "search.population=3"),
         "unknown algorithm": (lambda: ["--algorithm", "cmaes"], "search.algorithm='cmaes'"),
         "unknown evaluator": (lambda: ["--evaluator", "gpu"], "search.evaluator='gpu'"),
-        "unknown dataset": (lambda: ["--dataset", "cifar10"], "data.dataset='cifar10'"),
+        "unknown dataset": (lambda: ["--dataset", "cifar-10"], "data.dataset='cifar-10'"),
         "not toml": (lambda: _toml(tmp / "x.toml", "[search\n"), "not valid TOML"),
         "missing config": (lambda: ["--config", str(tmp / "none.toml")], "none.toml"),
         "model not keras": (lambda: _junk_model(tmp / "m.keras"), "m.keras"),
@@ -91,7 +92,42 @@ def _cases(tmp, config, done):
         "nsga2 population": (lambda: ["--algorithm", "nsga2", "--population", "30"], "search.population=30"),
         "negative generations": (lambda: ["--generations", "-1"], "search.generations=-1"),
         "resume other config": (lambda: _other_resume(tmp, done), "another config"),
+        "npz label out of range": (lambda: _npz(tmp / "labels.npz", y_test=np.full(12, 5)),
+                                   "labels.npz: y_test: label out of range"),
+        "npz missing arrays": (lambda: _npz(tmp / "part.npz", x_test=None), "part.npz: missing arrays"),
+        "npz NaN": (lambda: _npz(tmp / "nan.npz", x_train=np.full((30, 12, 12), np.nan)), "nan.npz: x_train"),
+        "npz mixed sizes": (lambda: _npz(tmp / "sizes.npz", x_test=np.zeros((12, 9, 9), np.uint8)),
+                            "sizes.npz: x_test: mixed image sizes"),
+        "not npz": (lambda: _npz_junk(tmp / "junk.npz"), "junk.npz: not an .npz archive"),
+        "folder empty class": (lambda: _folder(tmp / "f1", "empty"), "empty class"),
+        "folder unreadable image": (lambda: _folder(tmp / "f2", "unreadable"), "bad.png: unreadable image"),
+        "folder mixed sizes": (lambda: _folder(tmp / "f3", "sizes"), "odd.png: mixed image sizes"),
+        "data dir and file": (lambda: ["--data-dir", str(tmp), "--data-file", str(tmp / "x.npz")],
+                              "data.data_file="),
     }
+
+
+def _npz(path, **replace):
+    return ["--data-file", str(write_npz(path, (12, 12), 3, **replace))]
+
+
+def _npz_junk(path):
+    path.write_text("x_train,y_train\n1,2\n")
+    return ["--data-file", str(path)]
+
+
+def _folder(root, problem):
+    from PIL import Image
+
+    write_folder(root, (12, 12), ("a", "b", "c"), per_class=2)
+    if problem == "empty":
+        for path in (root / "test" / "b").iterdir():
+            path.unlink()
+    elif problem == "unreadable":
+        (root / "train" / "c" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\ncut")
+    else:
+        Image.fromarray(np.zeros((10, 12), np.uint8)).save(root / "train" / "a" / "odd.png")
+    return ["--data-dir", str(root)]
 
 
 def _junk_model(path):
@@ -122,7 +158,9 @@ def _other_resume(tmp, done):
     "unknown key", "wrong type", "rate out of range", "negative rate", "population too small",
     "unknown algorithm", "unknown evaluator", "unknown dataset", "not toml", "missing config",
     "model not keras", "model NaN weights", "model without layer", "missing model",
-    "nsga2 population", "negative generations", "resume other config"])
+    "nsga2 population", "negative generations", "resume other config",
+    "npz label out of range", "npz missing arrays", "npz NaN", "npz mixed sizes", "not npz",
+    "folder empty class", "folder unreadable image", "folder mixed sizes", "data dir and file"])
 def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
     config, done = finished
     out = tmp_path / "run"
@@ -165,3 +203,14 @@ def test_disk_full_is_one_line_and_leaves_no_partial_files(tmp_path, finished, m
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
     assert not (out / "summary.json").exists()
     assert {p.name: p.read_bytes() for p in done.iterdir()} == before
+
+
+@pytest.mark.parametrize("command", [["train"], ["compare", "--seeds", "1"], ["bench", "--seeds", "1"]])
+def test_every_data_command_takes_data_file(tmp_path, command):
+    bad = write_npz(tmp_path / "bad.npz", (12, 12), 3, y_test=np.full(12, 5))
+    out = [] if command[0] == "train" else ["--out", str(tmp_path / "out")]
+    result = runner.invoke(app, [*command, *out, "--data-file", str(bad)])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and f"{bad}: y_test: label out of range" in errors[0], result.output
+    assert "Traceback" not in result.output

@@ -70,7 +70,7 @@ def test_train_prints_accuracy(config_file):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--dataset", "cifar"], "data.dataset='cifar'"),
+    (["--dataset", "Cifar-10"], "data.dataset='Cifar-10'"),
     (["--algorithm", "nsga4"], "search.algorithm='nsga4'"),
     (["--population", "0"], "search.population=0"),
     (["--generations", "-2"], "search.generations=-2"),
@@ -116,7 +116,7 @@ def test_corrupt_data_dir_leaves_earlier_results(tmp_path, config_file):
 
 
 def test_debug_shows_the_traceback(tmp_path, config_file):
-    result = invoke("run", "--config", config_file, "--dataset", "cifar", "--out", tmp_path / "o",
+    result = invoke("run", "--config", config_file, "--dataset", "Cifar-10", "--out", tmp_path / "o",
                     "--debug")
     assert result.exit_code != 0 and result.exception is not None
 

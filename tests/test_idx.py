@@ -278,3 +278,39 @@ def test_build_script_class_too_small(tmp_path: Path, capsys: pytest.CaptureFixt
     source = _make_mnist_dir(tmp_path / "full", n_train=12, n_test=6)
     assert script.main(["--source", str(source), "--out", str(tmp_path / "out"), "--train-per-class", "5"]) == 1
     assert "class" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- other shapes and class counts
+
+
+def test_any_image_size_and_class_count(tmp_path: Path) -> None:
+    from synthetic import arrays, write_idx_dir
+
+    data = load_idx_dir(write_idx_dir(tmp_path / "small", (12, 12), 3, n_train=9, n_test=6))
+    assert data["train"][0].shape == (9, 12, 12) and data["test"][0].shape == (6, 12, 12)
+    np.testing.assert_array_equal(data["test"][1], arrays(6, (12, 12), 3, seed=1)[1])
+
+
+def test_four_dimensional_colour_images(tmp_path: Path) -> None:
+    from synthetic import write_idx_dir
+
+    data = load_idx_dir(write_idx_dir(tmp_path / "rgb", (32, 32, 3), 5, n_train=10, n_test=5))
+    assert data["train"][0].shape == (10, 32, 32, 3)
+
+
+def test_image_sizes_differ_between_splits(tmp_path: Path) -> None:
+    directory = _make_mnist_dir(tmp_path / "mnist")
+    write_idx(directory / "t10k-images-idx3-ubyte.gz", np.zeros((6, 12, 12), np.uint8))
+    with pytest.raises(DataError) as excinfo:
+        load_idx_dir(directory)
+    _assert_one_line_error(excinfo, "t10k-images-idx3-ubyte.gz", "mixed image sizes", "(28, 28, 1)",
+                           "Received: (12, 12, 1)")
+
+
+def test_class_without_training_images(tmp_path: Path) -> None:
+    directory = _make_mnist_dir(tmp_path / "mnist")
+    write_idx(directory / "train-labels-idx1-ubyte.gz", (np.arange(12) % 2 * 3).astype(np.uint8))
+    write_idx(directory / "t10k-labels-idx1-ubyte.gz", np.zeros(6, np.uint8))
+    with pytest.raises(DataError) as excinfo:
+        load_idx_dir(directory)
+    _assert_one_line_error(excinfo, "train-labels-idx1-ubyte.gz", "empty class", "Received: no label 1")

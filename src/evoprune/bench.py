@@ -169,7 +169,7 @@ def write_outputs(config: Config, trials: pd.DataFrame, out: Path) -> pd.DataFra
     table = ranking(trials)
     atomic_write_text(out / "ranking.csv", table.to_csv(index=False))
     skipped = (out / "skipped.txt").read_text().splitlines() if (out / "skipped.txt").is_file() else []
-    context = {"dataset": config.data.data_dir or config.data.dataset,
+    context = {"dataset": config.data.source,
                "evaluation budget per trial": config.search.max_evaluations or "all generations",
                "population": config.search.population, "seeds": trials["seed"].nunique(),
                "fine-tuning": config.finetune.refine,

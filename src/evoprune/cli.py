@@ -21,9 +21,12 @@ app = typer.Typer(
 )
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
-DatasetOpt = Annotated[Optional[str], typer.Option(help="Dataset name: mnist or mnist-sample.")]
+DatasetOpt = Annotated[Optional[str], typer.Option(
+    help="mnist-sample (bundled) or a tensorflow-datasets image classification name (mnist, cifar10, ...).")]
 DataDirOpt = Annotated[Optional[Path], typer.Option(
-    help="Directory of MNIST IDX files (offline); default $EVOPRUNE_DATA_DIR.")]
+    help="IDX files or an image folder (train/<class>/, test/<class>/); default $EVOPRUNE_DATA_DIR.")]
+DataFileOpt = Annotated[Optional[Path], typer.Option(
+    help=".npz file of x_train, y_train, x_test, y_test (optional x_val, y_val).")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Seed for training and search.")]
 ArchitectureOpt = Annotated[Optional[str], typer.Option(
     help="Built-in architecture: paper-cnn, lenet-300-100 or lenet-5 (sized from the data).")]
@@ -76,8 +79,14 @@ def _load(config: Optional[Path], overrides: dict):
     return load_config(config).with_overrides(overrides)
 
 
-def _data_overrides(dataset: Optional[str], data_dir: Optional[Path]) -> dict:
-    return {"data.dataset": dataset, "data.data_dir": str(data_dir) if data_dir else None}
+def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file: Optional[Path]) -> dict:
+    """Data options over the config file: ``--data-dir`` clears the file's ``data_file`` and vice versa.
+
+    Both given: both are set, and the config validation names them.
+    """
+    return {"data.dataset": dataset,
+            "data.data_dir": str(data_dir) if data_dir else ("" if data_file else None),
+            "data.data_file": str(data_file) if data_file else ("" if data_dir else None)}
 
 
 def _model_overrides(architecture: Optional[str], model_file: Optional[Path],
@@ -98,13 +107,14 @@ def _status(message: str) -> None:
 
 @app.command()
 def train(config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+          data_file: DataFileOpt = None,
           seed: SeedOpt = None,
           epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
           architecture: ArchitectureOpt = None, model_file: ModelFileOpt = None,
           debug: DebugOpt = False) -> None:
     """Train a built-in architecture (or load it from the cache, or a --model-file) and print its accuracy."""
     with user_errors(debug):
-        cfg = _load(config, {**_data_overrides(dataset, data_dir), "search.seed": seed,
+        cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "search.seed": seed,
                              "model.epochs": epochs, **_model_overrides(architecture, model_file)})
         _import_tensorflow_quietly()
         from evoprune.experiments import prepare
@@ -123,6 +133,7 @@ def train(config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDi
 @app.command()
 def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to write.")] = None,
         config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+        data_file: DataFileOpt = None,
         seed: SeedOpt = None,
         algorithm: Annotated[Optional[str], typer.Option(
             help="paper, nsga2, spea2, nsga3 or tournament.")] = None,
@@ -138,7 +149,7 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
     """Run one evolutionary pruning search and write a run directory (checkpointed)."""
     start = time.perf_counter()
     with user_errors(debug):
-        overrides = {**_data_overrides(dataset, data_dir), "search.seed": seed,
+        overrides = {**_data_overrides(dataset, data_dir, data_file), "search.seed": seed,
                      "search.algorithm": algorithm, "search.population": population,
                      "search.generations": generations, "search.evaluator": evaluator,
                      **_model_overrides(architecture, model_file, layers)}
@@ -203,6 +214,7 @@ def _run_target(out: Optional[Path], resume: Optional[Path], config: Optional[Pa
 @app.command()
 def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the comparison.")],
             config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+            data_file: DataFileOpt = None,
             seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1).")] = None,
             algorithms: Annotated[Optional[str], typer.Option(
                 help="Comma-separated, e.g. paper,nsga2,spea2,nsga3.")] = None,
@@ -211,7 +223,7 @@ def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for
     """Compare algorithms across seeds at equal budgets; resumes an interrupted comparison."""
     with user_errors(debug):
         names = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
-        cfg = _load(config, {**_data_overrides(dataset, data_dir), "compare.seeds": seeds,
+        cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "compare.seeds": seeds,
                              "compare.algorithms": names, **_model_overrides(architecture, model_file, layers)})
         from evoprune.results import atomic_write_text, prepare_out_dir
 
@@ -233,6 +245,7 @@ def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for
 @app.command()
 def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the benchmark.")],
           config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+          data_file: DataFileOpt = None,
           executor: Annotated[Optional[str], typer.Option(help="local, dask or serial.")] = None,
           scheduler: Annotated[Optional[str], typer.Option(
               help="Dask scheduler address to join (default: a LocalCluster).")] = None,
@@ -242,7 +255,7 @@ def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for t
           debug: DebugOpt = False) -> None:
     """Benchmark genomes x algorithms x operator variants at equal budgets (resumable)."""
     with user_errors(debug):
-        cfg = _load(config, {**_data_overrides(dataset, data_dir), "bench.seeds": seeds,
+        cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "bench.seeds": seeds,
                              "bench.executor": "dask" if scheduler and not executor else executor,
                              "bench.workers": workers, **_model_overrides(architecture, model_file, layers)})
         from evoprune.results import atomic_write_text, prepare_out_dir

@@ -346,7 +346,7 @@ def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
     trials = result.trials
     atomic_write_text(out / "config.toml", config.to_toml())
     context = {
-        "dataset": config.data.data_dir or config.data.dataset,
+        "dataset": config.data.source,
         "fitness split": config.data.fitness_split,
         "seeds": trials["seed"].nunique(),
         "evaluation budget per run": with_budget(config).search.max_evaluations,

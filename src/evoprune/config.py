@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,7 +16,9 @@ else:  # pragma: no cover
 
 from evoprune.errors import ConfigError
 
-DATASETS = ("mnist", "mnist-sample")
+SAMPLE_DATASET = "mnist-sample"
+# A tensorflow-datasets name: ``name``, ``name/config``, optionally ``:version``.
+TFDS_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_.]+)?(:[0-9.]+)?$")
 FITNESS_SPLITS = ("validation", "test")
 EVALUATORS = ("fast", "exact")
 ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament")
@@ -46,8 +49,13 @@ class DataConfig:
     """Where the data comes from and which split drives selection.
 
     Attributes:
-        dataset: ``mnist`` (tensorflow-datasets) or ``mnist-sample`` (bundled subset).
-        data_dir: a directory of MNIST IDX files; when set, it replaces the download.
+        dataset: ``mnist-sample`` (bundled subset) or a tensorflow-datasets image
+            classification name (``mnist``, ``fashion_mnist``, ``cifar10``, ``emnist/digits``).
+        data_dir: an IDX directory or an image folder (``train/<class>/``, ``test/<class>/``);
+            when set, it replaces ``dataset``.
+        data_file: a ``.npz`` file of ``x_train, y_train, x_test, y_test`` (optional
+            ``x_val, y_val``); when set, it replaces ``dataset``. At most one of
+            ``data_dir`` and ``data_file``.
         validation_fraction: share of train carved out (stratified, deterministic) for selection.
         fitness_split: ``validation`` (default) or ``test`` (the notebook's choice).
         split_seed: seed of the train/validation split, independent of the run seed.
@@ -55,12 +63,27 @@ class DataConfig:
 
     dataset: str = "mnist"
     data_dir: str = ""
+    data_file: str = ""
     validation_fraction: float = 0.1
     fitness_split: str = "validation"
     split_seed: int = 0
 
+    @property
+    def source(self) -> str:
+        """What is loaded, for messages and summaries: the file, the directory or the name."""
+        return self.data_file or self.data_dir or self.dataset
+
     def validate(self) -> None:
-        _check_choice("data.dataset", self.dataset, DATASETS)
+        if self.dataset != SAMPLE_DATASET and not TFDS_NAME.match(self.dataset):
+            raise ConfigError(
+                f"Unknown data.dataset. Expected {SAMPLE_DATASET} or a tensorflow-datasets name "
+                f"such as mnist, cifar10 or emnist/digits. Received: data.dataset={self.dataset!r}"
+            )
+        if self.data_dir and self.data_file:
+            raise ConfigError(
+                "Expected at most one of data.data_dir and data.data_file. "
+                f"Received: data.data_dir={self.data_dir!r}, data.data_file={self.data_file!r}"
+            )
         _check_choice("data.fitness_split", self.fitness_split, FITNESS_SPLITS)
         _check_range("data.validation_fraction", self.validation_fraction, 0.0, 0.5)
         if self.fitness_split == "validation" and self.validation_fraction <= 0:

@@ -43,7 +43,7 @@ class Prepared:
 
 def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
     """Loads the dataset and loads (or trains and caches) the model for the run's seed."""
-    status(f"Loading dataset {config.data.data_dir or config.data.dataset}")
+    status(f"Loading dataset {config.data.source}")
     dataset = load_dataset(config.data)
     status(f"Preparing model (seed {config.search.seed}, {config.model.epochs} epochs if not cached)")
     trained = load_or_train(dataset, config.model, config.search.seed)

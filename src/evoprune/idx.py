@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evoprune.arrays import check_classes, check_same_shape
 from evoprune.errors import DataError
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -17,8 +18,6 @@ _UINT8_TYPE_CODE = 0x08
 _HEADER_PREFIX_LEN = 4
 _DIM_BYTES = 4
 _MAX_DIM = 2**32 - 1
-_MNIST_SHAPE = (28, 28)
-_NUM_CLASSES = 10
 
 # Accepted spellings per file, in order of preference (first existing wins).
 _MNIST_NAMES: dict[str, tuple[str, ...]] = {
@@ -198,7 +197,8 @@ def find_mnist_files(directory: Path) -> dict[str, Path]:
             raise _fail(
                 directory,
                 f"missing MNIST file. Expected '{standard}' or '{standard}.gz' (or '{names[1]}[.gz]') "
-                "in this directory. Received: no such file.",
+                "in this directory, or an image folder (train/<class>/*.png, test/<class>/...). "
+                "Received: no such file.",
             )
         found[key] = match
     return found
@@ -208,21 +208,24 @@ def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
     """Load and validate one split's images and labels.
 
     Args:
-        images_path: IDX file of images, shape (n, 28, 28).
+        images_path: IDX file of images, shape (n, H, W) or (n, H, W, C).
         labels_path: IDX file of labels, shape (n,).
 
     Returns:
         The images and labels arrays, both uint8.
 
     Raises:
-        DataError: If shapes, counts or label values are invalid.
+        DataError: If shapes or counts are invalid.
     """
-    images = read_idx(images_path, expected_ndim=3)
+    images = read_idx(images_path)
+    if images.ndim not in (3, 4):
+        raise _fail(images_path, "wrong number of dimensions. Expected 3 (n, H, W) or 4 (n, H, W, C). "
+                                 f"Received: {images.ndim}.")
     labels = read_idx(labels_path, expected_ndim=1)
-    if images.shape[1:] != _MNIST_SHAPE:
-        raise _fail(images_path, f"wrong image size. Expected (n, 28, 28). Received: {images.shape}.")
     if images.shape[0] == 0:
         raise _fail(images_path, "empty split. Expected at least 1 image. Received: 0.")
+    if min(images.shape[1:]) == 0:
+        raise _fail(images_path, f"empty images. Expected every dimension >= 1. Received: shape {images.shape}.")
     if images.shape[0] != labels.shape[0]:
         raise DataError(
             _one_line(
@@ -230,31 +233,34 @@ def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
                 f"Expected equal counts. Received: {images.shape[0]} images and {labels.shape[0]} labels."
             )
         )
-    bad = np.flatnonzero(labels >= _NUM_CLASSES)
-    if bad.size:
-        raise _fail(
-            labels_path,
-            f"label out of range. Expected labels in 0..9. Received: {int(labels[bad[0]])} at index {int(bad[0])} "
-            f"({bad.size} out-of-range labels in total).",
-        )
     return images, labels
 
 
 def load_idx_dir(directory: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Load MNIST train and test splits from a directory of IDX files.
+    """Load train and test splits from a directory of MNIST-style IDX files.
+
+    Any image size (``(n, H, W)`` or ``(n, H, W, C)`` files) and any class count: the
+    classes are ``0 .. max label``, each of which must occur in train.
 
     Args:
         directory: Directory with the four MNIST files (see :func:`find_mnist_files`).
 
     Returns:
         ``{"train": (images, labels), "test": (images, labels)}`` with images uint8 of
-        shape (n, 28, 28) and labels uint8 of shape (n,) in 0..9.
+        shape (n, H, W) or (n, H, W, C), the same in both splits, and labels uint8 (n,).
 
     Raises:
-        DataError: If a file is missing, unreadable or invalid, or the counts disagree.
+        DataError: If a file is missing, unreadable or invalid, the counts disagree, the
+            splits' image sizes differ, or a class has no training image.
     """
     files = find_mnist_files(directory)
-    return {
-        "train": _load_split(files["train_images"], files["train_labels"]),
-        "test": _load_split(files["test_images"], files["test_labels"]),
-    }
+    train = _load_split(files["train_images"], files["train_labels"])
+    test = _load_split(files["test_images"], files["test_labels"])
+    check_same_shape([(str(files["train_images"]), _with_channel(train[0])),
+                      (str(files["test_images"]), _with_channel(test[0]))])
+    check_classes((str(files["train_labels"]), train[1]), [(str(files["test_labels"]), test[1])])
+    return {"train": train, "test": test}
+
+
+def _with_channel(images: np.ndarray) -> np.ndarray:
+    return images[..., None] if images.ndim == 3 else images

@@ -181,19 +181,12 @@ def load_model_file(path: Path):
 
 def data_shape(dataset: Dataset) -> tuple[int, int, int]:
     """``(height, width, channels)`` of the dataset's images."""
-    shape = getattr(dataset, "input_shape", None)
-    if shape is None:  # images stored without a channel axis
-        images = dataset.train[0]
-        shape = tuple(images.shape[1:]) + ((1,) if images.ndim == 3 else ())
-    return tuple(int(x) for x in shape)
+    return tuple(int(x) for x in dataset.input_shape)
 
 
 def n_classes(dataset: Dataset) -> int:
     """Number of classes of the dataset."""
-    count = getattr(dataset, "n_classes", None)
-    if count is None:
-        count = 1 + max(int(np.max(labels)) for _, labels in (dataset.train, dataset.test) if len(labels))
-    return int(count)
+    return int(dataset.n_classes)
 
 
 def check_fits(model, dataset: Dataset, source: str) -> None:
