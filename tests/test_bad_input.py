@@ -104,7 +104,20 @@ def _cases(tmp, config, done):
         "folder mixed sizes": (lambda: _folder(tmp / "f3", "sizes"), "odd.png: mixed image sizes"),
         "data dir and file": (lambda: ["--data-dir", str(tmp), "--data-file", str(tmp / "x.npz")],
                               "data.data_file="),
+        "images too small for architecture": (lambda: ["--data-file", str(write_npz(tmp / "8.npz", (8, 8), 3))],
+                                              "'paper-cnn' needs images of at least 10x10"),
+        "unknown architecture": (lambda: ["--architecture", "vgg16"], "model.architecture='vgg16'"),
+        "model classes differ from data": (lambda: _sized_model(tmp / "c3.keras", (28, 28, 1), 3),
+                                           "Model scores 3 classes but the data has 10"),
+        "model input differs from data": (lambda: _sized_model(tmp / "rgb.keras", (32, 32, 3), 10),
+                                          "(32, 32, 3) does not fit the data's images (28, 28, 1)"),
+        "unknown layer name": (lambda: ["--layers", "dense,nope"], "Unknown layer in search.layers"),
     }
+
+
+def _sized_model(path, input_shape, n_classes):
+    save_model(build_model("lenet-300-100", input_shape, n_classes), path)
+    return ["--model-file", str(path)]
 
 
 def _npz(path, **replace):
@@ -160,7 +173,9 @@ def _other_resume(tmp, done):
     "model not keras", "model NaN weights", "model without layer", "missing model",
     "nsga2 population", "negative generations", "resume other config",
     "npz label out of range", "npz missing arrays", "npz NaN", "npz mixed sizes", "not npz",
-    "folder empty class", "folder unreadable image", "folder mixed sizes", "data dir and file"])
+    "folder empty class", "folder unreadable image", "folder mixed sizes", "data dir and file",
+    "images too small for architecture", "unknown architecture", "model classes differ from data",
+    "model input differs from data", "unknown layer name"])
 def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
     config, done = finished
     out = tmp_path / "run"

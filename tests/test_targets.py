@@ -12,6 +12,7 @@ from evoprune.cli import app
 from evoprune.errors import ConfigError
 from evoprune.evaluate import KerasEvaluator
 from evoprune.target import build_target
+from synthetic import write_folder, write_npz
 
 runner = CliRunner()
 
@@ -155,3 +156,30 @@ def test_run_prunes_every_dense_layer_of_lenet_300_100(sample_config, tmp_path):
     assert summary["best"]["genome"].count(" ") == 2                 # one threshold per layer
     assert "lenet-300-100" in (out / "config.toml").read_text()
 
+
+
+def test_run_on_an_npz_of_another_shape_with_lenet_300_100(sample_config, tmp_path):
+    data = write_npz(tmp_path / "d.npz", (12, 12), 3, n_train=60, n_test=15)
+    config = tmp_path / "c.toml"
+    config.write_text(sample_config.with_overrides({"search.generations": 2}).to_toml())
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "--config", str(config), "--data-file", str(data),
+                                 "--architecture", "lenet-300-100", "--layers", "dense", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"]["nonzero"] == 144 * 300 + 300 * 100 + 100 * 3
+    assert summary["dataset"].startswith("npz:") and (out / "front.csv").is_file()
+
+
+def test_run_on_an_rgb_image_folder_with_the_paper_cnn(sample_config, tmp_path):
+    folder = write_folder(tmp_path / "imgs", (32, 32), ("ant", "bee", "cat", "dog", "eel"), per_class=20,
+                          mode="RGB")
+    config = tmp_path / "c.toml"
+    config.write_text(sample_config.with_overrides({"search.generations": 2,
+                                                    "data.validation_fraction": 0.2}).to_toml())
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "--config", str(config), "--data-dir", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"]["nonzero"] == 6 * 6 * 6 * 5        # the head: 6x6x6 features, 5 classes
+    assert summary["dataset"].startswith("folder:")

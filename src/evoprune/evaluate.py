@@ -159,6 +159,12 @@ class PruningProblem:
         self.base_nonzero = int(sum(np.count_nonzero(k) for k in evaluator.kernels))
         full = [np.ones((1,) + k.shape, dtype=bool) for k in evaluator.kernels]
         self.base_accuracy = float(evaluator.correct_counts(full)[0]) / evaluator.n
+        if self.base_accuracy == 0:
+            from evoprune.errors import ModelError
+
+            raise ModelError(f"The unpruned model predicts none of the {evaluator.n} fitness-split images "
+                             "correctly: there is no accuracy to keep (train longer or check the data). "
+                             "Received: baseline accuracy 0")
         self.base_test_accuracy = (float(test_evaluator.correct_counts(full)[0]) / test_evaluator.n
                                    if test_evaluator else float("nan"))
         self.evaluations = 0
