@@ -45,7 +45,9 @@ def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
     """Loads the dataset and loads (or trains and caches) the model for the run's seed."""
     status(f"Loading dataset {config.data.source}")
     dataset = load_dataset(config.data)
-    status(f"Preparing model (seed {config.search.seed}, {config.model.epochs} epochs if not cached)")
+    status(f"Loading model {config.model.model_file}" if config.model.model_file else
+           f"Preparing model {config.model.architecture} (seed {config.search.seed}, "
+           f"{config.model.epochs} epochs if not cached)")
     trained = load_or_train(dataset, config.model, config.search.seed)
     return Prepared(dataset, trained)
 
