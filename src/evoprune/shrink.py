@@ -106,9 +106,17 @@ def _check_chain(model, layers: list) -> None:
     """Each layer must take the previous layer's output (one chain, no branches)."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelError(f"Expected a model with one input and one output. Received: model={model.name!r}")
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        return  # a chain by construction (its layers may have extra nodes from sub-models)
     previous = model.inputs[0]
     for layer in layers:
-        if len(layer._inbound_nodes) != 1 or layer.input is not previous:
+        try:
+            chained = layer.input is previous
+        except (AttributeError, ValueError):  # a layer called more than once
+            chained = False
+        if not chained:
             raise ModelError(f"Expected a chain of layers. Received: layer={layer.name!r} "
                              f"does not take the previous layer's output")
         previous = layer.output
