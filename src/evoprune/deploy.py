@@ -30,7 +30,9 @@ def quiet_fds() -> Iterator[None]:
     try:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        yield
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
+                contextlib.redirect_stderr(sink):  # also when sys.stdout is not fd 1 (pytest)
+            yield
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
