@@ -229,3 +229,52 @@ def test_every_data_command_takes_data_file(tmp_path, command):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and f"{bad}: y_test: label out of range" in errors[0], result.output
     assert "Traceback" not in result.output
+
+
+def _deploy_cases(tmp, done):
+    unfinished = tmp / "unfinished"
+    junk = tmp / "junk.keras"
+    return {
+        "export unfinished run": (lambda: (unfinished.mkdir(), shutil.copy(done / "config.toml", unfinished))
+                                  and ["export", str(unfinished), "--out", str(tmp / "m.keras")],
+                                  "no summary.json"),
+        "export unknown format": (lambda: ["export", str(done), "--out", str(tmp / "m.onnx"),
+                                           "--format", "onnx"], "--format onnx"),
+        "export wrong suffix": (lambda: ["export", str(done), "--out", str(tmp / "m.keras"),
+                                         "--format", "tflite"], "m.keras"),
+        "export rank out of range": (lambda: ["export", str(done), "--out", str(tmp / "m.keras"),
+                                              "--rank", "99"], "--rank 99"),
+        "export negative rank": (lambda: ["export", str(done), "--out", str(tmp / "m.keras"),
+                                          "--rank", "-1"], "--rank -1"),
+        "export unwritable output": (lambda: ["export", str(done), "--out", "/sys/evoprune-test/m.tflite"],
+                                     "/sys/evoprune-test/m.tflite"),
+        "evaluate non-model file": (lambda: junk.write_text("not a model") and
+                                    ["evaluate", str(junk), "--dataset", "mnist-sample"], "junk.keras"),
+        "evaluate missing model": (lambda: ["evaluate", str(tmp / "gone.tflite"), "--dataset",
+                                            "mnist-sample"], "gone.tflite"),
+        "evaluate unknown split": (lambda: ["evaluate", str(tmp / "m.tflite"), "--dataset", "mnist-sample",
+                                            "--split", "dev"], "'dev'"),
+    }
+
+
+@pytest.mark.parametrize("name", [
+    "export unfinished run", "export unknown format", "export wrong suffix", "export rank out of range",
+    "export negative rank", "export unwritable output", "evaluate non-model file",
+    "evaluate missing model", "evaluate unknown split"])
+def test_bad_deploy_input_one_line_nothing_written(name, tmp_path, finished):
+    _, done = finished
+    before = {p.name: p.read_bytes() for p in done.iterdir()}
+    if name == "evaluate unknown split":
+        from evoprune.deploy import to_tflite
+
+        (tmp_path / "m.tflite").write_bytes(to_tflite(build_model()))
+    make_args, needle = _deploy_cases(tmp_path, done)[name]
+    args = make_args()
+    existing = set(tmp_path.rglob("*"))
+    result = runner.invoke(app, args)
+    assert result.exit_code not in (0, None), result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and needle in errors[0], result.output
+    assert "Traceback" not in result.output
+    assert set(tmp_path.rglob("*")) == existing  # no model, sidecar or temporary file left
+    assert {p.name: p.read_bytes() for p in done.iterdir()} == before

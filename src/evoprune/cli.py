@@ -280,20 +280,52 @@ def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for t
 
 @app.command()
 def export(run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
-           out: Annotated[Path, typer.Option("--out", "-o", help="Output .keras file.")],
-           rank: Annotated[int, typer.Option(help="Front point by fitness rank (0 = best).")] = 0,
+           out: Annotated[Path, typer.Option("--out", "-o", help="Output .keras or .tflite file.")],
+           rank: Annotated[Optional[int], typer.Option(
+               help="Front point by rank (0 = best); default: the run's selected point.")] = None,
+           fmt: Annotated[Optional[str], typer.Option(
+               "--format", help="keras or tflite (default: from the --out suffix).")] = None,
+           shrink: Annotated[bool, typer.Option(
+               help="Remove units and filters whose weights are all pruned.")] = False,
            debug: DebugOpt = False) -> None:
-    """Export a run's pruned (and fine-tuned, if refined) model as a Keras file."""
+    """Export a run's pruned (and fine-tuned, if refined) model, with a FILE.json sidecar."""
     with user_errors(debug):
         _import_tensorflow_quietly()
         from evoprune.export import export_model
 
-        r = export_model(run_dir, out, rank)
-        typer.echo(f"exported {r.path}: front point {r.eval_index}"
-                   f"{' (fine-tuned)' if r.refined else ''}")
-        typer.echo(f"nonzero pruned weights: {r.nonzero} of {r.base_nonzero} "
-                   f"({r.base_nonzero / max(r.nonzero, 1):.2f}x fewer)")
-        typer.echo(f"gzip size: {r.gzip_bytes:,} bytes (unpruned {r.base_gzip_bytes:,} bytes)")
+        r = export_model(run_dir, out, rank, fmt, shrink)
+        s = r.sidecar
+        typer.echo(f"exported {r.path} ({r.format}{', shrunk' if r.shrunk else ''}): "
+                   f"{r.source} point {r.eval_index}{' (fine-tuned)' if r.refined else ''}")
+        typer.echo(f"nonzero pruned weights: {s['nonzero']} of {r.base_nonzero} "
+                   f"({r.base_nonzero / max(s['nonzero'], 1):.2f}x fewer); "
+                   f"stored parameters {s['stored_parameters']:,}")
+        typer.echo(f"size: {s['bytes']:,} bytes (unpruned {s['unpruned_bytes']:,}); gzip size: "
+                   f"{s['gzip_bytes']:,} bytes (unpruned {s['unpruned_gzip_bytes']:,} bytes)")
+        run_test = "n/a" if s["run_test_accuracy"] is None else f"{s['run_test_accuracy']:.4f}"
+        typer.echo(f"test accuracy of the file: {s['test_accuracy']:.4f} (run reported {run_test}); "
+                   f"latency {s['latency_ms']:.3f} ms (unpruned {s['unpruned_latency_ms']:.3f} ms)")
+        typer.echo(f"sidecar: {r.sidecar_path}")
+
+
+@app.command()
+def evaluate(model: Annotated[Path, typer.Argument(help="A .keras or .tflite model file.")],
+             config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+             split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
+             debug: DebugOpt = False) -> None:
+    """Print the accuracy of a .keras or .tflite file on a data split (writes nothing)."""
+    with user_errors(debug):
+        cfg = _load(config, _data_overrides(dataset, data_dir))
+        from evoprune.data import load_dataset
+        from evoprune.deploy import kind_of
+
+        kind = kind_of(model)  # a non-model file fails before the data loads
+        data = load_dataset(cfg.data).split(split)
+        _import_tensorflow_quietly()
+        from evoprune.deploy import file_accuracy
+
+        typer.echo(f"{split} accuracy: {file_accuracy(model, data):.4f} "
+                   f"({len(data[1]):,} images, {kind} file {model})")
 
 
 @contextlib.contextmanager

@@ -1,11 +1,15 @@
-"""Export a run's pruned (and fine-tuned) model as a Keras file, with its sizes."""
+"""Export a run's pruned (and fine-tuned) model as a .keras or sparse .tflite file, with a sidecar."""
 
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import pickle
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -13,17 +17,31 @@ import pandas as pd
 from evoprune.errors import EvopruneError
 
 
+FORMATS = {"keras": ".keras", "tflite": ".tflite"}
+SIDECAR_KEYS = ("nonzero", "compression", "stored_parameters", "bytes", "gzip_bytes", "unpruned_bytes",
+                "unpruned_gzip_bytes", "test_accuracy", "run_test_accuracy", "latency_ms",
+                "unpruned_latency_ms")
+
+
 @dataclass(frozen=True)
 class ExportReport:
-    """What was exported and how big it is."""
+    """What was exported and how big it is.
+
+    Attributes:
+        path: the artifact written; ``sidecar`` holds the keys of ``SIDECAR_KEYS``.
+        eval_index: the exported point's position in the run's evaluation order.
+        source: ``"selected"`` (summary.json's selected point) or ``"rank K"``.
+    """
 
     path: Path
+    sidecar_path: Path
     eval_index: int
-    nonzero: int
     base_nonzero: int
     refined: bool
-    gzip_bytes: int
-    base_gzip_bytes: int
+    source: str
+    format: str
+    shrunk: bool
+    sidecar: dict
 
 
 def gzip_size(path: Path) -> int:
@@ -63,45 +81,165 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     return table.iloc[rank], refined.is_file()
 
 
-def export_model(run_dir: Path, out: Path, rank: int = 0) -> ExportReport:
-    """Writes the chosen front point's model to ``out`` (a ``.keras`` file).
+def sidecar_path(out: Path) -> Path:
+    """``FILE.json`` beside the exported ``FILE``."""
+    return out.with_name(out.name + ".json")
+
+
+def check_output(out: Path, fmt: Optional[str]) -> str:
+    """The export format (from ``fmt`` or the suffix); fails early on a bad or unwritable path.
 
     Raises:
-        EvopruneError: not a finished run directory, bad rank, or an output path that is
-            not a ``.keras`` file.
+        EvopruneError: an unknown format, a suffix that does not match it, or an output
+            path that cannot be written.
+    """
+    if fmt is None:
+        fmt = "tflite" if out.suffix == ".tflite" else "keras"
+    if fmt not in FORMATS:
+        raise EvopruneError(f"Expected --format keras or tflite. Received: --format {fmt}")
+    if out.suffix != FORMATS[fmt]:
+        raise EvopruneError(f"Expected an output file ending in {FORMATS[fmt]} for --format {fmt}. "
+                            f"Received: --out {out}")
+    if out.is_dir():
+        raise EvopruneError(f"Expected an output file, not a directory. Received: --out {out}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise EvopruneError(f"Cannot write the output file ({exc.strerror or exc}). "
+                            f"Received: --out {out}") from exc
+    return fmt
+
+
+def _pick(run_dir: Path, rank: Optional[int], summary: dict) -> tuple[int, bool, Optional[float], str]:
+    """eval_index, refined, the run's test accuracy for it and where the choice came from."""
+    selected = summary.get("selected") or {}
+    if rank is None and selected.get("eval_index") is not None:
+        index = int(selected["eval_index"])
+        refined_csv = run_dir / "refined.csv"
+        refined = refined_csv.is_file() and index in set(pd.read_csv(refined_csv)["eval_index"])
+        return index, refined, selected.get("test_accuracy"), "selected"
+    row, refined = choose(run_dir, 0 if rank is None else rank, summary)
+    test = row["refined_test_accuracy"] if refined else row["test_accuracy"]
+    return int(row["eval_index"]), refined, float(test), f"rank {0 if rank is None else rank}"
+
+
+def compile_for_export(model) -> None:
+    """Compiles with a loss that fits the output activation and a built, zeroed optimizer.
+
+    Softmax (or sigmoid) outputs get ``from_logits=False``, linear ones ``True``. Building
+    the optimizer makes the saved file load without Keras' optimizer-mismatch warning.
+    """
+    import keras
+
+    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "linear")
+    model.compile(optimizer=keras.optimizers.Adam(),
+                  loss=keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=activation not in ("softmax", "sigmoid")),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.optimizer.build(model.trainable_variables)
+
+
+def write_artifact(model, out: Path, fmt: str) -> None:
+    """Writes ``model`` as ``.keras`` (compiled for export) or sparse float32 ``.tflite``."""
+    from evoprune.deploy import to_tflite
+    from evoprune.model import save_model
+    from evoprune.results import atomic_write_bytes
+
+    if fmt == "tflite":
+        atomic_write_bytes(out, to_tflite(model))
+    else:
+        compile_for_export(model)
+        save_model(model, out)
+
+
+def _pruned_model(config, prepared, problem, genome, tune: bool):
+    """The run's model with the genome's masks (and fine-tuning); masks by layer name."""
+    import keras
+
+    from evoprune.experiments import make_finetuner, make_model_finetuner
+
+    model = prepared.trained.model
+    base = keras.models.clone_model(model)
+    base.set_weights(model.get_weights())
+    decoded = [m[0] for m in problem.encoding.decode([genome])]
+    target = problem.evaluator.target
+    masks = {}
+    for layer, mask in zip(target.layers, decoded):
+        model.layers[layer.index].kernel.assign(np.where(mask, layer.kernel, np.float32(0)))
+        masks[layer.name] = np.asarray(mask, dtype=bool)
+    if tune and config.finetune.scope == "model":
+        model.set_weights(make_model_finetuner(config, prepared, problem).tuned_weights(decoded))
+    elif tune:
+        kernel, bias = make_finetuner(config, prepared, target).tune(decoded[-1])
+        model.layers[target.indices[-1]].set_weights([kernel, bias])
+    return model, base, masks
+
+
+def _nonzero(model, names) -> int:
+    return int(sum(np.count_nonzero(model.get_layer(name).kernel.numpy()) for name in names))
+
+
+def _measure(model, out: Path, fmt: str, test_image: np.ndarray, repeats: int) -> dict[str, Any]:
+    from evoprune.deploy import latency_ms
+
+    write_artifact(model, out, fmt)
+    return {"bytes": out.stat().st_size, "gzip_bytes": gzip_size(out),
+            "latency_ms": latency_ms(out, test_image, repeats)}
+
+
+def export_model(run_dir: Path, out: Path, rank: Optional[int] = None, fmt: Optional[str] = None,
+                 shrink: bool = False, latency_repeats: int = 100) -> ExportReport:
+    """Writes a run's pruned model to ``out`` and its measurements to ``out.json``.
+
+    The point is summary.json's ``selected`` one when the run has it and ``rank`` is None,
+    else the front point of ``rank`` (see :func:`choose`). The sidecar's accuracy is
+    measured on the written file itself (LiteRT's interpreter for ``.tflite``).
+
+    Args:
+        fmt: ``"keras"`` or ``"tflite"``; None takes it from the suffix of ``out``.
+        shrink: remove dead units and filters (see :func:`evoprune.shrink.shrink_model`).
+        latency_repeats: batch-1 calls timed for each latency median.
+
+    Raises:
+        EvopruneError: not a finished run directory, bad rank or format, unwritable output.
     """
     from evoprune.config import load_config
-    from evoprune.experiments import make_finetuner, make_model_finetuner, make_problem, prepare
-    from evoprune.model import compile_model, save_model
-    from evoprune.results import read_summary
+    from evoprune.deploy import file_accuracy
+    from evoprune.experiments import make_problem, prepare
+    from evoprune.results import atomic_write_text, read_summary
+    from evoprune.shrink import shrink_model
 
-    run_dir = Path(run_dir)
+    run_dir, out = Path(run_dir), Path(out)
     summary = read_summary(run_dir)  # refuses an unfinished run
-    if out.suffix != ".keras":
-        raise EvopruneError(f"Expected an output file ending in .keras. Received: --out {out}")
+    fmt = check_output(out, fmt)
     config = load_config(run_dir / "config.toml")
-    row, refined = choose(run_dir, rank, summary)
-    genome = _genomes(run_dir)[int(row["eval_index"])]
+    eval_index, refined, run_test, source = _pick(run_dir, rank, summary)
+    genome = _genomes(run_dir)[eval_index]
     prepared = prepare(config)
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
-    model = prepared.trained.model
-    base_path = out.with_name(f".{out.stem}.unpruned.keras")
-    compile_model(model)  # a fresh optimizer: no training state in either file
-    save_model(model, base_path)
-    masks = problem.encoding.decode([genome])
-    for index, kernel, mask in zip(problem.evaluator.layer_indices, problem.evaluator.kernels, masks):
-        model.layers[index].kernel.assign(np.where(mask[0], kernel, np.float32(0)))
-    if refined and config.finetune.scope == "model":
-        model.set_weights(make_model_finetuner(config, prepared, problem).tuned_weights([m[0] for m in masks]))
-    elif refined:
-        kernel, bias = make_finetuner(config, prepared, problem.evaluator.target).tune(masks[-1][0])
-        model.layers[problem.evaluator.layer_index].set_weights([kernel, bias])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    compile_model(model)
-    save_model(model, out)
-    nonzero = int(sum(np.count_nonzero(model.layers[i].kernel.numpy())
-                      for i in problem.evaluator.layer_indices))
-    report = ExportReport(out, int(row["eval_index"]), nonzero, problem.base_nonzero, refined,
-                          gzip_size(out), gzip_size(base_path))
-    base_path.unlink(missing_ok=True)
-    return report
+    model, base, masks = _pruned_model(config, prepared, problem, genome,
+                                       refined or config.finetune.refine == "each")
+    if shrink:
+        model, base = shrink_model(model, masks), shrink_model(base)
+    test = prepared.dataset.test
+    image = test[0][0]
+    base_path = out.with_name(f".{out.stem}.unpruned{out.suffix}")
+    try:
+        unpruned = _measure(base, base_path, fmt, image, latency_repeats)
+    finally:
+        base_path.unlink(missing_ok=True)
+    pruned = _measure(model, out, fmt, image, latency_repeats)
+    nonzero = _nonzero(model, masks)
+    sidecar = {
+        "nonzero": nonzero, "compression": problem.base_nonzero / nonzero if nonzero else None,
+        "stored_parameters": int(model.count_params()), "bytes": pruned["bytes"],
+        "gzip_bytes": pruned["gzip_bytes"], "unpruned_bytes": unpruned["bytes"],
+        "unpruned_gzip_bytes": unpruned["gzip_bytes"], "test_accuracy": file_accuracy(out, test),
+        "run_test_accuracy": None if run_test is None else float(run_test),
+        "latency_ms": pruned["latency_ms"], "unpruned_latency_ms": unpruned["latency_ms"]}
+    atomic_write_text(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
+    return ExportReport(out, sidecar_path(out), eval_index, problem.base_nonzero, refined, source,
+                        fmt, shrink, sidecar)
