@@ -311,11 +311,12 @@ def export(run_dir: Annotated[Path, typer.Argument(help="A finished run director
 @app.command()
 def evaluate(model: Annotated[Path, typer.Argument(help="A .keras or .tflite model file.")],
              config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
+             data_file: DataFileOpt = None,
              split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
              debug: DebugOpt = False) -> None:
     """Print the accuracy of a .keras or .tflite file on a data split (writes nothing)."""
     with user_errors(debug):
-        cfg = _load(config, _data_overrides(dataset, data_dir))
+        cfg = _load(config, _data_overrides(dataset, data_dir, data_file))
         from evoprune.data import load_dataset
         from evoprune.deploy import kind_of
 

@@ -49,7 +49,9 @@ def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
            f"Preparing model {config.model.architecture} (seed {config.search.seed}, "
            f"{config.model.epochs} epochs if not cached)")
     trained = load_or_train(dataset, config.model, config.search.seed)
-    return Prepared(dataset, trained)
+    prepared = Prepared(dataset, trained)
+    prepared.target(config.search.layers)  # a layer name the model lacks fails before any output
+    return prepared
 
 
 def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
