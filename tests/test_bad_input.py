@@ -110,7 +110,7 @@ def _conv_only(path):
 def _other_resume(tmp, done):
     run = tmp / "other-run"
     run.mkdir()
-    shutil.copy(done / "checkpoint.pkl", run / "checkpoint.pkl")
+    shutil.copy(done / "checkpoint.npz", run / "checkpoint.npz")
     (run / "config.toml").write_text((done / "config.toml").read_text().replace("seed = 0", "seed = 9"))
     return ["--resume", str(run)]
 

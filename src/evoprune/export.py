@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,16 +30,26 @@ def gzip_size(path: Path) -> int:
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
 
 
-def _genomes(run_dir: Path) -> list:
-    from evoprune.algorithms import individual_class
+def _genomes(run_dir: Path, config) -> tuple[list, dict]:
+    """The run's evaluated genomes and its identity, from the data-only checkpoint."""
+    from evoprune import checkpoint
 
-    individual_class(1), individual_class(2)
+    payload = checkpoint.load(run_dir / checkpoint.CHECKPOINT, config)
+    return checkpoint.archive_genomes(payload), payload["meta"]
+
+
+def _read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+    """A run's CSV with the columns export uses, of the right kinds (``i`` int, ``f`` number)."""
     try:
-        with (run_dir / "checkpoint.pkl").open("rb") as handle:
-            return list(pickle.load(handle)["problem"]["by_genome"])
-    except (OSError, pickle.UnpicklingError, KeyError, EOFError) as exc:
-        raise EvopruneError(f"Cannot read the run's genomes from {run_dir / 'checkpoint.pkl'} "
-                            f"({exc.__class__.__name__})") from exc
+        table = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise EvopruneError(f"Run file is not a readable CSV: {path} ({exc.__class__.__name__})") from exc
+    for name, kind in columns.items():
+        if name not in table or table[name].dtype.kind not in ("i" if kind == "i" else "if"):
+            raise EvopruneError(f"Run file is damaged: expected a numeric column {name!r} in {path}")
+        if not np.isfinite(table[name].to_numpy(dtype=float)).all():
+            raise EvopruneError(f"Run file is damaged: non-finite {name!r} in {path}")
+    return table
 
 
 def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
@@ -50,7 +59,10 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     smallest first, then the others by accuracy; other runs rank by scalar fitness.
     """
     refined = run_dir / "refined.csv"
-    table = pd.read_csv(refined if refined.is_file() else run_dir / "front.csv")
+    columns = {"eval_index": "i", "nonzero": "i", "fitness": "f"}
+    if refined.is_file():
+        columns["refined_accuracy"] = "f"
+    table = _read_table(refined if refined.is_file() else run_dir / "front.csv", columns)
     if refined.is_file():
         base = summary["baseline"]["accuracy"]
         table["_ok"] = table["refined_accuracy"] >= base - 0.01 - 1e-12
@@ -70,19 +82,28 @@ def export_model(run_dir: Path, out: Path, rank: int = 0) -> ExportReport:
         EvopruneError: not a finished run directory, bad rank, or an output path that is
             not a ``.keras`` file.
     """
+    from evoprune import checkpoint
     from evoprune.config import load_config
     from evoprune.experiments import make_finetuner, make_model_finetuner, make_problem, prepare
     from evoprune.model import compile_model, save_model
     from evoprune.results import read_summary
+    from evoprune.rundir import identity
 
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)  # refuses an unfinished run
     if out.suffix != ".keras":
         raise EvopruneError(f"Expected an output file ending in .keras. Received: --out {out}")
     config = load_config(run_dir / "config.toml")
+    genomes, meta = _genomes(run_dir, config)
     row, refined = choose(run_dir, rank, summary)
-    genome = _genomes(run_dir)[int(row["eval_index"])]
+    if not 0 <= int(row["eval_index"]) < len(genomes):
+        raise EvopruneError(f"Run file is damaged: eval_index {int(row['eval_index'])} is not one "
+                            f"of the checkpoint's {len(genomes)} genomes in {run_dir}")
+    genome = genomes[int(row["eval_index"])]
     prepared = prepare(config)
+    current = identity(prepared)
+    checkpoint.check_identity(meta, current, run_dir)
+    checkpoint.check_identity({"identity": summary}, current, run_dir)
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
     model = prepared.trained.model
     base_path = out.with_name(f".{out.stem}.unpruned.keras")
