@@ -91,6 +91,13 @@ def _cases(tmp, config, done):
         "nsga2 population": (lambda: ["--algorithm", "nsga2", "--population", "30"], "search.population=30"),
         "negative generations": (lambda: ["--generations", "-1"], "search.generations=-1"),
         "resume other config": (lambda: _other_resume(tmp, done), "another config"),
+        "NaN rate": (lambda: _toml(tmp / "nan.toml", "[search]\nmutpb = nan\n"), "search.mutpb=nan"),
+        "infinite threshold": (lambda: _toml(tmp / "inf.toml", "[search]\nmin_threshold = inf\n"),
+                               "search.min_threshold=inf"),
+        "seed above 2^32-1": (lambda: ["--seed", str(2**32)], "search.seed=4294967296"),
+        "absurd population": (lambda: ["--population", "1000000"], "search.population=1000000"),
+        "memory estimate": (lambda: ["--population", "100000", "--generations", "100000000"], "GiB"),
+        "old pickle checkpoint": (lambda: _old_resume(tmp, done), "Old checkpoint format"),
     }
 
 
@@ -105,6 +112,14 @@ def _conv_only(path):
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3)])
     model.save(path)
     return ["--model-file", str(path)]
+
+
+def _old_resume(tmp, done):
+    run = tmp / "old-run"
+    run.mkdir()
+    (run / "config.toml").write_text((done / "config.toml").read_text())
+    (run / "checkpoint.pkl").write_bytes(b"\x80\x04not unpickled")
+    return ["--resume", str(run)]
 
 
 def _other_resume(tmp, done):
@@ -122,7 +137,9 @@ def _other_resume(tmp, done):
     "unknown key", "wrong type", "rate out of range", "negative rate", "population too small",
     "unknown algorithm", "unknown evaluator", "unknown dataset", "not toml", "missing config",
     "model not keras", "model NaN weights", "model without layer", "missing model",
-    "nsga2 population", "negative generations", "resume other config"])
+    "nsga2 population", "negative generations", "resume other config", "NaN rate",
+    "infinite threshold", "seed above 2^32-1", "absurd population", "memory estimate",
+    "old pickle checkpoint"])
 def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
     config, done = finished
     out = tmp_path / "run"
