@@ -59,9 +59,8 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     smallest first, then the others by accuracy; other runs rank by scalar fitness.
     """
     refined = run_dir / "refined.csv"
-    columns = {"eval_index": "i", "nonzero": "i", "fitness": "f"}
-    if refined.is_file():
-        columns["refined_accuracy"] = "f"
+    columns = {"eval_index": "i", "nonzero": "i",
+               **({"refined_accuracy": "f"} if refined.is_file() else {"fitness": "f"})}
     table = _read_table(refined if refined.is_file() else run_dir / "front.csv", columns)
     if refined.is_file():
         base = summary["baseline"]["accuracy"]
