@@ -112,6 +112,13 @@ def _cases(tmp, config, done):
         "model input differs from data": (lambda: _sized_model(tmp / "rgb.keras", (32, 32, 3), 10),
                                           "(32, 32, 3) does not fit the data's images (28, 28, 1)"),
         "unknown layer name": (lambda: ["--layers", "dense,nope"], "Unknown layer in search.layers"),
+        "NaN rate": (lambda: _toml(tmp / "nan.toml", "[search]\nmutpb = nan\n"), "search.mutpb=nan"),
+        "infinite threshold": (lambda: _toml(tmp / "inf.toml", "[search]\nmin_threshold = inf\n"),
+                               "search.min_threshold=inf"),
+        "seed above 2^32-1": (lambda: ["--seed", str(2**32)], "search.seed=4294967296"),
+        "absurd population": (lambda: ["--population", "1000000"], "search.population=1000000"),
+        "memory estimate": (lambda: ["--population", "100000", "--generations", "100000000"], "GiB"),
+        "old pickle checkpoint": (lambda: _old_resume(tmp, done), "Old checkpoint format"),
     }
 
 
@@ -156,10 +163,18 @@ def _conv_only(path):
     return ["--model-file", str(path)]
 
 
+def _old_resume(tmp, done):
+    run = tmp / "old-run"
+    run.mkdir()
+    (run / "config.toml").write_text((done / "config.toml").read_text())
+    (run / "checkpoint.pkl").write_bytes(b"\x80\x04not unpickled")
+    return ["--resume", str(run)]
+
+
 def _other_resume(tmp, done):
     run = tmp / "other-run"
     run.mkdir()
-    shutil.copy(done / "checkpoint.pkl", run / "checkpoint.pkl")
+    shutil.copy(done / "checkpoint.npz", run / "checkpoint.npz")
     (run / "config.toml").write_text((done / "config.toml").read_text().replace("seed = 0", "seed = 9"))
     return ["--resume", str(run)]
 
@@ -175,7 +190,10 @@ def _other_resume(tmp, done):
     "npz label out of range", "npz missing arrays", "npz NaN", "npz mixed sizes", "not npz",
     "folder empty class", "folder unreadable image", "folder mixed sizes", "data dir and file",
     "images too small for architecture", "unknown architecture", "model classes differ from data",
-    "model input differs from data", "unknown layer name"])
+    "model input differs from data", "unknown layer name",
+    "nsga2 population", "negative generations", "resume other config", "NaN rate",
+    "infinite threshold", "seed above 2^32-1", "absurd population", "memory estimate",
+    "old pickle checkpoint"])
 def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
     config, done = finished
     out = tmp_path / "run"

@@ -66,3 +66,30 @@ def test_bad_values_name_field_and_value(tmp_path, text, needle):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="Cannot read config file"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_memory_estimate_refuses_absurd_searches_before_allocating():
+    import time
+
+    from evoprune.budget import memory_estimate, memory_limit
+    from evoprune.config import ConfigError, SearchConfig
+
+    assert memory_estimate(SearchConfig()) == (20 * 31, (20 * 31 + 30 + 40) * 600)
+    assert memory_estimate(SearchConfig(max_evaluations=100))[0] == 120  # budget + one generation
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"100,000,100,000 evaluations of 'mask' genomes") as info:
+        Config().with_overrides({"search.encoding": "mask", "search.crossover": "uniform",
+                                 "search.mutation": "flip_bit", "search.population": 100_000,
+                                 "search.generations": 1_000_000})
+    assert time.perf_counter() - start < 1.0
+    assert f"{memory_limit() / 2**30:,.1f} GiB" in str(info.value)
+
+
+@pytest.mark.parametrize("key,value", [("search.seed", 2**32), ("data.split_seed", -1),
+                                       ("search.mutpb", float("nan")), ("search.eta", float("inf")),
+                                       ("model.epochs", 10**12), ("search.population", 100_001)])
+def test_numbers_must_be_finite_and_in_range(key, value):
+    from evoprune.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"Received: {key}="):
+        Config().with_overrides({key: value})

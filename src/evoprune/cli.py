@@ -156,24 +156,28 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
         out, cfg = _run_target(out, resume, config, overrides)
         from evoprune.checkpoint import GracefulInterrupt
         from evoprune.results import atomic_write_text, prepare_out_dir, write_run_dir
+        from evoprune.rundir import check_out_path, check_unlocked, run_lock
 
-        prepare_out_dir(out)
-        if resume is None and (out / "summary.json").exists() and not overwrite:
-            raise EvopruneError(f"Output directory holds a finished run (summary.json); use "
-                                f"another --out or --overwrite. Received: --out {out}")
+        check_out_path(out)  # nothing is created before the data and the model have loaded
+        if resume is None and not overwrite:
+            _refuse_finished(out)
+        check_unlocked(out)
         _import_tensorflow_quietly()
         from evoprune.experiments import prepare, run_search
 
         prepared = prepare(cfg, _status)  # bad data or model fail here, before any write
-        if resume is None:
-            (out / "summary.json").unlink(missing_ok=True)  # the directory is now unfinished
-            atomic_write_text(out / "config.toml", cfg.to_toml())
-        with GracefulInterrupt(f"evoprune run --resume {out}") as interrupt, \
+        prepare_out_dir(out)
+        with run_lock(out), GracefulInterrupt(f"evoprune run --resume {out}") as interrupt, \
                 _progress(cfg.search.generations) as observer:
+            if resume is None:
+                if not overwrite:
+                    _refuse_finished(out)  # another run may have finished here meanwhile
+                (out / "summary.json").unlink(missing_ok=True)  # the directory is now unfinished
+                atomic_write_text(out / "config.toml", cfg.to_toml())
             result = run_search(cfg, observers=[observer, interrupt.check], prepared=prepared,
                                 status=_status, checkpoint_dir=out, resume=resume is not None)
-        result.summary["wall_time_s"] = time.perf_counter() - start
-        write_run_dir(result, out)
+            result.summary["wall_time_s"] = time.perf_counter() - start
+            write_run_dir(result, out)
         best, base = result.summary["best"], result.summary["baseline"]
         genome = (f"threshold {best['threshold']:.4g}" if "threshold" in best
                   else f"genome {str(best.get('genome', ''))[:40]}")
@@ -186,12 +190,28 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
                    f"{result.summary['search_time_s']:.2f} s; results in {out}")
 
 
+def _refuse_finished(out: Path) -> None:
+    if (out / "summary.json").exists():
+        raise EvopruneError(f"Output directory holds a finished run (summary.json); use "
+                            f"another --out or --overwrite. Received: --out {out}")
+
+
+def _resolve_environment(cfg):
+    """Writes environment defaults into the config, so the run directory says what it used."""
+    from evoprune.data import SAMPLE_NAME
+
+    env = os.environ.get("EVOPRUNE_DATA_DIR", "")
+    if cfg.data.data_dir or not env or cfg.data.dataset == SAMPLE_NAME:
+        return cfg
+    return cfg.with_overrides({"data.data_dir": str(Path(env).resolve())})
+
+
 def _run_target(out: Optional[Path], resume: Optional[Path], config: Optional[Path], overrides: dict):
     """The run directory and config: fresh from --out, or the saved config of --resume."""
     if resume is None:
         if out is None:
             raise EvopruneError("Missing option. Expected --out DIR (or --resume DIR).")
-        return out, _load(config, overrides)
+        return out, _resolve_environment(_load(config, overrides))
     if out is not None and out.resolve() != resume.resolve():
         raise EvopruneError(f"--out and --resume name different directories. Received: "
                             f"--out {out}, --resume {resume}")
@@ -203,7 +223,7 @@ def _run_target(out: Optional[Path], resume: Optional[Path], config: Optional[Pa
     cfg = _load(saved, overrides)
     from evoprune import checkpoint
 
-    given = _load(config, overrides) if config is not None else cfg
+    given = _resolve_environment(_load(config, overrides)) if config is not None else cfg
     if given != cfg:
         raise EvopruneError(f"--config differs from the run being resumed: "
                             f"{checkpoint.config_difference(cfg.to_dict(), given.to_dict())}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field, fields
@@ -35,13 +37,25 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         )
 
 
+SEED_MAX = 2**32 - 1  # NumPy's and Keras' seeds are 32-bit
+POPULATION_MAX = 100_000
+COUNT_MAX = 10**9  # generations, steps, evaluations: more would not finish in a lifetime
+
+
 def _check_range(name: str, value: float, low: float, high: float | None = None,
                  low_open: bool = False) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"Expected {name} to be a finite number. Received: {name}={value!r}")
     too_low = value <= low if low_open else value < low
     too_high = high is not None and value > high
     if too_low or too_high:
         bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
         raise ConfigError(f"Expected {name} {bound}. Received: {name}={value!r}")
+
+
+def _check_path(name: str, value: str) -> None:
+    if "\x00" in value:
+        raise ConfigError(f"Expected {name} to be a path without NUL characters. Received: {name}={value!r}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,8 @@ class DataConfig:
         return self.data_file or self.data_dir or self.dataset
 
     def validate(self) -> None:
+        _check_path("data.data_dir", self.data_dir)
+        _check_path("data.data_file", self.data_file)
         if self.dataset != SAMPLE_DATASET and not TFDS_NAME.match(self.dataset):
             raise ConfigError(
                 f"Unknown data.dataset. Expected {SAMPLE_DATASET} or a tensorflow-datasets name "
@@ -86,6 +102,7 @@ class DataConfig:
             )
         _check_choice("data.fitness_split", self.fitness_split, FITNESS_SPLITS)
         _check_range("data.validation_fraction", self.validation_fraction, 0.0, 0.5)
+        _check_range("data.split_seed", self.split_seed, 0, SEED_MAX)
         if self.fitness_split == "validation" and self.validation_fraction <= 0:
             raise ConfigError(
                 "Expected data.validation_fraction > 0 when data.fitness_split='validation'. "
@@ -119,8 +136,10 @@ class ModelConfig:
         from evoprune.architectures import ARCHITECTURES
 
         _check_choice("model.architecture", self.architecture, tuple(ARCHITECTURES))
-        _check_range("model.epochs", self.epochs, 1)
-        _check_range("model.batch_size", self.batch_size, 1)
+        _check_path("model.cache_dir", self.cache_dir)
+        _check_path("model.model_file", self.model_file)
+        _check_range("model.epochs", self.epochs, 1, 100_000)
+        _check_range("model.batch_size", self.batch_size, 1, 1 << 20)
         _check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
 
 
@@ -171,13 +190,13 @@ class SearchConfig:
     def validate(self) -> None:
         _check_choice("search.algorithm", self.algorithm, ALGORITHMS)
         _check_choice("search.evaluator", self.evaluator, EVALUATORS)
-        _check_range("search.population", self.population, 4)
-        _check_range("search.generations", self.generations, 0)
-        _check_range("search.seed", self.seed, 0)
+        _check_range("search.population", self.population, 4, POPULATION_MAX)
+        _check_range("search.generations", self.generations, 0, COUNT_MAX)
+        _check_range("search.seed", self.seed, 0, SEED_MAX)
         _check_range("search.min_threshold", self.min_threshold, 0.0)
         _check_range("search.cxpb", self.cxpb, 0.0, 1.0)
         _check_range("search.mutpb", self.mutpb, 0.0, 1.0)
-        _check_range("search.max_evaluations", self.max_evaluations, 0)
+        _check_range("search.max_evaluations", self.max_evaluations, 0, COUNT_MAX)
         _check_choice("search.encoding", self.encoding, ENCODINGS)
         if isinstance(self.layers, str):
             _check_choice("search.layers", self.layers, LAYERS)
@@ -187,7 +206,10 @@ class SearchConfig:
         _check_range("search.eta", self.eta, 0.0, low_open=True)
         _check_range("search.sigma", self.sigma, 0.0, low_open=True)
         _check_range("search.indpb", self.indpb, 0.0, 1.0)
-        _check_range("search.tournsize", self.tournsize, 2)
+        _check_range("search.tournsize", self.tournsize, 2, POPULATION_MAX)
+        from evoprune.budget import check_memory
+
+        check_memory(self)
         if self.algorithm == "paper" and self.population < 20:
             raise ConfigError(
                 "Expected search.population >= 20 for algorithm 'paper' (it keeps population//20 "
@@ -214,7 +236,7 @@ class MetricsConfig:
 
     def validate(self) -> None:
         _check_range("metrics.ref_accuracy", self.ref_accuracy, 0.0, 1.0)
-        _check_range("metrics.ref_nonzero", self.ref_nonzero, 0)
+        _check_range("metrics.ref_nonzero", self.ref_nonzero, 0, 2**62)
 
 
 @dataclass(frozen=True)
@@ -230,7 +252,7 @@ class CompareConfig:
     algorithms: tuple = ("paper", "nsga2", "spea2", "nsga3")
 
     def validate(self) -> None:
-        _check_range("compare.seeds", self.seeds, 1)
+        _check_range("compare.seeds", self.seeds, 1, 100_000)
         if not self.algorithms:
             raise ConfigError("Expected at least one algorithm. Received: compare.algorithms=[]")
         for name in self.algorithms:
@@ -261,8 +283,8 @@ class BenchConfig:
     workers: int = 2
 
     def validate(self) -> None:
-        _check_range("bench.seeds", self.seeds, 1)
-        _check_range("bench.workers", self.workers, 1)
+        _check_range("bench.seeds", self.seeds, 1, 100_000)
+        _check_range("bench.workers", self.workers, 1, 4096)
         _check_choice("bench.executor", self.executor, EXECUTORS)
         for name in self.encodings:
             _check_choice("bench.encodings", name, ENCODINGS)
@@ -304,16 +326,16 @@ class FinetuneConfig:
     def validate(self) -> None:
         _check_choice("finetune.refine", self.refine, REFINES)
         _check_choice("finetune.scope", self.scope, ("head", "model"))
-        _check_range("finetune.epochs", self.epochs, 1)
+        _check_range("finetune.epochs", self.epochs, 1, 100_000)
         _check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0,
                      low_open=True)
         if self.refine == "each" and self.scope != "head":
             raise ConfigError("Fine-tuning inside every evaluation retrains the head only. Expected "
                               f"finetune.scope='head' with refine='each'. Received: finetune.scope={self.scope!r}")
-        _check_range("finetune.steps", self.steps, 1)
-        _check_range("finetune.batch_size", self.batch_size, 1)
+        _check_range("finetune.steps", self.steps, 1, COUNT_MAX)
+        _check_range("finetune.batch_size", self.batch_size, 1, 1 << 20)
         _check_range("finetune.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
-        _check_range("finetune.max_points", self.max_points, 1)
+        _check_range("finetune.max_points", self.max_points, 1, POPULATION_MAX)
         _check_range("finetune.max_drop_pp", self.max_drop_pp, 0.0, 100.0)
 
 
@@ -377,8 +399,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    # JSON's escapes are TOML's (control characters as \\uXXXX); TOML also escapes DEL
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _coerce(section: str, key: str, value: Any, expected: type | tuple) -> Any:
@@ -387,6 +409,8 @@ def _coerce(section: str, key: str, value: Any, expected: type | tuple) -> Any:
         expected = next((t for t in expected if isinstance(value, (list, tuple) if t is tuple else t)),
                         expected[0])
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**53:
+            raise ConfigError(f"Expected {name} to be a float of sensible size. Received: {name}={value!r}")
         return float(value)
     if expected is int and isinstance(value, float) and value.is_integer():
         return int(value)

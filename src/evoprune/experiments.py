@@ -23,6 +23,7 @@ from evoprune.finetune import (FinetuneSettings, HeadFinetuner, ModelFinetuner, 
 from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
 from evoprune.results import SUMMARY_VERSION, RunResult
+from evoprune.rundir import identity
 from evoprune.seeding import private_random
 from evoprune.target import PruneTarget, build_target
 
@@ -97,11 +98,14 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     problem = make_problem(config, prepared)
     toolbox, strategy = build_toolbox(config.search, problem)
     setup_time = time.perf_counter() - setup_start
+    ident = identity(prepared)
     with private_random(config.search.seed):
         state, earlier_search_time = None, 0.0
         if resume:
             payload = checkpoint.load(Path(checkpoint_dir) / checkpoint.CHECKPOINT, config)
-            state, earlier_search_time = checkpoint.restore(payload, problem), payload["search_time_s"]
+            checkpoint.check_identity(payload["meta"], ident, Path(checkpoint_dir))
+            state = checkpoint.restore(payload, problem)
+            earlier_search_time = payload["meta"]["search_time_s"]
             status(f"Resuming after generation {state.generation}")
         else:
             np.random.seed(config.search.seed)
@@ -111,7 +115,7 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
 
         def save_checkpoint(current: LoopState) -> None:
             checkpoint.save(Path(checkpoint_dir) / checkpoint.CHECKPOINT, current, problem, config,
-                            earlier_search_time + time.perf_counter() - search_start)
+                            earlier_search_time + time.perf_counter() - search_start, ident)
 
         observers = ([save_checkpoint] if checkpoint_dir else []) + list(observers)
         state = evolve(toolbox, strategy, config.search.population, config.search.generations,
@@ -119,6 +123,7 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
         search_time = earlier_search_time + time.perf_counter() - search_start
     result = tabulate(config, prepared, problem, state, search_time, setup_time,
                       time.perf_counter() - wall_start)
+    result.summary.update(ident)  # dataset_checksum, model_sha256, model_weights_sha256
     if config.finetune.refine == "front":
         status("Fine-tuning the front")
         result = refine(config, prepared, problem, result)

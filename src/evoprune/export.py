@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,16 +48,26 @@ def gzip_size(path: Path) -> int:
     return len(gzip.compress(Path(path).read_bytes(), compresslevel=9, mtime=0))
 
 
-def _genomes(run_dir: Path) -> list:
-    from evoprune.algorithms import individual_class
+def _genomes(run_dir: Path, config) -> tuple[list, dict]:
+    """The run's evaluated genomes and its identity, from the data-only checkpoint."""
+    from evoprune import checkpoint
 
-    individual_class(1), individual_class(2)
+    payload = checkpoint.load(run_dir / checkpoint.CHECKPOINT, config)
+    return checkpoint.archive_genomes(payload), payload["meta"]
+
+
+def _read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+    """A run's CSV with the columns export uses, of the right kinds (``i`` int, ``f`` number)."""
     try:
-        with (run_dir / "checkpoint.pkl").open("rb") as handle:
-            return list(pickle.load(handle)["problem"]["by_genome"])
-    except (OSError, pickle.UnpicklingError, KeyError, EOFError) as exc:
-        raise EvopruneError(f"Cannot read the run's genomes from {run_dir / 'checkpoint.pkl'} "
-                            f"({exc.__class__.__name__})") from exc
+        table = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise EvopruneError(f"Run file is not a readable CSV: {path} ({exc.__class__.__name__})") from exc
+    for name, kind in columns.items():
+        if name not in table or table[name].dtype.kind not in ("i" if kind == "i" else "if"):
+            raise EvopruneError(f"Run file is damaged: expected a numeric column {name!r} in {path}")
+        if not np.isfinite(table[name].to_numpy(dtype=float)).all():
+            raise EvopruneError(f"Run file is damaged: non-finite {name!r} in {path}")
+    return table
 
 
 def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
@@ -68,7 +77,9 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     smallest first, then the others by accuracy; other runs rank by scalar fitness.
     """
     refined = run_dir / "refined.csv"
-    table = pd.read_csv(refined if refined.is_file() else run_dir / "front.csv")
+    columns = {"eval_index": "i", "nonzero": "i",
+               **({"refined_accuracy": "f"} if refined.is_file() else {"fitness": "f"})}
+    table = _read_table(refined if refined.is_file() else run_dir / "front.csv", columns)
     if refined.is_file():
         base = summary["baseline"]["accuracy"]
         table["_ok"] = table["refined_accuracy"] >= base - 0.01 - 1e-12
@@ -206,19 +217,28 @@ def export_model(run_dir: Path, out: Path, rank: Optional[int] = None, fmt: Opti
     Raises:
         EvopruneError: not a finished run directory, bad rank or format, unwritable output.
     """
+    from evoprune import checkpoint
     from evoprune.config import load_config
     from evoprune.deploy import file_accuracy
     from evoprune.experiments import make_problem, prepare
     from evoprune.results import atomic_write_text, read_summary
+    from evoprune.rundir import identity
     from evoprune.shrink import shrink_model
 
     run_dir, out = Path(run_dir), Path(out)
     summary = read_summary(run_dir)  # refuses an unfinished run
     fmt = check_output(out, fmt)
     config = load_config(run_dir / "config.toml")
+    genomes, meta = _genomes(run_dir, config)
     eval_index, refined, run_test, source = _pick(run_dir, rank, summary)
-    genome = _genomes(run_dir)[eval_index]
+    if not 0 <= eval_index < len(genomes):
+        raise EvopruneError(f"Run file is damaged: eval_index {eval_index} is not one "
+                            f"of the checkpoint's {len(genomes)} genomes in {run_dir}")
+    genome = genomes[eval_index]
     prepared = prepare(config)
+    current = identity(prepared)
+    checkpoint.check_identity(meta, current, run_dir)
+    checkpoint.check_identity({"identity": summary}, current, run_dir)
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
     model, base, masks = _pruned_model(config, prepared, problem, genome,
                                        refined or config.finetune.refine == "each")

@@ -15,6 +15,7 @@ import numpy as np
 from evoprune.config import ModelConfig
 from evoprune.data import Dataset, eval_pipeline, train_pipeline
 from evoprune.errors import ModelError
+from evoprune.rundir import file_lock
 from evoprune.seeding import seed_everything
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ def load_or_train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 
     """Returns the user's model file, else the cached model, else trains and caches one.
 
     A cache file that does not load or holds non-finite weights is retrained and replaced.
+    A lock file beside the cache entry serializes processes: of two processes asking for
+    the same uncached model one trains and saves it, the other waits and loads it.
     """
     if cfg.model_file:
         path = Path(cfg.model_file)
@@ -131,16 +134,17 @@ def load_or_train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 
 
     check_input(cfg.architecture, data_shape(dataset))
     path = cache_dir(cfg) / f"{cfg.architecture}-{cache_key(dataset, cfg, seed)}.keras"
-    if path.exists():
-        try:
-            return TrainedModel(load_model_file(path), path, True, 0.0)
-        except ModelError:
-            pass  # corrupt cache entry: retrain below and overwrite it
-    start = time.perf_counter()
-    model = train(dataset, cfg, seed, verbose=verbose)
-    elapsed = time.perf_counter() - start
-    save_model(model, path)
-    return TrainedModel(model, path, False, elapsed)
+    with file_lock(path.with_name(f".{path.name}.lock")):  # one process trains, others wait, load
+        if path.exists():
+            try:
+                return TrainedModel(load_model_file(path), path, True, 0.0)
+            except ModelError:
+                pass  # corrupt cache entry: retrain below and overwrite it
+        start = time.perf_counter()
+        model = train(dataset, cfg, seed, verbose=verbose)
+        elapsed = time.perf_counter() - start
+        save_model(model, path)
+        return TrainedModel(model, path, False, elapsed)
 
 
 def save_model(model, path: Path) -> None:

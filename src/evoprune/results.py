@@ -124,8 +124,22 @@ def _plot_title(summary: dict[str, Any]) -> str:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    """Reads a finished run's ``summary.json``."""
+    """Reads and checks a finished run's ``summary.json`` (plain JSON, nothing executable).
+
+    Raises:
+        EvopruneError: missing, not JSON, or without the keys and kinds the readers use.
+    """
     path = Path(run_dir) / "summary.json"
     if not path.is_file():
         raise EvopruneError(f"Not a finished run directory (no summary.json). Received: {run_dir}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EvopruneError(f"summary.json is not JSON: {path} ({exc.__class__.__name__})") from exc
+    baseline = summary.get("baseline") if isinstance(summary, dict) else None
+    accuracy = baseline.get("accuracy") if isinstance(baseline, dict) else None
+    if (not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool)
+            or not 0 <= accuracy <= 1 or not isinstance(summary.get("dataset_checksum"), str)):
+        raise EvopruneError(f"summary.json is damaged or not an evoprune summary: expected "
+                            f"baseline.accuracy in 0..1 and dataset_checksum. Received: {path}")
+    return summary
