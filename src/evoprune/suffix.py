@@ -8,9 +8,10 @@ import numpy as np
 
 from evoprune.target import PruneTarget
 
-ROWS = 1024       # feature rows per compiled call (at most)
-MEMORY = 2 ** 27  # bytes of the largest activation of one call: sets how many individuals share it
-MAX_CHUNK = 8     # individuals per call (at most; more measured slower on a 2-core CPU)
+ROWS = 256        # feature rows per compiled call (at most; measured faster than 128 or 1,000)
+MEMORY = 2 ** 23  # bytes of the largest activation of one call: individuals share a call below it
+#                   (measured: stacking helps small convolutions, slows LeNet-5's; XLA slower on CPU)
+MAX_CHUNK = 4     # individuals per call (at most; 4 measured faster than 1 or 8 on a 2-core CPU)
 PASS_THROUGH = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
                 "ActivityRegularization")  # identity at inference
 LAYER_OPS = ("Dense", "Conv2D", "Flatten", "MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D",
@@ -90,7 +91,7 @@ class SuffixScorer:
         signature = [tf.TensorSpec((self.rows,) + features.shape[1:], tf.float32),
                      tf.TensorSpec((self.rows,), tf.int64)]
         signature += [tf.TensorSpec((None,) + shape, tf.bool) for shape in self.shapes]
-        self._count = tf.function(self._block_correct, input_signature=signature, reduce_retracing=False)
+        self._count = tf.function(self._block_correct, input_signature=signature)
 
     def _row_floats(self, row: np.ndarray) -> int:
         """Largest activation of one row and one individual, in floats."""
