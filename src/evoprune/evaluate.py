@@ -9,6 +9,7 @@ import numpy as np
 
 from evoprune.data import Split, eval_pipeline, normalize
 from evoprune.head import HeadScorer
+from evoprune.suffix import SuffixScorer, supports
 from evoprune.target import PruneTarget, build_target
 
 
@@ -24,7 +25,10 @@ class KerasEvaluator:
       activation keeps the argmax), a :class:`~evoprune.head.HeadScorer` scores a whole
       population with one matrix product per chunk of individuals, and decides near-ties
       by a canonical float64 sum, so counts do not depend on BLAS or batch size;
-      otherwise each individual runs only the layers from the first pruned one on.
+      otherwise a :class:`~evoprune.suffix.SuffixScorer` runs the layers from the first
+      pruned one on, traced once into a graph that takes the masks as arguments and
+      scores a chunk of individuals per call. A model that is not a chain of supported
+      layers falls back to one eager Keras pass per individual.
 
     Args:
         model: a trained Keras model.
@@ -56,6 +60,8 @@ class KerasEvaluator:
         self.features = self._features() if mode == "fast" else None
         self.head = (HeadScorer(self.features, self.kernel, self.bias, self.labels)
                      if mode == "fast" and self.head_only else None)
+        self.suffix = (SuffixScorer(model, self.target, self.features, self.labels)
+                       if mode == "fast" and self.head is None and supports(model, self.target) else None)
 
     def _features(self) -> np.ndarray:
         """Activations entering the first pruned layer, computed once in the evaluator's batches.
@@ -93,6 +99,8 @@ class KerasEvaluator:
         count = len(masks[0])
         if self.head is not None:
             return self.head.correct_counts(masks[0])
+        if self.suffix is not None:
+            return self.suffix.correct_counts(masks)
         scorer = self._correct_tail if self.mode == "fast" else self._correct_exact
         counts = []
         try:
