@@ -402,6 +402,11 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _printable(text: str) -> str:
+    """The value as typed, or its Python repr when it holds line breaks or other control characters."""
+    return text if text.isprintable() else repr(text)
+
+
 def _usage_message(exc, argv: list[str]) -> str:
     """Click's message on one line, with the value given on the command line when known."""
     message = " ".join(exc.format_message().split())
@@ -409,9 +414,9 @@ def _usage_message(exc, argv: list[str]) -> str:
     for name in getattr(param, "opts", []) or []:
         for i, token in enumerate(argv):
             if token == name and i + 1 < len(argv):
-                return f"{message} Received: {name} {argv[i + 1]}"
+                return f"{message} Received: {name} {_printable(argv[i + 1])}"
             if token.startswith(name + "="):
-                return f"{message} Received: {token}"
+                return f"{message} Received: {_printable(token)}"
     return message
 
 

@@ -179,6 +179,7 @@ class PruningProblem:
         self.model_evaluations = 0
         self._by_genome: dict[tuple, Evaluation] = {}
         self._by_mask: dict[object, Evaluation] = {}
+        self._test_by_mask: dict[object, float] = {}  # reporting only: not checkpointed
 
     def fitness(self, ev: Evaluation) -> float:
         """The paper's scalar fitness of an evaluation against this model's baseline."""
@@ -208,8 +209,12 @@ class PruningProblem:
         """Test-split accuracy of each genome (reporting only, never used for selection)."""
         if self.test_evaluator is None or not len(genomes):
             return [float("nan")] * len(genomes)
-        correct = self.test_evaluator.correct_counts(self.encoding.decode(genomes))
-        return [int(c) / self.test_evaluator.n for c in correct]
+        keys = [self.encoding.mask_key(g) for g in genomes]
+        todo = list({k: g for k, g in zip(keys, genomes) if k not in self._test_by_mask}.items())
+        if todo:  # each distinct mask scored once, all in one batch
+            correct = self.test_evaluator.correct_counts(self.encoding.decode([g for _, g in todo]))
+            self._test_by_mask.update((k, int(c) / self.test_evaluator.n) for (k, _), c in zip(todo, correct))
+        return [self._test_by_mask[k] for k in keys]
 
     def state_dict(self) -> dict:
         """The memo and counters, for checkpoints."""

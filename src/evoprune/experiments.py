@@ -187,15 +187,18 @@ def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state:
     keys, evals = (list(x) for x in zip(*problem.archive()))
     budget = config.search.max_evaluations or len(keys)  # the last generation may overshoot
     archive = _table(problem, keys[:budget], evals[:budget], list(range(min(budget, len(keys)))))
-    front = _with_test_accuracy(problem, pareto_front(archive), keys)
+    front = pareto_front(archive)
     position = {key: i for i, key in enumerate(keys)}
     pop_keys = [tuple(float(x) for x in ind) for ind in state.population]
     population = _table(problem, pop_keys, [i.evaluation for i in state.population],
                         [position[k] for k in pop_keys])
+    best_row = archive.loc[[archive["fitness"].idxmax()]].reset_index(drop=True)
+    problem.test_accuracy([keys[i] for table in (front, population, best_row)  # one batch, memoized
+                           for i in table["eval_index"]])
+    front = _with_test_accuracy(problem, front, keys)
     population = _with_test_accuracy(problem, population, keys)
     population = population.sort_values("fitness", ascending=False, kind="stable").reset_index(drop=True)
-    best_row = archive.loc[[archive["fitness"].idxmax()]]
-    best_row = _with_test_accuracy(problem, best_row.reset_index(drop=True), keys)
+    best_row = _with_test_accuracy(problem, best_row, keys)
     best = {key: _py(best_row.at[0, key]) for key in best_row.columns if key != "eval_index"}
     logbook = pd.DataFrame(state.logbook)
     logbook["best_genome"] = logbook["best_genome"].map(lambda g: " ".join(f"{x:.8g}" for x in g))
