@@ -129,8 +129,9 @@ def _cli(args: list[str]) -> tuple[int, str]:
 
 def _assert_one_error_line(code: int, stderr: str, out: Path) -> None:
     lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error: ")]
     assert code not in (0, None), stderr
-    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr  # status lines may come before it
     assert "Traceback" not in stderr
     assert not out.exists()  # refused before --out is created
 
