@@ -61,8 +61,12 @@ def test_no_bisection_when_nothing_holds_and_the_floor_is_respected():
     assert best_refined(refined, problem.base_accuracy) is None
 
 
-def test_refine_front_with_model_scope(tmp_path, sample_config, prepared):
-    """The README's 5x result: whole-model fine-tuning of the front, then export."""
+@pytest.mark.parametrize("max_points", [1, pytest.param(3, marks=pytest.mark.slow)])
+def test_refine_front_with_model_scope(max_points, tmp_path, sample_config, prepared):
+    """The README's 5x result: whole-model fine-tuning of the front, then export.
+
+    One point by default (one model fine-tuning); three and their bisection with ``-m slow``.
+    """
     import keras
 
     from evoprune.model import accuracy, compile_model
@@ -70,14 +74,14 @@ def test_refine_front_with_model_scope(tmp_path, sample_config, prepared):
     config = tmp_path / "c.toml"
     config.write_text(sample_config.with_overrides({
         "search.generations": 3, "finetune.refine": "front", "finetune.scope": "model",
-        "finetune.epochs": 1, "finetune.max_points": 2}).to_toml())
+        "finetune.epochs": 1, "finetune.max_points": max_points}).to_toml())
     out = tmp_path / "run"
     before = [w.copy() for w in prepared.trained.model.get_weights()]
     result = runner.invoke(app, ["run", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
     refined = pd.read_csv(out / "refined.csv")
     summary = json.loads((out / "summary.json").read_text())
-    assert 1 <= len(refined) <= 2 + 12 and summary["refined"]["points"] == len(refined)
+    assert 1 <= len(refined) <= max_points + 12 and summary["refined"]["points"] == len(refined)
     assert refined["nonzero"].is_monotonic_increasing and refined["eval_index"].is_unique
     # retraining the convolutions too recovers accuracy at the smallest refined size
     smallest = refined.iloc[0]
