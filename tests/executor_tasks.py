@@ -36,8 +36,24 @@ def always_die(spec: dict) -> dict:
     os._exit(1)
 
 
+def gated_square(spec: dict) -> dict:
+    """Squares once ``spec["gate"]`` exists: bounds the work, not the time.
+
+    Writes its pid to ``{spec["dir"]}/started-{key}`` first, and ``finished-{key}`` last;
+    gives up waiting after ``spec["max_wait"]`` seconds (default 120).
+    """
+    folder, key = Path(spec["dir"]), spec["key"]
+    (folder / f"started-{key}").write_text(str(os.getpid()))
+    deadline = time.monotonic() + spec.get("max_wait", 120.0)
+    while not Path(spec["gate"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (folder / f"finished-{key}").write_text(str(os.getpid()))
+    return square(spec)
+
+
 def fail_on_bad(spec: dict) -> dict:
-    """Raises ValueError for specs with ``"bad": True``; otherwise like :func:`slow_square`."""
+    """Raises ValueError for specs with ``"bad": True``; otherwise like :func:`gated_square`
+    (specs with a ``"gate"``) or :func:`slow_square`."""
     if spec.get("bad"):
         raise ValueError(f"bad spec x={spec['x']}")
-    return slow_square(spec)
+    return gated_square(spec) if "gate" in spec else slow_square(spec)

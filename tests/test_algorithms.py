@@ -109,3 +109,42 @@ def test_search_is_immune_to_other_threads_drawing_random(sample_config, prepare
         thread.join()
     assert noisy.front.equals(reference.front) and noisy.summary["best"] == reference.summary["best"]
     assert noisy.archive.equals(reference.archive)
+
+
+def test_nsga2_survivors_are_the_first_fronts_then_the_least_crowded(sample_config, prepared):
+    from deap import tools
+
+    cfg = sample_config.with_overrides({"search.algorithm": "nsga2", "search.population": 20})
+    problem = make_problem(cfg, prepared)
+    toolbox, strategy = build_toolbox(cfg.search, problem)
+    random.seed(3)
+    checked_partial = False
+    pop = toolbox.population(20)
+    evaluate_invalid(toolbox, pop)
+    pop = strategy.prepare(toolbox, pop)
+    for _ in range(4):
+        offspring = strategy.offspring(toolbox, pop)
+        evaluate_invalid(toolbox, offspring)
+        merged = pop + offspring
+        survivors = strategy.survive(toolbox, pop, offspring)
+        assert len(survivors) == 20 and len({id(i) for i in survivors}) == 20
+        kept = {id(i) for i in survivors}
+        fronts = tools.sortNondominated(merged, len(merged))
+        taken = 0
+        for front in fronts:
+            chosen = [ind for ind in front if id(ind) in kept]
+            if taken + len(front) <= 20:
+                assert len(chosen) == len(front)  # every better front survives whole
+                taken += len(front)
+                continue
+            assert len(chosen) == 20 - taken  # the rest come from the next front only
+            if not chosen:
+                continue
+            tools.emo.assignCrowdingDist(front)
+            left = [ind.fitness.crowding_dist for ind in front if id(ind) not in kept]
+            assert min(ind.fitness.crowding_dist for ind in chosen) >= max(left)
+            checked_partial |= 0 < len(chosen) < len(front)
+            taken = 20
+        assert taken == 20
+        pop = survivors
+    assert checked_partial  # the crowding rule was exercised, not only whole fronts

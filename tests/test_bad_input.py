@@ -222,20 +222,33 @@ def test_read_only_out_dir(finished):
 
 
 def test_disk_full_is_one_line_and_leaves_no_partial_files(tmp_path, finished, monkeypatch):
+    """The disk fills up after the search, while the results are written: one line, no
+    partial file, the directory stays unfinished, and ``--resume`` completes it unchanged."""
     config, done = finished
-    before = {p.name: p.read_bytes() for p in done.iterdir()}
     out = tmp_path / "full"
+    real_fsync, failed = os.fsync, []
 
-    def no_space(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def full_at_front_csv(fd):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".front.csv."):
+            failed.append(fd)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
 
-    monkeypatch.setattr(os, "fsync", no_space)
+    monkeypatch.setattr(os, "fsync", full_at_front_csv)
     result = runner.invoke(app, ["run", "--config", str(config), "--out", str(out)])
-    assert result.exit_code == 1 and "No space left on device" in result.output
-    assert "Traceback" not in result.output
-    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
-    assert not (out / "summary.json").exists()
-    assert {p.name: p.read_bytes() for p in done.iterdir()} == before
+    assert failed, "the results were never written"
+    assert result.exit_code == 1 and "No space left on device" in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    names = {p.name for p in out.iterdir()}
+    assert not [n for n in names if n.endswith(".tmp")], names
+    assert "front.csv" not in names and "summary.json" not in names
+    assert {"config.toml", "checkpoint.npz", "logbook.csv"} <= names  # written before it filled
+    monkeypatch.setattr(os, "fsync", real_fsync)  # space freed: the search is not lost
+    resumed = runner.invoke(app, ["run", "--resume", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    for name in ("front.csv", "population.csv"):
+        assert (out / name).read_bytes() == (done / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("command", [["train"], ["compare", "--seeds", "1"], ["bench", "--seeds", "1"]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -35,7 +36,10 @@ def test_grid_skips_invalid_pairings(small):
 def test_bench_runs_resumes_and_ranks(small, tmp_path, monkeypatch):
     trials = bench.bench(small, tmp_path)
     assert len(trials) == 8 and (trials["evaluations"] == 40).all()
-    assert trials["refined_test_accuracy"].notna().any()
+    # every trial, pymoo's too, fine-tuned its front: a head within 1 point was found
+    assert trials["refined_test_accuracy"].notna().all(), trials
+    drop = 100 * (trials["baseline_test_accuracy"] - trials["refined_test_accuracy"])
+    assert drop.to_numpy() == pytest.approx(trials["refined_test_drop_pp"].to_numpy())
     calls = []
     real = bench.run_trial
     monkeypatch.setattr(bench, "run_trial", lambda spec: calls.append(spec) or real(spec))
@@ -43,9 +47,16 @@ def test_bench_runs_resumes_and_ranks(small, tmp_path, monkeypatch):
     assert len(again) == 12 and not again["key"].duplicated().any()
     assert len(calls) == 4 and all(s["key"].endswith("seed2") for s in calls)  # only the new seed
     table = bench.write_outputs(small, again, tmp_path)
+    assert sorted(table["cell"]) == sorted(again["cell"].unique())
+    paper_hv = again.loc[again["cell"] == bench.PAPER, "hypervolume"].to_numpy()
+    for row in table.itertuples():
+        hv = again.loc[again["cell"] == row.cell, "hypervolume"].to_numpy()
+        assert row.seeds == 3 and row.hv_median == pytest.approx(np.median(hv))
+        # A12 by its definition: the share of (cell, paper) pairs the cell wins, ties half
+        pairs = [(1.0 if a > b else 0.5 if a == b else 0.0) for a in hv for b in paper_hv]
+        assert row.a12_vs_paper == pytest.approx(sum(pairs) / len(pairs))
     assert table["hv_median"].is_monotonic_decreasing
-    paper = table[table["cell"] == bench.PAPER].iloc[0]
-    assert paper["a12_vs_paper"] == 0.5
+    assert table["a12_vs_paper"].nunique() > 1  # not every cell ties with the paper's
     report = (tmp_path / "report.md").read_text()
     assert "(paper)" in report and "pymoo-nsga2" in report and "Skipped cells" in report
     assert (tmp_path / "hypervolume.png").is_file()

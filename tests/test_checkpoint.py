@@ -54,7 +54,26 @@ def _wait_for_generation(proc, out, generation, timeout=120.0):
         except (FileNotFoundError, ValueError, OSError):
             pass
         time.sleep(0.05)
-    raise AssertionError("no checkpoint in time")
+    proc.kill()
+    raise AssertionError(f"no checkpoint in time:\n{proc.communicate(timeout=60)}")
+
+
+def _resume(out, monkeypatch) -> int:
+    """Resumes the run in ``out`` in-process; returns the generation the loop restarted from."""
+    from evoprune import experiments
+
+    started, real = [], experiments.evolve
+
+    def spy(*args, state=None, **kwargs):
+        started.append(None if state is None else state.generation)
+        return real(*args, state=state, **kwargs)
+
+    monkeypatch.setattr(experiments, "evolve", spy)
+    result = runner.invoke(app, ["run", "--resume", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(started) == 1 and started[0] is not None, "the run restarted instead of resuming"
+    assert f"Resuming after generation {started[0]}" in result.output
+    return started[0]
 
 
 def _assert_same_results(out, reference):
@@ -67,30 +86,32 @@ def _assert_same_results(out, reference):
 
 
 @pytest.mark.parametrize("kill_at", [1, 4])
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, slow_config, reference, kill_at):
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, slow_config, reference, kill_at,
+                                                       monkeypatch):
     out = tmp_path / "run"
     proc = _start(slow_config, out)
     _wait_for_generation(proc, out, kill_at)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate(timeout=60)
     assert not (out / "summary.json").exists()
-    result = runner.invoke(app, ["run", "--resume", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "Resuming after generation" in result.output
+    assert kill_at <= _resume(out, monkeypatch) < GENERATIONS
     _assert_same_results(out, reference)
 
 
-def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path, slow_config, reference):
+def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path, slow_config, reference, monkeypatch):
     out = tmp_path / "run"
     proc = _start(slow_config, out)
     _wait_for_generation(proc, out, 2)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"no exit after SIGINT:\n{proc.communicate()}") from None
     assert proc.returncode == 130
     assert f"Resume with: evoprune run --resume {out}" in stderr and "Traceback" not in stderr
     assert not (out / "summary.json").exists()
-    result = runner.invoke(app, ["run", "--resume", str(out)])
-    assert result.exit_code == 0, result.output
+    assert 2 <= _resume(out, monkeypatch) < GENERATIONS
     _assert_same_results(out, reference)
 
 

@@ -30,14 +30,27 @@ def invoke(*args: str):
 
 
 def test_help_lists_commands():
+    import re
+
     result = invoke("--help")
-    assert result.exit_code == 0 and "run" in result.output and "train" in result.output
+    assert result.exit_code == 0, result.output
+    # each command opens its own row of the Commands table, with its help text beside it
+    listed = re.findall(r"^\W*(\w+) {2,}\S", result.output.split("Commands", 1)[1], re.M)
+    assert listed == ["train", "run", "compare", "bench", "export"], result.output
+
+
+def _python(*args: str) -> subprocess.CompletedProcess:
+    """Runs ``python *args`` with a timeout; its output is shown when it hangs."""
+    try:
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"python {' '.join(args)} hung:\n{exc.stdout}\n{exc.stderr}")
 
 
 def test_cli_import_does_not_load_tensorflow():
     code = "import sys, evoprune.cli; print('tensorflow' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    out = _python("-c", code)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr
 
 
 def test_run_writes_the_run_directory(tmp_path, config_file):
@@ -116,9 +129,14 @@ def test_corrupt_data_dir_leaves_earlier_results(tmp_path, config_file):
 
 
 def test_debug_shows_the_traceback(tmp_path, config_file):
+    from evoprune.errors import ConfigError
+
     result = invoke("run", "--config", config_file, "--dataset", "Cifar-10", "--out", tmp_path / "o",
                     "--debug")
-    assert result.exit_code != 0 and result.exception is not None
+    # the error itself propagates (a traceback), not the one-line exit of user_errors
+    assert isinstance(result.exception, ConfigError), repr(result.exception)
+    assert "data.dataset='cifar'" in str(result.exception)
+    assert "Error:" not in result.output
 
 
 def test_finished_run_is_not_overwritten_without_flag(tmp_path, config_file):
@@ -134,8 +152,7 @@ def test_finished_run_is_not_overwritten_without_flag(tmp_path, config_file):
 
 
 def test_usage_errors_are_one_line_from_the_console_script(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "evoprune", "run", "--out", str(tmp_path),
-                          "--seed", "abc"], capture_output=True, text=True)
-    assert out.returncode == 2
+    out = _python("-m", "evoprune", "run", "--out", str(tmp_path), "--seed", "abc")
+    assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and "--seed abc" in lines[0]

@@ -50,9 +50,7 @@ def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
     assert len(trials) == 6 and not trials.duplicated(["algorithm", "seed"]).any()
     searched = trials[trials["algorithm"] != "sweep"]
     assert (searched["evaluations"] == 60).all()  # equal budgets
-    sweep = trials[trials["algorithm"] == "sweep"]
-    assert (sweep["igd"] == 0).all()
-    assert (searched["hypervolume"].to_numpy() <= sweep["hypervolume"].max() + 1e-12).all()
+    _assert_metrics_against_own_seed(trials, pd.read_csv(tmp_path / "fronts.csv"))
     # each seed prunes its own model
     assert trials.groupby("seed")["baseline_accuracy"].first().nunique() == 2
     gens = pd.read_csv(tmp_path / "generations.csv")
@@ -61,6 +59,29 @@ def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
                                                          for s in (0, 1)}
     assert gens.groupby(["algorithm", "seed"])["hypervolume"].apply(
         lambda s: s.is_monotonic_increasing).all()
+
+
+def _assert_metrics_against_own_seed(trials, fronts):
+    """Each trial's HV and IGD recomputed from its saved front and its own seed's exact front."""
+    from evoprune.metrics import hypervolume, igd
+
+    cols = ["accuracy", "nonzero"]
+    for row in trials.itertuples():
+        own = fronts[(fronts["algorithm"] == row.algorithm) & (fronts["seed"] == row.seed)]
+        exact = fronts[(fronts["algorithm"] == "sweep") & (fronts["seed"] == row.seed)]
+        assert len(own) == row.front_size and len(exact)
+        assert row.hypervolume == pytest.approx(
+            hypervolume(own["accuracy"], own["nonzero"], row.baseline_nonzero), rel=1e-9)
+        assert row.igd == pytest.approx(
+            igd(own[cols].to_numpy(), exact[cols].to_numpy(), row.baseline_nonzero), abs=1e-12)
+        # the exact sweep of one threshold holds every mask a threshold search can find
+        for point in own[cols].itertuples():
+            assert ((exact["accuracy"] >= point.accuracy - 1e-12)
+                    & (exact["nonzero"] <= point.nonzero)).any(), (row.algorithm, point)
+        exact_hv = trials[(trials["algorithm"] == "sweep") & (trials["seed"] == row.seed)]["hypervolume"]
+        assert row.hypervolume <= exact_hv.iloc[0] + 1e-12
+    searched = trials[trials["algorithm"] != "sweep"]
+    assert (searched["igd"] > 0).any()  # the budget is too small to find the whole exact front
 
 
 def test_resume_refuses_other_settings(small, tmp_path):

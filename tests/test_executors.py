@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evoprune.errors import ConfigError, EvopruneError
-from evoprune.executors import TrialError, resolve, run_tasks
+from evoprune.executors import CONNECT_TIMEOUT_S, TrialError, resolve, run_tasks
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 
@@ -28,9 +28,12 @@ def tasks_importable():
         os.environ["PYTHONPATH"] = saved
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def cluster(tasks_importable):
-    """An already running local Dask cluster (2 workers, 1 thread each) that tests join."""
+    """A running local Dask cluster (2 workers, 1 thread each) that one test joins.
+
+    One per test: a worker killed or a trial left running by one test cannot leak into the next.
+    """
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as running:
@@ -111,49 +114,66 @@ def test_join_existing_cluster(cluster):
     assert len(cluster.workers) == 2
 
 
-def test_dask_worker_killed_from_outside(cluster):
+def _wait_for(predicate, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while not (found := predicate()):
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.02)
+    return found
+
+
+def test_dask_worker_killed_from_outside(cluster, tmp_path):
     from distributed import Client
 
+    gate = tmp_path / "gate"
     calls, on_result = record()
     outcome: dict = {}
 
     def bench():
         try:
             outcome["results"] = run_tasks(
-                "executor_tasks:slow_square", specs(4, sleep=1.5), executor="dask",
-                scheduler=cluster.scheduler_address, on_result=on_result)
+                "executor_tasks:gated_square", specs(4, gate=str(gate), dir=str(tmp_path)),
+                executor="dask", scheduler=cluster.scheduler_address, on_result=on_result)
         except BaseException as exc:  # re-raised in the test thread
             outcome["error"] = exc
 
     thread = threading.Thread(target=bench)
     thread.start()
-    with Client(cluster.scheduler_address, set_as_default=False) as client:
-        deadline = time.monotonic() + 20
-        while not any(client.processing().values()):
-            assert time.monotonic() < deadline, "no task started"
-            time.sleep(0.05)
-        victim = next(addr for addr, keys in client.processing().items() if keys)
-        pid = client.run(os.getpid, workers=[victim])[victim]
+    try:
+        # the trial is blocked on the gate, so the kill always lands in the middle of it
+        started = _wait_for(lambda: [p.read_text() for p in sorted(tmp_path.glob("started-*"))
+                                     if p.read_text()], "trial start")
+        pid = int(started[0])
         os.kill(pid, signal.SIGKILL)  # like the OOM killer: no goodbye to the scheduler
-        thread.join(60)
-        assert not thread.is_alive()
-        assert "error" not in outcome, outcome.get("error")
-        assert_exactly_once(calls, outcome["results"], ["t0", "t1", "t2", "t3"])
-        assert pid not in {r["pid"] for r in outcome["results"]}  # its trial ran elsewhere
-        client.wait_for_workers(2, timeout=30)  # the nanny restarted the killed worker
+    finally:
+        gate.touch()
+        thread.join(180)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    assert_exactly_once(calls, outcome["results"], ["t0", "t1", "t2", "t3"])
+    assert pid not in {r["pid"] for r in outcome["results"]}  # its trial ran elsewhere
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
 
 
 @pytest.mark.parametrize("executor", ["serial", "local", "dask"])
-def test_task_error_names_the_key_and_cancels_the_rest(executor, cluster):
-    todo = [{"key": "slow", "x": 1, "sleep": 6.0}, {"key": "broken", "x": 2, "bad": True}]
+def test_task_error_names_the_key_and_cancels_the_rest(executor, request, tmp_path):
+    gate = tmp_path / "gate"  # never opened while run_tasks runs: the slow trial cannot finish
+    todo = [{"key": "slow", "x": 1, "gate": str(gate), "dir": str(tmp_path), "max_wait": 300},
+            {"key": "broken", "x": 2, "bad": True}]
     if executor == "serial":
         todo.reverse()
-    scheduler = cluster.scheduler_address if executor == "dask" else None
-    start = time.monotonic()
-    with pytest.raises(TrialError, match=r"'broken' failed: ValueError: bad spec x=2"):
-        run_tasks("executor_tasks:fail_on_bad", todo, executor=executor, workers=2,
-                  scheduler=scheduler)
-    assert time.monotonic() - start < 5.5  # did not wait for the slow trial
+    scheduler = request.getfixturevalue("cluster").scheduler_address if executor == "dask" else None
+    try:
+        with pytest.raises(TrialError, match=r"'broken' failed: ValueError: bad spec x=2"):
+            run_tasks("executor_tasks:fail_on_bad", todo, executor=executor, workers=2,
+                      scheduler=scheduler)
+        # did not wait for the slow trial (it only finishes once the gate opens)
+        assert not (tmp_path / "finished-slow").exists()
+        if executor == "serial":
+            assert not (tmp_path / "started-slow").exists()  # never started after the failure
+    finally:
+        gate.touch()
 
 
 def test_bad_executor_and_workers():
@@ -173,4 +193,5 @@ def test_unreachable_scheduler():
     with pytest.raises(EvopruneError, match=r"tcp://127\.0\.0\.1:1"):
         run_tasks("executor_tasks:square", specs(1), executor="dask",
                   scheduler="tcp://127.0.0.1:1")
-    assert time.monotonic() - start < 15
+    # it gives up after its connect timeout instead of hanging (generous: a loaded machine)
+    assert time.monotonic() - start < CONNECT_TIMEOUT_S * 6

@@ -44,18 +44,40 @@ def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
     refined = pd.read_csv(out / "refined.csv")
     assert 1 <= len(refined) <= 5 + 8  # spread points, then a bisection
     assert refined["nonzero"].is_monotonic_increasing and refined["eval_index"].is_unique
-    assert (refined["refined_accuracy"] >= refined["accuracy"] - 0.05).all()
     summary = json.loads((out / "summary.json").read_text())
+    # each refined score is that point's head fine-tuned and scored again, by hand
+    from evoprune.config import load_config
+    from evoprune.experiments import make_finetuner, make_problem
+    from evoprune.export import _genomes
+
+    cfg = load_config(out / "config.toml")
+    problem = make_problem(cfg.with_overrides({"finetune.refine": "none"}), prepared)
+    tuner = make_finetuner(cfg, prepared, problem.evaluator.layer_indices)
+    genomes = _genomes(out)
+    for row in refined.itertuples():
+        mask = problem.encoding.decode([genomes[row.eval_index]])[0][0]
+        assert int(mask.sum()) == row.nonzero
+        kernel, bias = tuner.tune(mask)
+        ev = problem.evaluator
+        assert row.refined_accuracy == head_accuracy(ev.features, ev.labels, kernel, bias)
+    assert (refined["refined_accuracy"] > refined["accuracy"]).mean() >= 0.5  # tuning helps
     assert summary["refined"]["points"] == len(refined)
     result = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "m.keras")])
     assert result.exit_code == 0, result.output
     assert "gzip size" in result.output and "(fine-tuned)" in result.output
     import keras
 
+    from evoprune.model import accuracy, compile_model
+
     exported = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    compile_model(exported)
     best = summary["refined"]["best_within_1pp"]
-    top = best["nonzero"] if best else refined.sort_values("refined_accuracy").iloc[-1]["nonzero"]
-    assert np.count_nonzero(exported.layers[-1].get_weights()[0]) <= top
+    chosen = best or refined.sort_values("refined_accuracy").iloc[-1].to_dict()
+    assert np.count_nonzero(exported.layers[-1].get_weights()[0]) == chosen["nonzero"]
+    assert f"front point {chosen['eval_index']} (fine-tuned)" in result.output
+    # the exported model scores what the run reported for that fine-tuned head
+    n = len(prepared.dataset.validation[1])
+    assert abs(accuracy(exported, prepared.dataset.validation) - chosen["refined_accuracy"]) <= 1 / n
     bad = runner.invoke(app, ["export", str(out), "--rank", "99", "--out", str(tmp_path / "x.keras")])
     assert bad.exit_code == 1 and "--rank 99" in bad.output
 
@@ -100,9 +122,11 @@ def test_model_finetuning_keeps_mask_restores_model_and_helps(prepared):
     assert np.all(weights[-2][~mask] == 0)
     assert not np.array_equal(weights[0], before[0])  # the convolutions were retrained too
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
-    model.layers[-1].kernel.assign(kernel * mask)
-    pruned = accuracy(model, ds.validation)
-    model.set_weights(before)
+    try:
+        model.layers[-1].kernel.assign(kernel * mask)
+        pruned = accuracy(model, ds.validation)
+    finally:
+        model.set_weights(before)  # the session-shared model, whatever happens
     tuned, _ = tuner.score(mask)
     assert tuned > pruned + 0.02
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))

@@ -14,8 +14,13 @@ import pandas as pd
 def _run(tmp_path, name, config, seed):
     env = {**os.environ, "EVOPRUNE_CACHE_DIR": str(tmp_path / f"cache-{name}")}
     out = tmp_path / name
-    subprocess.run([sys.executable, "-m", "evoprune", "run", "--config", str(config), "--seed",
-                    str(seed), "--out", str(out)], check=True, env=env, capture_output=True)
+    args = [sys.executable, "-m", "evoprune", "run", "--config", str(config), "--seed", str(seed),
+            "--out", str(out)]
+    try:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"run {name} hung:\n{exc.stdout}\n{exc.stderr}") from None
+    assert done.returncode == 0, f"run {name} failed:\n{done.stdout}\n{done.stderr}"
     return out, next((tmp_path / f"cache-{name}").glob("*.keras"))
 
 
