@@ -91,6 +91,8 @@ def _cases(tmp, config, done):
         "nsga2 population": (lambda: ["--algorithm", "nsga2", "--population", "30"], "search.population=30"),
         "negative generations": (lambda: ["--generations", "-1"], "search.generations=-1"),
         "resume other config": (lambda: _other_resume(tmp, done), "another config"),
+        "negative tolerance": (lambda: _toml(tmp / "t.toml", "[select]\ntolerance_pp = -0.5\n"),
+                               "select.tolerance_pp=-0.5"),
     }
 
 
@@ -122,7 +124,7 @@ def _other_resume(tmp, done):
     "unknown key", "wrong type", "rate out of range", "negative rate", "population too small",
     "unknown algorithm", "unknown evaluator", "unknown dataset", "not toml", "missing config",
     "model not keras", "model NaN weights", "model without layer", "missing model",
-    "nsga2 population", "negative generations", "resume other config"])
+    "nsga2 population", "negative generations", "resume other config", "negative tolerance"])
 def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
     config, done = finished
     out = tmp_path / "run"

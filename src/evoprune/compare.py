@@ -27,6 +27,7 @@ METRICS = {
     "nonzero_within_0.5pp": False, "nonzero_within_1pp": False,
     "test_nonzero_within_0.5pp": False, "test_nonzero_within_1pp": False,
     "selected_1pp_test_drop_pp": False,
+    "selected_compression": True, "selected_test_drop_pp": False,
 }
 
 
@@ -86,7 +87,15 @@ def _trial_row(config: Config, algorithm: str, seed: int, result: RunResult,
            "front_size": len(result.front), "search_time_s": s["search_time_s"]}
     row.update(front_metrics(config, result.front, exact, base["accuracy"], base["test_accuracy"],
                              base["nonzero"]))
+    row.update(selected_columns(s))
     return row
+
+
+def selected_columns(summary: dict) -> dict:
+    """A trial's ``summary["selected"]`` as table columns (None where nothing was within tolerance)."""
+    chosen = summary.get("selected") or {}
+    return {"selected_nonzero": chosen.get("nonzero"), "selected_compression": chosen.get("compression"),
+            "selected_test_drop_pp": chosen.get("test_drop_pp")}
 
 
 def _generation_rows(config: Config, algorithm: str, seed: int, result: RunResult) -> pd.DataFrame:
@@ -249,7 +258,7 @@ def _save_new(out: Path, trials: pd.DataFrame, generations: pd.DataFrame, fronts
 
 INT_COLUMNS = ("seed", "evaluations", "baseline_nonzero", "best_nonzero", "front_size", "gen", "nonzero",
                "nonzero_within_0.5pp", "nonzero_within_1pp", "test_nonzero_within_0.5pp",
-               "test_nonzero_within_1pp")
+               "test_nonzero_within_1pp", "selected_nonzero")
 
 
 def _integers(table: pd.DataFrame) -> pd.DataFrame:

@@ -18,7 +18,8 @@ from evoprune.errors import ConfigError
 DATASETS = ("mnist", "mnist-sample")
 FITNESS_SPLITS = ("validation", "test")
 EVALUATORS = ("fast", "exact")
-ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament")
+MAGNITUDE = "magnitude"  # not an evolutionary search: the baseline of evoprune.magnitude
+ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament", MAGNITUDE)
 ENCODINGS = ("threshold", "layer_thresholds", "unit_thresholds", "mask")
 LAYERS = ("head", "dense", "all")  # or a list of layer names
 REFINES = ("none", "front", "each")
@@ -295,8 +296,24 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class SelectConfig:
+    """Selection of the run's answer: one model out of the (fine-tuned) front.
+
+    Attributes:
+        tolerance_pp: the selected model is the smallest one whose accuracy on the
+            fitness split (after fine-tuning, when the front is refined) is within this
+            many percentage points of the baseline's.
+    """
+
+    tolerance_pp: float = 1.0
+
+    def validate(self) -> None:
+        _check_range("select.tolerance_pp", self.tolerance_pp, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
 class Config:
-    """A whole run: data, model, search, metrics and compare sections."""
+    """A whole run: data, model, search, metrics, compare, fine-tuning, bench and select sections."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -305,6 +322,7 @@ class Config:
     compare: CompareConfig = field(default_factory=CompareConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
 
     def validate(self) -> Config:
         for section in fields(self):
@@ -344,7 +362,7 @@ class Config:
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "search": SearchConfig,
              "metrics": MetricsConfig, "compare": CompareConfig, "finetune": FinetuneConfig,
-             "bench": BenchConfig}
+             "bench": BenchConfig, "select": SelectConfig}
 
 
 def _toml_value(value: Any) -> str:

@@ -44,9 +44,9 @@ def _genomes(run_dir: Path) -> list:
 
 
 def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
-    """The front point of the given rank (0 = best).
+    """The front point of the given rank (0 = the run's ``selected`` model, else the best).
 
-    Refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
+    Rank 0 is ``summary["selected"]`` when the run selected one. Otherwise refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
     smallest first, then the others by accuracy; other runs rank by scalar fitness.
     """
     refined = run_dir / "refined.csv"
@@ -58,6 +58,10 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
         table = table.sort_values(["_ok", "_size", "refined_accuracy"], ascending=[False, True, False])
     else:
         table = table.sort_values("fitness", ascending=False, kind="stable")
+    selected = summary.get("selected")
+    if rank == 0 and selected is not None:
+        index = "eval_index"
+        table = pd.concat([table[table[index] == selected[index]], table[table[index] != selected[index]]])
     if not 0 <= rank < len(table):
         raise EvopruneError(f"Expected --rank in 0..{len(table) - 1}. Received: --rank {rank}")
     return table.iloc[rank], refined.is_file()
@@ -80,6 +84,9 @@ def export_model(run_dir: Path, out: Path, rank: int = 0) -> ExportReport:
     if out.suffix != ".keras":
         raise EvopruneError(f"Expected an output file ending in .keras. Received: --out {out}")
     config = load_config(run_dir / "config.toml")
+    if config.search.algorithm == "magnitude":
+        raise EvopruneError(f"Export of a magnitude-baseline run is not supported (it keeps no genomes). "
+                            f"Received: {run_dir}")
     row, refined = choose(run_dir, rank, summary)
     genome = _genomes(run_dir)[int(row["eval_index"])]
     prepared = prepare(config)

@@ -240,6 +240,11 @@ class ModelFinetuner:
         self.base = [w.copy() for w in model.get_weights()]
         self._cache: dict[bytes, list] = {}
 
+    def rebase(self, weights: list) -> None:
+        """Fine-tunes from ``weights`` from now on (iterative pruning retrains the last model)."""
+        self.base = [np.asarray(w).copy() for w in weights]
+        self._cache.clear()
+
     def tuned_weights(self, masks) -> list:
         """All model weights after fine-tuning with ``masks`` (one per pruned layer; memoized)."""
         import keras
