@@ -136,3 +136,21 @@ def test_bench_has_one_magnitude_cell_per_seed(sample_config):
     magnitude = [s for s in specs if s["cell"] == bench.MAGNITUDE_CELL]
     assert [s["config"]["search"]["seed"] for s in magnitude] == [0, 1]
     assert {s["cell"] for s in specs} == {"threshold/paper/average+random_reset", bench.MAGNITUDE_CELL}
+
+
+def test_compare_runs_the_magnitude_baseline_beside_evolution_on_a_process_pool(sample_config, tmp_path):
+    from evoprune import compare as cmp
+
+    cfg = sample_config.with_overrides({
+        "search.generations": 200, "search.max_evaluations": 40, "compare.seeds": 1,
+        "compare.algorithms": ["paper", "magnitude"], "compare.executor": "local", "compare.workers": 2,
+        "finetune.refine": "front", "finetune.scope": "model", "finetune.epochs": 1,
+        "finetune.max_points": 2})
+    trials = cmp.compare(cfg, tmp_path).trials.set_index("algorithm")
+    assert set(trials.index) == {"sweep", "paper", "magnitude"}
+    assert trials.loc["paper", "evaluations"] == 40
+    assert trials.loc["magnitude", "evaluations"] == retrain_budget_epochs(cmp.with_budget(cfg)) == 8
+    assert trials.loc["magnitude", "selected_compression"] > 1
+    assert "selected_test_drop_pp" in trials.columns
+    saved = pd.read_csv(tmp_path / "trials.csv")
+    assert set(saved["algorithm"]) == {"sweep", "paper", "magnitude"}

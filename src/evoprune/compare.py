@@ -221,9 +221,8 @@ def compare(config: Config, out: Path, progress: Progress = lambda label, done: 
             new = [] if (REFERENCE, seed) in finished else [(REFERENCE, row, exact, pd.DataFrame())]
             trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished, progress)
         results = {}
-        for algorithm in todo:
-            results[algorithm] = result = run_search(algorithm_config(config, algorithm, seed),
-                                                     prepared=prepared)
+        for algorithm, result in _run_trials(config, todo, seed, prepared):
+            results[algorithm] = result
             if sweep:
                 new.append((algorithm, _trial_row(config, algorithm, seed, result, exact), result.front,
                             _generation_rows(config, algorithm, seed, result)))
@@ -240,6 +239,40 @@ def compare(config: Config, out: Path, progress: Progress = lambda label, done: 
                     for a, r in results.items()]
         trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished, progress)
     return CompareResult(trials, generations, fronts)
+
+
+def run_trial(spec: dict) -> dict:
+    """Runs one trial in any process (spawned or a Dask worker); returns its tables and summary."""
+    from evoprune.config import from_dict
+    from evoprune.model import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    result = run_search(from_dict(spec["config"]))
+    return {"summary": result.summary, "front": result.front, "archive": result.archive,
+            "logbook": result.logbook}
+
+
+def _run_trials(config: Config, algorithms: list[str], seed: int, prepared: Prepared):
+    """Yields ``(algorithm, result)`` for one seed's trials as they end, on ``compare.executor``.
+
+    ``serial`` runs them here on the already loaded model; ``local`` and ``dask`` send
+    each trial to a worker, which loads the model that :func:`prepare` cached.
+    """
+    from types import SimpleNamespace
+
+    from evoprune.executors import run_tasks
+
+    if config.compare.executor == "serial":
+        for algorithm in algorithms:
+            yield algorithm, run_search(algorithm_config(config, algorithm, seed), prepared=prepared)
+        return
+    specs = [{"key": f"{a}/seed{seed}", "algorithm": a, "config": algorithm_config(config, a, seed).to_dict()}
+             for a in algorithms]
+    done: list = []
+    run_tasks("evoprune.compare:run_trial", specs, executor=config.compare.executor,
+              workers=config.compare.workers, on_result=lambda spec, r: done.append((spec["algorithm"], r)))
+    for algorithm, r in done:  # saved in order of completion, after the seed's trials all ended
+        yield algorithm, SimpleNamespace(**r)
 
 
 def _save_new(out: Path, trials: pd.DataFrame, generations: pd.DataFrame, fronts: pd.DataFrame,

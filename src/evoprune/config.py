@@ -201,14 +201,22 @@ class CompareConfig:
 
     Attributes:
         seeds: number of seeds (0 .. seeds-1); each seed trains and prunes its own model.
-        algorithms: algorithms to compare (the exact sweep is always added as reference).
+        algorithms: algorithms to compare (the exact sweep is always added as reference;
+            ``magnitude`` adds the magnitude-pruning baseline).
+        executor: where a seed's trials run: ``serial`` (in this process, the default),
+            ``local`` (spawn process pool) or ``dask``; worth it once a trial takes minutes.
+        workers: processes (local) or Dask workers (LocalCluster).
     """
 
     seeds: int = 10
     algorithms: tuple = ("paper", "nsga2", "spea2", "nsga3")
+    executor: str = "serial"
+    workers: int = 2
 
     def validate(self) -> None:
         _check_range("compare.seeds", self.seeds, 1)
+        _check_choice("compare.executor", self.executor, EXECUTORS)
+        _check_range("compare.workers", self.workers, 1)
         if not self.algorithms:
             raise ConfigError("Expected at least one algorithm. Received: compare.algorithms=[]")
         for name in self.algorithms:
