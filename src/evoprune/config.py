@@ -84,6 +84,8 @@ class ModelConfig:
         cache_dir: where trained models are cached; empty means
             ``$EVOPRUNE_CACHE_DIR`` or ``~/.cache/evoprune``.
         model_file: a ``.keras`` file to prune instead of training one.
+        lr_schedule: ``constant`` (the notebook's) or ``cosine`` (decays the learning rate
+            to 0 over the training steps: a converged, reproducible baseline).
     """
 
     architecture: str = "paper-cnn"
@@ -92,6 +94,7 @@ class ModelConfig:
     learning_rate: float = 0.005
     cache_dir: str = ""
     model_file: str = ""
+    lr_schedule: str = "constant"
 
     def validate(self) -> None:
         from evoprune.architectures import ARCHITECTURES
@@ -100,6 +103,7 @@ class ModelConfig:
         _check_range("model.epochs", self.epochs, 1)
         _check_range("model.batch_size", self.batch_size, 1)
         _check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_choice("model.lr_schedule", self.lr_schedule, ("constant", "cosine"))
 
 
 @dataclass(frozen=True)
