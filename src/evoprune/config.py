@@ -276,6 +276,8 @@ class FinetuneConfig:
             at ``model_learning_rate``: seconds a mask, front only).
         steps, batch_size, learning_rate: Adam mini-batch training of the head.
         epochs, model_learning_rate: training of the whole model (``scope = "model"``).
+        model_lr_schedule: ``constant`` or ``cosine`` (decays ``model_learning_rate`` to 0
+            over the fine-tuning steps, so a converged baseline is not shaken loose).
         max_points: at most this many front points are fine-tuned (evenly spread).
         max_drop_pp: only front points within this many accuracy points of baseline
             before fine-tuning (fine-tuning recovers much of the loss).
@@ -288,12 +290,14 @@ class FinetuneConfig:
     learning_rate: float = 0.01
     epochs: int = 3
     model_learning_rate: float = 0.005
+    model_lr_schedule: str = "constant"
     max_points: int = 30
     max_drop_pp: float = 50.0
 
     def validate(self) -> None:
         _check_choice("finetune.refine", self.refine, REFINES)
         _check_choice("finetune.scope", self.scope, ("head", "model"))
+        _check_choice("finetune.model_lr_schedule", self.model_lr_schedule, ("constant", "cosine"))
         _check_range("finetune.epochs", self.epochs, 1)
         _check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0,
                      low_open=True)
