@@ -124,6 +124,7 @@ def test_magnitude_baseline_prunes_iteratively_within_the_equal_budget(lenet, tm
     assert chosen["nonzero"] == within["nonzero"].min()
     assert chosen["refined"] and set(chosen["per_layer"]) == {"fc1", "fc2", "fc3"}
     assert (out / "front.csv").is_file() and summary["algorithm"] == "magnitude"
+    assert summary["evaluations"] == len(rounds)
     export = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "m.keras")])
     assert export.exit_code != 0 and "magnitude" in export.output
 

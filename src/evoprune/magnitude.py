@@ -148,7 +148,7 @@ def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResul
     logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
     best = table.loc[table["fitness"].idxmax()]
     summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
-    summary.update({"best": {k: _py(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
+    summary.update({"evaluations": len(table), "model_evaluations": len(table), "best": {k: _py(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
                     "front_size": len(front), "magnitude": {
         "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
         "retrain_budget_epochs": budget, "rounds": rounds, "epochs_per_round": config.finetune.epochs}})
