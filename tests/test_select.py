@@ -115,7 +115,9 @@ def test_magnitude_baseline_prunes_iteratively_within_the_equal_budget(lenet, tm
     out, summary, _ = _run(cfg, tmp_path, "magnitude")
     rounds = pd.read_csv(out / "population.csv")
     budget = retrain_budget_epochs(cfg)
-    assert len(rounds) == budget // cfg.finetune.epochs == summary["magnitude"]["rounds"]
+    assert len(rounds) <= budget // cfg.finetune.epochs == summary["magnitude"]["rounds"]
+    retried = (rounds["nonzero"].diff() == 0) & ~rounds["accepted"] & ~rounds["accepted"].shift(fill_value=True)
+    assert not retried.any() and summary["magnitude"]["rounds_run"] == len(rounds)   # no identical retries
     accepted = rounds[rounds["accepted"]]
     assert accepted["nonzero"].is_monotonic_decreasing and len(accepted) >= 1
     assert rounds.loc[0, "nonzero"] == round(0.5 * summary["baseline"]["nonzero"])   # first round halves
@@ -150,7 +152,7 @@ def test_compare_runs_the_magnitude_baseline_beside_evolution_on_a_process_pool(
     trials = cmp.compare(cfg, tmp_path).trials.set_index("algorithm")
     assert set(trials.index) == {"sweep", "paper", "magnitude"}
     assert trials.loc["paper", "evaluations"] == 40
-    assert trials.loc["magnitude", "evaluations"] == retrain_budget_epochs(cmp.with_budget(cfg)) == 8
+    assert 1 <= trials.loc["magnitude", "evaluations"] <= retrain_budget_epochs(cmp.with_budget(cfg)) == 8
     assert trials.loc["magnitude", "selected_compression"] > 1
     assert "selected_test_drop_pp" in trials.columns
     saved = pd.read_csv(tmp_path / "trials.csv")

@@ -69,8 +69,10 @@ def magnitude_schedule(finetuner, kernels: list[np.ndarray], base_accuracy: floa
     Every round starts from the last accepted model (its retrained weights): it keeps a
     share of that model's surviving weights (first :data:`FIRST_KEEP`), retrains with
     the masks fixed and scores the fitness split. A round within ``tolerance_pp`` of
-    baseline is accepted; a failed one halves the step in log-space (keep -> sqrt(keep)),
-    so the rounds converge on the smallest model that holds.
+    baseline is accepted; a failed one halves the step in log-space (keep -> sqrt(keep),
+    at most :data:`MAX_KEEP`), so the rounds converge on the smallest model that holds.
+    It stops after ``rounds`` rounds, or earlier when the smallest step fails
+    (retraining is seeded, so a retry would repeat that round exactly).
 
     Args:
         finetuner: a :class:`~evoprune.finetune.ModelFinetuner`; its ``base`` weights are
@@ -100,6 +102,8 @@ def magnitude_schedule(finetuner, kernels: list[np.ndarray], base_accuracy: floa
         all_masks[r] = trial
         if accepted:
             weights, masks = finetuner.tuned_weights(trial), trial
+        elif keep >= MAX_KEEP:
+            break  # the smallest step failed: a retry would repeat this round exactly
         else:
             keep = min(math.sqrt(keep), MAX_KEEP)
     return pd.DataFrame(rows), all_masks
@@ -151,7 +155,7 @@ def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResul
     summary.update({"evaluations": len(table), "model_evaluations": len(table), "best": {k: _py(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
                     "front_size": len(front), "magnitude": {
         "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
-        "retrain_budget_epochs": budget, "rounds": rounds, "epochs_per_round": config.finetune.epochs}})
+        "retrain_budget_epochs": budget, "rounds": rounds, "rounds_run": len(table), "epochs_per_round": config.finetune.epochs}})
     summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
     summary["selected"] = select(front, None, summary["baseline"], config.select.tolerance_pp,
                                  lambda i: table.at[i, "genome"], lambda i: masks[i], target)
