@@ -119,6 +119,8 @@ def _cases(tmp, config, done):
         "absurd population": (lambda: ["--population", "1000000"], "search.population=1000000"),
         "memory estimate": (lambda: ["--population", "100000", "--generations", "100000000"], "GiB"),
         "old pickle checkpoint": (lambda: _old_resume(tmp, done), "Old checkpoint format"),
+        "negative tolerance": (lambda: _toml(tmp / "t.toml", "[select]\ntolerance_pp = -0.5\n"),
+                               "select.tolerance_pp=-0.5"),
     }
 
 
@@ -190,10 +192,9 @@ def _other_resume(tmp, done):
     "npz label out of range", "npz missing arrays", "npz NaN", "npz mixed sizes", "not npz",
     "folder empty class", "folder unreadable image", "folder mixed sizes", "data dir and file",
     "images too small for architecture", "unknown architecture", "model classes differ from data",
-    "model input differs from data", "unknown layer name",
-    "nsga2 population", "negative generations", "resume other config", "NaN rate",
+    "model input differs from data", "unknown layer name", "NaN rate",
     "infinite threshold", "seed above 2^32-1", "absurd population", "memory estimate",
-    "old pickle checkpoint"])
+    "old pickle checkpoint", "negative tolerance"])
 def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
     config, done = finished
     out = tmp_path / "run"

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from evoprune.cli import app
@@ -130,3 +131,27 @@ def test_model_finetuning_keeps_mask_restores_model_and_helps(prepared):
     tuned, _ = tuner.score(mask)
     assert tuned > pruned + 0.02
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+
+
+def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, monkeypatch):
+    import keras
+
+    from evoprune import model as model_module
+    from evoprune.finetune import ModelFinetuner
+    from evoprune.target import build_target
+
+    model, ds = prepared.trained.model, prepared.dataset
+    kernel = model.get_weights()[-2]
+    mask = np.abs(kernel) > np.quantile(np.abs(kernel), 0.8)
+    rates = []
+    real = model_module.compile_model
+    monkeypatch.setattr(model_module, "compile_model", lambda m, lr=0.005, **kw: (rates.append(lr), real(m, lr, **kw)))
+    args = (model, ds.train, ds.validation, ds.test, build_target(model, "head"))
+    cosine = ModelFinetuner(*args, epochs=1, learning_rate=0.005, batch_size=128, seed=0, lr_schedule="cosine")
+    weights = cosine.tuned_weights(mask)
+    schedule, steps = rates[-1], int(np.ceil(len(ds.train[1]) / 128))
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert float(schedule(steps)) == pytest.approx(0.0)
+    assert np.all(weights[-2][~mask] == 0)
+    constant = ModelFinetuner(*args, epochs=1, learning_rate=0.005, batch_size=128, seed=0).tuned_weights(mask)
+    assert rates[-1] == 0.005 and not np.array_equal(constant[0], weights[0])

@@ -58,3 +58,24 @@ def test_model_without_dense_layer_is_refused(tmp_path):
     model.save(tmp_path / "conv.keras")
     with pytest.raises(ModelError, match="no Dense layer"):
         load_model_file(tmp_path / "conv.keras")
+
+
+def test_cosine_schedule_is_its_own_cached_model_and_decays_to_zero(sample_config, prepared, monkeypatch):
+    import keras
+
+    from evoprune import model as model_module
+    from evoprune.model import cache_key
+
+    constant = sample_config.model
+    cosine = sample_config.with_overrides({"model.lr_schedule": "cosine"}).model
+    ds = prepared.dataset
+    assert cache_key(ds, constant, 0) != cache_key(ds, cosine, 0)
+    seen = []
+    real = model_module.compile_model
+    monkeypatch.setattr(model_module, "compile_model", lambda m, lr=0.005, **kw: (seen.append(lr), real(m, lr, **kw)))
+    trained = model_module.train(ds, cosine, 0)
+    schedule = seen[-1]
+    steps = int(np.ceil(len(ds.train[1]) / cosine.batch_size))
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert float(schedule(0)) == pytest.approx(cosine.learning_rate) and float(schedule(steps)) == pytest.approx(0)
+    assert int(trained.optimizer.iterations.numpy()) == steps

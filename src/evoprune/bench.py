@@ -8,7 +8,7 @@ from typing import Callable
 
 import pandas as pd
 
-from evoprune.config import Config, from_dict
+from evoprune.config import MAGNITUDE, Config, from_dict
 from evoprune.errors import ConfigError
 from evoprune.results import atomic_write_text
 
@@ -17,7 +17,8 @@ PEER = "pymoo-nsga2"
 METRICS = {"hypervolume": True, "best_fitness": True, "best_test_accuracy": True,
            "nonzero_within_1pp": False, "selected_1pp_test_drop_pp": False,
            "test_nonzero_within_1pp": False, "refined_nonzero_within_1pp": False,
-           "refined_test_drop_pp": False}
+           "refined_test_drop_pp": False, "selected_compression": True, "selected_test_drop_pp": False}
+MAGNITUDE_CELL = f"-/{MAGNITUDE}/-"  # the magnitude baseline has no genome and no operators
 
 
 def trial_config(config: Config, encoding: str, algorithm: str, variant: str, seed: int) -> Config:
@@ -48,7 +49,7 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
             except ConfigError as exc:
                 skipped.append(f"{encoding} with {variant}: {exc}")
                 continue
-            for algorithm in b.algorithms:
+            for algorithm in (a for a in b.algorithms if a != MAGNITUDE):
                 cell = f"{encoding}/{algorithm}/{variant}"
                 for seed in range(b.seeds):
                     cfg = trial_config(config, encoding, algorithm, variant, seed)
@@ -60,6 +61,11 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
                 cell = f"{encoding}/{PEER}/default"
                 specs.append({"key": f"{cell}/seed{seed}", "cell": cell, "config": cfg.to_dict(),
                               "peer": "pymoo"})
+    if MAGNITUDE in b.algorithms:
+        for seed in range(b.seeds):
+            cfg = config.with_overrides({"search.algorithm": MAGNITUDE, "search.seed": seed})
+            specs.append({"key": f"{MAGNITUDE_CELL}/seed{seed}", "cell": MAGNITUDE_CELL,
+                          "config": cfg.to_dict()})
     if not specs:
         raise ConfigError("No valid grid cell: every operator variant mismatches every encoding. "
                           f"Received: bench.variants={list(b.variants)}")
@@ -71,7 +77,7 @@ def run_trial(spec: dict) -> dict:
     from evoprune.model import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from evoprune.compare import front_metrics
+    from evoprune.compare import front_metrics, selected_columns
     from evoprune.experiments import prepare, run_search
     from evoprune.peer import run_pymoo
 
@@ -94,6 +100,7 @@ def run_trial(spec: dict) -> dict:
     row["refined_test_accuracy"] = best["refined_test_accuracy"] if best else None
     row["refined_test_drop_pp"] = (100 * (base["test_accuracy"] - best["refined_test_accuracy"])
                                    if best else None)
+    row.update(selected_columns(s))
     return row
 
 

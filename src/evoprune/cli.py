@@ -136,7 +136,7 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
         data_file: DataFileOpt = None,
         seed: SeedOpt = None,
         algorithm: Annotated[Optional[str], typer.Option(
-            help="paper, nsga2, spea2, nsga3 or tournament.")] = None,
+            help="paper, nsga2, spea2, nsga3, tournament or magnitude (the baseline).")] = None,
         population: Annotated[Optional[int], typer.Option(help="Population size.")] = None,
         generations: Annotated[Optional[int], typer.Option(help="Generations.")] = None,
         evaluator: Annotated[Optional[str], typer.Option(help="fast or exact.")] = None,
@@ -186,6 +186,12 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
             f"({best['compression']:.2f}x), accuracy {best['accuracy']:.4f} "
             f"(baseline {base['accuracy']:.4f}), test {best['test_accuracy']:.4f}, "
             f"fitness {best['fitness']:.4f}")
+        chosen = result.summary.get("selected")
+        tolerance = result.summary["select"]["tolerance_pp"]
+        typer.echo(f"selected (smallest within {tolerance:g} points on {cfg.data.fitness_split}): "
+                   + (f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy "
+                      f"{chosen['accuracy']:.4f}, test {chosen['test_accuracy']:.4f} "
+                      f"(drop {chosen['test_drop_pp']:.2f} points)" if chosen else "none"))
         typer.echo(f"{result.summary['evaluations']} evaluations, search "
                    f"{result.summary['search_time_s']:.2f} s; results in {out}")
 

@@ -27,6 +27,7 @@ METRICS = {
     "nonzero_within_0.5pp": False, "nonzero_within_1pp": False,
     "test_nonzero_within_0.5pp": False, "test_nonzero_within_1pp": False,
     "selected_1pp_test_drop_pp": False,
+    "selected_compression": True, "selected_test_drop_pp": False,
 }
 
 
@@ -86,7 +87,15 @@ def _trial_row(config: Config, algorithm: str, seed: int, result: RunResult,
            "front_size": len(result.front), "search_time_s": s["search_time_s"]}
     row.update(front_metrics(config, result.front, exact, base["accuracy"], base["test_accuracy"],
                              base["nonzero"]))
+    row.update(selected_columns(s))
     return row
+
+
+def selected_columns(summary: dict) -> dict:
+    """A trial's ``summary["selected"]`` as table columns (None where nothing was within tolerance)."""
+    chosen = summary.get("selected") or {}
+    return {"selected_nonzero": chosen.get("nonzero"), "selected_compression": chosen.get("compression"),
+            "selected_test_drop_pp": chosen.get("test_drop_pp")}
 
 
 def _generation_rows(config: Config, algorithm: str, seed: int, result: RunResult) -> pd.DataFrame:
@@ -212,9 +221,8 @@ def compare(config: Config, out: Path, progress: Progress = lambda label, done: 
             new = [] if (REFERENCE, seed) in finished else [(REFERENCE, row, exact, pd.DataFrame())]
             trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished, progress)
         results = {}
-        for algorithm in todo:
-            results[algorithm] = result = run_search(algorithm_config(config, algorithm, seed),
-                                                     prepared=prepared)
+        for algorithm, result in _run_trials(config, todo, seed, prepared):
+            results[algorithm] = result
             if sweep:
                 new.append((algorithm, _trial_row(config, algorithm, seed, result, exact), result.front,
                             _generation_rows(config, algorithm, seed, result)))
@@ -233,6 +241,40 @@ def compare(config: Config, out: Path, progress: Progress = lambda label, done: 
     return CompareResult(trials, generations, fronts)
 
 
+def run_trial(spec: dict) -> dict:
+    """Runs one trial in any process (spawned or a Dask worker); returns its tables and summary."""
+    from evoprune.config import from_dict
+    from evoprune.model import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    result = run_search(from_dict(spec["config"]))
+    return {"summary": result.summary, "front": result.front, "archive": result.archive,
+            "logbook": result.logbook}
+
+
+def _run_trials(config: Config, algorithms: list[str], seed: int, prepared: Prepared):
+    """Yields ``(algorithm, result)`` for one seed's trials as they end, on ``compare.executor``.
+
+    ``serial`` runs them here on the already loaded model; ``local`` and ``dask`` send
+    each trial to a worker, which loads the model that :func:`prepare` cached.
+    """
+    from types import SimpleNamespace
+
+    from evoprune.executors import run_tasks
+
+    if config.compare.executor == "serial":
+        for algorithm in algorithms:
+            yield algorithm, run_search(algorithm_config(config, algorithm, seed), prepared=prepared)
+        return
+    specs = [{"key": f"{a}/seed{seed}", "algorithm": a, "config": algorithm_config(config, a, seed).to_dict()}
+             for a in algorithms]
+    done: list = []
+    run_tasks("evoprune.compare:run_trial", specs, executor=config.compare.executor,
+              workers=config.compare.workers, on_result=lambda spec, r: done.append((spec["algorithm"], r)))
+    for algorithm, r in done:  # saved in order of completion, after the seed's trials all ended
+        yield algorithm, SimpleNamespace(**r)
+
+
 def _save_new(out: Path, trials: pd.DataFrame, generations: pd.DataFrame, fronts: pd.DataFrame,
               new: list, finished: set, progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Adds finished trials (fronts and generations first, then trials.csv rows), saves, empties ``new``."""
@@ -249,7 +291,7 @@ def _save_new(out: Path, trials: pd.DataFrame, generations: pd.DataFrame, fronts
 
 INT_COLUMNS = ("seed", "evaluations", "baseline_nonzero", "best_nonzero", "front_size", "gen", "nonzero",
                "nonzero_within_0.5pp", "nonzero_within_1pp", "test_nonzero_within_0.5pp",
-               "test_nonzero_within_1pp")
+               "test_nonzero_within_1pp", "selected_nonzero")
 
 
 def _integers(table: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,8 @@ SAMPLE_DATASET = "mnist-sample"
 TFDS_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_.]+)?(:[0-9.]+)?$")
 FITNESS_SPLITS = ("validation", "test")
 EVALUATORS = ("fast", "exact")
-ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament")
+MAGNITUDE = "magnitude"  # not an evolutionary search: the baseline of evoprune.magnitude
+ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament", MAGNITUDE)
 ENCODINGS = ("threshold", "layer_thresholds", "unit_thresholds", "mask")
 LAYERS = ("head", "dense", "all")  # or a list of layer names
 REFINES = ("none", "front", "each")
@@ -123,6 +124,8 @@ class ModelConfig:
         cache_dir: where trained models are cached; empty means
             ``$EVOPRUNE_CACHE_DIR`` or ``~/.cache/evoprune``.
         model_file: a ``.keras`` file to prune instead of training one.
+        lr_schedule: ``constant`` (the notebook's) or ``cosine`` (decays the learning rate
+            to 0 over the training steps: a converged, reproducible baseline).
     """
 
     architecture: str = "paper-cnn"
@@ -131,6 +134,7 @@ class ModelConfig:
     learning_rate: float = 0.005
     cache_dir: str = ""
     model_file: str = ""
+    lr_schedule: str = "constant"
 
     def validate(self) -> None:
         from evoprune.architectures import ARCHITECTURES
@@ -141,6 +145,7 @@ class ModelConfig:
         _check_range("model.epochs", self.epochs, 1, 100_000)
         _check_range("model.batch_size", self.batch_size, 1, 1 << 20)
         _check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_choice("model.lr_schedule", self.lr_schedule, ("constant", "cosine"))
 
 
 @dataclass(frozen=True)
@@ -245,14 +250,22 @@ class CompareConfig:
 
     Attributes:
         seeds: number of seeds (0 .. seeds-1); each seed trains and prunes its own model.
-        algorithms: algorithms to compare (the exact sweep is always added as reference).
+        algorithms: algorithms to compare (the exact sweep is always added as reference;
+            ``magnitude`` adds the magnitude-pruning baseline).
+        executor: where a seed's trials run: ``serial`` (in this process, the default),
+            ``local`` (spawn process pool) or ``dask``; worth it once a trial takes minutes.
+        workers: processes (local) or Dask workers (LocalCluster).
     """
 
     seeds: int = 10
     algorithms: tuple = ("paper", "nsga2", "spea2", "nsga3")
+    executor: str = "serial"
+    workers: int = 2
 
     def validate(self) -> None:
         _check_range("compare.seeds", self.seeds, 1, 100_000)
+        _check_choice("compare.executor", self.executor, EXECUTORS)
+        _check_range("compare.workers", self.workers, 1, 1024)
         if not self.algorithms:
             raise ConfigError("Expected at least one algorithm. Received: compare.algorithms=[]")
         for name in self.algorithms:
@@ -308,6 +321,8 @@ class FinetuneConfig:
             at ``model_learning_rate``: seconds a mask, front only).
         steps, batch_size, learning_rate: Adam mini-batch training of the head.
         epochs, model_learning_rate: training of the whole model (``scope = "model"``).
+        model_lr_schedule: ``constant`` or ``cosine`` (decays ``model_learning_rate`` to 0
+            over the fine-tuning steps, so a converged baseline is not shaken loose).
         max_points: at most this many front points are fine-tuned (evenly spread).
         max_drop_pp: only front points within this many accuracy points of baseline
             before fine-tuning (fine-tuning recovers much of the loss).
@@ -320,12 +335,14 @@ class FinetuneConfig:
     learning_rate: float = 0.01
     epochs: int = 3
     model_learning_rate: float = 0.005
+    model_lr_schedule: str = "constant"
     max_points: int = 30
     max_drop_pp: float = 50.0
 
     def validate(self) -> None:
         _check_choice("finetune.refine", self.refine, REFINES)
         _check_choice("finetune.scope", self.scope, ("head", "model"))
+        _check_choice("finetune.model_lr_schedule", self.model_lr_schedule, ("constant", "cosine"))
         _check_range("finetune.epochs", self.epochs, 1, 100_000)
         _check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0,
                      low_open=True)
@@ -340,8 +357,24 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class SelectConfig:
+    """Selection of the run's answer: one model out of the (fine-tuned) front.
+
+    Attributes:
+        tolerance_pp: the selected model is the smallest one whose accuracy on the
+            fitness split (after fine-tuning, when the front is refined) is within this
+            many percentage points of the baseline's.
+    """
+
+    tolerance_pp: float = 1.0
+
+    def validate(self) -> None:
+        _check_range("select.tolerance_pp", self.tolerance_pp, 0.0, 100.0)
+
+
+@dataclass(frozen=True)
 class Config:
-    """A whole run: data, model, search, metrics and compare sections."""
+    """A whole run: data, model, search, metrics, compare, fine-tuning, bench and select sections."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -350,6 +383,7 @@ class Config:
     compare: CompareConfig = field(default_factory=CompareConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
 
     def validate(self) -> Config:
         for section in fields(self):
@@ -389,7 +423,7 @@ class Config:
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "search": SearchConfig,
              "metrics": MetricsConfig, "compare": CompareConfig, "finetune": FinetuneConfig,
-             "bench": BenchConfig}
+             "bench": BenchConfig, "select": SelectConfig}
 
 
 def _toml_value(value: Any) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from evoprune import __version__, checkpoint
 from evoprune.algorithms import LoopState, Observer, build_toolbox, evolve
-from evoprune.config import Config
+from evoprune.config import MAGNITUDE, Config
 from evoprune.data import Dataset, load_dataset
 from evoprune.encodings import make_encoding
 from evoprune.evaluate import KerasEvaluator, PruningProblem
@@ -94,6 +94,10 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     """
     wall_start = time.perf_counter()
     prepared = prepared or prepare(config, status)
+    if config.search.algorithm == MAGNITUDE:
+        from evoprune.magnitude import run_magnitude
+
+        return run_magnitude(config, prepared, status)
     setup_start = time.perf_counter()
     problem = make_problem(config, prepared)
     toolbox, strategy = build_toolbox(config.search, problem)
@@ -127,7 +131,22 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     if config.finetune.refine == "front":
         status("Fine-tuning the front")
         result = refine(config, prepared, problem, result)
-    return result
+    return with_selection(config, problem, result)
+
+
+def with_selection(config: Config, problem: PruningProblem, result: RunResult) -> RunResult:
+    """Adds ``selected`` (see :mod:`evoprune.select`) to the result's summary."""
+    from evoprune.select import select
+
+    keys = [key for key, _ in problem.archive()]
+    encoding = problem.encoding
+    summary = dict(result.summary)
+    summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
+    summary["selected"] = select(
+        result.front, result.refined, summary["baseline"], config.select.tolerance_pp,
+        lambda i: encoding.describe(keys[i]), lambda i: [m[0] for m in encoding.decode([keys[i]])],
+        problem.evaluator.target)
+    return dataclasses.replace(result, summary=summary)
 
 
 def make_model_finetuner(config: Config, prepared: Prepared, problem: PruningProblem) -> ModelFinetuner:
@@ -135,7 +154,7 @@ def make_model_finetuner(config: Config, prepared: Prepared, problem: PruningPro
     f, ds = config.finetune, prepared.dataset
     return ModelFinetuner(prepared.trained.model, ds.train, ds.split(config.data.fitness_split),
                           ds.test, problem.evaluator.target, f.epochs, f.model_learning_rate,
-                          f.batch_size, config.search.seed)
+                          f.batch_size, config.search.seed, f.model_lr_schedule)
 
 
 def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
@@ -151,7 +170,8 @@ def refine(config: Config, prepared: Prepared, problem: PruningProblem, result: 
     start = time.perf_counter()
     keys = [key for key, _ in problem.archive()]
     refined = refine_front(result.front, keys, problem, make_scorer(config, prepared, problem),
-                           config.finetune.max_points, config.finetune.max_drop_pp)
+                           config.finetune.max_points, config.finetune.max_drop_pp,
+                           within_pp=config.select.tolerance_pp)
     summary = dict(result.summary)
     summary["refined"] = {"points": len(refined), "time_s": time.perf_counter() - start,
                           "best_within_1pp": best_refined(refined, problem.base_accuracy)}
@@ -202,7 +222,15 @@ def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state:
     best = {key: _py(best_row.at[0, key]) for key in best_row.columns if key != "eval_index"}
     logbook = pd.DataFrame(state.logbook)
     logbook["best_genome"] = logbook["best_genome"].map(lambda g: " ".join(f"{x:.8g}" for x in g))
-    summary = {
+    summary = run_summary(config, prepared, problem, search_time, setup_time, wall_time)
+    summary.update({"best": best, "front_size": len(front)})
+    return RunResult(config, summary, logbook, population, front, archive)
+
+
+def run_summary(config: Config, prepared: Prepared, problem: PruningProblem, search_time: float,
+                setup_time: float, wall_time: float) -> dict:
+    """The ``summary.json`` keys every run has (a search adds ``best`` and ``front_size``)."""
+    return {
         "version": SUMMARY_VERSION,
         "algorithm": config.search.algorithm,
         "seed": config.search.seed,
@@ -223,11 +251,8 @@ def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state:
         "train_time_s": prepared.trained.train_time_s,
         "model_cached": prepared.trained.cached,
         "wall_time_s": wall_time,
-        "best": best,
-        "front_size": len(front),
         "versions": _versions(),
     }
-    return RunResult(config, summary, logbook, population, front, archive)
 
 
 def _py(value):

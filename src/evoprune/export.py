@@ -71,9 +71,9 @@ def _read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
 
 
 def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
-    """The front point of the given rank (0 = best).
+    """The front point of the given rank (0 = the run's ``selected`` model, else the best).
 
-    Refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
+    Rank 0 is ``summary["selected"]`` when the run selected one. Otherwise refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
     smallest first, then the others by accuracy; other runs rank by scalar fitness.
     """
     refined = run_dir / "refined.csv"
@@ -87,6 +87,10 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
         table = table.sort_values(["_ok", "_size", "refined_accuracy"], ascending=[False, True, False])
     else:
         table = table.sort_values("fitness", ascending=False, kind="stable")
+    selected = summary.get("selected")
+    if rank == 0 and selected is not None:
+        index = "eval_index"
+        table = pd.concat([table[table[index] == selected[index]], table[table[index] != selected[index]]])
     if not 0 <= rank < len(table):
         raise EvopruneError(f"Expected --rank in 0..{len(table) - 1}. Received: --rank {rank}")
     return table.iloc[rank], refined.is_file()
@@ -229,6 +233,9 @@ def export_model(run_dir: Path, out: Path, rank: Optional[int] = None, fmt: Opti
     summary = read_summary(run_dir)  # refuses an unfinished run
     fmt = check_output(out, fmt)
     config = load_config(run_dir / "config.toml")
+    if config.search.algorithm == "magnitude":
+        raise EvopruneError(f"Export of a magnitude-baseline run is not supported (it keeps no genomes). "
+                            f"Received: {run_dir}")
     genomes, meta = _genomes(run_dir, config)
     eval_index, refined, run_test, source = _pick(run_dir, rank, summary)
     if not 0 <= eval_index < len(genomes):

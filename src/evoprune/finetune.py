@@ -230,15 +230,22 @@ class ModelFinetuner:
         train, fit_split, test_split: ``(images, labels)`` splits.
         target: the pruned layers (:class:`~evoprune.target.PruneTarget`).
         epochs, learning_rate, batch_size, seed: training settings (seeded, deterministic).
+        lr_schedule: ``constant`` or ``cosine`` (``learning_rate`` decayed to 0 over the epochs).
     """
 
     def __init__(self, model, train, fit_split, test_split, target, epochs: int,
-                 learning_rate: float, batch_size: int, seed: int) -> None:
+                 learning_rate: float, batch_size: int, seed: int, lr_schedule: str = "constant") -> None:
         self.model, self.train, self.fit_split, self.test_split = model, train, fit_split, test_split
         self.target, self.epochs, self.learning_rate = target, epochs, learning_rate
+        self.lr_schedule = lr_schedule
         self.batch_size, self.seed = batch_size, seed
         self.base = [w.copy() for w in model.get_weights()]
         self._cache: dict[bytes, list] = {}
+
+    def rebase(self, weights: list) -> None:
+        """Fine-tunes from ``weights`` from now on (iterative pruning retrains the last model)."""
+        self.base = [np.asarray(w).copy() for w in weights]
+        self._cache.clear()
 
     def tuned_weights(self, masks) -> list:
         """All model weights after fine-tuning with ``masks`` (one per pruned layer; memoized)."""
@@ -265,7 +272,11 @@ class ModelFinetuner:
         seed_everything(self.seed)
         self.model.set_weights(self.base)
         apply_masks()
-        compile_model(self.model, self.learning_rate)
+        rate = self.learning_rate
+        if self.lr_schedule == "cosine":
+            steps = self.epochs * int(np.ceil(len(self.train[1]) / self.batch_size))
+            rate = keras.optimizers.schedules.CosineDecay(self.learning_rate, steps)
+        compile_model(self.model, rate)
         try:
             self.model.fit(train_pipeline(self.train, self.batch_size, self.seed), epochs=self.epochs,
                            verbose=0, shuffle=False, callbacks=[KeepMask()])

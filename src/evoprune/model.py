@@ -100,6 +100,8 @@ def cache_key(dataset: Dataset, cfg: ModelConfig, seed: int) -> str:
         "seed": seed,
         "keras": keras.__version__,
     }
+    if cfg.lr_schedule != "constant":  # keys of models cached before the option stay valid
+        spec["lr_schedule"] = cfg.lr_schedule
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -113,6 +115,13 @@ def train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0):
     """Trains the network on ``dataset.train`` with the notebook's settings, seeded."""
     seed_everything(seed)
     model = build_model(cfg.architecture, data_shape(dataset), n_classes(dataset), cfg.learning_rate)
+    if cfg.lr_schedule == "cosine":
+        import math
+
+        import keras
+
+        steps = cfg.epochs * math.ceil(len(dataset.train[1]) / cfg.batch_size)
+        compile_model(model, keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps))
     model.fit(train_pipeline(dataset.train, cfg.batch_size, seed), epochs=cfg.epochs,
               shuffle=False, verbose=verbose)  # the pipeline already shuffles, seeded
     return model
