@@ -36,7 +36,7 @@ def test_help_lists_commands():
     assert result.exit_code == 0, result.output
     # each command opens its own row of the Commands table, with its help text beside it
     listed = re.findall(r"^\W*(\w+) {2,}\S", result.output.split("Commands", 1)[1], re.M)
-    assert listed == ["train", "run", "compare", "bench", "export"], result.output
+    assert listed == ["train", "run", "compare", "bench", "export", "evaluate"], result.output
 
 
 def _python(*args: str) -> subprocess.CompletedProcess:
@@ -135,7 +135,7 @@ def test_debug_shows_the_traceback(tmp_path, config_file):
                     "--debug")
     # the error itself propagates (a traceback), not the one-line exit of user_errors
     assert isinstance(result.exception, ConfigError), repr(result.exception)
-    assert "data.dataset='cifar'" in str(result.exception)
+    assert "data.dataset='Cifar-10'" in str(result.exception)
     assert "Error:" not in result.output
 
 

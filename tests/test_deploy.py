@@ -114,9 +114,10 @@ def test_export_tflite_sidecar_and_evaluate(finished, tmp_path, prepared):
     assert result.exit_code == 0, result.output
     sidecar = json.loads((tmp_path / "m.tflite.json").read_text())
     assert tuple(sidecar) == SIDECAR_KEYS
-    front = pd.read_csv(finished / "front.csv").sort_values("fitness", ascending=False, kind="stable")
-    best = front.iloc[0]
-    assert sidecar["nonzero"] == best["nonzero"]
+    front = pd.read_csv(finished / "front.csv")
+    selected = json.loads((finished / "summary.json").read_text())["selected"]  # the default point
+    best = front[front["eval_index"] == selected["eval_index"]].iloc[0]
+    assert sidecar["nonzero"] == best["nonzero"] == selected["nonzero"]
     assert sidecar["bytes"] == out.stat().st_size < sidecar["unpruned_bytes"]
     assert sidecar["test_accuracy"] == tflite_accuracy(out, prepared.dataset.test)
     assert sidecar["run_test_accuracy"] == pytest.approx(best["test_accuracy"], abs=1e-12)

@@ -34,13 +34,13 @@ def test_tournament_run_is_elitist_scalar_search(tmp_path, sample_config):
 
 
 def test_layer_thresholds_over_all_layers(tmp_path, sample_config, prepared):
-    from evoprune.evaluate import pruned_layer_indices
+    from evoprune.target import build_target
 
     out, summary, logbook, front = _run(tmp_path, sample_config, {
         "search.layers": "all", "search.encoding": "layer_thresholds", "search.algorithm": "nsga2",
         "search.crossover": "sbx", "search.mutation": "polynomial"})
     model = prepared.trained.model
-    layers = pruned_layer_indices(model, "all")
+    layers = build_target(model, "all").indices
     assert len(layers) >= 3  # the convolutions and both Dense layers
     assert summary["layers"] == "all" and summary["encoding"] == "layer_thresholds"
     assert summary["baseline"]["nonzero"] == sum(

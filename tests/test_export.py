@@ -33,7 +33,7 @@ def _load(path):
 
 def _check_export(out, rank, prepared, tmp_path):
     """Exports ``rank`` and checks it against the front point of that fitness rank."""
-    from evoprune.evaluate import pruned_layer_indices
+    from evoprune.target import build_target
     from evoprune.model import accuracy
 
     from evoprune.config import load_config
@@ -44,11 +44,11 @@ def _check_export(out, rank, prepared, tmp_path):
     target = tmp_path / f"rank{rank}.keras"
     result = runner.invoke(app, ["export", str(out), "--rank", str(rank), "--out", str(target)])
     assert result.exit_code == 0, result.output
-    assert f"front point {int(row['eval_index'])}\n" in result.output
+    assert f"rank {rank} point {int(row['eval_index'])}\n" in result.output
     assert "(fine-tuned)" not in result.output
     exported = _load(target)
     trained = prepared.trained.model
-    layers = pruned_layer_indices(trained, cfg.search.layers)
+    layers = build_target(trained, cfg.search.layers).indices
     nonzero = 0
     for index, (got, base) in enumerate(zip(exported.layers, trained.layers)):
         weights, original = got.get_weights(), base.get_weights()

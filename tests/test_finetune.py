@@ -53,8 +53,8 @@ def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
 
     cfg = load_config(out / "config.toml")
     problem = make_problem(cfg.with_overrides({"finetune.refine": "none"}), prepared)
-    tuner = make_finetuner(cfg, prepared, problem.evaluator.layer_indices)
-    genomes = _genomes(out)
+    tuner = make_finetuner(cfg, prepared, problem.evaluator.target)
+    genomes, _ = _genomes(out, cfg)
     for row in refined.itertuples():
         mask = problem.encoding.decode([genomes[row.eval_index]])[0][0]
         assert int(mask.sum()) == row.nonzero
@@ -75,7 +75,7 @@ def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
     best = summary["refined"]["best_within_1pp"]
     chosen = best or refined.sort_values("refined_accuracy").iloc[-1].to_dict()
     assert np.count_nonzero(exported.layers[-1].get_weights()[0]) == chosen["nonzero"]
-    assert f"front point {chosen['eval_index']} (fine-tuned)" in result.output
+    assert f"selected point {chosen['eval_index']} (fine-tuned)" in result.output
     # the exported model scores what the run reported for that fine-tuned head
     n = len(prepared.dataset.validation[1])
     assert abs(accuracy(exported, prepared.dataset.validation) - chosen["refined_accuracy"]) <= 1 / n

@@ -35,8 +35,8 @@ def test_bisection_finds_the_smallest_head_within_one_point(smallest_ok):
     front, genomes, problem = _fake(sizes)
     calls = []
 
-    def score(mask):
-        size = int(mask.sum())
+    def score(masks):  # one mask per pruned layer
+        size = int(masks[-1].sum())
         calls.append(size)
         return (0.9 if size >= smallest_ok else 0.8), 0.5
 
@@ -53,7 +53,7 @@ def test_no_bisection_when_nothing_holds_and_the_floor_is_respected():
     front, genomes, problem = _fake(sizes)
     calls = []
     refined = refine_front(front, genomes, problem,
-                           lambda mask: calls.append(int(mask.sum())) or (0.5, 0.5),
+                           lambda masks: calls.append(int(masks[-1].sum())) or (0.5, 0.5),
                            max_points=4, max_drop_pp=20.0)
     floor = problem.base_accuracy - 0.20
     eligible = front[front["accuracy"] >= floor]["nonzero"]

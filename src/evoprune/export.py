@@ -71,10 +71,11 @@ def _read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
 
 
 def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
-    """The front point of the given rank (0 = the run's ``selected`` model, else the best).
+    """The front point of the given rank (0 = best).
 
-    Rank 0 is ``summary["selected"]`` when the run selected one. Otherwise refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
+    Refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
     smallest first, then the others by accuracy; other runs rank by scalar fitness.
+    (Without ``--rank``, export takes the run's ``selected`` point: see :func:`_pick`.)
     """
     refined = run_dir / "refined.csv"
     columns = {"eval_index": "i", "nonzero": "i",
@@ -87,10 +88,6 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
         table = table.sort_values(["_ok", "_size", "refined_accuracy"], ascending=[False, True, False])
     else:
         table = table.sort_values("fitness", ascending=False, kind="stable")
-    selected = summary.get("selected")
-    if rank == 0 and selected is not None:
-        index = "eval_index"
-        table = pd.concat([table[table[index] == selected[index]], table[table[index] != selected[index]]])
     if not 0 <= rank < len(table):
         raise EvopruneError(f"Expected --rank in 0..{len(table) - 1}. Received: --rank {rank}")
     return table.iloc[rank], refined.is_file()
