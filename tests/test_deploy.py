@@ -118,7 +118,7 @@ def test_export_tflite_sidecar_and_evaluate(finished, tmp_path, prepared):
     selected = json.loads((finished / "summary.json").read_text())["selected"]  # the default point
     best = front[front["eval_index"] == selected["eval_index"]].iloc[0]
     assert sidecar["nonzero"] == best["nonzero"] == selected["nonzero"]
-    assert sidecar["bytes"] == out.stat().st_size < sidecar["unpruned_bytes"]
+    assert sidecar["bytes"] == out.stat().st_size <= sidecar["unpruned_bytes"]  # dense when sparse is not smaller
     assert sidecar["test_accuracy"] == tflite_accuracy(out, prepared.dataset.test)
     assert sidecar["run_test_accuracy"] == pytest.approx(best["test_accuracy"], abs=1e-12)
     assert sidecar["test_accuracy"] == pytest.approx(sidecar["run_test_accuracy"], abs=1e-12)
