@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable, Sequence
 
 from deap import algorithms as deap_algorithms
@@ -13,8 +12,7 @@ from deap import base, creator, tools
 from evoprune.config import SearchConfig
 from evoprune.errors import ConfigError
 from evoprune.evaluate import Evaluation, PruningProblem
-from evoprune.operators import (CROSSOVERS, INITIALIZERS, MUTATIONS, SELECTIONS, check_pairing, get,
-                                operator_params, sel_random_pairs)
+from evoprune.operators import INITIALIZERS, check_pairing, get, register
 
 # Objective weights: the paper maximizes one scalar; the others maximize accuracy and
 # minimize nonzero weights.
@@ -138,19 +136,14 @@ def build_toolbox(cfg: SearchConfig, problem: PruningProblem) -> tuple[base.Tool
     lows = list(enc.lows)
     highs = [max(h, lo) for h, lo in zip(enc.highs, lows)]
     params = {"alpha": cfg.alpha, "eta": cfg.eta, "sigma": cfg.sigma, "indpb": cfg.indpb,
-              "tournsize": cfg.tournsize, "binary": enc.kind == "binary"}
+              "tournsize": cfg.tournsize, "binary": enc.kind == "binary", "population": cfg.population}
     toolbox = base.Toolbox()
     toolbox.register("population", lambda n: [individual(g) for g in init(n)])
-    toolbox.register("mate", get(CROSSOVERS, "crossover", cfg.crossover),
-                     **operator_params(cfg.crossover, lows, highs, params))
-    toolbox.register("mutate", get(MUTATIONS, "mutation", cfg.mutation),
-                     **operator_params(cfg.mutation, lows, highs, params))
-    toolbox.register("select_pairs", sel_random_pairs)
-    toolbox.register("select_parents", tools.selTournament, tournsize=cfg.tournsize)
-    select = get(SELECTIONS, "selection", SURVIVAL[cfg.algorithm])
-    if cfg.algorithm == "nsga3":
-        select = partial(select, ref_points=tools.uniform_reference_points(2, cfg.population - 1))
-    toolbox.register("select", select)
+    for alias, role, name in (("mate", "crossover", cfg.crossover), ("mutate", "mutation", cfg.mutation),
+                              ("select_pairs", "selection", "random_pairs"),
+                              ("select_parents", "selection", "tournament"),
+                              ("select", "selection", SURVIVAL[cfg.algorithm])):
+        register(toolbox, alias, role, name, lows, highs, params)
     toolbox.register("evaluate", problem.evaluate)
     toolbox.register("scalar_fitness", problem.fitness)
     toolbox.register("evaluations", lambda: problem.evaluations)
