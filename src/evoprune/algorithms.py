@@ -46,7 +46,7 @@ class Strategy:
 
     def parents(self, toolbox: base.Toolbox, population: list) -> list:
         """Parents in mating order: a random permutation (SPEA2, NSGA-III as in DEAP's examples)."""
-        return random.sample(population, len(population))
+        return toolbox.sample(population, len(population))
 
     def offspring(self, toolbox: base.Toolbox, population: list) -> list:
         """Variation as DEAP's ``varAnd``: crossover on pairs with ``cxpb``, mutation with ``mutpb``."""
@@ -74,7 +74,7 @@ class PaperStrategy(Strategy):
         children = [toolbox.mate(toolbox.clone(a), toolbox.clone(b))[0]
                     for a, b in toolbox.select_pairs(population, size // 4)]
         resets = [toolbox.mutate(toolbox.clone(ind))[0]
-                  for ind in random.sample(population, size // 20)]
+                  for ind in toolbox.sample(population, size // 20)]
         for ind in children + resets:
             del ind.fitness.values
         return children + resets
@@ -110,10 +110,13 @@ SURVIVAL = {"paper": "elite", "nsga2": "nsga2", "spea2": "spea2", "nsga3": "nsga
             "tournament": "elite"}
 
 
-def initializer(cfg: SearchConfig, encoding) -> Callable[[int], list]:
-    """The paper's log-spaced thresholds for its genome; the encoding's own otherwise."""
+def initializer(cfg: SearchConfig, encoding, rng=random) -> Callable[[int], list]:
+    """The paper's log-spaced thresholds for its genome; the encoding's own otherwise.
+
+    ``rng`` is the generator of encodings whose initial genomes are random (``mask``).
+    """
     if encoding.name != "threshold":
-        return encoding.initial
+        return lambda n: encoding.initial(n, rng)
     low, high = cfg.min_threshold, encoding.high
     if low >= high:
         raise ConfigError(f"Expected search.min_threshold < largest |weight| {high:.6g}. "
@@ -122,8 +125,14 @@ def initializer(cfg: SearchConfig, encoding) -> Callable[[int], list]:
     return lambda n: init(n, low, high)
 
 
-def build_toolbox(cfg: SearchConfig, problem: PruningProblem) -> tuple[base.Toolbox, Strategy]:
+def build_toolbox(cfg: SearchConfig, problem: PruningProblem,
+                  rng: random.Random | None = None) -> tuple[base.Toolbox, Strategy]:
     """Wires operators, evaluation and selection into a DEAP toolbox from the config.
+
+    Randomness: evoprune's own draws (``toolbox.sample``, the initial population, random
+    resets and pairs) use ``rng``, the search's generator (default: the ``random``
+    module); DEAP's operators draw from the generators that
+    :meth:`evoprune.seeding.SearchRandom.bound` binds for the search.
 
     Raises:
         ConfigError: unknown operator names or an operator that does not fit the genome.
@@ -132,12 +141,15 @@ def build_toolbox(cfg: SearchConfig, problem: PruningProblem) -> tuple[base.Tool
     individual = individual_class(strategy.n_objectives)
     enc = problem.encoding
     check_pairing(enc.kind, enc.length, cfg.crossover, cfg.mutation, encoding=enc.name)
-    init = initializer(cfg, enc)
+    rng = random if rng is None else rng
+    init = initializer(cfg, enc, rng)
     lows = list(enc.lows)
     highs = [max(h, lo) for h, lo in zip(enc.highs, lows)]
     params = {"alpha": cfg.alpha, "eta": cfg.eta, "sigma": cfg.sigma, "indpb": cfg.indpb,
-              "tournsize": cfg.tournsize, "binary": enc.kind == "binary", "population": cfg.population}
+              "tournsize": cfg.tournsize, "binary": enc.kind == "binary", "population": cfg.population,
+              "rng": rng}
     toolbox = base.Toolbox()
+    toolbox.register("sample", rng.sample)
     toolbox.register("population", lambda n: [individual(g) for g in init(n)])
     for alias, role, name in (("mate", "crossover", cfg.crossover), ("mutate", "mutation", cfg.mutation),
                               ("select_pairs", "selection", "random_pairs"),

@@ -1,7 +1,8 @@
 """Variation and selection operators with DEAP signatures, one registry per role.
 
-Randomness: every operator here draws from Python's ``random`` module, as DEAP's own
-operators do, so ``random.seed`` pins their output.
+Randomness: DEAP's operators draw from the ``random`` module, which a search binds to its
+own generator (:mod:`evoprune.seeding`); evoprune's own draw from their ``rng`` argument
+(the search's generator; default: the ``random`` module, so ``random.seed`` pins them).
 """
 
 from __future__ import annotations
@@ -106,18 +107,18 @@ def cx_two_point(ind1: list, ind2: list) -> tuple[list, list]:
 
 
 def mut_random_reset(individual: list, low, up, indpb: float = 1.0,
-                     binary: bool = False) -> tuple[list]:
+                     binary: bool = False, rng=random) -> tuple[list]:
     """Random reset: each gene, with probability ``indpb``, is redrawn uniformly in ``[low, up]``.
 
     ``low``/``up`` are scalars or per-gene sequences. With ``binary`` a redrawn gene is a
-    random bit (0 or 1) and the bounds are ignored. Uses ``random.random`` (only when
-    ``indpb < 1``) and ``random.uniform`` (``random.randint`` for bits).
+    random bit (0 or 1) and the bounds are ignored. Uses ``rng.random`` (only when
+    ``indpb < 1``) and ``rng.uniform`` (``rng.randint`` for bits).
     """
     n = len(individual)
     lows, ups = ([], []) if binary else _bounds(low, up, n)
     for i in range(n):
-        if indpb >= 1.0 or random.random() < indpb:
-            individual[i] = random.randint(0, 1) if binary else random.uniform(lows[i], ups[i])
+        if indpb >= 1.0 or rng.random() < indpb:
+            individual[i] = rng.randint(0, 1) if binary else rng.uniform(lows[i], ups[i])
     return (individual,)
 
 
@@ -175,17 +176,17 @@ def sel_tournament(individuals: Sequence, k: int, tournsize: int = 3) -> list:
     return tools.selTournament(individuals, k, tournsize)
 
 
-def sel_random_pairs(individuals: Sequence, k: int) -> list[tuple]:
+def sel_random_pairs(individuals: Sequence, k: int, rng=random) -> list[tuple]:
     """``k`` distinct ordered pairs of distinct individuals, uniformly without replacement.
 
     The same distribution as the notebook's ``random.sample(permutations(pop, 2), k)``,
-    without building the list of permutations. Uses ``random.sample``.
+    without building the list of permutations. Uses ``rng.sample``.
     """
     n = len(individuals)
     if k > n * (n - 1):
         raise ValueError(f"Expected k <= {n * (n - 1)} pairs of {n} individuals. Received: k={k}")
     pairs = []
-    for code in random.sample(range(n * (n - 1)), k):
+    for code in rng.sample(range(n * (n - 1)), k):
         first, second = divmod(code, n - 1)
         pairs.append((individuals[first], individuals[second + (second >= first)]))
     return pairs
@@ -227,7 +228,7 @@ OPERATORS: dict[str, Operator] = {
     "sbx": Operator("crossover", cx_sbx, (*BOUNDS, "eta"), kinds=REAL),
     "uniform": Operator("crossover", cx_uniform, ("indpb",), defaults={"indpb": 0.5}),
     "two_point": Operator("crossover", cx_two_point, min_length=2),
-    "random_reset": Operator("mutation", mut_random_reset, (*BOUNDS, "indpb", "binary")),
+    "random_reset": Operator("mutation", mut_random_reset, (*BOUNDS, "indpb", "binary", "rng")),
     "gaussian": Operator("mutation", mut_gaussian, (*BOUNDS, "sigma", "indpb"), kinds=REAL),
     "polynomial": Operator("mutation", mut_polynomial, (*BOUNDS, "eta", "indpb"), kinds=REAL),
     "flip_bit": Operator("mutation", mut_flip_bit, ("indpb",), kinds=frozenset({"binary"})),
@@ -236,7 +237,7 @@ OPERATORS: dict[str, Operator] = {
     "spea2": Operator("selection", tools.selSPEA2),
     "nsga3": Operator("selection", tools.selNSGA3, ("ref_points",)),
     "tournament": Operator("selection", sel_tournament, ("tournsize",)),
-    "random_pairs": Operator("selection", sel_random_pairs),
+    "random_pairs": Operator("selection", sel_random_pairs, ("rng",)),
     "logspace": Operator("initializer", init_logspace),
 }
 
@@ -301,6 +302,8 @@ _SHARED_DEFAULTS = {"alpha": 0.5, "eta": 20.0, "sigma": 0.1, "tournsize": 3, "bi
 
 def _param(key: str, lows: list, ups: list, p: dict, op: Operator) -> Any:
     """One registration keyword of ``op`` from the config parameters ``p``."""
+    if key == "rng":
+        return p["rng"]
     if key in ("low", "up"):
         return lows if key == "low" else ups
     if key == "indpb":  # missing or 0: the operator's default, else 1 / length
@@ -319,8 +322,10 @@ def operator_params(name: str, low, up, params: dict) -> dict:
         low, up: per-gene bounds (lists or arrays); passed on as lists.
         params: any of ``alpha`` (0.5), ``eta`` (20), ``sigma`` (0.1), ``indpb``,
             ``tournsize`` (3), ``binary`` (False) and ``population`` (NSGA-III's reference
-            points); missing or ``None`` keys take the defaults. ``indpb`` missing or 0
-            means ``1 / len`` for mutations and 0.5 for uniform crossover.
+            points) and ``rng`` (the search's generator, for operators that draw
+            themselves; missing: they keep their default, the ``random`` module); missing or
+            ``None`` keys take the defaults. ``indpb`` missing or 0 means ``1 / len`` for
+            mutations and 0.5 for uniform crossover.
 
     Raises:
         ConfigError: unknown name; the message lists the valid names.
@@ -332,7 +337,7 @@ def operator_params(name: str, low, up, params: dict) -> dict:
     op = get(OPERATORS, "operator", name)
     lows, ups = list(low), list(up)
     p = {key: value for key, value in params.items() if value is not None}
-    return {key: _param(key, lows, ups, p, op) for key in op.params}
+    return {key: _param(key, lows, ups, p, op) for key in op.params if key != "rng" or "rng" in p}
 
 
 def register(toolbox, alias: str, role: str, name: str, low, up, params: dict) -> None:
