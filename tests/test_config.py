@@ -93,3 +93,22 @@ def test_numbers_must_be_finite_and_in_range(key, value):
 
     with pytest.raises(ConfigError, match=f"Received: {key}="):
         Config().with_overrides({key: value})
+
+
+@pytest.mark.parametrize("registry,field,module,attr", [
+    ("algorithm", "search.algorithm", "evoprune.algorithms", "STRATEGIES"),
+    ("encoding", "search.encoding", "evoprune.encodings", "ENCODINGS"),
+    ("executor", "bench.executor", "evoprune.executors", "EXECUTORS"),
+    ("crossover", "search.crossover", "evoprune.operators", "CROSSOVERS"),
+    ("mutation", "search.mutation", "evoprune.operators", "MUTATIONS"),
+])
+def test_config_names_come_from_the_registries(registry, field, module, attr):
+    import importlib
+
+    from evoprune.config import registry_names
+
+    assert registry_names(registry) == tuple(getattr(importlib.import_module(module), attr))
+    with pytest.raises(ConfigError) as info:
+        Config().with_overrides({field: "no-such-name"})
+    assert f"Expected one of: {', '.join(registry_names(registry))}. " in str(info.value)
+    assert f"Received: {field}='no-such-name'" in str(info.value)

@@ -10,10 +10,10 @@ from deap import base, tools
 
 from evoprune.algorithms import individual_class
 from evoprune.errors import ConfigError
-from evoprune.operators import (CROSSOVERS, GENOME_KINDS, MUTATIONS, SELECTIONS, check_pairing,
-                                cx_blend, cx_sbx, cx_two_point, cx_uniform, get, mut_flip_bit,
+from evoprune.operators import (CROSSOVERS, GENOME_KINDS, MUTATIONS, OPERATORS, SELECTIONS, Operator,
+                                check_pairing, cx_blend, cx_sbx, cx_two_point, cx_uniform, get, mut_flip_bit,
                                 mut_gaussian, mut_polynomial, mut_random_reset, operator_params,
-                                sel_tournament)
+                                register, sel_tournament)
 
 LOW = [0.0, -1.0, 0.5, 10.0, 0.0]
 UP = [1.0, 1.0, 0.75, 20.0, 1e-3]
@@ -385,3 +385,37 @@ def test_operator_params_registers_into_a_toolbox():
 def test_operator_params_unknown_name():
     message = one_line_config_error(operator_params, "nope", [0.0], [1.0], {})
     assert "Expected one of:" in message and "sbx" in message and "Received: 'nope'" in message
+
+
+# One declaration per operator ------------------------------------------------------------
+
+def _mut_invert(individual: list, indpb: float) -> tuple[list]:
+    """A test-only mutation: each bit inverts with probability ``indpb``."""
+    for i in range(len(individual)):
+        if random.random() < indpb:
+            individual[i] = 1 - individual[i]
+    return (individual,)
+
+
+def test_a_new_operator_is_one_declaration(monkeypatch):
+    monkeypatch.setitem(OPERATORS, "invert", Operator("mutation", _mut_invert, ("indpb",),
+                                                      kinds=frozenset({"binary"})))
+    assert check_pairing("binary", 8, "uniform", "invert") is None
+    message = one_line_config_error(check_pairing, "real", 3, "average", "invert")
+    assert "'invert' does not apply to real genomes" in message
+    assert "invert" in one_line_config_error(check_pairing, "binary", 8, "uniform", "nope")
+    assert operator_params("invert", [0] * 4, [1] * 4, {}) == {"indpb": 0.25}
+    toolbox = base.Toolbox()
+    register(toolbox, "mutate", "mutation", "invert", [0] * 4, [1] * 4, {"indpb": 1.0})
+    assert toolbox.mutate([0, 1, 1, 0]) == ([1, 0, 0, 1],)
+
+
+def test_register_refuses_an_operator_of_another_role():
+    message = one_line_config_error(register, base.Toolbox(), "mate", "crossover", "flip_bit",
+                                    [0.0], [1.0], {})
+    assert "Unknown crossover" in message and "Received: 'flip_bit'" in message
+
+
+def test_nsga3_reference_points_follow_the_population():
+    points = operator_params("nsga3", [0.0], [1.0], {"population": 12})["ref_points"]
+    assert np.array_equal(points, tools.uniform_reference_points(2, 11))

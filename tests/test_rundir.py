@@ -265,7 +265,7 @@ def test_two_processes_training_one_uncached_model_both_finish(tmp_path):
 
 
 def test_environment_data_dir_is_written_into_config(tmp_path, sample_config, monkeypatch):
-    from evoprune.cli import _resolve_environment
+    from evoprune.rundir import resolve_environment as _resolve_environment
 
     monkeypatch.setenv("EVOPRUNE_DATA_DIR", str(tmp_path / "idx"))
     resolved = _resolve_environment(sample_config.with_overrides({"data.dataset": "mnist"}))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable, Sequence
 
 from deap import algorithms as deap_algorithms
@@ -13,8 +12,7 @@ from deap import base, creator, tools
 from evoprune.config import SearchConfig
 from evoprune.errors import ConfigError
 from evoprune.evaluate import Evaluation, PruningProblem
-from evoprune.operators import (CROSSOVERS, INITIALIZERS, MUTATIONS, SELECTIONS, check_pairing, get,
-                                operator_params, sel_random_pairs)
+from evoprune.operators import INITIALIZERS, check_pairing, get, register
 
 # Objective weights: the paper maximizes one scalar; the others maximize accuracy and
 # minimize nonzero weights.
@@ -48,7 +46,7 @@ class Strategy:
 
     def parents(self, toolbox: base.Toolbox, population: list) -> list:
         """Parents in mating order: a random permutation (SPEA2, NSGA-III as in DEAP's examples)."""
-        return random.sample(population, len(population))
+        return toolbox.sample(population, len(population))
 
     def offspring(self, toolbox: base.Toolbox, population: list) -> list:
         """Variation as DEAP's ``varAnd``: crossover on pairs with ``cxpb``, mutation with ``mutpb``."""
@@ -76,7 +74,7 @@ class PaperStrategy(Strategy):
         children = [toolbox.mate(toolbox.clone(a), toolbox.clone(b))[0]
                     for a, b in toolbox.select_pairs(population, size // 4)]
         resets = [toolbox.mutate(toolbox.clone(ind))[0]
-                  for ind in random.sample(population, size // 20)]
+                  for ind in toolbox.sample(population, size // 20)]
         for ind in children + resets:
             del ind.fitness.values
         return children + resets
@@ -112,10 +110,13 @@ SURVIVAL = {"paper": "elite", "nsga2": "nsga2", "spea2": "spea2", "nsga3": "nsga
             "tournament": "elite"}
 
 
-def initializer(cfg: SearchConfig, encoding) -> Callable[[int], list]:
-    """The paper's log-spaced thresholds for its genome; the encoding's own otherwise."""
+def initializer(cfg: SearchConfig, encoding, rng=random) -> Callable[[int], list]:
+    """The paper's log-spaced thresholds for its genome; the encoding's own otherwise.
+
+    ``rng`` is the generator of encodings whose initial genomes are random (``mask``).
+    """
     if encoding.name != "threshold":
-        return encoding.initial
+        return lambda n: encoding.initial(n, rng)
     low, high = cfg.min_threshold, encoding.high
     if low >= high:
         raise ConfigError(f"Expected search.min_threshold < largest |weight| {high:.6g}. "
@@ -124,8 +125,14 @@ def initializer(cfg: SearchConfig, encoding) -> Callable[[int], list]:
     return lambda n: init(n, low, high)
 
 
-def build_toolbox(cfg: SearchConfig, problem: PruningProblem) -> tuple[base.Toolbox, Strategy]:
+def build_toolbox(cfg: SearchConfig, problem: PruningProblem,
+                  rng: random.Random | None = None) -> tuple[base.Toolbox, Strategy]:
     """Wires operators, evaluation and selection into a DEAP toolbox from the config.
+
+    Randomness: evoprune's own draws (``toolbox.sample``, the initial population, random
+    resets and pairs) use ``rng``, the search's generator (default: the ``random``
+    module); DEAP's operators draw from the generators that
+    :meth:`evoprune.seeding.SearchRandom.bound` binds for the search.
 
     Raises:
         ConfigError: unknown operator names or an operator that does not fit the genome.
@@ -134,23 +141,21 @@ def build_toolbox(cfg: SearchConfig, problem: PruningProblem) -> tuple[base.Tool
     individual = individual_class(strategy.n_objectives)
     enc = problem.encoding
     check_pairing(enc.kind, enc.length, cfg.crossover, cfg.mutation, encoding=enc.name)
-    init = initializer(cfg, enc)
+    rng = random if rng is None else rng
+    init = initializer(cfg, enc, rng)
     lows = list(enc.lows)
     highs = [max(h, lo) for h, lo in zip(enc.highs, lows)]
     params = {"alpha": cfg.alpha, "eta": cfg.eta, "sigma": cfg.sigma, "indpb": cfg.indpb,
-              "tournsize": cfg.tournsize, "binary": enc.kind == "binary"}
+              "tournsize": cfg.tournsize, "binary": enc.kind == "binary", "population": cfg.population,
+              "rng": rng}
     toolbox = base.Toolbox()
+    toolbox.register("sample", rng.sample)
     toolbox.register("population", lambda n: [individual(g) for g in init(n)])
-    toolbox.register("mate", get(CROSSOVERS, "crossover", cfg.crossover),
-                     **operator_params(cfg.crossover, lows, highs, params))
-    toolbox.register("mutate", get(MUTATIONS, "mutation", cfg.mutation),
-                     **operator_params(cfg.mutation, lows, highs, params))
-    toolbox.register("select_pairs", sel_random_pairs)
-    toolbox.register("select_parents", tools.selTournament, tournsize=cfg.tournsize)
-    select = get(SELECTIONS, "selection", SURVIVAL[cfg.algorithm])
-    if cfg.algorithm == "nsga3":
-        select = partial(select, ref_points=tools.uniform_reference_points(2, cfg.population - 1))
-    toolbox.register("select", select)
+    for alias, role, name in (("mate", "crossover", cfg.crossover), ("mutate", "mutation", cfg.mutation),
+                              ("select_pairs", "selection", "random_pairs"),
+                              ("select_parents", "selection", "tournament"),
+                              ("select", "selection", SURVIVAL[cfg.algorithm])):
+        register(toolbox, alias, role, name, lows, highs, params)
     toolbox.register("evaluate", problem.evaluate)
     toolbox.register("scalar_fitness", problem.fitness)
     toolbox.register("evaluations", lambda: problem.evaluations)

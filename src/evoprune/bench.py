@@ -8,7 +8,8 @@ from typing import Callable
 
 import pandas as pd
 
-from evoprune.config import MAGNITUDE, Config, from_dict
+from evoprune.config import Config, from_dict
+from evoprune.magnitude import MAGNITUDE
 from evoprune.errors import ConfigError
 from evoprune.results import atomic_write_text
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import signal
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from evoprune.config import Config
 from evoprune.errors import EvopruneError
 from evoprune.evaluate import Evaluation
 from evoprune.results import atomic_write_bytes
+from evoprune.seeding import SearchRandom
 
 CHECKPOINT = "checkpoint.npz"
 OLD_CHECKPOINT = "checkpoint.pkl"
@@ -36,9 +36,12 @@ class CheckpointError(EvopruneError):
     """A checkpoint that is missing, damaged, foreign or of another run."""
 
 
-def save(path: Path, state: LoopState, problem, config: Config, search_time_s: float,
-         identity: dict[str, str] | None = None) -> None:
-    """Writes the loop state, the evaluation memo and the random generators as one ``.npz``.
+def save(path: Path, state: LoopState, problem, rng: SearchRandom, config: Config,
+         search_time_s: float, identity: dict[str, str] | None = None) -> None:
+    """Writes the loop state, the evaluation memo and the search's generators as one ``.npz``.
+
+    The generators are the two of :class:`~evoprune.seeding.SearchRandom`, all the
+    randomness a search has.
 
     Everything is numbers and one UTF-8 JSON header (``meta``); one file written
     atomically, so a kill at any moment leaves the previous checkpoint or this one.
@@ -50,8 +53,8 @@ def save(path: Path, state: LoopState, problem, config: Config, search_time_s: f
     mask_keys = [mask_of.get(id(ev)) for ev in evals]
     if any(k is None for k in mask_keys):  # not the same objects: ask the encoding
         mask_keys = [problem.encoding.mask_key(g) for g in genomes]
-    py_version, py_keys, gauss_next = random.getstate()
-    _, np_keys, np_pos, has_gauss, cached_gaussian = np.random.get_state()
+    py_version, py_keys, gauss_next = rng.python.getstate()
+    _, np_keys, np_pos, has_gauss, cached_gaussian = rng.numpy.get_state()
     pop = state.population
     meta = {
         "kind": KIND, "format": FORMAT, "config": _plain(config.to_dict()),
@@ -269,8 +272,8 @@ def archive_genomes(payload: dict) -> list[tuple]:
     return [tuple(float(x) for x in row) for row in payload["genomes"]]
 
 
-def restore(payload: dict, problem) -> LoopState:
-    """Restores the memo and the random generators; returns the loop state to resume from."""
+def restore(payload: dict, problem, rng: SearchRandom) -> LoopState:
+    """Restores the memo and the search's generators; returns the loop state to resume from."""
     meta = payload["meta"]
     by_mask: dict[object, Evaluation] = {}
     by_genome: dict[tuple, Evaluation] = {}
@@ -296,9 +299,10 @@ def restore(payload: dict, problem) -> LoopState:
     for row in meta["logbook"]:
         logbook.record(**row)
     py = meta["python_random"]
-    random.setstate((py["version"], tuple(int(k) for k in payload["python_random"]), py["gauss_next"]))
+    rng.python.setstate((py["version"], tuple(int(k) for k in payload["python_random"]),
+                         py["gauss_next"]))
     npr = meta["numpy_random"]
-    np.random.set_state(("MT19937", payload["numpy_random"], npr["pos"], npr["has_gauss"],
+    rng.numpy.set_state(("MT19937", payload["numpy_random"], npr["pos"], npr["has_gauss"],
                          npr["cached_gaussian"]))
     return LoopState(meta["generation"], population, logbook)
 

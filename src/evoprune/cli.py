@@ -153,31 +153,21 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
                      "search.algorithm": algorithm, "search.population": population,
                      "search.generations": generations, "search.evaluator": evaluator,
                      **_model_overrides(architecture, model_file, layers)}
-        out, cfg = _run_target(out, resume, config, overrides)
-        from evoprune.checkpoint import GracefulInterrupt
-        from evoprune.results import atomic_write_text, prepare_out_dir, write_run_dir
-        from evoprune.rundir import check_out_path, check_unlocked, run_lock
+        from evoprune import rundir
 
-        check_out_path(out)  # nothing is created before the data and the model have loaded
-        if resume is None and not overwrite:
-            _refuse_finished(out)
-        check_unlocked(out)
+        out, cfg = rundir.run_config(out, resume, config, overrides)
+        rundir.check_run_dir(out, resume is not None, overwrite)  # creates nothing yet
         _import_tensorflow_quietly()
+        from evoprune.checkpoint import GracefulInterrupt
         from evoprune.experiments import prepare, run_search
 
         prepared = prepare(cfg, _status)  # bad data or model fail here, before any write
-        prepare_out_dir(out)
-        with run_lock(out), GracefulInterrupt(f"evoprune run --resume {out}") as interrupt, \
+        with rundir.open_run(out, cfg, resume is not None, overwrite), \
+                GracefulInterrupt(f"evoprune run --resume {out}") as interrupt, \
                 _progress(cfg.search.generations) as observer:
-            if resume is None:
-                if not overwrite:
-                    _refuse_finished(out)  # another run may have finished here meanwhile
-                (out / "summary.json").unlink(missing_ok=True)  # the directory is now unfinished
-                atomic_write_text(out / "config.toml", cfg.to_toml())
             result = run_search(cfg, observers=[observer, interrupt.check], prepared=prepared,
                                 status=_status, checkpoint_dir=out, resume=resume is not None)
-            result.summary["wall_time_s"] = time.perf_counter() - start
-            write_run_dir(result, out)
+            rundir.finish_run(result, out, time.perf_counter() - start)
         best, base = result.summary["best"], result.summary["baseline"]
         genome = (f"threshold {best['threshold']:.4g}" if "threshold" in best
                   else f"genome {str(best.get('genome', ''))[:40]}")
@@ -196,47 +186,6 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
                    f"{result.summary['search_time_s']:.2f} s; results in {out}")
 
 
-def _refuse_finished(out: Path) -> None:
-    if (out / "summary.json").exists():
-        raise EvopruneError(f"Output directory holds a finished run (summary.json); use "
-                            f"another --out or --overwrite. Received: --out {out}")
-
-
-def _resolve_environment(cfg):
-    """Writes environment defaults into the config, so the run directory says what it used."""
-    from evoprune.data import SAMPLE_NAME
-
-    env = os.environ.get("EVOPRUNE_DATA_DIR", "")
-    if cfg.data.data_dir or not env or cfg.data.dataset == SAMPLE_NAME:
-        return cfg
-    return cfg.with_overrides({"data.data_dir": str(Path(env).resolve())})
-
-
-def _run_target(out: Optional[Path], resume: Optional[Path], config: Optional[Path], overrides: dict):
-    """The run directory and config: fresh from --out, or the saved config of --resume."""
-    if resume is None:
-        if out is None:
-            raise EvopruneError("Missing option. Expected --out DIR (or --resume DIR).")
-        return out, _resolve_environment(_load(config, overrides))
-    if out is not None and out.resolve() != resume.resolve():
-        raise EvopruneError(f"--out and --resume name different directories. Received: "
-                            f"--out {out}, --resume {resume}")
-    if (resume / "summary.json").is_file():
-        raise EvopruneError(f"Run is already complete (summary.json exists). Received: --resume {resume}")
-    saved = resume / "config.toml"
-    if not saved.is_file():
-        raise EvopruneError(f"Not a run directory (no config.toml). Received: --resume {resume}")
-    cfg = _load(saved, overrides)
-    from evoprune import checkpoint
-
-    given = _resolve_environment(_load(config, overrides)) if config is not None else cfg
-    if given != cfg:
-        raise EvopruneError(f"--config differs from the run being resumed: "
-                            f"{checkpoint.config_difference(cfg.to_dict(), given.to_dict())}")
-    checkpoint.load(resume / checkpoint.CHECKPOINT, cfg)  # fail before any training
-    return resume, cfg
-
-
 @app.command()
 def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the comparison.")],
             config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDirOpt = None,
@@ -251,15 +200,12 @@ def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for
         names = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
         cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "compare.seeds": seeds,
                              "compare.algorithms": names, **_model_overrides(architecture, model_file, layers)})
-        from evoprune.results import atomic_write_text, prepare_out_dir
-
         _import_tensorflow_quietly()
         from evoprune import compare as cmp
+        from evoprune.rundir import open_trials_dir
 
         cmp.check_config(cfg)
-        prepare_out_dir(out)
-        cmp.check_resumable(cfg, out)
-        atomic_write_text(out / "config.toml", cfg.to_toml())
+        open_trials_dir(out, cfg, free=("compare",))
         with _bar("trials", cmp.total_trials(cfg)) as bar:
             result = cmp.compare(cfg, out, progress=bar, status=lambda msg: None)
         cmp.write_outputs(cfg, result, out)
@@ -284,17 +230,12 @@ def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for t
         cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "bench.seeds": seeds,
                              "bench.executor": "dask" if scheduler and not executor else executor,
                              "bench.workers": workers, **_model_overrides(architecture, model_file, layers)})
-        from evoprune.results import atomic_write_text, prepare_out_dir
+        from evoprune.rundir import open_trials_dir
 
-        prepare_out_dir(out)
+        open_trials_dir(out, cfg, free=("bench", "compare"))
         _import_tensorflow_quietly()
         from evoprune import bench as bch
 
-        if (out / "config.toml").is_file() and (out / "trials.csv").is_file():
-            from evoprune.compare import check_resumable
-
-            check_resumable(cfg, out, free=("bench", "compare"))
-        atomic_write_text(out / "config.toml", cfg.to_toml())
         with _bar("trials", 1) as bar:
             trials = bch.bench(cfg, out, scheduler=scheduler, status=lambda msg: None,
                                progress=lambda key, done, total: bar(key, done, total))
@@ -424,6 +365,11 @@ def _usage_message(exc, argv: list[str]) -> str:
             if token.startswith(name + "="):
                 return f"{message} Received: {_printable(token)}"
     return message
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped, so that a message stays one line."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ import pandas as pd
 from evoprune.config import Config
 from evoprune.errors import ConfigError, EvopruneError
 from evoprune.experiments import Prepared, make_problem, prepare, run_search
+from evoprune.rundir import check_resumable  # noqa: F401  (compare's public name)
 from evoprune.metrics import hypervolume, igd, pareto_front, smallest_nonzero_within
 from evoprune.results import RunResult, atomic_write_text
 
@@ -359,34 +360,16 @@ def median_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 
-def check_resumable(config: Config, out: Path, free: tuple[str, ...] = ("compare",)) -> None:
-    """Refuses to mix trials of different settings in one directory.
-
-    The ``free`` sections may change (more seeds or algorithms); nothing else may.
-    """
-    from evoprune.checkpoint import config_difference
-    from evoprune.config import load_config
-
-    saved_path = out / "config.toml"
-    if not (out / "trials.csv").is_file() or not saved_path.is_file():
-        return
-    saved = load_config(saved_path).to_dict()
-    current = config.to_dict()
-    for section in free:
-        saved.pop(section, None)
-        current.pop(section, None)
-    if saved != current:
-        raise EvopruneError(f"{out} holds results of other settings "
-                            f"({config_difference(saved, current)}); use another --out")
-
-
 def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
-    """Writes config.toml, report.md and the plots (the CSVs are written trial by trial)."""
+    """Writes report.md and the plots.
+
+    The CSVs are written trial by trial, ``config.toml`` when the directory was opened
+    (:func:`evoprune.rundir.open_trials_dir`).
+    """
     from evoprune.plots import boxplots_figure, fronts_figure, hypervolume_figure, save_figure
     from evoprune.report import compare_report
 
     trials = result.trials
-    atomic_write_text(out / "config.toml", config.to_toml())
     context = {
         "dataset": config.data.source,
         "fitness split": config.data.fitness_split,

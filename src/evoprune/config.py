@@ -23,15 +23,39 @@ SAMPLE_DATASET = "mnist-sample"
 TFDS_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_.]+)?(:[0-9.]+)?$")
 FITNESS_SPLITS = ("validation", "test")
 EVALUATORS = ("fast", "exact")
-MAGNITUDE = "magnitude"  # not an evolutionary search: the baseline of evoprune.magnitude
-ALGORITHMS = ("paper", "nsga2", "spea2", "nsga3", "tournament", MAGNITUDE)
-ENCODINGS = ("threshold", "layer_thresholds", "unit_thresholds", "mask")
-LAYERS = ("head", "dense", "all")  # or a list of layer names
 REFINES = ("none", "front", "each")
-EXECUTORS = ("local", "dask", "serial")
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def registry_names(registry: str) -> tuple[str, ...]:
+    """Valid names of a registry, read from the module that declares it (imported on first use).
+
+    Args:
+        registry: ``algorithm``, ``encoding``, ``executor``, ``crossover``, ``mutation``,
+            ``architecture`` or ``layers`` (the named layer sets).
+    """
+    if registry == "algorithm":
+        from evoprune.algorithms import STRATEGIES
+        from evoprune.magnitude import MAGNITUDE
+
+        names = (*STRATEGIES, MAGNITUDE)  # the magnitude baseline is not a DEAP strategy
+    elif registry == "encoding":
+        from evoprune.encodings import ENCODINGS as names
+    elif registry == "executor":
+        from evoprune.executors import EXECUTORS as names
+    elif registry == "architecture":
+        from evoprune.architectures import ARCHITECTURES as names
+    elif registry == "layers":
+        from evoprune.target import LAYER_SETS as names
+    else:
+        from evoprune.operators import OPERATORS
+
+        names = [name for name, op in OPERATORS.items() if op.role == registry]
+    return tuple(names)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...] | str) -> None:
+    """Refuses a value outside ``choices`` (a tuple, or a registry name for :func:`registry_names`)."""
+    choices = registry_names(choices) if isinstance(choices, str) else choices
     if value not in choices:
         raise ConfigError(
             f"Unknown {name}. Expected one of: {', '.join(choices)}. Received: {name}={value!r}"
@@ -137,9 +161,7 @@ class ModelConfig:
     lr_schedule: str = "constant"
 
     def validate(self) -> None:
-        from evoprune.architectures import ARCHITECTURES
-
-        _check_choice("model.architecture", self.architecture, tuple(ARCHITECTURES))
+        _check_choice("model.architecture", self.architecture, "architecture")
         _check_path("model.cache_dir", self.cache_dir)
         _check_path("model.model_file", self.model_file)
         _check_range("model.epochs", self.epochs, 1, 100_000)
@@ -193,7 +215,7 @@ class SearchConfig:
     tournsize: int = 3
 
     def validate(self) -> None:
-        _check_choice("search.algorithm", self.algorithm, ALGORITHMS)
+        _check_choice("search.algorithm", self.algorithm, "algorithm")
         _check_choice("search.evaluator", self.evaluator, EVALUATORS)
         _check_range("search.population", self.population, 4, POPULATION_MAX)
         _check_range("search.generations", self.generations, 0, COUNT_MAX)
@@ -202,9 +224,11 @@ class SearchConfig:
         _check_range("search.cxpb", self.cxpb, 0.0, 1.0)
         _check_range("search.mutpb", self.mutpb, 0.0, 1.0)
         _check_range("search.max_evaluations", self.max_evaluations, 0, COUNT_MAX)
-        _check_choice("search.encoding", self.encoding, ENCODINGS)
+        _check_choice("search.encoding", self.encoding, "encoding")
+        _check_choice("search.crossover", self.crossover, "crossover")
+        _check_choice("search.mutation", self.mutation, "mutation")
         if isinstance(self.layers, str):
-            _check_choice("search.layers", self.layers, LAYERS)
+            _check_choice("search.layers", self.layers, "layers")
         elif not self.layers:
             raise ConfigError("Expected at least one layer name. Received: search.layers=[]")
         _check_range("search.alpha", self.alpha, 0.0)
@@ -269,7 +293,7 @@ class CompareConfig:
         if not self.algorithms:
             raise ConfigError("Expected at least one algorithm. Received: compare.algorithms=[]")
         for name in self.algorithms:
-            _check_choice("compare.algorithms", name, ALGORITHMS)
+            _check_choice("compare.algorithms", name, "algorithm")
 
 
 @dataclass(frozen=True)
@@ -298,11 +322,11 @@ class BenchConfig:
     def validate(self) -> None:
         _check_range("bench.seeds", self.seeds, 1, 100_000)
         _check_range("bench.workers", self.workers, 1, 4096)
-        _check_choice("bench.executor", self.executor, EXECUTORS)
+        _check_choice("bench.executor", self.executor, "executor")
         for name in self.encodings:
-            _check_choice("bench.encodings", name, ENCODINGS)
+            _check_choice("bench.encodings", name, "encoding")
         for name in self.algorithms:
-            _check_choice("bench.algorithms", name, ALGORITHMS)
+            _check_choice("bench.algorithms", name, "algorithm")
         for variant in self.variants:
             if variant.count("+") != 1:
                 raise ConfigError("Expected bench.variants entries like 'sbx+polynomial'. "

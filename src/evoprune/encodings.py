@@ -42,11 +42,16 @@ class Encoding:
         masks = self.decode([genome])
         return np.packbits(np.concatenate([m.ravel() for m in masks])).tobytes()
 
-    def initial(self, n: int) -> list[list]:
-        """The encoding's natural initial population: thresholds at densities 1 .. 1/n."""
-        return [self._at_density(d) for d in _densities(n)]
+    def initial(self, n: int, rng=random) -> list[list]:
+        """The encoding's natural initial population: thresholds at densities 1 .. 1/n.
 
-    def _at_density(self, density: float) -> list:
+        Args:
+            n: genomes.
+            rng: generator of the encodings that draw (``mask``); default the ``random`` module.
+        """
+        return [self._at_density(d, rng) for d in _densities(n)]
+
+    def _at_density(self, density: float, rng) -> list:
         raise NotImplementedError
 
     def describe(self, genome: Sequence[float]) -> str:
@@ -90,7 +95,7 @@ class ThresholdEncoding(Encoding):
     def mask_key(self, genome) -> int:
         return int(self._sorted.size - np.searchsorted(self._sorted, genome[0], side="right"))
 
-    def _at_density(self, density):
+    def _at_density(self, density, rng):
         return [_threshold_for_density(self._sorted, density, self.low)]
 
 
@@ -110,7 +115,7 @@ class LayerThresholds(Encoding):
         return [a[None, ...] > g[:, i].reshape((-1,) + (1,) * a.ndim)
                 for i, a in enumerate(self.abs_kernels)]
 
-    def _at_density(self, density):
+    def _at_density(self, density, rng):
         return [_threshold_for_density(a, density, self.min_threshold) for a in self.abs_kernels]
 
 
@@ -135,7 +140,7 @@ class UnitThresholds(Encoding):
             start += units
         return masks
 
-    def _at_density(self, density):
+    def _at_density(self, density, rng):
         return [_threshold_for_density(a[..., u], density, self.min_threshold)
                 for a in self.abs_kernels for u in range(a.shape[-1])]
 
@@ -164,15 +169,15 @@ class MaskEncoding(Encoding):
     def mask_key(self, genome) -> bytes:
         return np.packbits(np.asarray(genome, dtype=bool)).tobytes()
 
-    def _at_density(self, density):
+    def _at_density(self, density, rng):
         """Keeps the largest ``density`` share of weights, then flips bits with ``noise``.
 
-        Uses ``random.random`` (Python's generator) for the flips.
+        Uses ``rng.random`` for the flips.
         """
         keep = self._magnitudes > _threshold_for_density(self._magnitudes, density, -1.0)
         if density >= 1.0:
             keep[:] = True
-        return [int(bit) ^ (random.random() < self.noise) for bit in keep]
+        return [int(bit) ^ (rng.random() < self.noise) for bit in keep]
 
     def describe(self, genome) -> str:
         return np.packbits(np.asarray(genome, dtype=bool)).tobytes().hex()

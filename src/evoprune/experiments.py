@@ -14,7 +14,8 @@ import pandas as pd
 
 from evoprune import __version__, checkpoint
 from evoprune.algorithms import LoopState, Observer, build_toolbox, evolve
-from evoprune.config import MAGNITUDE, Config
+from evoprune.config import Config
+from evoprune.magnitude import MAGNITUDE
 from evoprune.data import Dataset, load_dataset
 from evoprune.encodings import make_encoding
 from evoprune.evaluate import KerasEvaluator, PruningProblem
@@ -24,7 +25,7 @@ from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
 from evoprune.results import SUMMARY_VERSION, RunResult
 from evoprune.rundir import identity
-from evoprune.seeding import private_random
+from evoprune.seeding import SearchRandom
 from evoprune.target import PruneTarget, build_target
 
 Status = Callable[[str], None]
@@ -86,8 +87,9 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
                resume: bool = False) -> RunResult:
     """Runs one search end to end and returns its frozen result.
 
-    Randomness: the search seeds Python's and NumPy's generators with ``search.seed``
-    right before the loop, so a cached and a freshly trained model give the same search.
+    Randomness: the search draws from its own generators seeded with ``search.seed``
+    (:class:`~evoprune.seeding.SearchRandom`), so a cached and a freshly trained model
+    give the same search.
     With ``checkpoint_dir`` the state is checkpointed after every generation; with
     ``resume`` the search continues from that checkpoint and ends exactly as an
     uninterrupted run would.
@@ -100,25 +102,24 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
         return run_magnitude(config, prepared, status)
     setup_start = time.perf_counter()
     problem = make_problem(config, prepared)
-    toolbox, strategy = build_toolbox(config.search, problem)
+    rng = SearchRandom(config.search.seed)
+    toolbox, strategy = build_toolbox(config.search, problem, rng.python)
     setup_time = time.perf_counter() - setup_start
     ident = identity(prepared)
-    with private_random(config.search.seed):
+    with rng.bound():
         state, earlier_search_time = None, 0.0
         if resume:
             payload = checkpoint.load(Path(checkpoint_dir) / checkpoint.CHECKPOINT, config)
             checkpoint.check_identity(payload["meta"], ident, Path(checkpoint_dir))
-            state = checkpoint.restore(payload, problem)
+            state = checkpoint.restore(payload, problem, rng)
             earlier_search_time = payload["meta"]["search_time_s"]
             status(f"Resuming after generation {state.generation}")
-        else:
-            np.random.seed(config.search.seed)
         status(f"Searching: {config.search.algorithm}, population {config.search.population}, "
                f"{config.search.generations} generations")
         search_start = time.perf_counter()
 
         def save_checkpoint(current: LoopState) -> None:
-            checkpoint.save(Path(checkpoint_dir) / checkpoint.CHECKPOINT, current, problem, config,
+            checkpoint.save(Path(checkpoint_dir) / checkpoint.CHECKPOINT, current, problem, rng, config,
                             earlier_search_time + time.perf_counter() - search_start, ident)
 
         observers = ([save_checkpoint] if checkpoint_dir else []) + list(observers)

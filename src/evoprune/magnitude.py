@@ -13,6 +13,7 @@ from evoprune.config import Config
 from evoprune.metrics import compression, pareto_front
 from evoprune.results import RunResult
 
+MAGNITUDE = "magnitude"  # its name among the algorithms (config.registry_names)
 FIRST_KEEP = 0.5   # each accepted round keeps this share of the surviving weights ...
 MAX_KEEP = 0.97    # ... and a failed round retries from the last accepted model, closer to it
 

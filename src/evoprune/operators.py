@@ -1,14 +1,16 @@
 """Variation and selection operators with DEAP signatures, one registry per role.
 
-Randomness: every operator here draws from Python's ``random`` module, as DEAP's own
-operators do, so ``random.seed`` pins their output.
+Randomness: DEAP's operators draw from the ``random`` module, which a search binds to its
+own generator (:mod:`evoprune.seeding`); evoprune's own draw from their ``rng`` argument
+(the search's generator; default: the ``random`` module, so ``random.seed`` pins them).
 """
 
 from __future__ import annotations
 
 import numbers
 import random
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from deap import tools
@@ -105,18 +107,18 @@ def cx_two_point(ind1: list, ind2: list) -> tuple[list, list]:
 
 
 def mut_random_reset(individual: list, low, up, indpb: float = 1.0,
-                     binary: bool = False) -> tuple[list]:
+                     binary: bool = False, rng=random) -> tuple[list]:
     """Random reset: each gene, with probability ``indpb``, is redrawn uniformly in ``[low, up]``.
 
     ``low``/``up`` are scalars or per-gene sequences. With ``binary`` a redrawn gene is a
-    random bit (0 or 1) and the bounds are ignored. Uses ``random.random`` (only when
-    ``indpb < 1``) and ``random.uniform`` (``random.randint`` for bits).
+    random bit (0 or 1) and the bounds are ignored. Uses ``rng.random`` (only when
+    ``indpb < 1``) and ``rng.uniform`` (``rng.randint`` for bits).
     """
     n = len(individual)
     lows, ups = ([], []) if binary else _bounds(low, up, n)
     for i in range(n):
-        if indpb >= 1.0 or random.random() < indpb:
-            individual[i] = random.randint(0, 1) if binary else random.uniform(lows[i], ups[i])
+        if indpb >= 1.0 or rng.random() < indpb:
+            individual[i] = rng.randint(0, 1) if binary else rng.uniform(lows[i], ups[i])
     return (individual,)
 
 
@@ -174,49 +176,84 @@ def sel_tournament(individuals: Sequence, k: int, tournsize: int = 3) -> list:
     return tools.selTournament(individuals, k, tournsize)
 
 
-def sel_random_pairs(individuals: Sequence, k: int) -> list[tuple]:
+def sel_random_pairs(individuals: Sequence, k: int, rng=random) -> list[tuple]:
     """``k`` distinct ordered pairs of distinct individuals, uniformly without replacement.
 
     The same distribution as the notebook's ``random.sample(permutations(pop, 2), k)``,
-    without building the list of permutations. Uses ``random.sample``.
+    without building the list of permutations. Uses ``rng.sample``.
     """
     n = len(individuals)
     if k > n * (n - 1):
         raise ValueError(f"Expected k <= {n * (n - 1)} pairs of {n} individuals. Received: k={k}")
     pairs = []
-    for code in random.sample(range(n * (n - 1)), k):
+    for code in rng.sample(range(n * (n - 1)), k):
         first, second = divmod(code, n - 1)
         pairs.append((individuals[first], individuals[second + (second >= first)]))
     return pairs
 
 
-CROSSOVERS: dict[str, Callable] = {
-    "average": cx_average, "blend": cx_blend, "sbx": cx_sbx, "uniform": cx_uniform,
-    "two_point": cx_two_point,
-}
-MUTATIONS: dict[str, Callable] = {
-    "random_reset": mut_random_reset, "gaussian": mut_gaussian, "polynomial": mut_polynomial,
-    "flip_bit": mut_flip_bit,
-}
-SELECTIONS: dict[str, Callable] = {
-    "elite": sel_elite,
-    "nsga2": tools.selNSGA2,
-    "spea2": tools.selSPEA2,
-    "nsga3": tools.selNSGA3,
-    "tournament": sel_tournament,
-}
-INITIALIZERS: dict[str, Callable] = {"logspace": init_logspace}
+@dataclass(frozen=True)
+class Operator:
+    """One operator's declaration: the registries, pairing checks and toolbox follow from it.
 
-# Genome kinds each crossover/mutation applies to; _MIN_LENGTH adds length limits.
-GENOME_KINDS: dict[str, set[str]] = {
-    **{name: {"real"} for name in ("average", "blend", "sbx", "gaussian", "polynomial")},
-    **{name: {"real", "binary"} for name in ("uniform", "random_reset", "two_point")},
-    "flip_bit": {"binary"},
+    Attributes:
+        role: ``crossover``, ``mutation``, ``selection`` or ``initializer``.
+        fn: the function, with DEAP's signature for its role.
+        params: keyword arguments it is registered with, resolved by :func:`operator_params`
+            from the config (``low``/``up`` are the genome's per-gene bounds).
+        kinds: genome kinds it applies to (``real``, ``binary``).
+        min_length: shortest genome it applies to.
+        defaults: its own defaults for parameters, over the shared ones.
+    """
+
+    role: str
+    fn: Callable
+    params: tuple[str, ...] = ()
+    kinds: frozenset[str] = frozenset({"real", "binary"})
+    min_length: int = 1
+    defaults: dict = field(default_factory=dict)
+
+    def fits(self, kind: str, length: int) -> bool:
+        """Whether it applies to genomes of this kind and length."""
+        return kind in self.kinds and length >= self.min_length
+
+
+REAL = frozenset({"real"})
+BOUNDS = ("low", "up")
+
+# The one declaration per operator; a new operator is one entry here.
+OPERATORS: dict[str, Operator] = {
+    "average": Operator("crossover", cx_average, kinds=REAL),
+    "blend": Operator("crossover", cx_blend, (*BOUNDS, "alpha"), kinds=REAL),
+    "sbx": Operator("crossover", cx_sbx, (*BOUNDS, "eta"), kinds=REAL),
+    "uniform": Operator("crossover", cx_uniform, ("indpb",), defaults={"indpb": 0.5}),
+    "two_point": Operator("crossover", cx_two_point, min_length=2),
+    "random_reset": Operator("mutation", mut_random_reset, (*BOUNDS, "indpb", "binary", "rng")),
+    "gaussian": Operator("mutation", mut_gaussian, (*BOUNDS, "sigma", "indpb"), kinds=REAL),
+    "polynomial": Operator("mutation", mut_polynomial, (*BOUNDS, "eta", "indpb"), kinds=REAL),
+    "flip_bit": Operator("mutation", mut_flip_bit, ("indpb",), kinds=frozenset({"binary"})),
+    "elite": Operator("selection", sel_elite),
+    "nsga2": Operator("selection", tools.selNSGA2),
+    "spea2": Operator("selection", tools.selSPEA2),
+    "nsga3": Operator("selection", tools.selNSGA3, ("ref_points",)),
+    "tournament": Operator("selection", sel_tournament, ("tournsize",)),
+    "random_pairs": Operator("selection", sel_random_pairs, ("rng",)),
+    "logspace": Operator("initializer", init_logspace),
 }
-_MIN_LENGTH: dict[str, int] = {"two_point": 2}
 
 
-def get(registry: dict[str, Callable], role: str, name: str) -> Callable:
+def _registry(role: str) -> dict[str, Callable]:
+    return {name: op.fn for name, op in OPERATORS.items() if op.role == role}
+
+
+CROSSOVERS, MUTATIONS = _registry("crossover"), _registry("mutation")
+SELECTIONS, INITIALIZERS = _registry("selection"), _registry("initializer")
+# Genome kinds each crossover/mutation applies to.
+GENOME_KINDS: dict[str, set[str]] = {name: set(op.kinds) for name, op in OPERATORS.items()
+                                     if op.role in ("crossover", "mutation")}
+
+
+def get(registry: dict[str, Any], role: str, name: str) -> Any:
     """Looks ``name`` up in a registry.
 
     Raises:
@@ -228,10 +265,6 @@ def get(registry: dict[str, Callable], role: str, name: str) -> Callable:
         raise ConfigError(
             f"Unknown {role}. Expected one of: {', '.join(sorted(registry))}. Received: {name!r}"
         ) from None
-
-
-def _fits(name: str, kind: str, length: int) -> bool:
-    return kind in GENOME_KINDS[name] and length >= _MIN_LENGTH.get(name, 1)
 
 
 def check_pairing(kind: str, length: int, crossover: str, mutation: str,
@@ -248,31 +281,51 @@ def check_pairing(kind: str, length: int, crossover: str, mutation: str,
         ConfigError: unknown name, or an operator that does not fit the genome kind or
             length; one line naming the operator, the valid ones and the config field.
     """
-    kinds = sorted(set().union(*GENOME_KINDS.values()))
+    kinds = sorted(set().union(*(op.kinds for op in OPERATORS.values())))
     if kind not in kinds:
         raise ConfigError(f"Unknown genome kind. Expected one of: {', '.join(kinds)}. Received: {kind!r}")
     where = f" (encoding {encoding!r})" if encoding else ""
-    for role, registry, name in (("crossover", CROSSOVERS, crossover), ("mutation", MUTATIONS, mutation)):
-        get(registry, role, name)
-        if _fits(name, kind, length):
+    for role, name in (("crossover", crossover), ("mutation", mutation)):
+        registry = {n: op for n, op in OPERATORS.items() if op.role == role}
+        op = get(registry, role, name)
+        if op.fits(kind, length):
             continue
-        valid = ", ".join(sorted(n for n in registry if _fits(n, kind, length)))
-        problem = (f"does not apply to {kind} genomes" if kind not in GENOME_KINDS[name] else
-                   f"needs genomes of length >= {_MIN_LENGTH[name]}, not {length}")
+        valid = ", ".join(sorted(n for n, other in registry.items() if other.fits(kind, length)))
+        problem = (f"does not apply to {kind} genomes" if kind not in op.kinds else
+                   f"needs genomes of length >= {op.min_length}, not {length}")
         raise ConfigError(f"Operator {name!r} {problem}{where}. Expected one of: {valid}. "
                           f"Received: search.{role}={name!r}")
+
+
+_SHARED_DEFAULTS = {"alpha": 0.5, "eta": 20.0, "sigma": 0.1, "tournsize": 3, "binary": False}
+
+
+def _param(key: str, lows: list, ups: list, p: dict, op: Operator) -> Any:
+    """One registration keyword of ``op`` from the config parameters ``p``."""
+    if key == "rng":
+        return p["rng"]
+    if key in ("low", "up"):
+        return lows if key == "low" else ups
+    if key == "indpb":  # missing or 0: the operator's default, else 1 / length
+        return p.get("indpb") or op.defaults.get("indpb") or 1.0 / max(len(lows), 1)
+    if key == "ref_points":  # NSGA-III's reference points on the 2-objective simplex
+        return tools.uniform_reference_points(2, int(p["population"]) - 1)
+    value = p.get(key, op.defaults.get(key, _SHARED_DEFAULTS[key]))
+    return int(value) if key == "tournsize" else bool(value) if key == "binary" else value
 
 
 def operator_params(name: str, low, up, params: dict) -> dict:
     """Keyword arguments for ``toolbox.register(role, fn, **kwargs)`` of operator ``name``.
 
     Args:
-        name: a crossover, mutation or selection name.
+        name: an operator name (any role).
         low, up: per-gene bounds (lists or arrays); passed on as lists.
         params: any of ``alpha`` (0.5), ``eta`` (20), ``sigma`` (0.1), ``indpb``,
-            ``tournsize`` (3) and ``binary`` (False); missing or ``None`` keys take the
-            defaults. ``indpb`` missing or 0 means ``1 / len`` for mutations and 0.5 for
-            uniform crossover.
+            ``tournsize`` (3), ``binary`` (False) and ``population`` (NSGA-III's reference
+            points) and ``rng`` (the search's generator, for operators that draw
+            themselves; missing: they keep their default, the ``random`` module); missing or
+            ``None`` keys take the defaults. ``indpb`` missing or 0 means ``1 / len`` for
+            mutations and 0.5 for uniform crossover.
 
     Raises:
         ConfigError: unknown name; the message lists the valid names.
@@ -281,20 +334,17 @@ def operator_params(name: str, low, up, params: dict) -> dict:
         >>> operator_params("sbx", [0.0, 0.0], [1.0, 2.0], {"eta": 15})
         {'low': [0.0, 0.0], 'up': [1.0, 2.0], 'eta': 15}
     """
+    op = get(OPERATORS, "operator", name)
     lows, ups = list(low), list(up)
     p = {key: value for key, value in params.items() if value is not None}
-    indpb = p.get("indpb") or 0.0
-    rate = indpb or 1.0 / max(len(lows), 1)
-    bounds = {"low": lows, "up": ups}
-    table = {
-        "blend": {**bounds, "alpha": p.get("alpha", 0.5)},
-        "sbx": {**bounds, "eta": p.get("eta", 20.0)},
-        "uniform": {"indpb": indpb or 0.5},
-        "random_reset": {**bounds, "indpb": rate, "binary": bool(p.get("binary", False))},
-        "gaussian": {**bounds, "sigma": p.get("sigma", 0.1), "indpb": rate},
-        "polynomial": {**bounds, "eta": p.get("eta", 20.0), "indpb": rate},
-        "flip_bit": {"indpb": rate},
-        "tournament": {"tournsize": int(p.get("tournsize", 3))},
-    }
-    get({**CROSSOVERS, **MUTATIONS, **SELECTIONS}, "operator", name)
-    return table.get(name, {})
+    return {key: _param(key, lows, ups, p, op) for key in op.params if key != "rng" or "rng" in p}
+
+
+def register(toolbox, alias: str, role: str, name: str, low, up, params: dict) -> None:
+    """Registers operator ``name`` of ``role`` as ``toolbox.<alias>`` with its parameters.
+
+    Raises:
+        ConfigError: unknown name for the role; the message lists the valid names.
+    """
+    fn = get(_registry(role), role, name)
+    toolbox.register(alias, fn, **operator_params(name, low, up, params))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import numpy as np
@@ -11,7 +12,6 @@ from evoprune.algorithms import LoopState, initializer, individual_class, record
 from evoprune.config import Config
 from evoprune.experiments import Prepared, make_problem, refine, tabulate
 from evoprune.results import RunResult
-from evoprune.seeding import private_random
 
 
 def _pymoo_problem(problem):
@@ -67,9 +67,9 @@ def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
     setup = time.perf_counter() - start
     budget = config.search.max_evaluations or config.search.population * (config.search.generations + 1)
     search_start = time.perf_counter()
-    with private_random(config.search.seed):  # the mask initializer's bit flips
-        initial = np.array(initializer(config.search, problem.encoding)(config.search.population),
-                           dtype=float)
+    rng = random.Random(config.search.seed)  # the mask initializer's bit flips
+    initial = np.array(initializer(config.search, problem.encoding, rng)(config.search.population),
+                       dtype=float)
     res = minimize(_pymoo_problem(problem), _algorithm(config, problem.encoding.kind, initial),
                    ("n_eval", 2 * budget), seed=config.search.seed, verbose=False)
     search_time = time.perf_counter() - search_start

@@ -1,11 +1,30 @@
-"""One seeding function per run: Python, NumPy and Keras/TensorFlow generators."""
+"""Randomness: one seeding function for training, one pair of generators per search.
+
+The design, in one place:
+
+- Training (:func:`seed_everything`) seeds Python's, NumPy's and Keras' global generators.
+- A search owns a :class:`SearchRandom` seeded from ``search.seed``: ``python`` (a
+  ``random.Random``) takes every draw of the search, and ``numpy`` (a ``RandomState``) the
+  draws of DEAP's ``selNSGA3``, the only NumPy draws of a search. evoprune's own operators,
+  strategies and initializers get ``python`` passed in (``rng``; default: the ``random``
+  module's functions, so ``random.seed`` pins them outside a search).
+- DEAP's operators call the ``random`` and ``numpy.random`` modules' functions.
+  :meth:`SearchRandom.bound` points the ``random`` and ``numpy`` names *inside DEAP's
+  modules* at stand-ins that draw from the generators of the search running in the calling
+  thread (other threads, and calls outside a search, reach the modules themselves). The
+  stand-ins are removed when the last search of the process ends; the ``random`` and
+  ``numpy`` modules are never changed, so other threads (Dask's, for example) cannot
+  disturb a seeded search, nor a search them.
+- Checkpoints save and restore exactly these two generators' states.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import random
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -26,48 +45,77 @@ def seed_everything(seed: int, tensorflow: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+# DEAP modules that draw at module level, and the module names they draw through.
+DEAP_MODULES = {"deap.algorithms": ("random",), "deap.tools.crossover": ("random",),
+                "deap.tools.mutation": ("random",), "deap.tools.selection": ("random",),
+                "deap.tools.emo": ("random", "numpy")}
 _local = threading.local()
-_installed = False
-_NAMES = ("random", "uniform", "randint", "randrange", "choice", "choices", "sample", "shuffle",
-          "gauss", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate",
-          "gammavariate", "betavariate", "paretovariate", "weibullvariate", "triangular",
-          "getrandbits", "randbytes", "seed", "getstate", "setstate", "binomialvariate")
+_lock = threading.Lock()
+_users = 0
+_originals: dict[tuple[str, str], Any] = {}
 
 
-def _install() -> None:
-    """Makes the ``random`` module's functions dispatch to a per-thread generator when set.
+class _ThreadRandom:
+    """Stands in for the ``random`` module inside DEAP: the calling thread's search generator."""
 
-    Threads without a private generator keep using the module's default one, unchanged.
+    def __getattr__(self, name: str) -> Any:
+        search = getattr(_local, "search", None)
+        return getattr(search.python if search is not None else random, name)
+
+
+class _ThreadNumpy:
+    """Stands in for ``numpy`` inside DEAP: ``numpy.random`` is the calling thread's search generator."""
+
+    def __getattr__(self, name: str) -> Any:
+        search = getattr(_local, "search", None)
+        return search.numpy if name == "random" and search is not None else getattr(np, name)
+
+
+_STAND_INS = {"random": _ThreadRandom(), "numpy": _ThreadNumpy()}
+
+
+def _bind_deap() -> None:
+    global _users
+    with _lock:
+        if _users == 0:
+            for module_name, names in DEAP_MODULES.items():
+                module = importlib.import_module(module_name)
+                for name in names:
+                    _originals[module_name, name] = getattr(module, name)
+                    setattr(module, name, _STAND_INS[name])
+        _users += 1
+
+
+def _unbind_deap() -> None:
+    global _users
+    with _lock:
+        _users -= 1
+        if _users == 0:
+            for (module_name, name), original in _originals.items():
+                setattr(importlib.import_module(module_name), name, original)
+            _originals.clear()
+
+
+class SearchRandom:
+    """The generators of one search, both seeded with ``seed``.
+
+    Attributes:
+        python: ``random.Random``: every draw of the search (evoprune's and DEAP's).
+        numpy: ``numpy.random.RandomState``: DEAP's NumPy draws (``selNSGA3`` only).
     """
-    global _installed
-    if _installed:
-        return
-    for name in _NAMES:
-        default = getattr(random, name, None)
-        if default is None:
-            continue
 
-        def dispatch(*args, _name=name, _default=default, **kwargs):
-            generator = getattr(_local, "generator", None)
-            return getattr(generator, _name)(*args, **kwargs) if generator else _default(*args, **kwargs)
+    def __init__(self, seed: int) -> None:
+        self.python = random.Random(seed)
+        self.numpy = np.random.RandomState(seed)
 
-        dispatch.__doc__ = default.__doc__
-        setattr(random, name, dispatch)
-    _installed = True
-
-
-@contextlib.contextmanager
-def private_random(seed: int) -> Iterator[random.Random]:
-    """Python's ``random`` functions called from this thread use a private, seeded generator.
-
-    DEAP's operators call the module-level ``random`` functions. In a Dask worker other
-    threads of the same process draw from that generator too (timeouts, work stealing),
-    which would make a seeded search depend on them; inside this context they cannot.
-    """
-    _install()
-    previous = getattr(_local, "generator", None)
-    _local.generator = random.Random(seed)
-    try:
-        yield _local.generator
-    finally:
-        _local.generator = previous
+    @contextlib.contextmanager
+    def bound(self) -> Iterator[SearchRandom]:
+        """DEAP's module-level draws from this thread use these generators inside the context."""
+        _bind_deap()
+        previous = getattr(_local, "search", None)
+        _local.search = self
+        try:
+            yield self
+        finally:
+            _local.search = previous
+            _unbind_deap()
