@@ -349,11 +349,6 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _printable(text: str) -> str:
-    """The value as typed, or its Python repr when it holds line breaks or other control characters."""
-    return text if text.isprintable() else repr(text)
-
-
 def _usage_message(exc, argv: list[str]) -> str:
     """Click's message on one line, with the value given on the command line when known."""
     message = " ".join(exc.format_message().split())

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.errors import ConfigError, EvopruneError
+from evoprune.errors import EvopruneError
 from evoprune.experiments import Prepared, make_problem, prepare, run_search
 from evoprune.rundir import check_resumable  # noqa: F401  (compare's public name)
 from evoprune.metrics import hypervolume, igd, pareto_front, smallest_nonzero_within

@@ -288,7 +288,7 @@ class CompareConfig:
 
     def validate(self) -> None:
         _check_range("compare.seeds", self.seeds, 1, 100_000)
-        _check_choice("compare.executor", self.executor, EXECUTORS)
+        _check_choice("compare.executor", self.executor, "executor")
         _check_range("compare.workers", self.workers, 1, 1024)
         if not self.algorithms:
             raise ConfigError("Expected at least one algorithm. Received: compare.algorithms=[]")

@@ -130,6 +130,9 @@ def _pick(run_dir: Path, rank: Optional[int], summary: dict) -> tuple[int, bool,
     selected = summary.get("selected") or {}
     if rank is None and selected.get("eval_index") is not None:
         index = int(selected["eval_index"])
+        if index not in set(_read_table(run_dir / "front.csv", {"eval_index": "i"})["eval_index"]):
+            raise EvopruneError(f"Run file is damaged: the selected point {index} is not on the front "
+                                f"in {run_dir / 'front.csv'}")
         refined_csv = run_dir / "refined.csv"
         refined = refined_csv.is_file() and index in set(pd.read_csv(refined_csv)["eval_index"])
         return index, refined, selected.get("test_accuracy"), "selected"
