@@ -8,8 +8,9 @@ import numpy as np
 
 from evoprune.target import PruneTarget
 
-ROWS = 256        # feature rows per compiled call (at most; measured faster than 128 or 1,000)
-MEMORY = 2 ** 23  # bytes of the largest activation of one call: individuals share a call below it
+ROWS = 1024       # feature rows per compiled call (at most; on an idle 2-core CPU 1,024 rows and
+                  # 64 MiB beat 256 rows and 8 MiB by 10-25% on every target of benchmarks.targets)
+MEMORY = 2 ** 26  # bytes of the largest activation of one call: individuals share a call below it
 #                   (measured: stacking helps small convolutions, slows LeNet-5's; XLA slower on CPU)
 MAX_CHUNK = 4     # individuals per call (at most; 4 measured faster than 1 or 8 on a 2-core CPU)
 PASS_THROUGH = ("Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
