@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from evoprune.algorithms import PaperStrategy, build_toolbox, evaluate_invalid, evolve
+from evoprune.algorithms import build_toolbox, evaluate_invalid, evolve
 from evoprune.experiments import make_problem, run_search
 
 
