@@ -183,3 +183,67 @@ def test_run_on_an_rgb_image_folder_with_the_paper_cnn(sample_config, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["baseline"]["nonzero"] == 6 * 6 * 6 * 5        # the head: 6x6x6 features, 5 classes
     assert summary["dataset"].startswith("folder:")
+
+
+def test_review_fixes_softmax_layer_float_images_and_rank3_dense():
+    import keras
+
+    from evoprune.deploy import model_inputs
+    from evoprune.suffix import supports
+    from evoprune.target import activation_name
+
+    assert activation_name(keras.layers.Softmax()) == "softmax"     # probabilities, not logits
+    floats = np.full((2, 4, 4, 1), 0.5, np.float32)
+    assert model_inputs(floats).max() == 0.5                        # float images are not rescaled
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(2, 3)(inputs)
+    x = keras.layers.Dense(4)(x)                                     # a per-pixel Dense
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    assert not supports(model, build_target(model, "all"))          # the eager path takes it
+
+
+def test_exact_evaluator_with_head_fine_tuning_is_refused_before_work(sample_config):
+    with pytest.raises(ConfigError, match="search.evaluator='fast' with finetune.scope='head'"):
+        sample_config.with_overrides({"search.evaluator": "exact", "finetune.refine": "front"})
+
+
+def test_compare_counts_one_gene_for_one_named_layer(sample_config, tmp_path):
+    from evoprune.compare import check_config
+
+    config = sample_config.with_overrides({"search.layers": ["dense"], "search.encoding": "layer_thresholds",
+                                           "search.crossover": "two_point", "search.mutation": "gaussian"})
+    with pytest.raises(ConfigError, match="two_point"):
+        check_config(config)
+
+
+def test_empty_validation_split_is_one_line(sample_config, tmp_path):
+    data = write_npz(tmp_path / "tiny.npz", (12, 12), 3, n_train=6, n_test=3)   # 2 images per class
+    result = runner.invoke(app, ["train", "--data-file", str(data), "--architecture", "lenet-300-100"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "validation split" in errors[0] and "data.validation_fraction=0.1" in errors[0]
+
+
+def test_head_without_bias_is_fine_tuned_and_exported_without_one(sample_config, prepared, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax", use_bias=False, name="out")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    images, labels = prepared.dataset.train
+    model.fit(images.reshape(len(images), 28, 28, 1) / 255.0, labels.astype("int64"), epochs=1, verbose=0)
+    path = tmp_path / "nobias.keras"
+    model.save(path)
+    config = tmp_path / "c.toml"
+    config.write_text(sample_config.with_overrides({
+        "search.generations": 2, "finetune.refine": "front", "finetune.steps": 20,
+        "finetune.max_points": 2}).to_toml())
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "--config", str(config), "--model-file", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "m.keras"
+    result = runner.invoke(app, ["export", str(out), "--out", str(exported)])
+    assert result.exit_code == 0, result.output
+    assert len(keras.models.load_model(exported).get_layer("out").get_weights()) == 1   # kernel only

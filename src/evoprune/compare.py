@@ -190,8 +190,8 @@ def check_config(config: Config) -> None:
     for algorithm in config.compare.algorithms:
         algorithm_config(config, algorithm, 0)
     search = config.search        # the genome's length is known once the model is; 1 or 2 decide pairing
-    one_gene = search.encoding == "threshold" or (search.encoding == "layer_thresholds"
-                                                  and search.layers == "head")
+    one_layer = search.layers == "head" or (not isinstance(search.layers, str) and len(search.layers) == 1)
+    one_gene = search.encoding == "threshold" or (search.encoding == "layer_thresholds" and one_layer)
     length = 1 if one_gene else 2
     check_pairing(ENCODINGS[search.encoding].kind, length, search.crossover, search.mutation,
                   encoding=search.encoding)

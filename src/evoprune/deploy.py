@@ -43,12 +43,10 @@ def quiet_fds() -> Iterator[None]:
 
 
 def model_inputs(images: np.ndarray) -> np.ndarray:
-    """uint8 images, ``(n, H, W)`` or ``(n, H, W, C)``, as float32 in [0, 1] with a channel axis."""
+    """Images, ``(n, H, W)`` or ``(n, H, W, C)``, uint8 or float in [0, 1], as the model's float32 input."""
     from evoprune.data import normalize
 
-    if images.ndim == 3:
-        return normalize(images)
-    return images.astype(np.float32) / np.float32(255.0)
+    return normalize(images)
 
 
 def to_tflite(model) -> bytes:

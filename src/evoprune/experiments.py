@@ -47,6 +47,12 @@ def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
     """Loads the dataset and loads (or trains and caches) the model for the run's seed."""
     status(f"Loading dataset {config.data.source}")
     dataset = load_dataset(config.data)
+    if not len(dataset.split(config.data.fitness_split)[1]):
+        from evoprune.errors import DataError
+
+        raise DataError(f"The {config.data.fitness_split} split of {dataset.name} is empty (too few images "
+                        f"per class to carve it). Raise data.validation_fraction or add images. Received: "
+                        f"data.validation_fraction={config.data.validation_fraction}")
     status(f"Loading model {config.model.model_file}" if config.model.model_file else
            f"Preparing model {config.model.architecture} (seed {config.search.seed}, "
            f"{config.model.epochs} epochs if not cached)")
@@ -79,7 +85,8 @@ def make_finetuner(config: Config, prepared: Prepared, target: PruneTarget) -> H
                            config.model.batch_size, target)
     f = config.finetune
     return HeadFinetuner(train.features, train.labels, train.kernel, train.bias,
-                         FinetuneSettings(f.steps, f.batch_size, f.learning_rate, config.search.seed))
+                         FinetuneSettings(f.steps, f.batch_size, f.learning_rate, config.search.seed),
+                         train_bias=target.layers[-1].bias is not None)
 
 
 def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Prepared | None = None,

@@ -73,7 +73,7 @@ def _read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
 def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     """The front point of the given rank (0 = best).
 
-    Refined runs rank the fine-tuned heads within 1 point of baseline (fitness split)
+    Refined runs rank the fine-tuned heads within ``select.tolerance_pp`` of baseline (fitness split)
     smallest first, then the others by accuracy; other runs rank by scalar fitness.
     (Without ``--rank``, export takes the run's ``selected`` point: see :func:`_pick`.)
     """
@@ -83,7 +83,8 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     table = _read_table(refined if refined.is_file() else run_dir / "front.csv", columns)
     if refined.is_file():
         base = summary["baseline"]["accuracy"]
-        table["_ok"] = table["refined_accuracy"] >= base - 0.01 - 1e-12
+        tolerance = float((summary.get("select") or {}).get("tolerance_pp", 1.0))  # the run's own
+        table["_ok"] = table["refined_accuracy"] >= base - tolerance / 100.0 - 1e-12
         table["_size"] = table["nonzero"].where(table["_ok"], 0)
         table = table.sort_values(["_ok", "_size", "refined_accuracy"], ascending=[False, True, False])
     else:
@@ -189,7 +190,8 @@ def _pruned_model(config, prepared, problem, genome, tune: bool):
         model.set_weights(make_model_finetuner(config, prepared, problem).tuned_weights(decoded))
     elif tune:
         kernel, bias = make_finetuner(config, prepared, target).tune(decoded[-1])
-        model.layers[target.indices[-1]].set_weights([kernel, bias])
+        head = model.layers[target.indices[-1]]
+        head.set_weights([kernel, bias] if head.use_bias else [kernel])
     return model, base, masks
 
 

@@ -37,16 +37,19 @@ class HeadFinetuner:
         labels: training labels.
         kernel, bias: the trained head.
         settings: steps, batch size, learning rate and seed.
+        train_bias: False for a head without bias (its zero bias stays zero).
     """
 
     def __init__(self, features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
-                 bias: np.ndarray, settings: FinetuneSettings) -> None:
+                 bias: np.ndarray, settings: FinetuneSettings, train_bias: bool = True) -> None:
         self.features = np.asarray(features, dtype=np.float32)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.kernel = np.asarray(kernel, dtype=np.float32)
         self.bias = np.asarray(bias, dtype=np.float32)
         self.settings = settings
+        self.train_bias = train_bias
         self._step = None
+        self._tuned: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def _build(self):
         """Variables (created once) and a compiled Adam step over them."""
@@ -69,7 +72,8 @@ class HeadFinetuner:
                 tape.watch([v["w"], v["b"]])
                 loss = loss_fn(y, tf.matmul(x, v["w"] * v["mask"]) + v["b"])
             grads = tape.gradient(loss, [v["w"], v["b"]])
-            for var, g, m, u in ((v["w"], grads[0], v["mw"], v["vw"]), (v["b"], grads[1], v["mb"], v["vb"])):
+            updates = ((v["w"], grads[0], v["mw"], v["vw"]), (v["b"], grads[1], v["mb"], v["vb"]))
+            for var, g, m, u in updates[:2 if self.train_bias else 1]:  # a bias-free head keeps b = 0
                 m.assign(beta1 * m + (1 - beta1) * g)
                 u.assign(beta2 * u + (1 - beta2) * g * g)
                 m_hat = m / (1 - tf.pow(beta1, t))
@@ -81,10 +85,14 @@ class HeadFinetuner:
     def tune(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Returns the fine-tuned ``(kernel * mask, bias)`` for one mask.
 
-        Deterministic: mini-batches come from a NumPy generator seeded with ``settings.seed``.
+        Deterministic: mini-batches come from a NumPy generator seeded with ``settings.seed``,
+        so each mask is tuned once (memoized).
         """
         import tensorflow as tf
 
+        key = np.packbits(np.asarray(mask, dtype=bool)).tobytes()
+        if key in self._tuned:
+            return self._tuned[key]
         s = self.settings
         if self._step is None:
             self._step = self._build()
@@ -97,7 +105,9 @@ class HeadFinetuner:
         rng = np.random.default_rng(s.seed)
         for t in range(1, s.steps + 1):
             step(tf.constant(rng.integers(0, len(self.labels), s.batch_size)), tf.constant(float(t)))
-        return (v["w"] * v["mask"]).numpy(), v["b"].numpy()
+        bias = v["b"].numpy() if self.train_bias else self.bias
+        self._tuned[key] = ((v["w"] * v["mask"]).numpy(), bias)
+        return self._tuned[key]
 
 
 def head_correct(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,

@@ -25,6 +25,7 @@ def unsupported_layers(model, start: int) -> list[str]:
     return [f"{layer.name} ({type(layer).__name__})" for layer in model.layers[start:]
             if type(layer).__name__ not in LAYER_OPS
             or (type(layer).__name__ == "Conv2D" and getattr(layer, "groups", 1) != 1)
+            or (type(layer).__name__ == "Dense" and len(layer.input.shape) != 2)
             or getattr(layer, "data_format", "channels_last") != "channels_last"]
 
 

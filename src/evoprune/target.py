@@ -96,7 +96,9 @@ class PruneTarget:
 
 
 def activation_name(layer) -> str:
-    """The name of a layer's activation (``linear`` when it has none)."""
+    """The name of a layer's activation (``linear`` when it has none; a Softmax layer is ``softmax``)."""
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
     fn = getattr(layer, "activation", None)
     return getattr(fn, "__name__", "linear") if fn is not None else "linear"
 

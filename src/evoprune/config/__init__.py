@@ -43,6 +43,11 @@ class Config:
         for section in fields(self):
             getattr(self, section.name).validate()
         if (self.finetune.refine != "none" and self.finetune.scope == "head"
+                and self.search.evaluator != "fast"):
+            raise ConfigError("Head fine-tuning scores heads on the fast evaluator's cached features. "
+                              "Expected search.evaluator='fast' with finetune.scope='head'. "
+                              f"Received: search.evaluator={self.search.evaluator!r}")
+        if (self.finetune.refine != "none" and self.finetune.scope == "head"
                 and self.search.layers != "head"):
             raise ConfigError("Head fine-tuning runs on the cached features of the head. Expected "
                               "search.layers='head', or finetune.scope='model' for other layers. "
