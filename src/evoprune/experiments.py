@@ -106,7 +106,9 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     if config.search.algorithm == MAGNITUDE:
         from evoprune.magnitude import run_magnitude
 
-        return run_magnitude(config, prepared, status)
+        result = run_magnitude(config, prepared, status)
+        result.summary.update(identity(prepared))  # dataset_checksum, model_sha256, model_weights_sha256
+        return result
     setup_start = time.perf_counter()
     problem = make_problem(config, prepared)
     rng = SearchRandom(config.search.seed)
