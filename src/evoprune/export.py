@@ -143,18 +143,13 @@ def _pick(run_dir: Path, rank: Optional[int], summary: dict) -> tuple[int, bool,
 
 
 def compile_for_export(model) -> None:
-    """Compiles with a loss that fits the output activation and a built, zeroed optimizer.
-
-    Softmax (or sigmoid) outputs get ``from_logits=False``, linear ones ``True``. Building
-    the optimizer makes the saved file load without Keras' optimizer-mismatch warning.
+    """Compiles as :func:`evoprune.model.compile_model` does (a loss that fits the output
+    activation), at Adam's default rate, with the optimizer built: the saved file then
+    loads without Keras' optimizer-mismatch warning.
     """
-    import keras
+    from evoprune.model import compile_model
 
-    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "linear")
-    model.compile(optimizer=keras.optimizers.Adam(),
-                  loss=keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=activation not in ("softmax", "sigmoid")),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    compile_model(model, learning_rate=0.001)
     model.optimizer.build(model.trainable_variables)
 
 

@@ -69,15 +69,15 @@ def build_model(architecture: str = "paper-cnn", input_shape: tuple[int, ...] = 
 def compile_model(model, learning_rate: float = 0.005, from_logits: bool | None = None) -> None:
     """Adam, sparse categorical cross-entropy and accuracy.
 
-    The loss reads logits unless the model's output layer is a softmax (``from_logits``
-    decided from the model when not given).
+    The loss reads logits unless the model's output layer gives probabilities (softmax or
+    sigmoid; ``from_logits`` decided from the model when not given).
     """
     import keras
 
     if from_logits is None:
-        from evoprune.target import activation_name
+        from evoprune.target import PROBABILITY_OUTPUTS, activation_name
 
-        from_logits = activation_name(model.layers[-1]) != "softmax"
+        from_logits = activation_name(model.layers[-1]) not in PROBABILITY_OUTPUTS
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),

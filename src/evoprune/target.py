@@ -11,6 +11,7 @@ from evoprune.errors import ConfigError, ModelError
 
 LAYER_SETS = ("head", "dense", "all")
 ARGMAX_KEEPING = ("linear", "softmax")  # output activations whose argmax is the logits' argmax
+PROBABILITY_OUTPUTS = ("softmax", "sigmoid")  # outputs a loss must read as probabilities, not logits
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class PruneTarget:
     @property
     def from_logits(self) -> bool:
         """Whether the model's outputs are logits (a loss for training must know)."""
-        return self.output_activation != "softmax"
+        return self.output_activation not in PROBABILITY_OUTPUTS
 
     def kept_fractions(self, masks: Sequence[np.ndarray]) -> dict[str, float]:
         """Share of each layer's nonzero weights a mask keeps, by layer name."""
