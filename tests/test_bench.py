@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune import bench
+from evoprune import trials as tr
 from evoprune.cli import app
 
 runner = CliRunner()
@@ -40,8 +41,8 @@ def test_bench_runs_resumes_and_ranks(small, tmp_path, monkeypatch):
     drop = 100 * (trials["baseline_test_accuracy"] - trials["refined_test_accuracy"])
     assert drop.to_numpy() == pytest.approx(trials["refined_test_drop_pp"].to_numpy())
     calls = []
-    real = bench.run_trial
-    monkeypatch.setattr(bench, "run_trial", lambda spec: calls.append(spec) or real(spec))
+    real = tr.run_trial
+    monkeypatch.setattr(tr, "run_trial", lambda spec: calls.append(spec) or real(spec))
     again = bench.bench(small.with_overrides({"bench.seeds": 3}), tmp_path)
     assert len(again) == 12 and not again["key"].duplicated().any()
     assert len(calls) == 4 and all(s["key"].endswith("seed2") for s in calls)  # only the new seed
@@ -70,7 +71,7 @@ def test_cli_bench_rejects_bad_executor(small, tmp_path):
 
 
 def test_cli_bench_resume_allows_more_seeds_but_not_other_settings(small, tmp_path):
-    from evoprune.compare import check_resumable
+    from evoprune.rundir import check_resumable
     from evoprune.errors import EvopruneError
 
     (tmp_path / "trials.csv").write_text("key\n")

@@ -7,8 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune import compare as cmp
+from evoprune import trials as tr
 from evoprune.cli import app
 from evoprune.errors import ConfigError, EvopruneError
+from evoprune.rundir import check_resumable
 
 runner = CliRunner()
 
@@ -29,7 +31,7 @@ def test_dcd_population_is_validated_before_any_work(small, tmp_path):
 
 def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
     calls = []
-    real = cmp.run_search
+    real = tr.run_search
 
     def counting(config, **kwargs):
         calls.append((config.search.algorithm, config.search.seed))
@@ -37,14 +39,14 @@ def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
             raise KeyboardInterrupt  # interrupted in the middle of seed 1
         return real(config, **kwargs)
 
-    monkeypatch.setattr(cmp, "run_search", counting)
+    monkeypatch.setattr(tr, "run_search", counting)
     with pytest.raises(KeyboardInterrupt):
         cmp.compare(small, tmp_path)
     partial = pd.read_csv(tmp_path / "trials.csv")
     assert set(zip(partial["algorithm"], partial["seed"])) == {
         ("sweep", 0), ("paper", 0), ("nsga2", 0), ("sweep", 1)}
     calls.clear()
-    monkeypatch.setattr(cmp, "run_search", real)
+    monkeypatch.setattr(tr, "run_search", real)
     result = cmp.compare(small, tmp_path)
     trials = result.trials
     assert len(trials) == 6 and not trials.duplicated(["algorithm", "seed"]).any()
@@ -87,9 +89,9 @@ def _assert_metrics_against_own_seed(trials, fronts):
 def test_resume_refuses_other_settings(small, tmp_path):
     (tmp_path / "trials.csv").write_text("algorithm,seed\n")
     (tmp_path / "config.toml").write_text(small.to_toml())
-    cmp.check_resumable(small.with_overrides({"compare.seeds": 5}), tmp_path)  # more seeds: fine
+    check_resumable(small.with_overrides({"compare.seeds": 5}), tmp_path)  # more seeds: fine
     with pytest.raises(EvopruneError, match="search.max_evaluations"):
-        cmp.check_resumable(small.with_overrides({"search.max_evaluations": 90}), tmp_path)
+        check_resumable(small.with_overrides({"search.max_evaluations": 90}), tmp_path)
 
 
 def test_cli_compare_writes_report_and_plots(small, tmp_path):
@@ -111,9 +113,9 @@ def test_cli_compare_writes_report_and_plots(small, tmp_path):
 
 
 def test_budget_defaults_to_population_times_generations(sample_config):
-    cfg = cmp.with_budget(sample_config.with_overrides({"search.generations": 30}))
+    cfg = tr.with_budget(sample_config.with_overrides({"search.generations": 30}))
     assert cfg.search.max_evaluations == 600 and cfg.search.generations >= 6000
-    kept = cmp.with_budget(sample_config.with_overrides({"search.max_evaluations": 90}))
+    kept = tr.with_budget(sample_config.with_overrides({"search.max_evaluations": 90}))
     assert kept.search.max_evaluations == 90
 
 

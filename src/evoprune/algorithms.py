@@ -188,17 +188,24 @@ class LoopState:
 def record(toolbox: base.Toolbox, logbook: tools.Logbook, generation: int, population: list,
            nevals: int, elapsed_s: float) -> dict:
     """Appends one generation's statistics to the logbook and returns them."""
+    row = generation_stats(generation, population, nevals, toolbox.evaluations(), toolbox.scalar_fitness,
+                           elapsed_s)
+    logbook.record(**row)
+    return row
+
+
+def generation_stats(generation: int, population: list, nevals: int, evaluations: int,
+                     scalar_fitness: Callable[[Evaluation], float], elapsed_s: float) -> dict:
+    """One logbook row: a generation's fitness, accuracy and size statistics (any search's)."""
     evs: list[Evaluation] = [ind.evaluation for ind in population]
-    scalar = [toolbox.scalar_fitness(ev) for ev in evs]
+    scalar = [scalar_fitness(ev) for ev in evs]
     best = max(range(len(population)), key=scalar.__getitem__)
-    row = dict(
-        gen=generation, nevals=nevals, evaluations=toolbox.evaluations(),
+    return dict(
+        gen=generation, nevals=nevals, evaluations=evaluations,
         fitness_max=max(scalar), fitness_avg=sum(scalar) / len(scalar), fitness_min=min(scalar),
         accuracy_max=max(ev.accuracy for ev in evs), nonzero_min=min(ev.nonzero for ev in evs),
         best_genome=list(population[best]), time_s=elapsed_s,
     )
-    logbook.record(**row)
-    return row
 
 
 Observer = Callable[[LoopState], None]

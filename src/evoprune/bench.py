@@ -1,20 +1,25 @@
-"""``evoprune bench``: genome x algorithm x operator variant x seeds, equal budgets, local or Dask."""
+"""``evoprune bench``: genome x algorithm x operator variant x seeds, equal budgets (a trials preset)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from evoprune.config import Config, from_dict
+from evoprune.config import Config
 from evoprune.magnitude import MAGNITUDE
 from evoprune.errors import ConfigError
 from evoprune.results import atomic_write_text
+from evoprune.trials import Progress, TrialStore, prepared_for, run, spec
 
 PAPER = "threshold/paper/average+random_reset"
 PEER = "pymoo-nsga2"
+COLUMNS = ("evaluations", "baseline_accuracy", "baseline_test_accuracy", "best_fitness", "best_test_accuracy",
+           "best_nonzero", "search_time_s", "worker_pid", "hypervolume", "igd", "nonzero_within_0.5pp",
+           "test_nonzero_within_0.5pp", "nonzero_within_1pp", "test_nonzero_within_1pp",
+           "selected_1pp_test_drop_pp", "refined_nonzero_within_1pp", "refined_test_accuracy",
+           "refined_test_drop_pp", "selected_nonzero", "selected_compression", "selected_test_drop_pp")
 METRICS = {"hypervolume": True, "best_fitness": True, "best_test_accuracy": True,
            "nonzero_within_1pp": False, "selected_1pp_test_drop_pp": False,
            "test_nonzero_within_1pp": False, "refined_nonzero_within_1pp": False,
@@ -28,6 +33,15 @@ def trial_config(config: Config, encoding: str, algorithm: str, variant: str, se
     return config.with_overrides({"search.encoding": encoding, "search.algorithm": algorithm,
                                   "search.crossover": crossover, "search.mutation": mutation,
                                   "search.seed": seed})
+
+
+def _spec(cell: str, config: Config, **extra) -> dict:
+    """The spec of one grid cell's trial; its row starts with key, cell, its three parts and seed."""
+    encoding, algorithm, variant = cell.split("/")
+    key = f"{cell}/seed{config.search.seed}"
+    labels = {"key": key, "cell": cell, "encoding": encoding, "algorithm": algorithm, "variant": variant,
+              "seed": config.search.seed}
+    return spec(key, config, labels, COLUMNS, **extra)
 
 
 def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]]:
@@ -51,67 +65,28 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
                 skipped.append(f"{encoding} with {variant}: {exc}")
                 continue
             for algorithm in (a for a in b.algorithms if a != MAGNITUDE):
-                cell = f"{encoding}/{algorithm}/{variant}"
-                for seed in range(b.seeds):
-                    cfg = trial_config(config, encoding, algorithm, variant, seed)
-                    specs.append({"key": f"{cell}/seed{seed}", "cell": cell, "config": cfg.to_dict()})
+                specs += [_spec(f"{encoding}/{algorithm}/{variant}",
+                                trial_config(config, encoding, algorithm, variant, seed)) for seed in range(b.seeds)]
         if b.pymoo:
-            for seed in range(b.seeds):
-                cfg = config.with_overrides({"search.encoding": encoding, "search.seed": seed,
-                                             "search.algorithm": "nsga2"})
-                cell = f"{encoding}/{PEER}/default"
-                specs.append({"key": f"{cell}/seed{seed}", "cell": cell, "config": cfg.to_dict(),
-                              "peer": "pymoo"})
+            specs += [_spec(f"{encoding}/{PEER}/default", config.with_overrides(
+                {"search.encoding": encoding, "search.seed": seed, "search.algorithm": "nsga2"}), peer="pymoo")
+                for seed in range(b.seeds)]
     if MAGNITUDE in b.algorithms:
-        for seed in range(b.seeds):
-            cfg = config.with_overrides({"search.algorithm": MAGNITUDE, "search.seed": seed})
-            specs.append({"key": f"{MAGNITUDE_CELL}/seed{seed}", "cell": MAGNITUDE_CELL,
-                          "config": cfg.to_dict()})
+        specs += [_spec(MAGNITUDE_CELL, config.with_overrides({"search.algorithm": MAGNITUDE, "search.seed": seed}))
+                  for seed in range(b.seeds)]
     if not specs:
         raise ConfigError("No valid grid cell: every operator variant mismatches every encoding. "
                           f"Received: bench.variants={list(b.variants)}")
     return specs, skipped
 
 
-def run_trial(spec: dict) -> dict:
-    """Runs one trial in any process (spawned or a Dask worker) and returns a plain dict row."""
-    from evoprune.model import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    from evoprune.compare import front_metrics, selected_columns
-    from evoprune.experiments import prepare, run_search
-    from evoprune.peer import run_pymoo
-
-    config = from_dict(spec["config"])
-    prepared = prepare(config)
-    result = run_pymoo(config, prepared) if spec.get("peer") == "pymoo" else run_search(
-        config, prepared=prepared)
-    s, base = result.summary, result.summary["baseline"]
-    encoding, algorithm, variant = spec["cell"].split("/")
-    row = {"key": spec["key"], "cell": spec["cell"], "encoding": encoding, "algorithm": algorithm,
-           "variant": variant, "seed": config.search.seed, "evaluations": len(result.archive),
-           "baseline_accuracy": base["accuracy"], "baseline_test_accuracy": base["test_accuracy"],
-           "best_fitness": s["best"]["fitness"], "best_test_accuracy": s["best"]["test_accuracy"],
-           "best_nonzero": s["best"]["nonzero"], "search_time_s": s["search_time_s"],
-           "worker_pid": os.getpid()}
-    row.update(front_metrics(config, result.front, None, base["accuracy"], base["test_accuracy"],
-                             base["nonzero"]))
-    best = (s.get("refined") or {}).get("best_within_1pp")
-    row["refined_nonzero_within_1pp"] = best["nonzero"] if best else None
-    row["refined_test_accuracy"] = best["refined_test_accuracy"] if best else None
-    row["refined_test_drop_pp"] = (100 * (base["test_accuracy"] - best["refined_test_accuracy"])
-                                   if best else None)
-    row.update(selected_columns(s))
-    return row
-
-
 def pretrain(config: Config, status: Callable[[str], None]) -> dict[str, int]:
     """Trains (or loads) each seed's model once, before workers start; returns genome lengths."""
-    from evoprune.experiments import make_problem, prepare
+    from evoprune.experiments import make_problem
 
     lengths = {}
     for seed in range(config.bench.seeds):
-        prepared = prepare(config.with_overrides({"search.seed": seed}), status)
+        prepared = prepared_for(config.with_overrides({"search.seed": seed}), status)
         if seed == 0:
             for encoding in config.bench.encodings:
                 cfg = config.with_overrides({"search.encoding": encoding, "finetune.refine": "none"})
@@ -120,32 +95,30 @@ def pretrain(config: Config, status: Callable[[str], None]) -> dict[str, int]:
 
 
 def bench(config: Config, out: Path, executor: str | None = None, workers: int | None = None,
-          scheduler: str | None = None, progress: Callable[[str, int, int], None] = lambda *a: None,
+          scheduler: str | None = None, progress: Progress = lambda *a: None,
           status: Callable[[str], None] = lambda msg: None) -> pd.DataFrame:
     """Runs the grid; each finished trial is appended to ``out/trials.csv`` at once.
 
     A rerun skips the trials already recorded there.
     """
-    from evoprune.executors import run_tasks
-
     lengths = pretrain(config, status)
     specs, skipped = grid(config, lengths)
     atomic_write_text(out / "skipped.txt", "".join(f"{line}\n" for line in skipped))
-    path = out / "trials.csv"
-    trials = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
-    done = set(trials["key"]) if len(trials) else set()
-    rows = trials.to_dict("records")
+    store = TrialStore(out, lambda row: row["key"], progress=progress, total=len(specs))
+    progress("", len(store.done), len(specs))
+    run(specs, store, executor or config.bench.executor, workers or config.bench.workers, scheduler)
+    return store.trials
 
-    def on_result(spec: dict, row: dict) -> None:
-        rows.append(row)
-        atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
-        progress(spec["key"], len(rows), len(specs))
 
-    progress("", len(done), len(specs))
-    run_tasks("evoprune.bench:run_trial", specs, executor=executor or config.bench.executor,
-              workers=workers or config.bench.workers, scheduler=scheduler, done_keys=done,
-              on_result=on_result)
-    return pd.DataFrame(rows)
+def run_bench(config: Config, out: Path, scheduler: str | None = None,
+              progress: Progress = lambda *a: None) -> pd.DataFrame:
+    """``evoprune bench``: opens (or resumes) ``out``, runs the grid, writes the report; the ranking."""
+    from evoprune.model import import_tensorflow_quietly
+    from evoprune.rundir import open_trials_dir
+
+    open_trials_dir(out, config, free=("bench", "compare"))
+    import_tensorflow_quietly()
+    return write_outputs(config, bench(config, out, scheduler=scheduler, progress=progress), out)
 
 
 def ranking(trials: pd.DataFrame) -> pd.DataFrame:

@@ -168,22 +168,10 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
             result = run_search(cfg, observers=[observer, interrupt.check], prepared=prepared,
                                 status=_status, checkpoint_dir=out, resume=resume is not None)
             rundir.finish_run(result, out, time.perf_counter() - start)
-        best, base = result.summary["best"], result.summary["baseline"]
-        genome = (f"threshold {best['threshold']:.4g}" if "threshold" in best
-                  else f"genome {str(best.get('genome', ''))[:40]}")
-        typer.echo(
-            f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} "
-            f"({best['compression']:.2f}x), accuracy {best['accuracy']:.4f} "
-            f"(baseline {base['accuracy']:.4f}), test {best['test_accuracy']:.4f}, "
-            f"fitness {best['fitness']:.4f}")
-        chosen = result.summary.get("selected")
-        tolerance = result.summary["select"]["tolerance_pp"]
-        typer.echo(f"selected (smallest within {tolerance:g} points on {cfg.data.fitness_split}): "
-                   + (f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy "
-                      f"{chosen['accuracy']:.4f}, test {chosen['test_accuracy']:.4f} "
-                      f"(drop {chosen['test_drop_pp']:.2f} points)" if chosen else "none"))
-        typer.echo(f"{result.summary['evaluations']} evaluations, search "
-                   f"{result.summary['search_time_s']:.2f} s; results in {out}")
+        from evoprune.results import describe
+
+        for line in describe(result.summary, cfg.data.fitness_split, out):
+            typer.echo(line)
 
 
 @app.command()
@@ -200,15 +188,10 @@ def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for
         names = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
         cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "compare.seeds": seeds,
                              "compare.algorithms": names, **_model_overrides(architecture, model_file, layers)})
-        _import_tensorflow_quietly()
         from evoprune import compare as cmp
-        from evoprune.rundir import open_trials_dir
 
-        cmp.check_config(cfg)
-        open_trials_dir(out, cfg, free=("compare",))
         with _bar("trials", cmp.total_trials(cfg)) as bar:
-            result = cmp.compare(cfg, out, progress=bar, status=lambda msg: None)
-        cmp.write_outputs(cfg, result, out)
+            result = cmp.run_compare(cfg, out, progress=bar)
         typer.echo(cmp.median_table(result.trials)[
             ["hypervolume", "best_fitness", "best_test_accuracy", "nonzero_within_1pp"]].to_string())
         typer.echo(f"report: {out / 'report.md'}")
@@ -230,16 +213,10 @@ def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for t
         cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "bench.seeds": seeds,
                              "bench.executor": "dask" if scheduler and not executor else executor,
                              "bench.workers": workers, **_model_overrides(architecture, model_file, layers)})
-        from evoprune.rundir import open_trials_dir
-
-        open_trials_dir(out, cfg, free=("bench", "compare"))
-        _import_tensorflow_quietly()
-        from evoprune import bench as bch
+        from evoprune.bench import run_bench
 
         with _bar("trials", 1) as bar:
-            trials = bch.bench(cfg, out, scheduler=scheduler, status=lambda msg: None,
-                               progress=lambda key, done, total: bar(key, done, total))
-        table = bch.write_outputs(cfg, trials, out)
+            table = run_bench(cfg, out, scheduler=scheduler, progress=bar)
         typer.echo(table[["cell", "seeds", "hv_median", "a12_vs_paper", "refined_nonzero_within_1pp",
                           "refined_test_drop_pp"]].to_string(index=False))
         typer.echo(f"report: {out / 'report.md'}")
@@ -317,18 +294,10 @@ def _bar(label: str, total: int):
 @contextlib.contextmanager
 def _progress(generations: int):
     """A rich progress bar over generations, as a loop observer."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("generation"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[info]}"))
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("search", total=generations, info="")
-
+    with _bar("generation", generations) as update:
         def observer(state) -> None:
             row = state.logbook[-1]
-            bar.update(task, completed=state.generation,
-                       info=f"best fitness {row['fitness_max']:.4f}, evals {row['evaluations']}")
+            update(f"best fitness {row['fitness_max']:.4f}, evals {row['evaluations']}", state.generation)
 
         yield observer
 

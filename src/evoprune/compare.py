@@ -1,4 +1,4 @@
-"""``evoprune compare``: algorithms x seeds on each seed's own model, at equal budgets."""
+"""``evoprune compare``: algorithms x seeds on each seed's own model, at equal budgets (a trials preset)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,22 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.errors import EvopruneError
-from evoprune.experiments import Prepared, make_problem, prepare, run_search
-from evoprune.rundir import check_resumable  # noqa: F401  (compare's public name)
-from evoprune.metrics import hypervolume, igd, pareto_front, smallest_nonzero_within
-from evoprune.results import RunResult, atomic_write_text
+from evoprune.experiments import Prepared, make_problem
+from evoprune.metrics import pareto_front
+from evoprune.results import atomic_write_text
+from evoprune.trials import (Progress, TrialStore, front_igd, front_metrics, prepared_for, run, spec,
+                             with_budget)
 
 REFERENCE = "sweep"
 UNION = "union"  # the reference where no exact front exists: non-dominated union of the seed's trials
 # the reference is the one-threshold genome's exact front: fast evaluator, no fine-tuning
 REFERENCE_SETTINGS = {"search.encoding": "threshold", "search.evaluator": "fast", "finetune.refine": "none"}
-KEY = ["algorithm", "seed"]
+KEY = ("algorithm", "seed")
+COLUMNS = ("evaluations", "baseline_accuracy", "baseline_test_accuracy", "baseline_nonzero", "best_fitness",
+           "best_accuracy", "best_test_accuracy", "best_nonzero", "best_compression", "front_size",
+           "search_time_s", "hypervolume", "igd", "nonzero_within_0.5pp", "test_nonzero_within_0.5pp",
+           "nonzero_within_1pp", "test_nonzero_within_1pp", "selected_1pp_test_drop_pp",
+           "selected_nonzero", "selected_compression", "selected_test_drop_pp")
 # metric -> True when higher is better
 METRICS = {
     "hypervolume": True, "igd": False, "best_fitness": True, "best_accuracy": True,
@@ -41,77 +46,18 @@ class CompareResult:
     fronts: pd.DataFrame
 
 
-def with_budget(config: Config) -> Config:
-    """Equal budgets: without ``search.max_evaluations`` it is population x generations
-    (the notebook's 20 x 30 = 600), and generations only bound the loop from above."""
-    search = config.search
-    budget = search.max_evaluations or search.population * search.generations
-    return config.with_overrides({"search.max_evaluations": budget,
-                                  "search.generations": max(search.generations, 10 * budget)})
+def trial_key(algorithm: str, seed: int) -> str:
+    """The key of one trial (its spec's and, through algorithm and seed, its trials.csv row's)."""
+    return f"{algorithm}/seed{int(seed)}"
+
+
+def _row_key(row: dict) -> str:
+    return trial_key(row["algorithm"], row["seed"])
 
 
 def algorithm_config(config: Config, algorithm: str, seed: int) -> Config:
     """The run config of one trial (validates algorithm-specific sizes, e.g. DCD's 4s)."""
     return with_budget(config).with_overrides({"search.algorithm": algorithm, "search.seed": seed})
-
-
-def front_metrics(config: Config, front: pd.DataFrame, exact: pd.DataFrame | None,
-                  base_accuracy: float, base_test_accuracy: float, base_nonzero: int) -> dict:
-    """Hypervolume, IGD to the exact front (NaN without one), smallest sizes within 0.5 / 1 points."""
-    ref_nonzero = config.metrics.ref_nonzero or base_nonzero
-    row = {
-        "hypervolume": hypervolume(front["accuracy"], front["nonzero"], base_nonzero,
-                                   config.metrics.ref_accuracy, ref_nonzero),
-        "igd": (igd(front[["accuracy", "nonzero"]].to_numpy(), exact[["accuracy", "nonzero"]].to_numpy(),
-                    base_nonzero) if exact is not None else float("nan")),
-    }
-    for points in (0.5, 1.0):
-        tag = f"{points:g}pp"
-        row[f"nonzero_within_{tag}"] = smallest_nonzero_within(front, base_accuracy, points)
-        row[f"test_nonzero_within_{tag}"] = smallest_nonzero_within(
-            front, base_test_accuracy, points, accuracy_col="test_accuracy")
-    chosen = front[front["nonzero"] == row["nonzero_within_1pp"]]
-    row["selected_1pp_test_drop_pp"] = (100 * (base_test_accuracy - chosen["test_accuracy"].iloc[0])
-                                        if len(chosen) else None)
-    return row
-
-
-def _trial_row(config: Config, algorithm: str, seed: int, result: RunResult,
-               exact: pd.DataFrame) -> dict:
-    s = result.summary
-    base = s["baseline"]
-    row = {"algorithm": algorithm, "seed": seed, "evaluations": len(result.archive),
-           "baseline_accuracy": base["accuracy"], "baseline_test_accuracy": base["test_accuracy"],
-           "baseline_nonzero": base["nonzero"], "best_fitness": s["best"]["fitness"],
-           "best_accuracy": s["best"]["accuracy"], "best_test_accuracy": s["best"]["test_accuracy"],
-           "best_nonzero": s["best"]["nonzero"], "best_compression": s["best"]["compression"],
-           "front_size": len(result.front), "search_time_s": s["search_time_s"]}
-    row.update(front_metrics(config, result.front, exact, base["accuracy"], base["test_accuracy"],
-                             base["nonzero"]))
-    row.update(selected_columns(s))
-    return row
-
-
-def selected_columns(summary: dict) -> dict:
-    """A trial's ``summary["selected"]`` as table columns (None where nothing was within tolerance)."""
-    chosen = summary.get("selected") or {}
-    return {"selected_nonzero": chosen.get("nonzero"), "selected_compression": chosen.get("compression"),
-            "selected_test_drop_pp": chosen.get("test_drop_pp")}
-
-
-def _generation_rows(config: Config, algorithm: str, seed: int, result: RunResult) -> pd.DataFrame:
-    base = result.summary["baseline"]
-    archive = result.archive
-    rows = []
-    for gen, evaluations in zip(result.logbook["gen"], result.logbook["evaluations"]):
-        seen = archive.iloc[:min(int(evaluations), len(archive))]
-        front = pareto_front(seen)
-        rows.append({"algorithm": algorithm, "seed": seed, "gen": int(gen), "evaluations": len(seen),
-                     "hypervolume": hypervolume(front["accuracy"], front["nonzero"], base["nonzero"],
-                                                config.metrics.ref_accuracy,
-                                                config.metrics.ref_nonzero or base["nonzero"]),
-                     "best_fitness": float(seen["fitness"].max())})
-    return pd.DataFrame(rows)
 
 
 def uses_sweep(config: Config, prepared: Prepared) -> bool:
@@ -142,11 +88,13 @@ def reference_trial(config: Config, prepared: Prepared, seed: int) -> tuple[dict
     split, whatever evaluator path the compared searches use (the fast and exact paths
     give the same counts).
     """
+    from evoprune.evaluate import paper_fitness
     from evoprune.sweep import exact_sweep
 
     problem = make_problem(config.with_overrides(REFERENCE_SETTINGS), prepared)
     sweep = exact_sweep(problem.evaluator)
-    sweep["fitness"] = [problem.fitness(_Eval(a, n)) for a, n in zip(sweep["accuracy"], sweep["nonzero"])]
+    sweep["fitness"] = [paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
+                        for a, n in zip(sweep["accuracy"], sweep["nonzero"])]
     front = pareto_front(sweep)
     front["test_accuracy"] = problem.test_accuracy(front[["threshold"]].to_numpy())
     best = sweep.loc[sweep["fitness"].idxmax()]
@@ -166,15 +114,6 @@ def union_trial(config: Config, seed: int, fronts: list[pd.DataFrame], base: dic
     best = table.loc[table["fitness"].idxmax()]
     return _reference_row(UNION, seed, evaluations, base, table, front, float(best["test_accuracy"]),
                           config), front
-
-
-@dataclass(frozen=True)
-class _Eval:
-    accuracy: float
-    nonzero: int
-
-
-Progress = Callable[[str, int], None]
 
 
 def check_config(config: Config) -> None:
@@ -197,130 +136,59 @@ def check_config(config: Config) -> None:
                   encoding=search.encoding)
 
 
-def compare(config: Config, out: Path, progress: Progress = lambda label, done: None,
+def trial_specs(config: Config, algorithms: list[str], seed: int, exact: pd.DataFrame | None) -> list[dict]:
+    """The specs of one seed's trials (``exact``: the reference front their IGD is measured to)."""
+    records = None if exact is None else exact.to_dict("records")
+    return [spec(trial_key(a, seed), algorithm_config(config, a, seed), {"algorithm": a, "seed": seed},
+                 COLUMNS, exact=records, tables=True) for a in algorithms]
+
+
+def compare(config: Config, out: Path, progress: Progress = lambda *a: None,
             status: Callable[[str], None] = lambda msg: None) -> CompareResult:
     """Runs every algorithm on every seed's model at the same budget; resumes from ``out``.
 
-    Trials already in ``out/trials.csv`` are skipped. Each finished trial is written
-    at once (fronts and generations first, then its ``trials.csv`` row), so an
-    interrupted comparison loses at most the trial in progress.
+    Trials run on ``compare.executor`` (as bench's do); those already in ``out/trials.csv``
+    are skipped. Each finished trial is written at once (fronts and generations first, then
+    its ``trials.csv`` row), so an interrupted comparison loses at most the trials in progress;
+    where the reference is the union of a seed's fronts, the seed's rows are written together.
     """
     check_config(config)
-    done = _load_existing(out)
-    trials, generations, fronts = done.trials, done.generations, done.fronts
-    finished = set(zip(trials["algorithm"], trials["seed"])) if len(trials) else set()
+    store = TrialStore(out, _row_key, ("fronts", "generations"), KEY, progress, total_trials(config))
+    executor, workers = config.compare.executor, config.compare.workers
     for seed in range(config.compare.seeds):
-        todo = [a for a in config.compare.algorithms if (a, seed) not in finished]
-        if not todo and {(REFERENCE, seed), (UNION, seed)} & finished:
+        todo = [a for a in config.compare.algorithms if trial_key(a, seed) not in store.done]
+        if not todo and {trial_key(REFERENCE, seed), trial_key(UNION, seed)} & store.done:
             continue
         seed_config = with_budget(config).with_overrides({"search.seed": seed})
-        prepared = prepare(seed_config, status)
-        sweep = uses_sweep(seed_config, prepared)
-        new: list[tuple] = []                    # (algorithm, trials row, front, generation rows)
-        if sweep:                                # each trial is saved as soon as it ends
+        prepared = prepared_for(seed_config, status)
+        if uses_sweep(seed_config, prepared):   # each trial is saved as soon as it ends
             row, exact = reference_trial(seed_config, prepared, seed)
-            new = [] if (REFERENCE, seed) in finished else [(REFERENCE, row, exact, pd.DataFrame())]
-            trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished, progress)
-        results = {}
-        for algorithm, result in _run_trials(config, todo, seed, prepared):
-            results[algorithm] = result
-            if sweep:
-                new.append((algorithm, _trial_row(config, algorithm, seed, result, exact), result.front,
-                            _generation_rows(config, algorithm, seed, result)))
-                trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished,
-                                                        progress)
-        if not sweep and results:                # the union needs every front of the seed first
-            saved = [f for _, f in fronts[fronts["seed"] == seed].groupby("algorithm")] if len(fronts) else []
-            base = next(iter(results.values())).summary["baseline"]
-            union_row, union = union_trial(config, seed, [r.front for r in results.values()] + saved, base,
-                                           sum(len(r.archive) for r in results.values()))
-            if (UNION, seed) not in finished:
-                new.append((UNION, union_row, union, pd.DataFrame()))
-            new += [(a, _trial_row(config, a, seed, r, union), r.front, _generation_rows(config, a, seed, r))
-                    for a, r in results.items()]
-        trials, generations, fronts = _save_new(out, trials, generations, fronts, new, finished, progress)
-    return CompareResult(trials, generations, fronts)
+            if _row_key(row) not in store.done:
+                store.add(row, exact, [])
+            run(trial_specs(config, todo, seed, exact), store, executor, workers)
+            continue
+        results: list[dict] = []                 # the union needs every front of the seed first
+        run(trial_specs(config, todo, seed, None), store, executor, workers,
+            on_result=lambda s, r: results.append(r))
+        if results:
+            _add_union(config, store, seed, results)
+    return CompareResult(store.trials, store.tables["generations"], store.tables["fronts"])
 
 
-def run_trial(spec: dict) -> dict:
-    """Runs one trial in any process (spawned or a Dask worker); returns its tables and summary."""
-    from evoprune.config import from_dict
-    from evoprune.model import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-    result = run_search(from_dict(spec["config"]))
-    return {"summary": result.summary, "front": result.front, "archive": result.archive,
-            "logbook": result.logbook}
-
-
-def _run_trials(config: Config, algorithms: list[str], seed: int, prepared: Prepared):
-    """Yields ``(algorithm, result)`` for one seed's trials as they end, on ``compare.executor``.
-
-    ``serial`` runs them here on the already loaded model; ``local`` and ``dask`` send
-    each trial to a worker, which loads the model that :func:`prepare` cached.
-    """
-    from types import SimpleNamespace
-
-    from evoprune.executors import run_tasks
-
-    if config.compare.executor == "serial":
-        for algorithm in algorithms:
-            yield algorithm, run_search(algorithm_config(config, algorithm, seed), prepared=prepared)
-        return
-    specs = [{"key": f"{a}/seed{seed}", "algorithm": a, "config": algorithm_config(config, a, seed).to_dict()}
-             for a in algorithms]
-    done: list = []
-    run_tasks("evoprune.compare:run_trial", specs, executor=config.compare.executor,
-              workers=config.compare.workers, on_result=lambda spec, r: done.append((spec["algorithm"], r)))
-    for algorithm, r in done:  # saved in order of completion, after the seed's trials all ended
-        yield algorithm, SimpleNamespace(**r)
-
-
-def _save_new(out: Path, trials: pd.DataFrame, generations: pd.DataFrame, fronts: pd.DataFrame,
-              new: list, finished: set, progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Adds finished trials (fronts and generations first, then trials.csv rows), saves, empties ``new``."""
-    while new:
-        algorithm, row, front, gens = new.pop(0)
-        fronts = pd.concat([fronts, front.assign(algorithm=algorithm, seed=row["seed"])], ignore_index=True)
-        generations = pd.concat([generations, gens], ignore_index=True)
-        trials = pd.concat([trials, pd.DataFrame([row])], ignore_index=True)
-        _save(out, trials, generations, fronts)
-        finished.add((algorithm, row["seed"]))
-        progress(f"{algorithm} seed {row['seed']}", len(finished))
-    return trials, generations, fronts
-
-
-INT_COLUMNS = ("seed", "evaluations", "baseline_nonzero", "best_nonzero", "front_size", "gen", "nonzero",
-               "nonzero_within_0.5pp", "nonzero_within_1pp", "test_nonzero_within_0.5pp",
-               "test_nonzero_within_1pp", "selected_nonzero")
-
-
-def _integers(table: pd.DataFrame) -> pd.DataFrame:
-    """Count columns as nullable integers (no ``1501.0`` in the CSVs)."""
-    return table.astype({c: "Int64" for c in INT_COLUMNS if c in table})
-
-
-def _save(out: Path, trials: pd.DataFrame, generations: pd.DataFrame, fronts: pd.DataFrame) -> None:
-    trials, generations, fronts = (_integers(t) for t in (trials, generations, fronts))
-    atomic_write_text(out / "fronts.csv", fronts.to_csv(index=False))
-    atomic_write_text(out / "generations.csv", generations.to_csv(index=False))
-    atomic_write_text(out / "trials.csv", trials.to_csv(index=False))  # the commit point
-
-
-def _load_existing(out: Path) -> CompareResult:
-    """Finished trials from an earlier, interrupted compare in ``out`` (else empty tables)."""
-    empty = CompareResult(pd.DataFrame(columns=KEY), pd.DataFrame(columns=KEY), pd.DataFrame(columns=KEY))
-    if not (out / "trials.csv").is_file():
-        return empty
-    try:
-        trials = pd.read_csv(out / "trials.csv")
-        keys = set(zip(trials["algorithm"], trials["seed"]))
-        tables = [pd.read_csv(out / name) if (out / name).is_file() and (out / name).stat().st_size > 1
-                  else pd.DataFrame(columns=KEY) for name in ("generations.csv", "fronts.csv")]
-    except (pd.errors.ParserError, KeyError, ValueError) as exc:
-        raise EvopruneError(f"Cannot resume: {out / 'trials.csv'} is unreadable ({exc})") from exc
-    kept = [t[[k in keys for k in zip(t["algorithm"], t["seed"])]] if len(t) else t for t in tables]
-    return CompareResult(trials, kept[0].reset_index(drop=True), kept[1].reset_index(drop=True))
+def _add_union(config: Config, store: TrialStore, seed: int, results: list[dict]) -> None:
+    """Adds the union reference of one seed, then its trials with their IGD to it."""
+    saved = store.tables["fronts"]
+    saved = [f for _, f in saved[saved["seed"] == seed].groupby("algorithm")] if len(saved) else []
+    fronts = [pd.DataFrame(r["front"]) for r in results]
+    first = results[0]["row"]
+    base = {"accuracy": first["baseline_accuracy"], "test_accuracy": first["baseline_test_accuracy"],
+            "nonzero": first["baseline_nonzero"]}
+    row, union = union_trial(config, seed, fronts + saved, base, sum(r["row"]["evaluations"] for r in results))
+    if _row_key(row) not in store.done:
+        store.add(row, union, [])
+    for result, front in zip(results, fronts):
+        trial = {**result["row"], "igd": front_igd(front, union, base["nonzero"])}
+        store.add(trial, front, result["generations"])
 
 
 def convergence(generations: pd.DataFrame, points: int = 60) -> pd.DataFrame:
@@ -358,6 +226,18 @@ def median_table(trials: pd.DataFrame) -> pd.DataFrame:
     metrics = [m for m in METRICS if m in trials]
     return trials.groupby("algorithm", sort=False)[metrics].median(numeric_only=True)
 
+
+def run_compare(config: Config, out: Path, progress: Progress = lambda *a: None) -> CompareResult:
+    """``evoprune compare``: checks, opens (or resumes) ``out``, runs the trials, writes the report."""
+    from evoprune.model import import_tensorflow_quietly
+    from evoprune.rundir import open_trials_dir
+
+    check_config(config)
+    open_trials_dir(out, config, free=("compare",))
+    import_tensorflow_quietly()
+    result = compare(config, out, progress=progress)
+    write_outputs(config, result, out)
+    return result
 
 
 def write_outputs(config: Config, result: CompareResult, out: Path) -> None:

@@ -23,7 +23,7 @@ from evoprune.finetune import (FinetuneSettings, HeadFinetuner, ModelFinetuner, 
                                best_refined, head_scorer, refine_front)
 from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
-from evoprune.results import SUMMARY_VERSION, RunResult
+from evoprune.results import SUMMARY_VERSION, RunResult, native
 from evoprune.rundir import identity
 from evoprune.seeding import SearchRandom
 from evoprune.target import PruneTarget, build_target
@@ -229,7 +229,7 @@ def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state:
     population = _with_test_accuracy(problem, population, keys)
     population = population.sort_values("fitness", ascending=False, kind="stable").reset_index(drop=True)
     best_row = _with_test_accuracy(problem, best_row, keys)
-    best = {key: _py(best_row.at[0, key]) for key in best_row.columns if key != "eval_index"}
+    best = {key: native(best_row.at[0, key]) for key in best_row.columns if key != "eval_index"}
     logbook = pd.DataFrame(state.logbook)
     logbook["best_genome"] = logbook["best_genome"].map(lambda g: " ".join(f"{x:.8g}" for x in g))
     summary = run_summary(config, prepared, problem, search_time, setup_time, wall_time)
@@ -263,10 +263,6 @@ def run_summary(config: Config, prepared: Prepared, problem: PruningProblem, sea
         "wall_time_s": wall_time,
         "versions": _versions(),
     }
-
-
-def _py(value):
-    return value.item() if hasattr(value, "item") else value
 
 
 def _versions() -> dict[str, str]:

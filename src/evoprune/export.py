@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.errors import EvopruneError
+from evoprune.trials import accuracy_bar
 
 
 FORMATS = {"keras": ".keras", "tflite": ".tflite"}
@@ -84,7 +85,7 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     if refined.is_file():
         base = summary["baseline"]["accuracy"]
         tolerance = float((summary.get("select") or {}).get("tolerance_pp", 1.0))  # the run's own
-        table["_ok"] = table["refined_accuracy"] >= base - tolerance / 100.0 - 1e-12
+        table["_ok"] = table["refined_accuracy"] >= accuracy_bar(base, tolerance)
         table["_size"] = table["nonzero"].where(table["_ok"], 0)
         table = table.sort_values(["_ok", "_size", "refined_accuracy"], ascending=[False, True, False])
     else:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evoprune.head import HeadScorer
+from evoprune.trials import accuracy_bar
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def refine_front(front, genomes: list, problem, score, max_points: int,
         targets = np.linspace(sizes.min(), sizes.max(), min(max_points, len(pool)))
         for position in np.unique(np.abs(sizes[None, :] - targets[:, None]).argmin(axis=1)):
             tune(int(position))
-        bar = problem.base_accuracy - within_pp / 100.0 - 1e-12
+        bar = accuracy_bar(problem.base_accuracy, within_pp)
         passing = [p for p, r in rows.items() if r["refined_accuracy"] >= bar]
         if passing:
             high = min(passing)
@@ -308,7 +309,7 @@ class ModelFinetuner:
 
 def best_refined(refined, base_accuracy: float, points: float = 1.0) -> dict | None:
     """The smallest refined head within ``points`` of baseline on the fitness split."""
-    ok = refined[refined["refined_accuracy"] >= base_accuracy - points / 100.0 - 1e-12]
+    ok = refined[refined["refined_accuracy"] >= accuracy_bar(base_accuracy, points)]
     if ok.empty:
         return None
     row = ok.sort_values(["nonzero", "refined_accuracy"], ascending=[True, False]).iloc[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 
@@ -11,7 +10,8 @@ import pandas as pd
 
 from evoprune.config import Config
 from evoprune.metrics import compression, pareto_front
-from evoprune.results import RunResult
+from evoprune.results import RunResult, native
+from evoprune.trials import accuracy_bar
 
 MAGNITUDE = "magnitude"  # its name among the algorithms (config.registry_names)
 FIRST_KEEP = 0.5   # each accepted round keeps this share of the surviving weights ...
@@ -88,7 +88,7 @@ def magnitude_schedule(finetuner, kernels: list[np.ndarray], base_accuracy: floa
     weights, keep = list(finetuner.base), FIRST_KEEP
     layer_pos = finetuner.target.indices
     rows, all_masks = [], {}
-    bar = base_accuracy - tolerance_pp / 100.0 - 1e-12
+    bar = accuracy_bar(base_accuracy, tolerance_pp)
     for r in range(rounds):
         current = [_kernel_of(finetuner.model, weights, i) for i in layer_pos]
         trial = prune_to(scores_of(current), masks, int(round(keep * sum(m.sum() for m in masks))))
@@ -123,6 +123,7 @@ def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResul
     round, ``logbook`` one row per round, and the summary's ``selected`` the smallest
     round within ``select.tolerance_pp`` of baseline (rounds are already retrained).
     """
+    from evoprune.evaluate import paper_fitness
     from evoprune.experiments import make_model_finetuner, make_problem, run_summary
     from evoprune.select import select
 
@@ -143,7 +144,8 @@ def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResul
     search_time = time.perf_counter() - start
     target = problem.evaluator.target
     table["compression"] = compression(problem.base_nonzero, table["nonzero"].to_numpy(dtype=np.int64))
-    table["fitness"] = [problem.fitness(_Eval(a, n)) for a, n in zip(table["accuracy"], table["nonzero"])]
+    table["fitness"] = [paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
+                        for a, n in zip(table["accuracy"], table["nonzero"])]
     table["genome"] = [" ".join(f"{v:.4g}" for v in target.kept_fractions(masks[i]).values())
                        for i in table["eval_index"]]
     columns = ["eval_index", "genome", "accuracy", "test_accuracy", "nonzero", "compression",
@@ -153,7 +155,7 @@ def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResul
     logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
     best = table.loc[table["fitness"].idxmax()]
     summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
-    summary.update({"evaluations": len(table), "model_evaluations": len(table), "best": {k: _py(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
+    summary.update({"evaluations": len(table), "model_evaluations": len(table), "best": {k: native(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
                     "front_size": len(front), "magnitude": {
         "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
         "retrain_budget_epochs": budget, "rounds": rounds, "rounds_run": len(table), "epochs_per_round": config.finetune.epochs}})
@@ -164,12 +166,3 @@ def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResul
         summary["selected"]["refined"] = True
     return RunResult(config, summary, logbook, table, front, table)
 
-
-def _py(value):
-    return value.item() if hasattr(value, "item") else value
-
-
-@dataclasses.dataclass(frozen=True)
-class _Eval:
-    accuracy: float
-    nonzero: int

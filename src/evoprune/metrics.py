@@ -110,26 +110,3 @@ def igd(front_points: np.ndarray | list, reference_front_points: np.ndarray | li
     distances = np.sqrt(((r[:, None, :] - a[None, :, :]) ** 2).sum(axis=2))
     return float(distances.min(axis=1).mean())
 
-
-def smallest_nonzero_within(table: pd.DataFrame, base_accuracy: float, points: float,
-                            accuracy_col: str = "accuracy") -> int | None:
-    """Smallest ``nonzero`` among rows that lose at most ``points`` percentage points.
-
-    Rows qualify when ``accuracy >= base_accuracy - points / 100`` (with a 1e-12 slack so
-    that a loss of exactly ``points`` is not lost to rounding).
-
-    Args:
-        table: rows with ``accuracy_col`` and ``nonzero`` columns.
-        base_accuracy: accuracy of the unpruned model, in [0, 1].
-        points: allowed loss in percentage points (e.g. 0.5 or 1.0).
-        accuracy_col: the accuracy column.
-
-    Returns:
-        The smallest qualifying ``nonzero``, or None when no row qualifies.
-    """
-    if table.empty:
-        return None
-    ok = table[accuracy_col].to_numpy(dtype=np.float64) >= base_accuracy - points / 100.0 - 1e-12
-    if not ok.any():
-        return None
-    return int(table["nonzero"].to_numpy()[ok].min())

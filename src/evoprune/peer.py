@@ -6,9 +6,9 @@ import random
 import time
 
 import numpy as np
-from deap import base, tools
+from deap import tools
 
-from evoprune.algorithms import LoopState, initializer, individual_class, record
+from evoprune.algorithms import LoopState, generation_stats, individual_class, initializer
 from evoprune.config import Config
 from evoprune.experiments import Prepared, make_problem, refine, tabulate
 from evoprune.results import RunResult
@@ -80,11 +80,9 @@ def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
         ind.evaluation = problem.evaluate([x])[0]
         ind.fitness.values = (ind.evaluation.accuracy, float(ind.evaluation.nonzero))
         population.append(ind)
-    toolbox = base.Toolbox()
-    toolbox.register("scalar_fitness", problem.fitness)
-    toolbox.register("evaluations", lambda: problem.evaluations)
     logbook = tools.Logbook()
-    record(toolbox, logbook, int(res.algorithm.n_gen), population, problem.evaluations, search_time)
+    logbook.record(**generation_stats(int(res.algorithm.n_gen), population, problem.evaluations,
+                                      problem.evaluations, problem.fitness, search_time))
     state = LoopState(int(res.algorithm.n_gen), population, logbook)
     result = tabulate(config, prepared, problem, state, search_time, setup, time.perf_counter() - start)
     return refine(config, prepared, problem, result) if config.finetune.refine == "front" else result

@@ -143,3 +143,23 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
         raise EvopruneError(f"summary.json is damaged or not an evoprune summary: expected "
                             f"baseline.accuracy in 0..1 and dataset_checksum. Received: {path}")
     return summary
+
+
+def describe(summary: dict[str, Any], fitness_split: str, out: Path) -> list[str]:
+    """Lines a finished run prints: its best point, its selected model, evaluations, time and ``out``."""
+    best, base = summary["best"], summary["baseline"]
+    genome = (f"threshold {best['threshold']:.4g}" if "threshold" in best
+              else f"genome {str(best.get('genome', ''))[:40]}")
+    chosen, tolerance = summary.get("selected"), summary["select"]["tolerance_pp"]
+    return [f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({best['compression']:.2f}x), "
+            f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
+            f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
+            f"selected (smallest within {tolerance:g} points on {fitness_split}): "
+            + (f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
+               f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)" if chosen else "none"),
+            f"{summary['evaluations']} evaluations, search {summary['search_time_s']:.2f} s; results in {out}"]
+
+
+def native(value: Any) -> Any:
+    """A NumPy scalar as the Python number it holds (anything else unchanged)."""
+    return value.item() if hasattr(value, "item") else value

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-TOLERANCE_SLACK = 1e-12  # float noise: exactly ``tolerance_pp`` below baseline still counts
+from evoprune.trials import accuracy_bar
 
 
 def candidates(front: pd.DataFrame, refined: pd.DataFrame | None) -> pd.DataFrame:
@@ -33,7 +33,7 @@ def select_row(table: pd.DataFrame, base_accuracy: float, tolerance_pp: float) -
     Ties in size go to the more accurate row, then to the earlier one. ``None`` when no
     row is within the tolerance.
     """
-    bar = base_accuracy - tolerance_pp / 100.0 - TOLERANCE_SLACK
+    bar = accuracy_bar(base_accuracy, tolerance_pp)
     ok = table[(table["accuracy"] >= bar) & (table["nonzero"] > 0)]
     if ok.empty:
         return None
