@@ -41,7 +41,7 @@ def _spec(cell: str, config: Config, **extra) -> dict:
     key = f"{cell}/seed{config.search.seed}"
     labels = {"key": key, "cell": cell, "encoding": encoding, "algorithm": algorithm, "variant": variant,
               "seed": config.search.seed}
-    return spec(key, config, labels, COLUMNS, **extra)
+    return spec(key, config, labels, COLUMNS, cell=cell, **extra)
 
 
 def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]]:
