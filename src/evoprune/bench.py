@@ -86,7 +86,7 @@ def pretrain(config: Config, status: Callable[[str], None]) -> dict[str, int]:
 
     lengths = {}
     for seed in range(config.bench.seeds):
-        prepared = prepared_for(config.with_overrides({"search.seed": seed}), status)
+        prepared = prepared_for(config.with_overrides({"search.seed": seed}), status, fresh=seed == 0)
         if seed == 0:
             for encoding in config.bench.encodings:
                 cfg = config.with_overrides({"search.encoding": encoding, "finetune.refine": "none"})

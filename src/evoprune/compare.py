@@ -160,7 +160,7 @@ def compare(config: Config, out: Path, progress: Progress = lambda *a: None,
         if not todo and {trial_key(REFERENCE, seed), trial_key(UNION, seed)} & store.done:
             continue
         seed_config = with_budget(config).with_overrides({"search.seed": seed})
-        prepared = prepared_for(seed_config, status)
+        prepared = prepared_for(seed_config, status, fresh=True)
         if uses_sweep(seed_config, prepared):   # each trial is saved as soon as it ends
             row, exact = reference_trial(seed_config, prepared, seed)
             if _row_key(row) not in store.done:

@@ -127,13 +127,20 @@ def generation_rows(config: Config, result) -> list[dict]:
 _PREPARED: dict[str, object] = {}  # this process's last data and model: serial trials load them once
 
 
-def prepared_for(config: Config, status: Callable[[str], None] = lambda msg: None):
-    """:func:`~evoprune.experiments.prepare` for a trial, reusing this process's last data and model."""
+def prepared_for(config: Config, status: Callable[[str], None] = lambda msg: None, fresh: bool = False):
+    """:func:`~evoprune.experiments.prepare` for a trial, reusing this process's last data and model.
+
+    ``fresh`` forgets the process's last one first (each command starts fresh; a long-lived
+    worker reloads a ``model_file`` that changed on disk).
+    """
     from evoprune.experiments import prepare
 
-    d = config.to_dict()
-    key = json.dumps([d["data"], d["model"], config.search.seed, config.search.layers], sort_keys=True,
-                     default=str)
+    if fresh:
+        _PREPARED.clear()
+    d, file = config.to_dict(), Path(config.model.model_file or "")
+    stamp = file.stat().st_mtime_ns if config.model.model_file and file.is_file() else None
+    key = json.dumps([d["data"], d["model"], stamp, config.search.seed, config.search.layers],
+                     sort_keys=True, default=str)
     if key not in _PREPARED:
         _PREPARED.clear()
         _PREPARED[key] = prepare(config, status)
@@ -179,7 +186,7 @@ def run_search(config: Config, **kwargs):
     return search(config, **kwargs)
 
 
-def run(specs: list[dict], store: "TrialStore", executor: str, workers: int, scheduler: str | None = None,
+def run(specs: list[dict], store: TrialStore, executor: str, workers: int, scheduler: str | None = None,
         on_result: Callable[[dict, dict], None] | None = None) -> None:
     """Runs the specs whose key is not in ``store`` on the executor (``executors.run_tasks``).
 
