@@ -165,11 +165,16 @@ def normalize(images: np.ndarray) -> np.ndarray:
 
 
 def train_pipeline(split: Split, batch_size: int, seed: int):
-    """The notebook's training pipeline: map, cache, full shuffle, batch, prefetch."""
+    """The notebook's training pipeline: map, cache, full shuffle, batch, prefetch.
+
+    Integer labels are the targets; float ``labels`` rows (e.g. a label packed with a
+    teacher's outputs for distillation) pass through as they are.
+    """
     import tensorflow as tf
 
     images, labels = split
-    ds = tf.data.Dataset.from_tensor_slices((_four_d(images), labels.astype(np.int64)))
+    targets = labels if labels.dtype.kind == "f" else labels.astype(np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((_four_d(images), targets))
     ds = ds.map(_normalize_tf, num_parallel_calls=tf.data.AUTOTUNE).cache()
     ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -272,6 +272,9 @@ class FinetuneConfig:
         epochs, model_learning_rate: training of the whole model (``scope = "model"``).
         model_lr_schedule: ``constant`` or ``cosine`` (decays ``model_learning_rate`` to 0
             over the fine-tuning steps, so a converged baseline is not shaken loose).
+        distill, temperature: whole-model fine-tuning learns from the unpruned model too
+            (knowledge distillation): ``distill`` is the weight of its softened outputs in
+            the loss (0: labels only, 1: teacher only), ``temperature`` their softening.
         max_points: at most this many front points are fine-tuned (evenly spread).
         max_drop_pp: only front points within this many accuracy points of baseline
             before fine-tuning (fine-tuning recovers much of the loss).
@@ -285,6 +288,8 @@ class FinetuneConfig:
     epochs: int = 3
     model_learning_rate: float = 0.005
     model_lr_schedule: str = "constant"
+    distill: float = 0.0
+    temperature: float = 4.0
     max_points: int = 30
     max_drop_pp: float = 50.0
 
@@ -295,6 +300,11 @@ class FinetuneConfig:
         _check_range("finetune.epochs", self.epochs, 1, 100_000)
         _check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0,
                      low_open=True)
+        _check_range("finetune.distill", self.distill, 0.0, 1.0)
+        _check_range("finetune.temperature", self.temperature, 0.0, 1000.0, low_open=True)
+        if self.distill and self.scope != "model":
+            raise ConfigError("Distillation fine-tunes the whole model. Expected finetune.scope='model' "
+                              f"with finetune.distill > 0. Received: finetune.scope={self.scope!r}")
         if self.refine == "each" and self.scope != "head":
             raise ConfigError("Fine-tuning inside every evaluation retrains the head only. Expected "
                               f"finetune.scope='head' with refine='each'. Received: finetune.scope={self.scope!r}")
