@@ -109,7 +109,7 @@ def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared
 
 
 def test_model_finetuning_keeps_mask_restores_model_and_helps(prepared):
-    from evoprune.finetune import ModelFinetuner
+    from evoprune.retrain import ModelFinetuner
     from evoprune.model import accuracy
     from evoprune.target import build_target
 
@@ -137,7 +137,7 @@ def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, mon
     import keras
 
     from evoprune import model as model_module
-    from evoprune.finetune import ModelFinetuner
+    from evoprune.retrain import ModelFinetuner
     from evoprune.target import build_target
 
     model, ds = prepared.trained.model, prepared.dataset
@@ -161,7 +161,7 @@ def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, mon
 def test_distillation_learns_from_the_unpruned_model_not_only_the_labels(prepared):
     """With the labels scrambled, plain fine-tuning learns noise; distillation (weight 1)
     still recovers the pruned model, so the teacher's outputs are what it learns from."""
-    from evoprune.finetune import ModelFinetuner
+    from evoprune.retrain import ModelFinetuner
     from evoprune.model import accuracy
     from evoprune.target import build_target
 
@@ -190,7 +190,7 @@ def test_distillation_learns_from_the_unpruned_model_not_only_the_labels(prepare
 def test_distillation_loss_is_cross_entropy_plus_the_scaled_divergence():
     import tensorflow as tf
 
-    from evoprune.finetune import distillation_loss
+    from evoprune.retrain import distillation_loss
 
     rng = np.random.default_rng(1)
     student = rng.normal(size=(5, 4)).astype(np.float32)

@@ -19,10 +19,11 @@ from evoprune.magnitude import MAGNITUDE
 from evoprune.data import Dataset, load_dataset
 from evoprune.encodings import make_encoding
 from evoprune.evaluate import KerasEvaluator, PruningProblem
-from evoprune.finetune import (FinetuneSettings, HeadFinetuner, ModelFinetuner, RefiningEvaluator,
+from evoprune.finetune import (FinetuneSettings, HeadFinetuner, RefiningEvaluator,
                                best_refined, head_scorer, refine_front)
 from evoprune.metrics import compression, pareto_front
 from evoprune.model import TrainedModel, load_or_train
+from evoprune.retrain import ModelFinetuner
 from evoprune.results import SUMMARY_VERSION, RunResult, native
 from evoprune.rundir import identity
 from evoprune.seeding import SearchRandom
@@ -140,7 +141,7 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
     result.summary.update(ident)  # dataset_checksum, model_sha256, model_weights_sha256
     if config.finetune.refine == "front":
         status("Fine-tuning the front")
-        result = refine(config, prepared, problem, result)
+        result = refine(config, prepared, problem, result, status)
     return with_selection(config, problem, result)
 
 
@@ -175,13 +176,14 @@ def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
     return head_scorer(finetuner, problem.evaluator, problem.test_evaluator)
 
 
-def refine(config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult) -> RunResult:
+def refine(config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult,
+           status: Status = lambda msg: None) -> RunResult:
     """Fine-tunes the front's useful points and adds ``refined`` to the result and summary."""
     start = time.perf_counter()
     keys = [key for key, _ in problem.archive()]
     refined = refine_front(result.front, keys, problem, make_scorer(config, prepared, problem),
                            config.finetune.max_points, config.finetune.max_drop_pp,
-                           within_pp=config.select.tolerance_pp)
+                           within_pp=config.select.tolerance_pp, status=status)
     summary = dict(result.summary)
     summary["refined"] = {"points": len(refined), "time_s": time.perf_counter() - start,
                           "best_within_1pp": best_refined(refined, problem.base_accuracy)}

@@ -76,7 +76,7 @@ def magnitude_schedule(finetuner, kernels: list[np.ndarray], base_accuracy: floa
     (retraining is seeded, so a retry would repeat that round exactly).
 
     Args:
-        finetuner: a :class:`~evoprune.finetune.ModelFinetuner`; its ``base`` weights are
+        finetuner: a :class:`~evoprune.retrain.ModelFinetuner`; its ``base`` weights are
             moved to the accepted model between rounds (:meth:`rebase`).
 
     Returns:
