@@ -51,7 +51,7 @@ def parse_args(description: str, argv: Sequence[str] | None = None,
 def import_tensorflow_quietly() -> None:
     """Imports TensorFlow with its C++ start-up lines silenced (evoprune's own helper)."""
     sys.stderr.flush()
-    from evoprune.model import import_tensorflow_quietly as quiet_import
+    from evoprune.models.training import import_tensorflow_quietly as quiet_import
 
     quiet_import()
 

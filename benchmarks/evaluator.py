@@ -101,8 +101,8 @@ def notebook_loop(model, layer_index: int, ds_test, generations: int) -> dict:
 
 def fast_eval_timing(model, split, repeats: int) -> dict:
     """Setup (feature computation) and per-evaluation time of the fast ``KerasEvaluator``."""
-    from evoprune.encodings import ThresholdEncoding
-    from evoprune.evaluate import KerasEvaluator
+    from evoprune.search.encodings import ThresholdEncoding
+    from evoprune.scoring.evaluate import KerasEvaluator
 
     evaluator, setup_s = common.timed(KerasEvaluator, model, split, "fast", BATCH)
     encoding = ThresholdEncoding(evaluator.kernel, MIN_THRESHOLD)
@@ -122,7 +122,7 @@ def fast_eval_timing(model, split, repeats: int) -> dict:
 
 def check_identical(config, prepared, nb: dict) -> dict:
     """Re-scores every threshold of the notebook loop with evoprune's fast path and compares."""
-    from evoprune.experiments import make_problem
+    from evoprune.experiments.run import make_problem
 
     problem = make_problem(config, prepared)
     n = problem.evaluator.n
@@ -157,8 +157,8 @@ def main(argv=None) -> int:
     args = common.parse_args(__doc__.splitlines()[0], argv)
     common.print_header("evaluator", args)
     from evoprune.config import Config, ModelConfig, SearchConfig
-    from evoprune.target import build_target
-    from evoprune.experiments import prepare, run_search
+    from evoprune.models.target import build_target
+    from evoprune.experiments.run import prepare, run_search
 
     gens = QUICK_GENERATIONS if args.quick else GENERATIONS
     config = Config(common.data_config(args, fitness_split="test", validation_fraction=0.1),

@@ -3,7 +3,7 @@
 All of these compute the accuracy of every distinct mask a threshold can reach (at most
 weights + 1) on the same split of the same model, and must agree exactly:
 
-* incremental: ``evoprune.sweep.exact_sweep`` (weights removed in magnitude order, each
+* incremental: ``evoprune.scoring.sweep.exact_sweep`` (weights removed in magnitude order, each
   row's logits followed in compiled float64 code, rows split over the cores; also timed
   on one thread, and its first call in the process, which loads or compiles the code);
 * brute force, batched: every mask scored by the fast evaluator, 64 masks per product;
@@ -28,11 +28,11 @@ def main(argv=None) -> int:
     import numpy as np
 
     from evoprune.config import ModelConfig
-    from evoprune.data import load_dataset
-    from evoprune.encodings import ThresholdEncoding
-    from evoprune.evaluate import KerasEvaluator
-    from evoprune.model import load_or_train
-    from evoprune.sweep import brute_force_sweep, exact_sweep
+    from evoprune.data.dataset import load_dataset
+    from evoprune.search.encodings import ThresholdEncoding
+    from evoprune.scoring.evaluate import KerasEvaluator
+    from evoprune.models.training import load_or_train
+    from evoprune.scoring.sweep import brute_force_sweep, exact_sweep
 
     dataset = load_dataset(common.data_config(args))
     trained = load_or_train(dataset, ModelConfig(epochs=1 if args.quick else 5,

@@ -51,9 +51,9 @@ def trained(name: str, train, rows: int):
     """A model of architecture ``name`` fitted for one epoch on the first ``rows`` training images."""
     import keras
 
-    from evoprune.architectures import build
-    from evoprune.data import normalize
-    from evoprune.model import compile_model
+    from evoprune.models.architectures import build
+    from evoprune.data.dataset import normalize
+    from evoprune.models.training import compile_model
 
     keras.utils.set_random_seed(SEED)
     model = keras_convnet() if name == "keras-convnet" else build(name, (28, 28, 1), 10)
@@ -80,8 +80,8 @@ def suffix_macs(model, start: int) -> int:
 
 def measure(model, layers, split, population: int, exact_masks: int) -> dict:
     """Times evoprune's fast path and the exact path on the same random masks."""
-    from evoprune.evaluate import KerasEvaluator
-    from evoprune.target import build_target
+    from evoprune.scoring.evaluate import KerasEvaluator
+    from evoprune.models.target import build_target
 
     target = build_target(model, layers)
     (fast, setup_s) = common.timed(KerasEvaluator, model, split, "fast", target=target)
@@ -111,7 +111,7 @@ TARGETS = (("paper head (150x10)", "paper-cnn", "head"), ("softmax head (1,600x1
 def main(argv=None) -> int:
     args = common.parse_args(__doc__.splitlines()[0], argv)
     common.print_header("targets", args)
-    from evoprune.data import load_dataset
+    from evoprune.data.dataset import load_dataset
 
     dataset = load_dataset(common.data_config(args, validation_fraction=0.1))
     split = dataset.validation

@@ -1,6 +1,6 @@
 """Model preparation: training the notebook's CNN from scratch vs loading it from evoprune's cache.
 
-Both calls are ``evoprune.model.load_or_train`` with the same dataset, config and seed in a
+Both calls are ``evoprune.models.training.load_or_train`` with the same dataset, config and seed in a
 fresh cache directory (under ``--cache-dir``): the first trains (5 epochs, notebook
 settings) and saves, the second loads the cached ``.keras`` file. A third call checks the
 loaded model's weights equal the trained ones.
@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     args = common.parse_args(__doc__.splitlines()[0], argv)
     common.print_header("training", args)
     from evoprune.config import ModelConfig
-    from evoprune.data import load_dataset
-    from evoprune.model import accuracy, load_or_train
+    from evoprune.data.dataset import load_dataset
+    from evoprune.models.training import accuracy, load_or_train
 
     epochs = 1 if args.quick else 5
     dataset, load_s = common.timed(load_dataset, common.data_config(args))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from evoprune.errors import DataError
-from evoprune.idx import load_idx_dir, write_idx
+from evoprune.data.idx import load_idx_dir, write_idx
 
 NUM_CLASSES = 10
 OUTPUT_NAMES = {

@@ -34,6 +34,6 @@ def sample_config() -> Config:
 @pytest.fixture(scope="session")
 def prepared(sample_config):
     """Dataset and trained (cached) model shared by the tests."""
-    from evoprune.experiments import prepare
+    from evoprune.experiments.run import prepare
 
     return prepare(sample_config)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evoprune.idx import write_idx
+from evoprune.data.idx import write_idx
 
 
 def arrays(n: int, shape: tuple[int, ...], n_classes: int, seed: int = 0,

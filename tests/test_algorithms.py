@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from evoprune.algorithms import build_toolbox, evaluate_invalid, evolve
-from evoprune.experiments import make_problem, run_search
+from evoprune.search.algorithms import build_toolbox, evaluate_invalid, evolve
+from evoprune.experiments.run import make_problem, run_search
 
 
 @pytest.fixture()

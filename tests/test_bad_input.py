@@ -12,8 +12,8 @@ from synthetic import write_folder, write_npz
 from typer.testing import CliRunner
 
 from evoprune.cli import app
-from evoprune.idx import write_idx
-from evoprune.model import build_model, save_model
+from evoprune.data.idx import write_idx
+from evoprune.models.training import build_model, save_model
 
 runner = CliRunner()
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -297,7 +297,7 @@ def test_bad_deploy_input_one_line_nothing_written(name, tmp_path, finished):
     _, done = finished
     before = {p.name: p.read_bytes() for p in done.iterdir()}
     if name == "evaluate unknown split":
-        from evoprune.deploy import to_tflite
+        from evoprune.models.deploy import to_tflite
 
         (tmp_path / "m.tflite").write_bytes(to_tflite(build_model()))
     make_args, needle = _deploy_cases(tmp_path, done)[name]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from evoprune import bench
-from evoprune import trials as tr
+from evoprune.experiments import bench
+from evoprune.experiments import trials as tr
 from evoprune.cli import app
 
 runner = CliRunner()
@@ -71,7 +71,7 @@ def test_cli_bench_rejects_bad_executor(small, tmp_path):
 
 
 def test_cli_bench_resume_allows_more_seeds_but_not_other_settings(small, tmp_path):
-    from evoprune.rundir import check_resumable
+    from evoprune.experiments.rundir import check_resumable
     from evoprune.errors import EvopruneError
 
     (tmp_path / "trials.csv").write_text("key\n")

@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from evoprune import bench
+from evoprune.experiments import bench
 
 TIMING = ["worker_pid", "search_time_s"]
 

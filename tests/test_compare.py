@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from evoprune import compare as cmp
-from evoprune import trials as tr
+from evoprune.experiments import compare as cmp
+from evoprune.experiments import trials as tr
 from evoprune.cli import app
 from evoprune.errors import ConfigError, EvopruneError
-from evoprune.rundir import check_resumable
+from evoprune.experiments.rundir import check_resumable
 
 runner = CliRunner()
 
@@ -65,7 +65,7 @@ def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
 
 def _assert_metrics_against_own_seed(trials, fronts):
     """Each trial's HV and IGD recomputed from its saved front and its own seed's exact front."""
-    from evoprune.metrics import hypervolume, igd
+    from evoprune.reporting.metrics import hypervolume, igd
 
     cols = ["accuracy", "nonzero"]
     for row in trials.itertuples():
@@ -120,7 +120,7 @@ def test_budget_defaults_to_population_times_generations(sample_config):
 
 
 def test_other_genomes_and_layers_are_measured_against_the_union_of_their_fronts(small, tmp_path):
-    from evoprune.metrics import igd, pareto_front
+    from evoprune.reporting.metrics import igd, pareto_front
 
     config = small.with_overrides({"search.encoding": "layer_thresholds", "search.layers": "all",
                                    "compare.seeds": 1, "compare.algorithms": ["paper", "nsga2"]})

@@ -71,7 +71,7 @@ def test_missing_file_is_a_config_error(tmp_path):
 def test_memory_estimate_refuses_absurd_searches_before_allocating():
     import time
 
-    from evoprune.budget import memory_estimate, memory_limit
+    from evoprune.search.budget import memory_estimate, memory_limit
     from evoprune.config import ConfigError, SearchConfig
 
     assert memory_estimate(SearchConfig()) == (20 * 31, (20 * 31 + 30 + 40) * 600)
@@ -96,11 +96,11 @@ def test_numbers_must_be_finite_and_in_range(key, value):
 
 
 @pytest.mark.parametrize("registry,field,module,attr", [
-    ("algorithm", "search.algorithm", "evoprune.algorithms", "STRATEGIES"),
-    ("encoding", "search.encoding", "evoprune.encodings", "ENCODINGS"),
-    ("executor", "bench.executor", "evoprune.executors", "EXECUTORS"),
-    ("crossover", "search.crossover", "evoprune.operators", "CROSSOVERS"),
-    ("mutation", "search.mutation", "evoprune.operators", "MUTATIONS"),
+    ("algorithm", "search.algorithm", "evoprune.search.algorithms", "STRATEGIES"),
+    ("encoding", "search.encoding", "evoprune.search.encodings", "ENCODINGS"),
+    ("executor", "bench.executor", "evoprune.experiments.executors", "EXECUTORS"),
+    ("crossover", "search.crossover", "evoprune.search.operators", "CROSSOVERS"),
+    ("mutation", "search.mutation", "evoprune.search.operators", "MUTATIONS"),
 ])
 def test_config_names_come_from_the_registries(registry, field, module, attr):
     import importlib

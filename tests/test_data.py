@@ -10,11 +10,11 @@ import pytest
 
 from synthetic import arrays, write_idx_dir, write_npz
 
-from evoprune import data
+from evoprune.data import dataset as data
 from evoprune.cli import _data_overrides
 from evoprune.config import Config, DataConfig
 from evoprune.errors import ConfigError, DataError
-from evoprune.idx import write_idx
+from evoprune.data.idx import write_idx
 
 
 def test_sample_loads_with_three_disjoint_splits():

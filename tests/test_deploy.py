@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune.cli import app
-from evoprune.deploy import keras_accuracy, model_inputs, tflite_accuracy, tflite_predict, to_tflite
-from evoprune.export import SIDECAR_KEYS, compile_for_export
-from evoprune.shrink import shrink_model
+from evoprune.models.deploy import keras_accuracy, model_inputs, tflite_accuracy, tflite_predict, to_tflite
+from evoprune.models.export import SIDECAR_KEYS, compile_for_export
+from evoprune.models.shrink import shrink_model
 
 runner = CliRunner()
 

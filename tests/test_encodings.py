@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from evoprune.encodings import (LayerThresholds, MaskEncoding, ThresholdEncoding, UnitThresholds,
-                                make_encoding)
+from evoprune.search.encodings import (LayerThresholds, MaskEncoding, ThresholdEncoding, UnitThresholds,
+                                       make_encoding)
 from evoprune.errors import ConfigError
 
 RNG = np.random.default_rng(0)

@@ -34,7 +34,7 @@ def test_tournament_run_is_elitist_scalar_search(tmp_path, sample_config):
 
 
 def test_layer_thresholds_over_all_layers(tmp_path, sample_config, prepared):
-    from evoprune.target import build_target
+    from evoprune.models.target import build_target
 
     out, summary, logbook, front = _run(tmp_path, sample_config, {
         "search.layers": "all", "search.encoding": "layer_thresholds", "search.algorithm": "nsga2",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evoprune.encodings import ThresholdEncoding
-from evoprune.evaluate import KerasEvaluator, PruningProblem, paper_fitness
+from evoprune.search.encodings import ThresholdEncoding
+from evoprune.scoring.evaluate import KerasEvaluator, PruningProblem, paper_fitness
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_threshold_encoding_mask_key_matches_decode(evaluators):
 
 
 def test_fast_and_exact_agree_when_every_kernel_is_pruned(prepared):
-    from evoprune.target import build_target
+    from evoprune.models.target import build_target
 
     model, split = prepared.trained.model, prepared.dataset.validation
     target = build_target(model, "all")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from evoprune.errors import ConfigError, EvopruneError
-from evoprune.executors import CONNECT_TIMEOUT_S, TrialError, resolve, run_tasks
+from evoprune.experiments.executors import CONNECT_TIMEOUT_S, TrialError, resolve, run_tasks
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 

@@ -23,7 +23,7 @@ def _run(tmp_path, sample_config, overrides, name="run"):
 def _load(path):
     import keras
 
-    from evoprune.model import compile_model
+    from evoprune.models.training import compile_model
 
     model = keras.models.load_model(path, compile=False)
     compile_model(model)
@@ -32,8 +32,8 @@ def _load(path):
 
 def _check_export(out, rank, prepared, tmp_path):
     """Exports ``rank`` and checks it against the front point of that fitness rank."""
-    from evoprune.target import build_target
-    from evoprune.model import accuracy
+    from evoprune.models.target import build_target
+    from evoprune.models.training import accuracy
 
     from evoprune.config import load_config
 

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune.cli import app
-from evoprune.evaluate import KerasEvaluator
-from evoprune.finetune import FinetuneSettings, HeadFinetuner, head_accuracy
+from evoprune.scoring.evaluate import KerasEvaluator
+from evoprune.refine.finetune import FinetuneSettings, HeadFinetuner, head_accuracy
 
 runner = CliRunner()
 
@@ -48,8 +48,8 @@ def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
     summary = json.loads((out / "summary.json").read_text())
     # each refined score is that point's head fine-tuned and scored again, by hand
     from evoprune.config import load_config
-    from evoprune.experiments import make_finetuner, make_problem
-    from evoprune.export import _genomes
+    from evoprune.experiments.run import make_finetuner, make_problem
+    from evoprune.models.export import _genomes
 
     cfg = load_config(out / "config.toml")
     problem = make_problem(cfg.with_overrides({"finetune.refine": "none"}), prepared)
@@ -68,7 +68,7 @@ def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
     assert "gzip size" in result.output and "(fine-tuned)" in result.output
     import keras
 
-    from evoprune.model import accuracy, compile_model
+    from evoprune.models.training import accuracy, compile_model
 
     exported = keras.models.load_model(tmp_path / "m.keras", compile=False)
     compile_model(exported)
@@ -93,8 +93,8 @@ def test_refine_needs_head_layers(sample_config):
 
 
 def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared):
-    from evoprune.experiments import make_problem, run_search
-    from evoprune.finetune import RefiningEvaluator
+    from evoprune.experiments.run import make_problem, run_search
+    from evoprune.refine.finetune import RefiningEvaluator
 
     cfg = sample_config.with_overrides({"search.generations": 1, "finetune.refine": "each",
                                         "finetune.steps": 20})
@@ -109,9 +109,9 @@ def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared
 
 
 def test_model_finetuning_keeps_mask_restores_model_and_helps(prepared):
-    from evoprune.retrain import ModelFinetuner
-    from evoprune.model import accuracy
-    from evoprune.target import build_target
+    from evoprune.refine.retrain import ModelFinetuner
+    from evoprune.models.training import accuracy
+    from evoprune.models.target import build_target
 
     model, ds = prepared.trained.model, prepared.dataset
     before = [w.copy() for w in model.get_weights()]
@@ -136,9 +136,9 @@ def test_model_finetuning_keeps_mask_restores_model_and_helps(prepared):
 def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, monkeypatch):
     import keras
 
-    from evoprune import model as model_module
-    from evoprune.retrain import ModelFinetuner
-    from evoprune.target import build_target
+    from evoprune.models import training as model_module
+    from evoprune.refine.retrain import ModelFinetuner
+    from evoprune.models.target import build_target
 
     model, ds = prepared.trained.model, prepared.dataset
     kernel = model.get_weights()[-2]
@@ -161,9 +161,9 @@ def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, mon
 def test_distillation_learns_from_the_unpruned_model_not_only_the_labels(prepared):
     """With the labels scrambled, plain fine-tuning learns noise; distillation (weight 1)
     still recovers the pruned model, so the teacher's outputs are what it learns from."""
-    from evoprune.retrain import ModelFinetuner
-    from evoprune.model import accuracy
-    from evoprune.target import build_target
+    from evoprune.refine.retrain import ModelFinetuner
+    from evoprune.models.training import accuracy
+    from evoprune.models.target import build_target
 
     model, ds = prepared.trained.model, prepared.dataset
     before = [w.copy() for w in model.get_weights()]
@@ -190,7 +190,7 @@ def test_distillation_learns_from_the_unpruned_model_not_only_the_labels(prepare
 def test_distillation_loss_is_cross_entropy_plus_the_scaled_divergence():
     import tensorflow as tf
 
-    from evoprune.retrain import distillation_loss
+    from evoprune.refine.retrain import distillation_loss
 
     rng = np.random.default_rng(1)
     student = rng.normal(size=(5, 4)).astype(np.float32)

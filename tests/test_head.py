@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import evoprune.head as head
-from evoprune.head import HeadScorer, canonical_logits
+import evoprune.scoring.head as head
+from evoprune.scoring.head import HeadScorer, canonical_logits
 
 
 def _canonical_counts(scorer: HeadScorer, masks: np.ndarray) -> np.ndarray:

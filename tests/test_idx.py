@@ -11,7 +11,7 @@ import pytest
 
 import evoprune
 from evoprune.errors import DataError
-from evoprune.idx import find_mnist_files, load_idx_dir, read_idx, write_idx
+from evoprune.data.idx import find_mnist_files, load_idx_dir, read_idx, write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 

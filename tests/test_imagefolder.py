@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 from synthetic import write_folder
 
-from evoprune import data
+from evoprune.data import dataset as data
 from evoprune.config import DataConfig
 from evoprune.errors import DataError
-from evoprune.imagefolder import load_image_folder
+from evoprune.data.imagefolder import load_image_folder
 
 
 def test_gray_pngs_labels_follow_sorted_class_names(tmp_path):

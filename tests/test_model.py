@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evoprune.errors import ModelError
-from evoprune.model import build_model, load_model_file, load_or_train, save_model
+from evoprune.models.training import build_model, load_model_file, load_or_train, save_model
 
 
 def test_architecture_has_the_papers_1500_weight_head():
@@ -63,8 +63,8 @@ def test_model_without_dense_layer_is_refused(tmp_path):
 def test_cosine_schedule_is_its_own_cached_model_and_decays_to_zero(sample_config, prepared, monkeypatch):
     import keras
 
-    from evoprune import model as model_module
-    from evoprune.model import cache_key
+    from evoprune.models import training as model_module
+    from evoprune.models.training import cache_key
 
     constant = sample_config.model
     cosine = sample_config.with_overrides({"model.lr_schedule": "cosine"}).model

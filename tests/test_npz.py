@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from synthetic import arrays, write_npz
 
-from evoprune import data
+from evoprune.data import dataset as data
 from evoprune.config import DataConfig
 from evoprune.errors import DataError
-from evoprune.npz import load_npz
+from evoprune.data.npz import load_npz
 
 
 def _load(path, **kwargs):

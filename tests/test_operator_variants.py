@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from deap import base, tools
 
-from evoprune.algorithms import individual_class
+from evoprune.search.algorithms import individual_class
 from evoprune.errors import ConfigError
-from evoprune.operators import (CROSSOVERS, GENOME_KINDS, MUTATIONS, OPERATORS, SELECTIONS, Operator,
-                                check_pairing, cx_blend, cx_sbx, cx_two_point, cx_uniform, get, mut_flip_bit,
-                                mut_gaussian, mut_polynomial, mut_random_reset, operator_params,
-                                register, sel_tournament)
+from evoprune.search.operators import (CROSSOVERS, GENOME_KINDS, MUTATIONS, OPERATORS, SELECTIONS, Operator,
+                                       check_pairing, cx_blend, cx_sbx, cx_two_point, cx_uniform, get, mut_flip_bit,
+                                       mut_gaussian, mut_polynomial, mut_random_reset, operator_params,
+                                       register, sel_tournament)
 
 LOW = [0.0, -1.0, 0.5, 10.0, 0.0]
 UP = [1.0, 1.0, 0.75, 20.0, 1e-3]

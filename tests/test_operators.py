@@ -8,10 +8,10 @@ from itertools import permutations
 import numpy as np
 import pytest
 
-from evoprune.algorithms import individual_class
+from evoprune.search.algorithms import individual_class
 from evoprune.errors import ConfigError
-from evoprune.operators import (CROSSOVERS, cx_average, get, init_logspace, mut_random_reset,
-                                sel_elite, sel_random_pairs)
+from evoprune.search.operators import (CROSSOVERS, cx_average, get, init_logspace, mut_random_reset,
+                                       sel_elite, sel_random_pairs)
 
 
 def test_init_logspace_matches_notebook_formula():

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune.cli import app
-from evoprune.finetune import best_refined, refine_front
+from evoprune.refine.finetune import best_refined, refine_front
 
 runner = CliRunner()
 
@@ -69,7 +69,7 @@ def test_refine_front_with_model_scope(max_points, tmp_path, sample_config, prep
     """
     import keras
 
-    from evoprune.model import accuracy, compile_model
+    from evoprune.models.training import accuracy, compile_model
 
     config = tmp_path / "c.toml"
     config.write_text(sample_config.with_overrides({

@@ -6,8 +6,8 @@ import math
 
 import pandas as pd
 
-from evoprune.compare import METRICS
-from evoprune.report import verdicts
+from evoprune.experiments.compare import METRICS
+from evoprune.reporting.report import verdicts
 
 
 def _row(metric, a, b, wins, p_paired, a12=0.5, p=0.5, pairs=10):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from evoprune import experiments
-from evoprune.experiments import run_search
+from evoprune.experiments import run as experiments
+from evoprune.experiments.run import run_search
 
 STOP_AT = 2
 

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from evoprune import checkpoint
+from evoprune.search import checkpoint
 from evoprune.cli import app
-from evoprune.experiments import run_search
-from evoprune.model import build_model, save_model
+from evoprune.experiments.run import run_search
+from evoprune.models.training import build_model, save_model
 
 runner = CliRunner()
 
@@ -71,7 +71,7 @@ def finished(tmp_path_factory, sample_config, model_file):
 
 
 def test_summary_and_checkpoint_record_data_and_model(finished, model_file):
-    from evoprune.rundir import file_sha256
+    from evoprune.experiments.rundir import file_sha256
 
     done, _ = finished
     summary = json.loads((done / "summary.json").read_text())
@@ -265,7 +265,7 @@ def test_two_processes_training_one_uncached_model_both_finish(tmp_path):
 
 
 def test_environment_data_dir_is_written_into_config(tmp_path, sample_config, monkeypatch):
-    from evoprune.rundir import resolve_environment as _resolve_environment
+    from evoprune.experiments.rundir import resolve_environment as _resolve_environment
 
     monkeypatch.setenv("EVOPRUNE_DATA_DIR", str(tmp_path / "idx"))
     resolved = _resolve_environment(sample_config.with_overrides({"data.dataset": "mnist"}))

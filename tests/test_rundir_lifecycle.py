@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evoprune import rundir
+from evoprune.experiments import rundir
 from evoprune.config import Config, load_config
 from evoprune.errors import EvopruneError
 

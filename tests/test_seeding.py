@@ -9,8 +9,8 @@ import numpy as np
 from deap import tools
 from deap.tools import emo
 
-from evoprune.operators import mut_random_reset
-from evoprune.seeding import DEAP_MODULES, SearchRandom
+from evoprune.search.operators import mut_random_reset
+from evoprune.search.seeding import DEAP_MODULES, SearchRandom
 
 
 def _deap_draws() -> list:
@@ -83,7 +83,7 @@ def test_nsga3_draws_from_the_search_numpy_generator_not_the_global_one():
 
 
 def _ind(accuracy: float, nonzero: float):
-    from evoprune.algorithms import individual_class
+    from evoprune.search.algorithms import individual_class
 
     ind = individual_class(2)([accuracy])
     ind.fitness.values = (accuracy, nonzero)

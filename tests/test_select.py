@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from evoprune import bench
+from evoprune.experiments import bench
 from evoprune.cli import app
-from evoprune.magnitude import normalized_magnitudes, prune_to, retrain_budget_epochs
-from evoprune.select import candidates, select_row
+from evoprune.refine.magnitude import normalized_magnitudes, prune_to, retrain_budget_epochs
+from evoprune.refine.select import candidates, select_row
 
 runner = CliRunner()
 
@@ -142,7 +142,7 @@ def test_bench_has_one_magnitude_cell_per_seed(sample_config):
 
 
 def test_compare_runs_the_magnitude_baseline_beside_evolution_on_a_process_pool(sample_config, tmp_path):
-    from evoprune import compare as cmp
+    from evoprune.experiments import compare as cmp
 
     cfg = sample_config.with_overrides({
         "search.generations": 200, "search.max_evaluations": 40, "compare.seeds": 1,

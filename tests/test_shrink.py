@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evoprune.errors import ModelError
-from evoprune.shrink import shrink_model
+from evoprune.models.shrink import shrink_model
 
 
 @pytest.fixture(autouse=True)

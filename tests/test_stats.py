@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from evoprune.stats import a12, effect_size_label, holm, mann_whitney_p, pairwise_tests, summarize
+from evoprune.reporting.stats import a12, effect_size_label, holm, mann_whitney_p, pairwise_tests, summarize
 
 
 def test_a12_by_hand():

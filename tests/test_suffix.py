@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evoprune.evaluate import KerasEvaluator
-from evoprune.suffix import SuffixScorer, supports
-from evoprune.target import build_target
+from evoprune.scoring.evaluate import KerasEvaluator
+from evoprune.scoring.suffix import SuffixScorer, supports
+from evoprune.models.target import build_target
 
 
 def _random_masks(kernels, count: int, seed: int) -> list[np.ndarray]:
@@ -21,8 +21,8 @@ def _trained(architecture_layers, split, epochs: int = 1):
     """A small model fitted briefly on ``split`` (any weights with varied predictions will do)."""
     import keras
 
-    from evoprune.data import normalize
-    from evoprune.model import compile_model
+    from evoprune.data.dataset import normalize
+    from evoprune.models.training import compile_model
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input(shape=(28, 28, 1)), *architecture_layers])
@@ -57,7 +57,7 @@ def test_paper_cnn_all_layers_match_the_exact_path(prepared):
 
 
 def test_lenet_300_100_dense_layers_match_the_exact_path(small_split):
-    from evoprune.architectures import ARCHITECTURES
+    from evoprune.models.architectures import ARCHITECTURES
 
     model = _trained(ARCHITECTURES["lenet-300-100"].layers((28, 28, 1), 10), small_split)
     _, _, counts = _agree(model, small_split, "all", 12, seed=1)
@@ -67,7 +67,7 @@ def test_lenet_300_100_dense_layers_match_the_exact_path(small_split):
 
 
 def test_lenet_5_convolutions_match_the_exact_path(small_split):
-    from evoprune.architectures import ARCHITECTURES
+    from evoprune.models.architectures import ARCHITECTURES
 
     model = _trained(ARCHITECTURES["lenet-5"].layers((28, 28, 1), 10), small_split)
     _agree(model, small_split, "all", 4, seed=4)

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evoprune.encodings import ThresholdEncoding
-from evoprune.evaluate import KerasEvaluator
-from evoprune.head import HeadScorer
-from evoprune.metrics import pareto_front
-from evoprune.sweep import (brute_force_sweep, exact_front, exact_sweep, prune_steps,
-                            step_thresholds)
+from evoprune.search.encodings import ThresholdEncoding
+from evoprune.scoring.evaluate import KerasEvaluator
+from evoprune.scoring.head import HeadScorer
+from evoprune.reporting.metrics import pareto_front
+from evoprune.scoring.sweep import (brute_force_sweep, exact_front, exact_sweep, prune_steps,
+                                    step_thresholds)
 
 COLUMNS = ["threshold", "pruned", "nonzero", "correct", "accuracy"]
 
@@ -40,8 +40,8 @@ def _assert_thresholds_decode(table: pd.DataFrame, kernel: np.ndarray) -> None:
 @pytest.fixture(scope="module")
 def trained():
     from evoprune.config import DataConfig, ModelConfig
-    from evoprune.data import load_dataset
-    from evoprune.model import train
+    from evoprune.data.dataset import load_dataset
+    from evoprune.models.training import train
 
     dataset = load_dataset(DataConfig(dataset="mnist-sample"))
     return dataset, train(dataset, ModelConfig(epochs=1), seed=0)
@@ -174,8 +174,8 @@ def test_prune_steps_and_thresholds():
 FORK_SCRIPT = """
 import multiprocessing, sys
 import numpy as np
-from evoprune.head import HeadScorer
-from evoprune.sweep import exact_sweep
+from evoprune.scoring.head import HeadScorer
+from evoprune.scoring.sweep import exact_sweep
 
 def case():
     rng = np.random.default_rng(4)

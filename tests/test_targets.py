@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from evoprune.cli import app
 from evoprune.errors import ConfigError
-from evoprune.evaluate import KerasEvaluator
-from evoprune.target import build_target
+from evoprune.scoring.evaluate import KerasEvaluator
+from evoprune.models.target import build_target
 from synthetic import write_folder, write_npz
 
 runner = CliRunner()
@@ -71,7 +71,7 @@ def test_softmax_head_is_scored_in_one_product_and_other_activations_are_not():
 
 @pytest.mark.parametrize("layers", ["head", "dense", "all"])
 def test_fast_and_exact_counts_agree_on_a_functional_softmax_model(softmax_file, prepared, layers):
-    from evoprune.model import load_model_file
+    from evoprune.models.training import load_model_file
 
     model = load_model_file(softmax_file)
     target = build_target(model, layers)
@@ -114,7 +114,7 @@ def test_run_compare_and_export_on_a_user_softmax_model(softmax_file, sample_con
 
 
 def test_model_that_does_not_fit_the_data_is_one_line_naming_both(tmp_path, sample_config):
-    from evoprune.model import save_model
+    from evoprune.models.training import save_model
 
     path = tmp_path / "three.keras"
     save_model(_functional_softmax(n_classes=3), path)
@@ -128,7 +128,7 @@ def test_model_that_does_not_fit_the_data_is_one_line_naming_both(tmp_path, samp
 
 
 def test_architectures_are_sized_from_the_data_and_refuse_too_small_images():
-    from evoprune.architectures import build, check_input
+    from evoprune.models.architectures import build, check_input
 
     lenet = build("lenet-300-100", (28, 28, 1), 10)
     assert lenet.count_params() == 266_610                        # Han et al.: 267K
@@ -188,9 +188,9 @@ def test_run_on_an_rgb_image_folder_with_the_paper_cnn(sample_config, tmp_path):
 def test_review_fixes_softmax_layer_float_images_and_rank3_dense():
     import keras
 
-    from evoprune.deploy import model_inputs
-    from evoprune.suffix import supports
-    from evoprune.target import activation_name
+    from evoprune.models.deploy import model_inputs
+    from evoprune.scoring.suffix import supports
+    from evoprune.models.target import activation_name
 
     assert activation_name(keras.layers.Softmax()) == "softmax"     # probabilities, not logits
     floats = np.full((2, 4, 4, 1), 0.5, np.float32)
@@ -209,7 +209,7 @@ def test_exact_evaluator_with_head_fine_tuning_is_refused_before_work(sample_con
 
 
 def test_compare_counts_one_gene_for_one_named_layer(sample_config, tmp_path):
-    from evoprune.compare import check_config
+    from evoprune.experiments.compare import check_config
 
     config = sample_config.with_overrides({"search.layers": ["dense"], "search.encoding": "layer_thresholds",
                                            "search.crossover": "two_point", "search.mutation": "gaussian"})

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from evoprune.errors import EvopruneError
-from evoprune.trials import TrialStore, accuracy_bar, within
+from evoprune.experiments.trials import TrialStore, accuracy_bar, within
 
 
 def _key(row: dict) -> str:

@@ -44,7 +44,7 @@ def _err(message: str) -> None:
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turns user errors into one line on stderr and exit code 1 (tracebacks with --debug)."""
-    from evoprune.checkpoint import SearchInterrupted
+    from evoprune.search.checkpoint import SearchInterrupted
 
     try:
         yield
@@ -68,7 +68,7 @@ def user_errors(debug: bool) -> Iterator[None]:
 
 
 def _import_tensorflow_quietly() -> None:
-    from evoprune.model import import_tensorflow_quietly
+    from evoprune.models.training import import_tensorflow_quietly
 
     import_tensorflow_quietly()
 
@@ -92,7 +92,7 @@ def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file:
 def _model_overrides(architecture: Optional[str], model_file: Optional[Path],
                      layers: Optional[str] = None) -> dict:
     """Config overrides of the model options; ``--layers a,b`` names layers, ``--layers all`` a set."""
-    from evoprune.target import LAYER_SETS
+    from evoprune.models.target import LAYER_SETS
 
     names = tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
     if names and len(names) == 1 and names[0] in LAYER_SETS:
@@ -117,8 +117,8 @@ def train(config: ConfigOpt = None, dataset: DatasetOpt = None, data_dir: DataDi
         cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "search.seed": seed,
                              "model.epochs": epochs, **_model_overrides(architecture, model_file)})
         _import_tensorflow_quietly()
-        from evoprune.experiments import prepare
-        from evoprune.model import accuracy
+        from evoprune.experiments.run import prepare
+        from evoprune.models.training import accuracy
 
         prepared = prepare(cfg, _status)
         trained, ds = prepared.trained, prepared.dataset
@@ -153,13 +153,13 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
                      "search.algorithm": algorithm, "search.population": population,
                      "search.generations": generations, "search.evaluator": evaluator,
                      **_model_overrides(architecture, model_file, layers)}
-        from evoprune import rundir
+        from evoprune.experiments import rundir
 
         out, cfg = rundir.run_config(out, resume, config, overrides)
         rundir.check_run_dir(out, resume is not None, overwrite)  # creates nothing yet
         _import_tensorflow_quietly()
-        from evoprune.checkpoint import GracefulInterrupt
-        from evoprune.experiments import prepare, run_search
+        from evoprune.search.checkpoint import GracefulInterrupt
+        from evoprune.experiments.run import prepare, run_search
 
         prepared = prepare(cfg, _status)  # bad data or model fail here, before any write
         with rundir.open_run(out, cfg, resume is not None, overwrite), \
@@ -168,7 +168,7 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
             result = run_search(cfg, observers=[observer, interrupt.check], prepared=prepared,
                                 status=_status, checkpoint_dir=out, resume=resume is not None)
             rundir.finish_run(result, out, time.perf_counter() - start)
-        from evoprune.results import describe
+        from evoprune.reporting.results import describe
 
         for line in describe(result.summary, cfg.data.fitness_split, out):
             typer.echo(line)
@@ -188,7 +188,7 @@ def compare(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for
         names = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
         cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "compare.seeds": seeds,
                              "compare.algorithms": names, **_model_overrides(architecture, model_file, layers)})
-        from evoprune import compare as cmp
+        from evoprune.experiments import compare as cmp
 
         with _bar("trials", cmp.total_trials(cfg)) as bar:
             result = cmp.run_compare(cfg, out, progress=bar)
@@ -213,7 +213,7 @@ def bench(out: Annotated[Path, typer.Option("--out", "-o", help="Directory for t
         cfg = _load(config, {**_data_overrides(dataset, data_dir, data_file), "bench.seeds": seeds,
                              "bench.executor": "dask" if scheduler and not executor else executor,
                              "bench.workers": workers, **_model_overrides(architecture, model_file, layers)})
-        from evoprune.bench import run_bench
+        from evoprune.experiments.bench import run_bench
 
         with _bar("trials", 1) as bar:
             table = run_bench(cfg, out, scheduler=scheduler, progress=bar)
@@ -235,7 +235,7 @@ def export(run_dir: Annotated[Path, typer.Argument(help="A finished run director
     """Export a run's pruned (and fine-tuned, if refined) model, with a FILE.json sidecar."""
     with user_errors(debug):
         _import_tensorflow_quietly()
-        from evoprune.export import export_model
+        from evoprune.models.export import export_model
 
         r = export_model(run_dir, out, rank, fmt, shrink)
         s = r.sidecar
@@ -261,13 +261,13 @@ def evaluate(model: Annotated[Path, typer.Argument(help="A .keras or .tflite mod
     """Print the accuracy of a .keras or .tflite file on a data split (writes nothing)."""
     with user_errors(debug):
         cfg = _load(config, _data_overrides(dataset, data_dir, data_file))
-        from evoprune.data import load_dataset
-        from evoprune.deploy import kind_of
+        from evoprune.data.dataset import load_dataset
+        from evoprune.models.deploy import kind_of
 
         kind = kind_of(model)  # a non-model file fails before the data loads
         data = load_dataset(cfg.data).split(split)
         _import_tensorflow_quietly()
-        from evoprune.deploy import file_accuracy
+        from evoprune.models.deploy import file_accuracy
 
         typer.echo(f"{split} accuracy: {file_accuracy(model, data):.4f} "
                    f"({len(data[1]):,} images, {kind} file {model})")

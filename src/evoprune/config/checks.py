@@ -23,20 +23,20 @@ def registry_names(registry: str) -> tuple[str, ...]:
             ``architecture`` or ``layers`` (the named layer sets).
     """
     if registry == "algorithm":
-        from evoprune.algorithms import STRATEGIES
-        from evoprune.magnitude import MAGNITUDE
+        from evoprune.search.algorithms import STRATEGIES
+        from evoprune.refine.magnitude import MAGNITUDE
 
         names = (*STRATEGIES, MAGNITUDE)  # the magnitude baseline is not a DEAP strategy
     elif registry == "encoding":
-        from evoprune.encodings import ENCODINGS as names
+        from evoprune.search.encodings import ENCODINGS as names
     elif registry == "executor":
-        from evoprune.executors import EXECUTORS as names
+        from evoprune.experiments.executors import EXECUTORS as names
     elif registry == "architecture":
-        from evoprune.architectures import ARCHITECTURES as names
+        from evoprune.models.architectures import ARCHITECTURES as names
     elif registry == "layers":
-        from evoprune.target import LAYER_SETS as names
+        from evoprune.models.target import LAYER_SETS as names
     else:
-        from evoprune.operators import OPERATORS
+        from evoprune.search.operators import OPERATORS
 
         names = [name for name, op in OPERATORS.items() if op.role == registry]
     return tuple(names)

@@ -66,7 +66,7 @@ class ModelConfig:
 
     Attributes:
         architecture: a built-in architecture (``paper-cnn``, ``lenet-300-100``,
-            ``lenet-5``; see :mod:`evoprune.architectures`), sized from the data.
+            ``lenet-5``; see :mod:`evoprune.models.architectures`), sized from the data.
         epochs: training epochs (notebook: 5).
         batch_size: training and evaluation batch size (notebook: 128).
         learning_rate: Adam learning rate (notebook: 0.005).
@@ -114,7 +114,7 @@ class SearchConfig:
             or ``mask``.
         layers: pruned layers: ``head`` (the last Dense, as in the paper), ``dense`` (every
             Dense kernel), ``all`` (every Dense and Conv2D kernel) or a list of layer names.
-        crossover, mutation: operator names (see ``evoprune.operators``).
+        crossover, mutation: operator names (see ``evoprune.search.operators``).
         alpha, eta, sigma, indpb, tournsize: operator parameters (blend alpha, SBX and
             polynomial eta, Gaussian sigma as a share of the gene's range, per-gene
             probability with 0 meaning 1/length, tournament size).
@@ -161,7 +161,7 @@ class SearchConfig:
         _check_range("search.sigma", self.sigma, 0.0, low_open=True)
         _check_range("search.indpb", self.indpb, 0.0, 1.0)
         _check_range("search.tournsize", self.tournsize, 2, POPULATION_MAX)
-        from evoprune.budget import check_memory
+        from evoprune.search.budget import check_memory
 
         check_memory(self)
         if self.algorithm == "paper" and self.population < 20:

@@ -1,0 +1,206 @@
+"""Deployable artifacts: sparse TFLite conversion, accuracy and latency of .keras/.tflite files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Iterator, Union
+
+import numpy as np
+
+from evoprune.errors import ModelError
+
+Artifact = Union[str, Path, bytes]
+TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of a .tflite file
+BATCH = 500
+
+
+@contextlib.contextmanager
+def quiet_fds() -> Iterator[None]:
+    """Silences stdout and stderr at the file-descriptor level (the converter's C++ and prints)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
+                contextlib.redirect_stderr(sink):  # also when sys.stdout is not fd 1 (pytest)
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def model_inputs(images: np.ndarray) -> np.ndarray:
+    """Images, ``(n, H, W)`` or ``(n, H, W, C)``, uint8 or float in [0, 1], as the model's float32 input."""
+    from evoprune.data.dataset import normalize
+
+    return normalize(images)
+
+
+def to_tflite(model) -> bytes:
+    """A float32 TFLite flatbuffer of ``model``; kernels sparse enough are stored sparse.
+
+    Uses ``TFLiteConverter.from_keras_model`` with ``Optimize.EXPERIMENTAL_SPARSITY``
+    (no quantization): the converter encodes a constant tensor sparsely where that is
+    smaller, and the interpreter densifies it when it loads.
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    with quiet_fds():
+        return bytes(converter.convert())
+
+
+def kind_of(path: Path) -> str:
+    """``"tflite"`` or ``"keras"`` from the file's contents.
+
+    Raises:
+        ModelError: a missing file or one that is neither.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"Expected a model file. Received: MODEL={path} (not found)")
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head[4:8] == TFLITE_MAGIC:
+        return "tflite"
+    if zipfile.is_zipfile(path):
+        return "keras"
+    raise ModelError(f"Expected a .keras or .tflite model file. Received: MODEL={path}")
+
+
+def load_keras(path: Path):
+    """Loads a ``.keras`` file for inference (not compiled).
+
+    Raises:
+        ModelError: the file does not load as a Keras model.
+    """
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
+
+
+def interpreter(artifact: Artifact, batch: int = 1):
+    """A LiteRT interpreter over a ``.tflite`` path or flatbuffer, input resized to ``batch``.
+
+    Raises:
+        ModelError: the flatbuffer does not load.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    content = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
+    try:
+        with quiet_fds():
+            runner = Interpreter(model_content=content)
+            detail = runner.get_input_details()[0]
+            runner.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+            runner.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"Not a loadable TFLite model: {artifact if not isinstance(artifact, bytes) else 'bytes'} "
+                         f"({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from exc
+    return runner
+
+
+def _check_shape(expected, x: np.ndarray, where) -> None:
+    if tuple(int(d) for d in expected) != tuple(x.shape[1:]):
+        raise ModelError(f"Expected data of shape {tuple(int(d) for d in expected)} for {where}. "
+                         f"Received: images of shape {tuple(x.shape[1:])}")
+
+
+def tflite_predict(artifact: Artifact, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """Outputs of a TFLite model on ``x`` (float32), ``batch`` rows per interpreter call."""
+    runner = interpreter(artifact, batch)
+    inp, out = runner.get_input_details()[0], runner.get_output_details()[0]
+    _check_shape(inp["shape"][1:], x, "this TFLite model")
+    outputs = []
+    for start in range(0, len(x), batch):
+        chunk = x[start:start + batch]
+        padded = np.zeros((batch, *x.shape[1:]), np.float32)
+        padded[:len(chunk)] = chunk
+        runner.set_tensor(inp["index"], padded)
+        runner.invoke()
+        outputs.append(runner.get_tensor(out["index"])[:len(chunk)].copy())
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
+
+
+def keras_predict(model, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """Outputs of a Keras model on ``x``."""
+    _check_shape(model.inputs[0].shape[1:], x, "this Keras model")
+    return np.asarray(model.predict(x, batch_size=batch, verbose=0))
+
+
+def predictions(artifact: Artifact, images: np.ndarray) -> np.ndarray:
+    """Predicted classes of a ``.keras``/``.tflite`` file (or flatbuffer bytes) on uint8 images."""
+    x = model_inputs(images)
+    if isinstance(artifact, bytes) or kind_of(Path(artifact)) == "tflite":
+        return tflite_predict(artifact, x).argmax(axis=1)
+    return keras_predict(load_keras(Path(artifact)), x).argmax(axis=1)
+
+
+def tflite_accuracy(artifact: Artifact, split: tuple[np.ndarray, np.ndarray]) -> float:
+    """Accuracy of a TFLite model (path or bytes) on a ``(images, labels)`` split, by LiteRT."""
+    images, labels = split
+    return float(np.mean(tflite_predict(artifact, model_inputs(images)).argmax(axis=1) == labels))
+
+
+def keras_accuracy(model, split: tuple[np.ndarray, np.ndarray]) -> float:
+    """Accuracy (argmax of the outputs) of a Keras model or ``.keras`` path on a split."""
+    if isinstance(model, (str, Path)):
+        model = load_keras(Path(model))
+    images, labels = split
+    return float(np.mean(keras_predict(model, model_inputs(images)).argmax(axis=1) == labels))
+
+
+def file_accuracy(path: Path, split: tuple[np.ndarray, np.ndarray]) -> float:
+    """Accuracy of a ``.keras`` or ``.tflite`` file on a split (kind read from the contents)."""
+    if len(split[1]) == 0:
+        raise ModelError("Expected a split with images. Received: 0 images")
+    if kind_of(path) == "tflite":
+        return tflite_accuracy(path, split)
+    return keras_accuracy(path, split)
+
+
+def latency_ms(path: Path, image: np.ndarray, repeats: int = 100, warmup: int = 10) -> float:
+    """Median milliseconds of one batch-1 prediction of a ``.keras`` or ``.tflite`` file.
+
+    TFLite: one ``invoke`` of LiteRT's interpreter (input already set). Keras: one call of
+    the model wrapped in ``tf.function`` (traced once in the warm-up).
+    """
+    x = model_inputs(image[None])
+    if kind_of(path) == "tflite":
+        runner = interpreter(path, 1)
+        runner.set_tensor(runner.get_input_details()[0]["index"], x)
+        call = runner.invoke
+    else:
+        import tensorflow as tf
+
+        model = load_keras(Path(path))
+        fn = tf.function(lambda t: model(t, training=False))
+        tensor = tf.constant(x)
+
+        def call() -> None:
+            fn(tensor).numpy()
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000.0

@@ -1,0 +1,225 @@
+"""Models: the built-in architectures, training, the on-disk cache and safe loading of model files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evoprune.config import ModelConfig
+from evoprune.data.dataset import Dataset, eval_pipeline, train_pipeline
+from evoprune.errors import ModelError
+from evoprune.experiments.rundir import file_lock
+from evoprune.search.seeding import seed_everything
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained Keras model and where it came from.
+
+    Attributes:
+        model: the compiled Keras model.
+        path: its ``.keras`` file in the cache (or the user's model file).
+        cached: True when loaded from disk instead of trained now.
+        train_time_s: seconds spent training (0 when loaded).
+    """
+
+    model: object
+    path: Path
+    cached: bool
+    train_time_s: float
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with stderr silenced: its C++ start-up lines bypass all log levels.
+
+    An import that fails is retried with stderr open so its error is visible.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    except Exception:
+        pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    import tensorflow  # noqa: F401,F811
+
+
+def build_model(architecture: str = "paper-cnn", input_shape: tuple[int, ...] = (28, 28, 1),
+                n_classes: int = 10, learning_rate: float = 0.005):
+    """Builds and compiles a built-in architecture (see :mod:`evoprune.models.architectures`)."""
+    from evoprune.models.architectures import build
+
+    model = build(architecture, tuple(input_shape), n_classes)
+    compile_model(model, learning_rate)
+    return model
+
+
+def compile_model(model, learning_rate: float = 0.005, from_logits: bool | None = None) -> None:
+    """Adam, sparse categorical cross-entropy and accuracy.
+
+    The loss reads logits unless the model's output layer gives probabilities (softmax or
+    sigmoid; ``from_logits`` decided from the model when not given).
+    """
+    import keras
+
+    if from_logits is None:
+        from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name
+
+        from_logits = activation_name(model.layers[-1]) not in PROBABILITY_OUTPUTS
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def cache_key(dataset: Dataset, cfg: ModelConfig, seed: int) -> str:
+    """Hash of everything that determines the trained weights."""
+    import keras
+
+    spec = {
+        "dataset": dataset.checksum,
+        "architecture": cfg.architecture,
+        "input_shape": list(data_shape(dataset)),
+        "n_classes": n_classes(dataset),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+        "seed": seed,
+        "keras": keras.__version__,
+    }
+    if cfg.lr_schedule != "constant":  # keys of models cached before the option stay valid
+        spec["lr_schedule"] = cfg.lr_schedule
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cache_dir(cfg: ModelConfig) -> Path:
+    """``model.cache_dir``, else ``$EVOPRUNE_CACHE_DIR``, else ``~/.cache/evoprune``."""
+    default = os.environ.get("EVOPRUNE_CACHE_DIR") or Path.home() / ".cache" / "evoprune"
+    return Path(cfg.cache_dir or default)
+
+
+def train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0):
+    """Trains the network on ``dataset.train`` with the notebook's settings, seeded."""
+    seed_everything(seed)
+    model = build_model(cfg.architecture, data_shape(dataset), n_classes(dataset), cfg.learning_rate)
+    if cfg.lr_schedule == "cosine":
+        import math
+
+        import keras
+
+        steps = cfg.epochs * math.ceil(len(dataset.train[1]) / cfg.batch_size)
+        compile_model(model, keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps))
+    model.fit(train_pipeline(dataset.train, cfg.batch_size, seed), epochs=cfg.epochs,
+              shuffle=False, verbose=verbose)  # the pipeline already shuffles, seeded
+    return model
+
+
+def load_or_train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0) -> TrainedModel:
+    """Returns the user's model file, else the cached model, else trains and caches one.
+
+    A cache file that does not load or holds non-finite weights is retrained and replaced.
+    A lock file beside the cache entry serializes processes: of two processes asking for
+    the same uncached model one trains and saves it, the other waits and loads it.
+    """
+    if cfg.model_file:
+        path = Path(cfg.model_file)
+        model = load_model_file(path)
+        check_fits(model, dataset, str(path))
+        return TrainedModel(model, path, True, 0.0)
+    from evoprune.models.architectures import check_input
+
+    check_input(cfg.architecture, data_shape(dataset))
+    path = cache_dir(cfg) / f"{cfg.architecture}-{cache_key(dataset, cfg, seed)}.keras"
+    with file_lock(path.with_name(f".{path.name}.lock")):  # one process trains, others wait, load
+        if path.exists():
+            try:
+                return TrainedModel(load_model_file(path), path, True, 0.0)
+            except ModelError:
+                pass  # corrupt cache entry: retrain below and overwrite it
+        start = time.perf_counter()
+        model = train(dataset, cfg, seed, verbose=verbose)
+        elapsed = time.perf_counter() - start
+        save_model(model, path)
+        return TrainedModel(model, path, False, elapsed)
+
+
+def save_model(model, path: Path) -> None:
+    """Saves atomically: write a temporary ``.keras`` file, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_model_file(path: Path):
+    """Loads a ``.keras`` model and checks it can be pruned.
+
+    Raises:
+        ModelError: not a Keras file, non-finite weights, or no Dense layer to prune.
+    """
+    import keras
+
+    if not path.is_file():
+        raise ModelError(f"Model file not found. Received: {path}")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
+    for weights in model.get_weights():
+        if not np.all(np.isfinite(weights)):
+            raise ModelError(f"Model has non-finite (NaN or inf) weights: {path}")
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense:
+        raise ModelError(f"Model has no Dense layer to prune: {path}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+        raise ModelError(f"Expected a classifier with one image input and one (batch, classes) output. "
+                         f"Received: {path} with inputs {[tuple(t.shape) for t in model.inputs]}, "
+                         f"outputs {[tuple(t.shape) for t in model.outputs]}")
+    compile_model(model)
+    return model
+
+
+def data_shape(dataset: Dataset) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of the dataset's images."""
+    return tuple(int(x) for x in dataset.input_shape)
+
+
+def n_classes(dataset: Dataset) -> int:
+    """Number of classes of the dataset."""
+    return int(dataset.n_classes)
+
+
+def check_fits(model, dataset: Dataset, source: str) -> None:
+    """Checks the model takes the dataset's images and scores its classes.
+
+    Raises:
+        ModelError: input shape or class count differ, naming both.
+    """
+    expected = tuple(model.inputs[0].shape[1:])
+    shape = data_shape(dataset)
+    if len(expected) != 3 or any(e is not None and e != s for e, s in zip(expected, shape)):
+        raise ModelError(f"Model input shape {expected} does not fit the data's images {shape}. "
+                         f"Received: {source} and dataset {dataset.name}")
+    classes, data_classes = model.outputs[0].shape[-1], n_classes(dataset)
+    if classes != data_classes:
+        raise ModelError(f"Model scores {classes} classes but the data has {data_classes}. "
+                         f"Received: {source} and dataset {dataset.name}")
+
+
+def accuracy(model, split, batch_size: int = 128) -> float:
+    """Keras-evaluated accuracy of ``model`` on a ``(images, labels)`` split."""
+    result = model.evaluate(eval_pipeline(split, batch_size), verbose=0, return_dict=True)
+    return float(result["accuracy"])

@@ -1,0 +1,1 @@
+"""Refinement after the search: fine-tuning, whole-model retraining, selection, and the magnitude baseline."""

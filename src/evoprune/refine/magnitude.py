@@ -1,0 +1,168 @@
+"""The magnitude baseline: Han et al.'s iterative magnitude pruning with retraining, at equal budget."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from evoprune.config import Config
+from evoprune.reporting.metrics import compression, pareto_front
+from evoprune.reporting.results import RunResult, native
+from evoprune.experiments.trials import accuracy_bar
+
+MAGNITUDE = "magnitude"  # its name among the algorithms (config.registry_names)
+FIRST_KEEP = 0.5   # each accepted round keeps this share of the surviving weights ...
+MAX_KEEP = 0.97    # ... and a failed round retries from the last accepted model, closer to it
+
+
+def retrain_budget_epochs(config: Config) -> int:
+    """The total retraining budget in epochs, the same for evolution and for magnitude pruning.
+
+    The evolutionary pipeline (``finetune.refine = "front"``) fine-tunes at most
+    ``finetune.max_points`` spread points plus a bisection over the front, each for
+    ``finetune.epochs``; the front holds at most as many points as the search evaluates
+    (``search.max_evaluations``, else population x (generations + 1)), so the bisection
+    takes at most ``ceil(log2(evaluations))`` points. The budget is that upper bound:
+
+        finetune.epochs x (finetune.max_points + ceil(log2(evaluations)))
+
+    The magnitude baseline spends all of it (``budget // finetune.epochs`` rounds of
+    ``finetune.epochs``), so it never gets less retraining than evolution did.
+    """
+    s, f = config.search, config.finetune
+    evaluations = s.max_evaluations or s.population * (s.generations + 1)
+    return f.epochs * (f.max_points + math.ceil(math.log2(max(evaluations, 2))))
+
+
+def normalized_magnitudes(kernels: list[np.ndarray]) -> list[np.ndarray]:
+    """``|w| / std(layer)`` for every kernel: Han's per-layer threshold ``q x std`` as one ranking.
+
+    Pruning every weight whose normalised magnitude is below one quality parameter ``q``
+    is Han et al.'s rule (each layer's threshold is ``q`` times the standard deviation of
+    its weights); taking the ``k`` largest normalised magnitudes picks that ``q``.
+    """
+    return [np.abs(k) / max(float(np.std(k)), 1e-12) for k in kernels]
+
+
+def prune_to(scores: list[np.ndarray], masks: list[np.ndarray], keep: int) -> list[np.ndarray]:
+    """Masks that keep the ``keep`` highest-scoring weights among those ``masks`` keep."""
+    flat = np.concatenate([np.where(m, s, -np.inf).ravel() for s, m in zip(scores, masks)])
+    keep = int(min(max(keep, 1), int(sum(m.sum() for m in masks))))
+    cut = np.partition(flat, flat.size - keep)[flat.size - keep]
+    out = [m & (s >= cut) for s, m in zip(scores, masks)]
+    excess = int(sum(m.sum() for m in out)) - keep   # ties at the cut: drop the last ones
+    for m, s in zip(out, scores):
+        if excess <= 0:
+            break
+        tied = np.flatnonzero((m & (s == cut)).ravel())[::-1][:excess]
+        m.ravel()[tied] = False  # masks here are fresh contiguous arrays
+        excess -= len(tied)
+    return out
+
+
+def magnitude_schedule(finetuner, kernels: list[np.ndarray], base_accuracy: float, rounds: int,
+                       tolerance_pp: float, status=lambda msg: None) -> tuple[pd.DataFrame, dict]:
+    """Iterative pruning: prune the smallest normalised magnitudes, retrain, repeat.
+
+    Every round starts from the last accepted model (its retrained weights): it keeps a
+    share of that model's surviving weights (first :data:`FIRST_KEEP`), retrains with
+    the masks fixed and scores the fitness split. A round within ``tolerance_pp`` of
+    baseline is accepted; a failed one halves the step in log-space (keep -> sqrt(keep),
+    at most :data:`MAX_KEEP`), so the rounds converge on the smallest model that holds.
+    It stops after ``rounds`` rounds, or earlier when the smallest step fails
+    (retraining is seeded, so a retry would repeat that round exactly).
+
+    Args:
+        finetuner: a :class:`~evoprune.refine.retrain.ModelFinetuner`; its ``base`` weights are
+            moved to the accepted model between rounds (:meth:`rebase`).
+
+    Returns:
+        One row per round (``eval_index`` = round, ``nonzero``, ``accuracy``,
+        ``test_accuracy``, ``keep``, ``accepted``) and ``round -> masks``.
+    """
+    scores_of = normalized_magnitudes  # rescored on the accepted model's weights each round
+    masks = [np.ones(k.shape, dtype=bool) for k in kernels]
+    weights, keep = list(finetuner.base), FIRST_KEEP
+    layer_pos = finetuner.target.indices
+    rows, all_masks = [], {}
+    bar = accuracy_bar(base_accuracy, tolerance_pp)
+    for r in range(rounds):
+        current = [_kernel_of(finetuner.model, weights, i) for i in layer_pos]
+        trial = prune_to(scores_of(current), masks, int(round(keep * sum(m.sum() for m in masks))))
+        finetuner.rebase(weights)
+        accuracy, test_accuracy = finetuner.score(trial)
+        accepted = accuracy >= bar
+        nonzero = int(sum(m.sum() for m in trial))
+        status(f"magnitude round {r}: keep {keep:.3f}, nonzero {nonzero}, accuracy {accuracy:.4f}"
+               f"{'' if accepted else ' (rejected)'}")
+        rows.append({"eval_index": r, "keep": keep, "nonzero": nonzero, "accuracy": accuracy,
+                     "test_accuracy": test_accuracy, "accepted": accepted})
+        all_masks[r] = trial
+        if accepted:
+            weights, masks = finetuner.tuned_weights(trial), trial
+        elif keep >= MAX_KEEP:
+            break  # the smallest step failed: a retry would repeat this round exactly
+        else:
+            keep = min(math.sqrt(keep), MAX_KEEP)
+    return pd.DataFrame(rows), all_masks
+
+
+def _kernel_of(model, weights: list, layer_index: int) -> np.ndarray:
+    """The kernel of ``model.layers[layer_index]`` inside a ``model.get_weights()`` list."""
+    offset = sum(len(layer.weights) for layer in model.layers[:layer_index])
+    return np.asarray(weights[offset])
+
+
+def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResult:
+    """The magnitude baseline as a run: the same run-directory shape as a search.
+
+    ``front`` is the Pareto front of the rounds, ``archive`` and ``population`` every
+    round, ``logbook`` one row per round, and the summary's ``selected`` the smallest
+    round within ``select.tolerance_pp`` of baseline (rounds are already retrained).
+    """
+    from evoprune.scoring.evaluate import paper_fitness
+    from evoprune.experiments.run import make_model_finetuner, make_problem, run_summary
+    from evoprune.refine.select import select
+
+    wall_start = time.perf_counter()
+    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
+    finetuner = make_model_finetuner(config, prepared, problem)
+    budget = retrain_budget_epochs(config)
+    rounds = max(budget // config.finetune.epochs, 1)
+    status(f"Magnitude pruning: {rounds} rounds of {config.finetune.epochs} epochs ({budget} in all)")
+    start = time.perf_counter()
+    original = finetuner.base
+    try:
+        table, masks = magnitude_schedule(finetuner, problem.evaluator.kernels, problem.base_accuracy,
+                                          rounds, config.select.tolerance_pp, status)
+    finally:
+        finetuner.rebase(original)
+        finetuner.model.set_weights(original)
+    search_time = time.perf_counter() - start
+    target = problem.evaluator.target
+    table["compression"] = compression(problem.base_nonzero, table["nonzero"].to_numpy(dtype=np.int64))
+    table["fitness"] = [paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
+                        for a, n in zip(table["accuracy"], table["nonzero"])]
+    table["genome"] = [" ".join(f"{v:.4g}" for v in target.kept_fractions(masks[i]).values())
+                       for i in table["eval_index"]]
+    columns = ["eval_index", "genome", "accuracy", "test_accuracy", "nonzero", "compression",
+               "fitness", "keep", "accepted"]
+    table = table[columns]
+    front = pareto_front(table)
+    logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
+    best = table.loc[table["fitness"].idxmax()]
+    summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
+    summary.update({"evaluations": len(table), "model_evaluations": len(table), "best": {k: native(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
+                    "front_size": len(front), "magnitude": {
+        "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
+        "retrain_budget_epochs": budget, "rounds": rounds, "rounds_run": len(table), "epochs_per_round": config.finetune.epochs}})
+    summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
+    summary["selected"] = select(front, None, summary["baseline"], config.select.tolerance_pp,
+                                 lambda i: table.at[i, "genome"], lambda i: masks[i], target)
+    if summary["selected"] is not None:
+        summary["selected"]["refined"] = True
+    return RunResult(config, summary, logbook, table, front, table)
+

@@ -1,0 +1,153 @@
+"""Whole-model retraining with the masks fixed, optionally distilled from the unpruned model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evoprune.refine.finetune import _layer_masks
+
+class ModelFinetuner:
+    """Retrains every surviving weight of the model with the pruned layers' masks fixed.
+
+    Standard prune-then-fine-tune: epochs of the training pipeline with each pruned
+    kernel's mask as its constraint (applied inside the compiled train step after every
+    update, so pruned weights stay exactly zero), with a loss that fits the model's output
+    (logits or softmax). Optionally the unpruned model teaches (knowledge distillation,
+    Hinton et al. 2015): the loss is ``(1 - distill) x cross-entropy + distill x T^2 x
+    KL(teacher_T || student_T)`` at temperature ``T``, the teacher's outputs computed once.
+
+    Args:
+        model: the trained model (its weights are restored after every call).
+        train, fit_split, test_split: ``(images, labels)`` splits.
+        target: the pruned layers (:class:`~evoprune.models.target.PruneTarget`).
+        epochs, learning_rate, batch_size, seed: training settings (seeded, deterministic).
+        lr_schedule: ``constant`` or ``cosine`` (``learning_rate`` decayed to 0 over the epochs).
+        distill, temperature: weight of the distillation term (0: plain cross-entropy) and
+            its temperature. The teacher is the model as given (its weights at construction).
+    """
+
+    def __init__(self, model, train, fit_split, test_split, target, epochs: int,
+                 learning_rate: float, batch_size: int, seed: int, lr_schedule: str = "constant",
+                 distill: float = 0.0, temperature: float = 4.0) -> None:
+        self.model, self.train, self.fit_split, self.test_split = model, train, fit_split, test_split
+        self.target, self.epochs, self.learning_rate = target, epochs, learning_rate
+        self.lr_schedule, self.distill, self.temperature = lr_schedule, distill, temperature
+        self.batch_size, self.seed = batch_size, seed
+        self.base = [w.copy() for w in model.get_weights()]
+        self._teacher = None
+        self._cache: dict[bytes, list] = {}
+
+    def rebase(self, weights: list) -> None:
+        """Fine-tunes from ``weights`` from now on (iterative pruning retrains the last model).
+
+        The distillation teacher stays the model this fine-tuner was made with."""
+        self._teacher_outputs()
+        self.base = [np.asarray(w).copy() for w in weights]
+        self._cache.clear()
+
+    def _teacher_outputs(self) -> np.ndarray | None:
+        """The unpruned model's outputs on the training split (once; ``None`` without distillation)."""
+        if self.distill and self._teacher is None:
+            from evoprune.data.dataset import eval_pipeline
+
+            current = self.model.get_weights()
+            self.model.set_weights(self.base)
+            self._teacher = self.model.predict(eval_pipeline(self.train, 1024), verbose=0).astype(np.float32)
+            self.model.set_weights(current)
+        return self._teacher
+
+    def _compile(self, rate) -> tuple:
+        """Compiles the model for fine-tuning; returns the training split to fit on."""
+        from evoprune.models.training import compile_model
+
+        if not self.distill:
+            compile_model(self.model, rate)
+            return self.train
+        import keras
+
+        teacher = self._teacher_outputs()
+        images, labels = self.train
+        packed = np.concatenate([labels.astype(np.float32)[:, None], teacher], axis=1)
+        self.model.compile(optimizer=keras.optimizers.Adam(rate), metrics=[],
+                           loss=distillation_loss(self.distill, self.temperature, self.target.from_logits))
+        return images, packed
+
+    def tuned_weights(self, masks) -> list:
+        """All model weights after fine-tuning with ``masks`` (one per pruned layer; memoized)."""
+        import keras
+
+        from evoprune.data.dataset import train_pipeline
+        from evoprune.models.training import compile_model
+        from evoprune.search.seeding import seed_everything
+
+        masks = [m.astype(np.float32) for m in _layer_masks(masks)]
+        key = b"".join(np.packbits(m.astype(bool)).tobytes() for m in masks)
+        if key in self._cache:
+            return self._cache[key]
+        layers = [self.model.layers[i] for i in self.target.indices]
+        constraints = [layer.kernel.constraint for layer in layers]
+        seed_everything(self.seed)
+        self.model.set_weights(self.base)
+        for layer, mask, own in zip(layers, masks, constraints):
+            layer.kernel.assign(layer.kernel * mask)
+            layer.kernel.constraint = _Masked(mask, own)
+        rate = self.learning_rate
+        if self.lr_schedule == "cosine":
+            steps = self.epochs * int(np.ceil(len(self.train[1]) / self.batch_size))
+            rate = keras.optimizers.schedules.CosineDecay(self.learning_rate, steps)
+        try:
+            split = self._compile(rate)
+            self.model.fit(train_pipeline(split, self.batch_size, self.seed), epochs=self.epochs,
+                           verbose=0, shuffle=False)
+            self._cache[key] = [w.copy() for w in self.model.get_weights()]
+        finally:
+            for layer, own in zip(layers, constraints):
+                layer.kernel.constraint = own
+            compile_model(self.model)  # plain loss and accuracy again, for evaluation
+            self.model.set_weights(self.base)
+        return self._cache[key]
+
+    def score(self, masks) -> tuple[float, float]:
+        """Fitness-split and test accuracy (``model.evaluate``) after fine-tuning."""
+        from evoprune.models.training import accuracy
+
+        self.model.set_weights(self.tuned_weights(masks))
+        try:
+            return accuracy(self.model, self.fit_split), accuracy(self.model, self.test_split)
+        finally:
+            self.model.set_weights(self.base)
+
+
+class _Masked:
+    """A kernel constraint that zeroes the pruned weights (after the layer's own constraint)."""
+
+    def __init__(self, mask: np.ndarray, own=None) -> None:
+        import keras
+
+        self.mask, self.own = keras.ops.convert_to_tensor(mask), own
+
+    def __call__(self, w):
+        return (self.own(w) if self.own is not None else w) * self.mask
+
+
+def distillation_loss(weight: float, temperature: float, from_logits: bool):
+    """Cross-entropy on the labels blended with the teacher's softened outputs.
+
+    ``y_true`` packs the label (column 0) and the teacher's outputs (logits, or
+    probabilities when the model ends in softmax) in the remaining columns.
+    """
+    import tensorflow as tf
+
+    def logits(outputs):
+        return outputs if from_logits else tf.math.log(tf.maximum(outputs, 1e-12))
+
+    def loss(y_true, y_pred):
+        labels = tf.cast(y_true[:, 0], tf.int64)
+        student = logits(y_pred)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student)
+        soft = tf.nn.softmax(logits(y_true[:, 1:]) / temperature)
+        kl = tf.reduce_sum(soft * (tf.math.log(tf.maximum(soft, 1e-12))
+                                   - tf.nn.log_softmax(student / temperature)), axis=-1)
+        return (1.0 - weight) * ce + weight * temperature ** 2 * kl
+
+    return loss

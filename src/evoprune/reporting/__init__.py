@@ -1,0 +1,1 @@
+"""Reporting: run results, Pareto metrics, statistics, Markdown reports and figures."""

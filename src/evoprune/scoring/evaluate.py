@@ -1,0 +1,233 @@
+"""Fitness evaluation: accuracy and nonzero weights of pruned variants of one model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from evoprune.data.dataset import Split, eval_pipeline, normalize
+from evoprune.scoring.head import HeadScorer
+from evoprune.scoring.suffix import SuffixScorer, supports
+from evoprune.models.target import PruneTarget, build_target
+
+
+class KerasEvaluator:
+    """Counts correct predictions of a model whose pruned layers are masked.
+
+    Two paths give the same counts:
+
+    * ``exact``: write the masked kernels into the model and call ``model.evaluate``
+      (what the notebook does, one call per individual);
+    * ``fast``: run the unpruned layers before the first pruned layer once and keep those
+      activations. When the target is the final Dense layer (linear or softmax: the
+      activation keeps the argmax), a :class:`~evoprune.scoring.head.HeadScorer` scores a whole
+      population with one matrix product per chunk of individuals, and decides near-ties
+      by a canonical float64 sum, so counts do not depend on BLAS or batch size;
+      otherwise a :class:`~evoprune.scoring.suffix.SuffixScorer` runs the layers from the first
+      pruned one on, traced once into a graph that takes the masks as arguments and
+      scores a chunk of individuals per call. A model that is not a chain of supported
+      layers falls back to one eager Keras pass per individual.
+
+    Args:
+        model: a trained Keras model.
+        split: ``(images, labels)`` to score on.
+        mode: ``fast`` or ``exact``.
+        batch_size: batch size of the Keras forward passes.
+        target: the pruned layers (default: the model's last Dense layer).
+    """
+
+    def __init__(self, model, split: Split, mode: str = "fast", batch_size: int = 128,
+                 target: PruneTarget | None = None) -> None:
+        self.model = model
+        self.mode = mode
+        self.batch_size = batch_size
+        self.split = split
+        self.target = target or build_target(model, "head")
+        self.layer_indices = self.target.indices
+        self.start = self.target.prefix_end if self.target.chain else 0
+        self.kernels = self.target.kernels
+        self.layer_index = self.layer_indices[-1]
+        self.layer = model.layers[self.layer_index]
+        last = self.target.layers[-1]
+        self.kernel = last.kernel
+        self.bias = last.bias if last.bias is not None else np.zeros(last.kernel.shape[-1], np.float32)
+        self.labels = np.asarray(split[1], dtype=np.int64)
+        self.n = len(self.labels)
+        self.head_only = self.target.head_only
+        self._pipeline = eval_pipeline(split, batch_size) if mode == "exact" else None
+        self.features = self._features() if mode == "fast" else None
+        self.head = (HeadScorer(self.features, self.kernel, self.bias, self.labels)
+                     if mode == "fast" and self.head_only else None)
+        self.suffix = (SuffixScorer(model, self.target, self.features, self.labels)
+                       if mode == "fast" and self.head is None and supports(model, self.target) else None)
+
+    def _features(self) -> np.ndarray:
+        """Activations entering the first pruned layer, computed once in the evaluator's batches.
+
+        For a model that is not a chain of layers (branches), the features entering a
+        final Dense head come from a sub-model; otherwise the whole model runs per mask
+        and the features are the normalized images.
+        """
+        import keras
+
+        x = normalize(self.split[0])
+        if not self.target.chain:
+            if not self.target.head_only:
+                return x
+            prefix = [keras.Model(self.model.inputs, self.layer.input)]
+        else:
+            prefix = [layer for layer in self.model.layers[:self.start]
+                      if not isinstance(layer, keras.layers.InputLayer)]
+        out = []
+        for start in range(0, len(x), self.batch_size):
+            h = x[start:start + self.batch_size]
+            for layer in prefix:
+                h = layer(h)
+            out.append(np.asarray(h))
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def correct_counts(self, masks) -> np.ndarray:
+        """Correct predictions for each individual.
+
+        Args:
+            masks: one bool array ``(P, *kernel.shape)`` per pruned layer (a bare array
+                when one layer is pruned).
+        """
+        masks = [np.asarray(m, dtype=bool) for m in (masks if isinstance(masks, list) else [masks])]
+        count = len(masks[0])
+        if self.head is not None:
+            return self.head.correct_counts(masks[0])
+        if self.suffix is not None:
+            return self.suffix.correct_counts(masks)
+        scorer = self._correct_tail if self.mode == "fast" else self._correct_exact
+        counts = []
+        try:
+            for p in range(count):
+                self._set_masks([m[p] for m in masks])
+                counts.append(scorer())
+        finally:
+            self._set_masks(None)
+        return np.array(counts, dtype=np.int64)
+
+    def _set_masks(self, masks) -> None:
+        """Writes masked kernels into the model (``None`` restores the originals)."""
+        for i, (index, kernel) in enumerate(zip(self.layer_indices, self.kernels)):
+            value = kernel if masks is None else np.where(masks[i], kernel, np.float32(0))
+            self.model.layers[index].kernel.assign(value)
+
+    def _correct_tail(self) -> int:
+        correct = 0
+        tail = self.model.layers[self.start:] if self.target.chain else [self.model]
+        for start in range(0, self.n, self.batch_size):
+            h = self.features[start:start + self.batch_size]
+            for layer in tail:
+                h = layer(h)
+            correct += int((np.asarray(h).argmax(axis=1) == self.labels[start:start + self.batch_size]).sum())
+        return correct
+
+    def _correct_exact(self) -> int:
+        result = self.model.evaluate(self._pipeline, verbose=0, return_dict=True)
+        return int(round(float(result["accuracy"]) * self.n))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one mask scores: accuracy on the fitness split and nonzero pruned weights."""
+
+    accuracy: float
+    nonzero: int
+    correct: int
+
+
+def paper_fitness(accuracy: float, nonzero: int, base_accuracy: float, base_nonzero: int) -> float:
+    """The paper's scalar fitness ``(acc/base_acc)^2 + (1 - size/base_size)/2``."""
+    return (accuracy / base_accuracy) ** 2 + (1.0 - nonzero / base_nonzero) / 2.0
+
+
+class PruningProblem:
+    """Genomes in, evaluations out, with memoization and honest counters.
+
+    Args:
+        encoding: decodes genomes into masks (e.g. :class:`ThresholdEncoding`).
+        evaluator: scores masks on the fitness split.
+        test_evaluator: scores masks on the test split, for reporting only.
+
+    Attributes:
+        evaluations: distinct genomes evaluated (repeats are served from memory).
+        model_evaluations: distinct masks actually scored by the model.
+    """
+
+    def __init__(self, encoding, evaluator: KerasEvaluator,
+                 test_evaluator: KerasEvaluator | None = None) -> None:
+        self.encoding = encoding
+        self.evaluator = evaluator
+        self.test_evaluator = test_evaluator
+        self.base_nonzero = int(sum(np.count_nonzero(k) for k in evaluator.kernels))
+        full = [np.ones((1,) + k.shape, dtype=bool) for k in evaluator.kernels]
+        self.base_accuracy = float(evaluator.correct_counts(full)[0]) / evaluator.n
+        if self.base_accuracy == 0:
+            from evoprune.errors import ModelError
+
+            raise ModelError(f"The unpruned model predicts none of the {evaluator.n} fitness-split images "
+                             "correctly: there is no accuracy to keep (train longer or check the data). "
+                             "Received: baseline accuracy 0")
+        self.base_test_accuracy = (float(test_evaluator.correct_counts(full)[0]) / test_evaluator.n
+                                   if test_evaluator else float("nan"))
+        self.evaluations = 0
+        self.model_evaluations = 0
+        self._by_genome: dict[tuple, Evaluation] = {}
+        self._by_mask: dict[object, Evaluation] = {}
+        self._test_by_mask: dict[object, float] = {}  # reporting only: not checkpointed
+
+    def fitness(self, ev: Evaluation) -> float:
+        """The paper's scalar fitness of an evaluation against this model's baseline."""
+        return paper_fitness(ev.accuracy, ev.nonzero, self.base_accuracy, self.base_nonzero)
+
+    def evaluate(self, genomes: Sequence[Sequence[float]]) -> list[Evaluation]:
+        """Evaluates genomes in one batch; each distinct genome and mask is scored once."""
+        keys = [tuple(float(x) for x in g) for g in genomes]
+        new = [k for k in dict.fromkeys(keys) if k not in self._by_genome]
+        self.evaluations += len(new)
+        mask_keys = {k: self.encoding.mask_key(k) for k in new}
+        todo = [k for k in new if mask_keys[k] not in self._by_mask]
+        todo = list({mask_keys[k]: k for k in reversed(todo)}.values())  # one genome per mask
+        if todo:
+            masks = self.encoding.decode(todo)
+            correct = self.evaluator.correct_counts(masks)
+            nonzero = sum((m & (k != 0)).reshape(len(todo), -1).sum(axis=1)
+                          for m, k in zip(masks, self.evaluator.kernels))
+            self.model_evaluations += len(todo)
+            for k, c, nz in zip(todo, correct, nonzero):
+                self._by_mask[mask_keys[k]] = Evaluation(int(c) / self.evaluator.n, int(nz), int(c))
+        for k in new:
+            self._by_genome[k] = self._by_mask[mask_keys[k]]
+        return [self._by_genome[k] for k in keys]
+
+    def test_accuracy(self, genomes: Sequence[Sequence[float]]) -> list[float]:
+        """Test-split accuracy of each genome (reporting only, never used for selection)."""
+        if self.test_evaluator is None or not len(genomes):
+            return [float("nan")] * len(genomes)
+        keys = [self.encoding.mask_key(g) for g in genomes]
+        todo = list({k: g for k, g in zip(keys, genomes) if k not in self._test_by_mask}.items())
+        if todo:  # each distinct mask scored once, all in one batch
+            correct = self.test_evaluator.correct_counts(self.encoding.decode([g for _, g in todo]))
+            self._test_by_mask.update((k, int(c) / self.test_evaluator.n) for (k, _), c in zip(todo, correct))
+        return [self._test_by_mask[k] for k in keys]
+
+    def state_dict(self) -> dict:
+        """The memo and counters, for checkpoints."""
+        return {"evaluations": self.evaluations, "model_evaluations": self.model_evaluations,
+                "by_genome": dict(self._by_genome), "by_mask": dict(self._by_mask)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores what :meth:`state_dict` saved."""
+        self.evaluations = state["evaluations"]
+        self.model_evaluations = state["model_evaluations"]
+        self._by_genome = dict(state["by_genome"])
+        self._by_mask = dict(state["by_mask"])
+
+    def archive(self) -> list[tuple[tuple, Evaluation]]:
+        """Every distinct genome evaluated so far, in evaluation order."""
+        return list(self._by_genome.items())

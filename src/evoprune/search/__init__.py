@@ -1,0 +1,1 @@
+"""Search: genomes, operators, the DEAP loop, its randomness, checkpoints and memory budget."""
