@@ -3,7 +3,7 @@
 The baseline of ``configs/lenet-300-100.toml`` (cached or trained for each seed) is pruned
 to Han et al. 2015's per-layer kept fractions (fc1 8%, fc2 9%, fc3 26%: 12.2x, the
 smallest weights of each layer), then fine-tuned with the masks fixed by
-``evoprune.retrain.ModelFinetuner`` as the config sets it (epochs, rate, cosine schedule),
+``evoprune.refine.retrain.ModelFinetuner`` as the config sets it (epochs, rate, cosine schedule),
 once with ``distill = 0`` (labels only) and once with the config's ``distill`` and
 ``temperature``. Printed: accuracy drops from baseline on validation (the split the
 runs select on) and test, in points, and the time of each fine-tuning.
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
 
     os.environ["EVOPRUNE_CACHE_DIR"] = args.cache_dir
     from evoprune.config import load_config
-    from evoprune.experiments import make_model_finetuner, make_problem, prepare
+    from evoprune.experiments.run import make_model_finetuner, make_problem, prepare
 
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     base = load_config(CONFIG).with_overrides({"data.dataset": common.data_config(args).dataset,
