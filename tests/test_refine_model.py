@@ -51,13 +51,14 @@ def test_bisection_finds_the_smallest_head_within_one_point(smallest_ok):
 def test_no_bisection_when_nothing_holds_and_the_floor_is_respected():
     sizes = list(range(1, 101))
     front, genomes, problem = _fake(sizes)
-    calls = []
+    calls, lines = [], []
     refined = refine_front(front, genomes, problem,
                            lambda masks: calls.append(int(masks[-1].sum())) or (0.5, 0.5),
-                           max_points=4, max_drop_pp=20.0)
+                           max_points=4, max_drop_pp=20.0, status=lines.append)
     floor = problem.base_accuracy - 0.20
     eligible = front[front["accuracy"] >= floor]["nonzero"]
     assert len(calls) == 4 and min(calls) >= eligible.min()  # only points above the floor
+    assert len(lines) == 4 and f"{calls[0]:,} weights" in lines[0] and "-> 0.5000" in lines[0]
     assert best_refined(refined, problem.base_accuracy) is None
 
 
