@@ -102,6 +102,7 @@ def test_refined_run_selects_the_smallest_fine_tuned_model_within_tolerance(lene
     assert kept == chosen["nonzero"]                         # kept fractions add up to the size
     assert chosen["genome"].count(" ") == 2 and chosen["refined"]
     assert "selected (smallest within 1 points" in output
+    assert output.count("Fine-tuned point") == len(refined)
     strict = lenet.with_overrides({"select.tolerance_pp": 0.0, "finetune.refine": "none"})
     _, summary, _ = _run(strict, tmp_path, "strict")
     front = pd.read_csv(tmp_path / "strict" / "front.csv")
@@ -112,7 +113,8 @@ def test_refined_run_selects_the_smallest_fine_tuned_model_within_tolerance(lene
 
 def test_magnitude_baseline_prunes_iteratively_within_the_equal_budget(lenet, tmp_path):
     cfg = lenet.with_overrides({"search.algorithm": "magnitude"})
-    out, summary, _ = _run(cfg, tmp_path, "magnitude")
+    out, summary, output = _run(cfg, tmp_path, "magnitude")
+    assert "magnitude round 0:" in output and "generation" not in output  # rounds, not a generation bar
     rounds = pd.read_csv(out / "population.csv")
     budget = retrain_budget_epochs(cfg)
     assert len(rounds) <= budget // cfg.finetune.epochs == summary["magnitude"]["rounds"]

@@ -164,7 +164,7 @@ def run(out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run dir
         prepared = prepare(cfg, _status)  # bad data or model fail here, before any write
         with rundir.open_run(out, cfg, resume is not None, overwrite), \
                 GracefulInterrupt(f"evoprune run --resume {out}") as interrupt, \
-                _progress(cfg.search.generations) as observer:
+                _progress(cfg.search.generations, cfg.search.algorithm) as observer:
             result = run_search(cfg, observers=[observer, interrupt.check], prepared=prepared,
                                 status=_status, checkpoint_dir=out, resume=resume is not None)
             rundir.finish_run(result, out, time.perf_counter() - start)
@@ -292,8 +292,14 @@ def _bar(label: str, total: int):
 
 
 @contextlib.contextmanager
-def _progress(generations: int):
-    """A rich progress bar over generations, as a loop observer."""
+def _progress(generations: int, algorithm: str):
+    """A rich progress bar over generations, as a loop observer (none for the magnitude
+    baseline: it has rounds, reported as status lines, not generations)."""
+    from evoprune.refine.magnitude import MAGNITUDE
+
+    if algorithm == MAGNITUDE:
+        yield lambda state: None
+        return
     with _bar("generation", generations) as update:
         def observer(state) -> None:
             row = state.logbook[-1]
