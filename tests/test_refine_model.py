@@ -62,11 +62,13 @@ def test_no_bisection_when_nothing_holds_and_the_floor_is_respected():
     assert best_refined(refined, problem.base_accuracy) is None
 
 
-@pytest.mark.parametrize("max_points", [1, pytest.param(3, marks=pytest.mark.slow)])
-def test_refine_front_with_model_scope(max_points, tmp_path, sample_config, prepared):
+@pytest.mark.parametrize("max_points,distill", [(1, 0.0), (1, 0.9),
+                                                 pytest.param(3, 0.0, marks=pytest.mark.slow)])
+def test_refine_front_with_model_scope(max_points, distill, tmp_path, sample_config, prepared):
     """The README's 5x result: whole-model fine-tuning of the front, then export.
 
     One point by default (one model fine-tuning); three and their bisection with ``-m slow``.
+    With distillation the export must learn from the unpruned model as the run did.
     """
     import keras
 
@@ -75,7 +77,7 @@ def test_refine_front_with_model_scope(max_points, tmp_path, sample_config, prep
     config = tmp_path / "c.toml"
     config.write_text(sample_config.with_overrides({
         "search.generations": 3, "finetune.refine": "front", "finetune.scope": "model",
-        "finetune.epochs": 1, "finetune.max_points": max_points}).to_toml())
+        "finetune.epochs": 1, "finetune.max_points": max_points, "finetune.distill": distill}).to_toml())
     out = tmp_path / "run"
     before = [w.copy() for w in prepared.trained.model.get_weights()]
     result = runner.invoke(app, ["run", "--config", str(config), "--out", str(out)])

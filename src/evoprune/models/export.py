@@ -178,12 +178,15 @@ def _pruned_model(config, prepared, problem, genome, tune: bool):
     base.set_weights(model.get_weights())
     decoded = [m[0] for m in problem.encoding.decode([genome])]
     target = problem.evaluator.target
+    # whole-model fine-tuning starts from (and distils from) the unpruned model, as in the run
+    tuned = (make_model_finetuner(config, prepared, problem).tuned_weights(decoded)
+             if tune and config.finetune.scope == "model" else None)
     masks = {}
     for layer, mask in zip(target.layers, decoded):
         model.layers[layer.index].kernel.assign(np.where(mask, layer.kernel, np.float32(0)))
         masks[layer.name] = np.asarray(mask, dtype=bool)
-    if tune and config.finetune.scope == "model":
-        model.set_weights(make_model_finetuner(config, prepared, problem).tuned_weights(decoded))
+    if tuned is not None:
+        model.set_weights(tuned)
     elif tune:
         kernel, bias = make_finetuner(config, prepared, target).tune(decoded[-1])
         head = model.layers[target.indices[-1]]
