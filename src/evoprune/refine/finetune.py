@@ -220,14 +220,14 @@ def refine_front(front, genomes: list, problem, score, max_points: int,
 def head_scorer(finetuner: HeadFinetuner, fit, test):
     """``masks -> (fitness-split, test accuracy)`` of the head fine-tuned on cached features."""
     def score(masks):
-        kernel, bias = finetuner.tune(_layer_masks(masks)[-1])
+        kernel, bias = finetuner.tune(layer_masks(masks)[-1])
         return (head_accuracy(fit.features, fit.labels, kernel, bias),
                 head_accuracy(test.features, test.labels, kernel, bias))
 
     return score
 
 
-def _layer_masks(masks) -> list[np.ndarray]:
+def layer_masks(masks) -> list[np.ndarray]:
     """One mask per pruned layer (a bare array is the one layer's)."""
     return [np.asarray(m) for m in masks] if isinstance(masks, (list, tuple)) else [np.asarray(masks)]
 

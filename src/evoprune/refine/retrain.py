@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from evoprune.refine.finetune import _layer_masks
+from evoprune.refine.finetune import layer_masks
+
 
 class ModelFinetuner:
     """Retrains every surviving weight of the model with the pruned layers' masks fixed.
@@ -80,7 +81,7 @@ class ModelFinetuner:
         from evoprune.models.training import compile_model
         from evoprune.search.seeding import seed_everything
 
-        masks = [m.astype(np.float32) for m in _layer_masks(masks)]
+        masks = [m.astype(np.float32) for m in layer_masks(masks)]
         key = b"".join(np.packbits(m.astype(bool)).tobytes() for m in masks)
         if key in self._cache:
             return self._cache[key]
