@@ -24,6 +24,8 @@ CASES = {
     "max points zero": ("[finetune]\nmax_points = 0\n", "finetune.max_points=0"),
     "distill over 1": ('[finetune]\nscope = "model"\ndistill = 1.5\n', "finetune.distill=1.5"),
     "distill with head scope": ("[finetune]\ndistill = 0.5\n", "finetune.scope='head'"),
+    "l2 negative": ('[finetune]\nscope = "model"\nl2 = -0.1\n', "finetune.l2=-0.1"),
+    "l2 with head scope": ("[finetune]\nl2 = 0.001\n", "finetune.scope='head'"),
     "temperature zero": ('[finetune]\nscope = "model"\ntemperature = 0.0\n', "finetune.temperature=0.0"),
     "max drop over 100": ("[finetune]\nmax_drop_pp = 150.0\n", "finetune.max_drop_pp=150.0"),
     "bench seeds zero": ("[bench]\nseeds = 0\n", "bench.seeds=0"),

@@ -158,6 +158,27 @@ def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, mon
     assert rates[0] == 0.004 and not np.array_equal(constant[0], weights[0])
 
 
+def test_l2_penalty_shrinks_the_retrained_kernels_and_is_removed_afterwards(prepared):
+    """``l2`` adds ``l2 x sum(w^2)`` of the pruned kernels to the loss while fine-tuning:
+    the surviving weights come out smaller than without it, the mask holds, and the
+    model's kernels carry no regularizer once it is done."""
+    from evoprune.refine.retrain import ModelFinetuner
+    from evoprune.models.target import build_target
+
+    model, ds = prepared.trained.model, prepared.dataset
+    before = [w.copy() for w in model.get_weights()]
+    kernel = before[-2]
+    mask = np.abs(kernel) > np.quantile(np.abs(kernel), 0.5)
+    args = (model, ds.train, ds.validation, ds.test, build_target(model, "head"))
+    settings = dict(epochs=1, learning_rate=0.005, batch_size=128, seed=0)
+    plain = ModelFinetuner(*args, **settings).tuned_weights(mask)[-2]
+    penalised = ModelFinetuner(*args, **settings, l2=0.05).tuned_weights(mask)[-2]
+    assert np.all(penalised[~mask] == 0)
+    assert np.sum(penalised ** 2) < 0.9 * np.sum(plain ** 2)
+    assert model.layers[-1].kernel.regularizer is None and not model.losses
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+
+
 def test_distillation_learns_from_the_unpruned_model_not_only_the_labels(prepared):
     """With the labels scrambled, plain fine-tuning learns noise; distillation (weight 1)
     still recovers the pruned model, so the teacher's outputs are what it learns from."""

@@ -275,6 +275,8 @@ class FinetuneConfig:
         distill, temperature: whole-model fine-tuning learns from the unpruned model too
             (knowledge distillation): ``distill`` is the weight of its softened outputs in
             the loss (0: labels only, 1: teacher only), ``temperature`` their softening.
+        l2: whole-model fine-tuning adds ``l2 x sum(w^2)`` over the pruned kernels to the
+            loss (Han et al. retrain with L2; 0: none).
         max_points: at most this many front points are fine-tuned (evenly spread).
         max_drop_pp: only front points within this many accuracy points of baseline
             before fine-tuning (fine-tuning recovers much of the loss).
@@ -290,6 +292,7 @@ class FinetuneConfig:
     model_lr_schedule: str = "constant"
     distill: float = 0.0
     temperature: float = 4.0
+    l2: float = 0.0
     max_points: int = 30
     max_drop_pp: float = 50.0
 
@@ -305,6 +308,10 @@ class FinetuneConfig:
         if self.distill and self.scope != "model":
             raise ConfigError("Distillation fine-tunes the whole model. Expected finetune.scope='model' "
                               f"with finetune.distill > 0. Received: finetune.scope={self.scope!r}")
+        _check_range("finetune.l2", self.l2, 0.0, 1.0)
+        if self.l2 and self.scope != "model":
+            raise ConfigError("The L2 penalty applies to whole-model fine-tuning. Expected finetune.scope='model' "
+                              f"with finetune.l2 > 0. Received: finetune.scope={self.scope!r}")
         if self.refine == "each" and self.scope != "head":
             raise ConfigError("Fine-tuning inside every evaluation retrains the head only. Expected "
                               f"finetune.scope='head' with refine='each'. Received: finetune.scope={self.scope!r}")

@@ -166,7 +166,8 @@ def make_model_finetuner(config: Config, prepared: Prepared, problem: PruningPro
     f, ds = config.finetune, prepared.dataset
     return ModelFinetuner(prepared.trained.model, ds.train, ds.split(config.data.fitness_split),
                           ds.test, problem.evaluator.target, f.epochs, f.model_learning_rate,
-                          f.batch_size, config.search.seed, f.model_lr_schedule, f.distill, f.temperature)
+                          f.batch_size, config.search.seed, f.model_lr_schedule, f.distill, f.temperature,
+                          f.l2)
 
 
 def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):

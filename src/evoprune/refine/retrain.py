@@ -15,7 +15,9 @@ class ModelFinetuner:
     update, so pruned weights stay exactly zero), with a loss that fits the model's output
     (logits or softmax). Optionally the unpruned model teaches (knowledge distillation,
     Hinton et al. 2015): the loss is ``(1 - distill) x cross-entropy + distill x T^2 x
-    KL(teacher_T || student_T)`` at temperature ``T``, the teacher's outputs computed once.
+    KL(teacher_T || student_T)`` at temperature ``T``, the teacher's outputs computed once;
+    and optionally an L2 penalty ``l2 x sum(w^2)`` on the pruned kernels (Han et al. 2015
+    retrain with L2 regularisation), set as each kernel's Keras regularizer while it trains.
 
     Args:
         model: the trained model (its weights are restored after every call).
@@ -25,15 +27,16 @@ class ModelFinetuner:
         lr_schedule: ``constant`` or ``cosine`` (``learning_rate`` decayed to 0 over the epochs).
         distill, temperature: weight of the distillation term (0: plain cross-entropy) and
             its temperature. The teacher is the model as given (its weights at construction).
+        l2: weight of the L2 penalty on the pruned kernels (0: none).
     """
 
     def __init__(self, model, train, fit_split, test_split, target, epochs: int,
                  learning_rate: float, batch_size: int, seed: int, lr_schedule: str = "constant",
-                 distill: float = 0.0, temperature: float = 4.0) -> None:
+                 distill: float = 0.0, temperature: float = 4.0, l2: float = 0.0) -> None:
         self.model, self.train, self.fit_split, self.test_split = model, train, fit_split, test_split
         self.target, self.epochs, self.learning_rate = target, epochs, learning_rate
         self.lr_schedule, self.distill, self.temperature = lr_schedule, distill, temperature
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.l2 = batch_size, seed, l2
         self.base = [w.copy() for w in model.get_weights()]
         self._teacher = None
         self._cache: dict[bytes, list] = {}
@@ -87,11 +90,14 @@ class ModelFinetuner:
             return self._cache[key]
         layers = [self.model.layers[i] for i in self.target.indices]
         constraints = [layer.kernel.constraint for layer in layers]
+        regularizers = [layer.kernel.regularizer for layer in layers]
         seed_everything(self.seed)
         self.model.set_weights(self.base)
         for layer, mask, own in zip(layers, masks, constraints):
             layer.kernel.assign(layer.kernel * mask)
             layer.kernel.constraint = _Masked(mask, own)
+            if self.l2:
+                layer.kernel.regularizer = keras.regularizers.L2(self.l2)
         rate = self.learning_rate
         if self.lr_schedule == "cosine":
             steps = self.epochs * int(np.ceil(len(self.train[1]) / self.batch_size))
@@ -102,8 +108,8 @@ class ModelFinetuner:
                            verbose=0, shuffle=False)
             self._cache[key] = [w.copy() for w in self.model.get_weights()]
         finally:
-            for layer, own in zip(layers, constraints):
-                layer.kernel.constraint = own
+            for layer, own, penalty in zip(layers, constraints, regularizers):
+                layer.kernel.constraint, layer.kernel.regularizer = own, penalty
             compile_model(self.model)  # plain loss and accuracy again, for evaluation
             self.model.set_weights(self.base)
         return self._cache[key]
