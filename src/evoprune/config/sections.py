@@ -305,13 +305,12 @@ class FinetuneConfig:
                      low_open=True)
         _check_range("finetune.distill", self.distill, 0.0, 1.0)
         _check_range("finetune.temperature", self.temperature, 0.0, 1000.0, low_open=True)
-        if self.distill and self.scope != "model":
-            raise ConfigError("Distillation fine-tunes the whole model. Expected finetune.scope='model' "
-                              f"with finetune.distill > 0. Received: finetune.scope={self.scope!r}")
         _check_range("finetune.l2", self.l2, 0.0, 1.0)
-        if self.l2 and self.scope != "model":
-            raise ConfigError("The L2 penalty applies to whole-model fine-tuning. Expected finetune.scope='model' "
-                              f"with finetune.l2 > 0. Received: finetune.scope={self.scope!r}")
+        for name in ("distill", "l2"):  # settings of whole-model fine-tuning only
+            if getattr(self, name) and self.scope != "model":
+                raise ConfigError(f"finetune.{name} applies to whole-model fine-tuning. Expected "
+                                  f"finetune.scope='model' with finetune.{name} > 0. "
+                                  f"Received: finetune.scope={self.scope!r}")
         if self.refine == "each" and self.scope != "head":
             raise ConfigError("Fine-tuning inside every evaluation retrains the head only. Expected "
                               f"finetune.scope='head' with refine='each'. Received: finetune.scope={self.scope!r}")
