@@ -158,6 +158,34 @@ def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, mon
     assert rates[0] == 0.004 and not np.array_equal(constant[0], weights[0])
 
 
+def test_model_finetuning_with_dropout_does_not_depend_on_what_was_tuned_before():
+    """Dropout draws from its layer's own seed generator, which ``fit`` advances: each
+    fine-tuning restores it, so a mask tuned second equals the same mask tuned alone
+    (what export relies on)."""
+    import keras
+
+    from evoprune.refine.retrain import ModelFinetuner
+    from evoprune.models.target import build_target
+
+    rng = np.random.default_rng(0)
+    images = rng.random((256, 6, 6, 1), dtype=np.float32)
+    labels = (images.reshape(256, -1).sum(axis=1) > 18).astype(np.int64)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    kernel = model.get_weights()[-2]
+    first, second = (np.abs(kernel) > np.quantile(np.abs(kernel), q) for q in (0.3, 0.6))
+    args = (model, (images, labels), (images, labels), (images, labels), build_target(model, "head"))
+    settings = dict(epochs=2, learning_rate=0.01, batch_size=32, seed=0)
+    after_another = ModelFinetuner(*args, **settings)
+    after_another.tuned_weights(first)
+    alone = ModelFinetuner(*args, **settings).tuned_weights(second)
+    for a, b in zip(after_another.tuned_weights(second), alone):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_l2_penalty_shrinks_the_retrained_kernels_and_is_removed_afterwards(prepared):
     """``l2`` adds ``l2 x sum(w^2)`` of the pruned kernels to the loss while fine-tuning:
     the surviving weights come out smaller than without it, the mask holds, and the

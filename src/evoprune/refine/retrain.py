@@ -19,6 +19,10 @@ class ModelFinetuner:
     and optionally an L2 penalty ``l2 x sum(w^2)`` on the pruned kernels (Han et al. 2015
     retrain with L2 regularisation), set as each kernel's Keras regularizer while it trains.
 
+    Every fine-tuning starts from the same state, the random-seed states of layers such as
+    Dropout included, so a mask's result does not depend on what was tuned before it (an
+    export retrains the selected mask alone and must get the run's model).
+
     Args:
         model: the trained model (its weights are restored after every call).
         train, fit_split, test_split: ``(images, labels)`` splits.
@@ -38,6 +42,8 @@ class ModelFinetuner:
         self.lr_schedule, self.distill, self.temperature = lr_schedule, distill, temperature
         self.batch_size, self.seed, self.l2 = batch_size, seed, l2
         self.base = [w.copy() for w in model.get_weights()]
+        weights = {id(w) for w in model.weights}  # the rest: random-seed states (Dropout's)
+        self._rng_states = [(v, np.array(v.numpy())) for v in model.variables if id(v) not in weights]
         self._teacher = None
         self._cache: dict[bytes, list] = {}
 
@@ -92,6 +98,7 @@ class ModelFinetuner:
         constraints = [layer.kernel.constraint for layer in layers]
         regularizers = [layer.kernel.regularizer for layer in layers]
         seed_everything(self.seed)
+        self._restore_rng_states()  # layers' own seed generators start over too
         self.model.set_weights(self.base)
         for layer, mask, own in zip(layers, masks, constraints):
             layer.kernel.assign(layer.kernel * mask)
@@ -112,7 +119,13 @@ class ModelFinetuner:
                 layer.kernel.constraint, layer.kernel.regularizer = own, penalty
             compile_model(self.model)  # plain loss and accuracy again, for evaluation
             self.model.set_weights(self.base)
+            self._restore_rng_states()
         return self._cache[key]
+
+    def _restore_rng_states(self) -> None:
+        """Puts the layers' random-seed states (Dropout's) back as they were at construction."""
+        for variable, state in self._rng_states:
+            variable.assign(state)
 
     def score(self, masks) -> tuple[float, float]:
         """Fitness-split and test accuracy (``model.evaluate``) after fine-tuning."""
