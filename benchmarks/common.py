@@ -27,16 +27,24 @@ from typing import Callable, Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any TensorFlow import
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None,
-               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+def parse_args(
+    description: str,
+    argv: Sequence[str] | None = None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
     """Parses the common options (plus any ``extra`` ones) and resolves the cache directory."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--data-dir", default=os.environ.get("EVOPRUNE_DATA_DIR", ""),
-                        help="MNIST IDX directory (default: $EVOPRUNE_DATA_DIR, else the bundled "
-                             "mnist-sample dataset)")
-    parser.add_argument("--cache-dir", default=os.environ.get("EVOPRUNE_CACHE_DIR", ""),
-                        help="model cache directory (default: $EVOPRUNE_CACHE_DIR, else a temporary "
-                             "directory removed at exit)")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("EVOPRUNE_DATA_DIR", ""),
+        help="MNIST IDX directory (default: $EVOPRUNE_DATA_DIR, else the bundled mnist-sample dataset)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("EVOPRUNE_CACHE_DIR", ""),
+        help="model cache directory (default: $EVOPRUNE_CACHE_DIR, else a temporary "
+        "directory removed at exit)",
+    )
     parser.add_argument("--quick", action="store_true", help="shorter smoke run")
     if extra is not None:
         extra(parser)
@@ -111,8 +119,9 @@ def repeat_time(fn: Callable[[], object], repeats: int) -> list[float]:
     return [timed(fn)[1] for _ in range(repeats)]
 
 
-def run_child(cmd: Sequence[str], env: dict[str, str] | None = None,
-              check: bool = True) -> tuple[float, int, int]:
+def run_child(
+    cmd: Sequence[str], env: dict[str, str] | None = None, check: bool = True
+) -> tuple[float, int, int]:
     """Runs a child process with output discarded.
 
     Returns:
@@ -161,8 +170,9 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ).rstrip()
 
     print(f"\n{title}")
     print(line(cells[0]))

@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import common
-
 import numpy as np  # noqa: E402  (after common, which quiets TensorFlow)
+
+from benchmarks import common
 
 HAN_KEPT = {"fc1": 0.08, "fc2": 0.09, "fc3": 0.26}
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "lenet-300-100.toml"
@@ -38,8 +38,13 @@ def han_masks(kernels: list[np.ndarray], names: list[str]) -> list[np.ndarray]:
 
 
 def main(argv=None) -> int:
-    args = common.parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--seeds", default="0", help="comma-separated model seeds (default 0)"))
+    args = common.parse_args(
+        __doc__.splitlines()[0],
+        argv,
+        extra=lambda p: p.add_argument(
+            "--seeds", default="0", help="comma-separated model seeds (default 0)"
+        ),
+    )
     common.print_header("distill", args)
     import os
 
@@ -48,14 +53,19 @@ def main(argv=None) -> int:
     from evoprune.experiments.run import make_model_finetuner, make_problem, prepare
 
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
-    base = load_config(CONFIG).with_overrides({"data.dataset": common.data_config(args).dataset,
-                                               "data.data_dir": args.data_dir})
+    base = load_config(CONFIG).with_overrides(
+        {"data.dataset": common.data_config(args).dataset, "data.data_dir": args.data_dir}
+    )
     if args.quick:
         base = base.with_overrides({"finetune.epochs": 1, "model.epochs": 1})
-    print(f"fine-tuning: {base.finetune.epochs} epochs, rate {base.finetune.model_learning_rate} "
-          f"({base.finetune.model_lr_schedule}); distilled: distill {base.finetune.distill}, "
-          f"temperature {base.finetune.temperature}\n")
-    print("| seed | kept weights | compression | distill | validation drop (pt) | test drop (pt) | time (s) |")
+    print(
+        f"fine-tuning: {base.finetune.epochs} epochs, rate {base.finetune.model_learning_rate} "
+        f"({base.finetune.model_lr_schedule}); distilled: distill {base.finetune.distill}, "
+        f"temperature {base.finetune.temperature}\n"
+    )
+    print(
+        "| seed | kept weights | compression | distill | validation drop (pt) | test drop (pt) | time (s) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for seed in seeds:
         config = base.with_overrides({"search.seed": seed, "finetune.refine": "none"})
@@ -65,13 +75,18 @@ def main(argv=None) -> int:
         masks = han_masks(problem.evaluator.kernels, [layer.name for layer in target.layers])
         kept = int(sum(m.sum() for m in masks))
         for distill in (0.0, config.finetune.distill):
-            tuner = make_model_finetuner(config.with_overrides({"finetune.distill": distill}), prepared, problem)
+            tuner = make_model_finetuner(
+                config.with_overrides({"finetune.distill": distill}), prepared, problem
+            )
             start = time.perf_counter()
             accuracy, test_accuracy = tuner.score(masks)
             elapsed = time.perf_counter() - start
-            print(f"| {seed} | {kept:,} | {problem.base_nonzero / kept:.1f}x | {distill:g} | "
-                  f"{100 * (problem.base_accuracy - accuracy):+.2f} | "
-                  f"{100 * (problem.base_test_accuracy - test_accuracy):+.2f} | {elapsed:.0f} |", flush=True)
+            print(
+                f"| {seed} | {kept:,} | {problem.base_nonzero / kept:.1f}x | {distill:g} | "
+                f"{100 * (problem.base_accuracy - accuracy):+.2f} | "
+                f"{100 * (problem.base_test_accuracy - test_accuracy):+.2f} | {elapsed:.0f} |",
+                flush=True,
+            )
     return 0
 
 

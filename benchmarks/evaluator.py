@@ -22,9 +22,9 @@ import sys
 import time
 from itertools import permutations
 
-from benchmarks import common
-
 import numpy as np  # noqa: E402  (after common, which quiets TensorFlow)
+
+from benchmarks import common
 
 POPULATION, GENERATIONS, QUICK_GENERATIONS = 20, 30, 2
 MIN_THRESHOLD, SEED, BATCH = 1e-6, 0, 128
@@ -95,14 +95,20 @@ def notebook_loop(model, layer_index: int, ds_test, generations: int) -> dict:
         loop_s = time.perf_counter() - loop_start
     finally:
         layer.set_weights([orig_w, orig_b])
-    return dict(base_size=int(base_size), base_acc=float(base_acc), warmup_s=warmup_s,
-                loop_s=loop_s, eval_times=eval_times, records=records)
+    return dict(
+        base_size=int(base_size),
+        base_acc=float(base_acc),
+        warmup_s=warmup_s,
+        loop_s=loop_s,
+        eval_times=eval_times,
+        records=records,
+    )
 
 
 def fast_eval_timing(model, split, repeats: int) -> dict:
     """Setup (feature computation) and per-evaluation time of the fast ``KerasEvaluator``."""
-    from evoprune.search.encodings import ThresholdEncoding
     from evoprune.scoring.evaluate import KerasEvaluator
+    from evoprune.search.encodings import ThresholdEncoding
 
     evaluator, setup_s = common.timed(KerasEvaluator, model, split, "fast", BATCH)
     encoding = ThresholdEncoding(evaluator.kernel, MIN_THRESHOLD)
@@ -116,8 +122,11 @@ def fast_eval_timing(model, split, repeats: int) -> dict:
         return evaluator.correct_counts(m), m.reshape(len(m), -1).sum(axis=1)
 
     whole = common.repeat_time(full_eval, repeats)
-    return dict(setup_s=setup_s, per_eval_s=common.median(counts) / POPULATION,
-                per_eval_full_s=common.median(whole) / POPULATION)
+    return dict(
+        setup_s=setup_s,
+        per_eval_s=common.median(counts) / POPULATION,
+        per_eval_full_s=common.median(whole) / POPULATION,
+    )
 
 
 def check_identical(config, prepared, nb: dict) -> dict:
@@ -136,12 +145,13 @@ def check_identical(config, prepared, nb: dict) -> dict:
     fast_fit = np.array([problem.fitness(ev) for ev in evs])
     # The notebook's fitness uses Keras' float32 accuracy; recomputed from its integer counts:
     nb_base = int(round(nb["base_acc"] * n)) / n
-    nb_fit_counts = np.array([
-        (c / n / nb_base) ** 2 + (1 - s / nb["base_size"]) / 2
-        for c, s in zip(nb_correct, nb_size)])
+    nb_fit_counts = np.array(
+        [(c / n / nb_base) ** 2 + (1 - s / nb["base_size"]) / 2 for c, s in zip(nb_correct, nb_size)]
+    )
     order_nb, order_fast = np.argsort(-nb_fit, kind="stable"), np.argsort(-fast_fit, kind="stable")
     return dict(
-        n=len(thresholds), distinct=len(set(r[0] for r in nb["records"])),
+        n=len(thresholds),
+        distinct=len(set(r[0] for r in nb["records"])),
         base_correct=(int(round(nb["base_acc"] * n)), int(round(problem.base_accuracy * n))),
         base_size=(nb["base_size"], problem.base_nonzero),
         correct_mismatch=int((nb_correct != fast_correct).sum() + (direct != fast_correct).sum()),
@@ -150,26 +160,31 @@ def check_identical(config, prepared, nb: dict) -> dict:
         fit_max_abs=float(np.abs(nb_fit - fast_fit).max()),
         fit_counts_mismatch=int((nb_fit_counts != fast_fit).sum()),
         rank_mismatch=int((nb_fit[order_nb] != nb_fit[order_fast]).sum()),
-        model_evaluations=problem.model_evaluations)
+        model_evaluations=problem.model_evaluations,
+    )
 
 
 def main(argv=None) -> int:
     args = common.parse_args(__doc__.splitlines()[0], argv)
     common.print_header("evaluator", args)
     from evoprune.config import Config, ModelConfig, SearchConfig
-    from evoprune.models.target import build_target
     from evoprune.experiments.run import prepare, run_search
+    from evoprune.models.target import build_target
 
     gens = QUICK_GENERATIONS if args.quick else GENERATIONS
-    config = Config(common.data_config(args, fitness_split="test", validation_fraction=0.1),
-                    ModelConfig(cache_dir=args.cache_dir),
-                    SearchConfig(population=POPULATION, generations=gens, seed=SEED)).validate()
+    config = Config(
+        common.data_config(args, fitness_split="test", validation_fraction=0.1),
+        ModelConfig(cache_dir=args.cache_dir),
+        SearchConfig(population=POPULATION, generations=gens, seed=SEED),
+    ).validate()
     prepared, prep_s = common.timed(prepare, config)
     model, split = prepared.trained.model, prepared.dataset.test
     how = "loaded from cache" if prepared.trained.cached else "trained now"
     print(f"versions:  {common.library_versions()}")
-    print(f"model:     {prepared.trained.path.name} ({how}, {prep_s:.1f} s); fitness split: test, "
-          f"{len(split[1]):,} images; population {POPULATION}, {gens} generations")
+    print(
+        f"model:     {prepared.trained.path.name} ({how}, {prep_s:.1f} s); fitness split: test, "
+        f"{len(split[1]):,} images; population {POPULATION}, {gens} generations"
+    )
     sys.stdout.flush()
 
     nb = notebook_loop(model, build_target(model, "head").indices[-1], notebook_test_pipeline(split), gens)
@@ -180,49 +195,90 @@ def main(argv=None) -> int:
     s = result.summary
     nb_eval = common.median(nb["eval_times"])
     n_nb = len(nb["eval_times"])
-    common.print_table("Per evaluation (one individual, median)", ["", "notebook loop", "evoprune fast", "ratio"], [
-        ["correct_counts only", common.fmt_s(nb_eval), common.fmt_s(fast["per_eval_s"]),
-         common.ratio(nb_eval, fast["per_eval_s"])],
-        ["decode + counts + nonzero", common.fmt_s(nb_eval), common.fmt_s(fast["per_eval_full_s"]),
-         common.ratio(nb_eval, fast["per_eval_full_s"])],
-    ])
+    common.print_table(
+        "Per evaluation (one individual, median)",
+        ["", "notebook loop", "evoprune fast", "ratio"],
+        [
+            [
+                "correct_counts only",
+                common.fmt_s(nb_eval),
+                common.fmt_s(fast["per_eval_s"]),
+                common.ratio(nb_eval, fast["per_eval_s"]),
+            ],
+            [
+                "decode + counts + nonzero",
+                common.fmt_s(nb_eval),
+                common.fmt_s(fast["per_eval_full_s"]),
+                common.ratio(nb_eval, fast["per_eval_full_s"]),
+            ],
+        ],
+    )
     search_s = s["search_time_s"]
-    common.print_table(f"Whole run: population {POPULATION}, {gens} generations",
-                       ["", "notebook loop", "evoprune run_search", "ratio"], [
-        ["search loop", common.fmt_s(nb["loop_s"]), common.fmt_s(search_s), common.ratio(nb["loop_s"], search_s)],
-        ["+ one-off setup", common.fmt_s(nb["loop_s"] + nb["warmup_s"]),
-         common.fmt_s(search_s + s["setup_time_s"]),
-         common.ratio(nb["loop_s"] + nb["warmup_s"], search_s + s["setup_time_s"])],
-        ["individuals scored", n_nb, s["evaluations"], ""],
-        ["model evaluations", n_nb, s["model_evaluations"], ""],
-        ["time per model evaluation", common.fmt_s(nb["loop_s"] / n_nb),
-         common.fmt_s(search_s / max(s["model_evaluations"], 1)), ""],
-    ])
-    print("  setup: notebook = first model.evaluate (tracing + filling the cache) "
-          f"{common.fmt_s(nb['warmup_s'])}; evoprune = make_problem + toolbox "
-          f"{common.fmt_s(s['setup_time_s'])} (fast features alone: {common.fmt_s(fast['setup_s'])})")
+    common.print_table(
+        f"Whole run: population {POPULATION}, {gens} generations",
+        ["", "notebook loop", "evoprune run_search", "ratio"],
+        [
+            [
+                "search loop",
+                common.fmt_s(nb["loop_s"]),
+                common.fmt_s(search_s),
+                common.ratio(nb["loop_s"], search_s),
+            ],
+            [
+                "+ one-off setup",
+                common.fmt_s(nb["loop_s"] + nb["warmup_s"]),
+                common.fmt_s(search_s + s["setup_time_s"]),
+                common.ratio(nb["loop_s"] + nb["warmup_s"], search_s + s["setup_time_s"]),
+            ],
+            ["individuals scored", n_nb, s["evaluations"], ""],
+            ["model evaluations", n_nb, s["model_evaluations"], ""],
+            [
+                "time per model evaluation",
+                common.fmt_s(nb["loop_s"] / n_nb),
+                common.fmt_s(search_s / max(s["model_evaluations"], 1)),
+                "",
+            ],
+        ],
+    )
+    print(
+        "  setup: notebook = first model.evaluate (tracing + filling the cache) "
+        f"{common.fmt_s(nb['warmup_s'])}; evoprune = make_problem + toolbox "
+        f"{common.fmt_s(s['setup_time_s'])} (fast features alone: {common.fmt_s(fast['setup_s'])})"
+    )
     print("  evoprune memoizes: genomes (and thresholds keeping the same weights) are scored once,")
     print("  and elites are never re-scored; the notebook re-evaluates all 20 every generation.")
-    common.print_table(f"Identical fitness: the notebook's {check['n']} evaluations "
-                       f"({check['distinct']} distinct thresholds) re-scored by evoprune",
-                       ["check", "mismatches"], [
-        ["baseline correct (notebook, evoprune)", f"{check['base_correct']}"],
-        ["baseline nonzero (notebook, evoprune)", f"{check['base_size']}"],
-        ["correct counts", check["correct_mismatch"]],
-        ["nonzero counts", check["size_mismatch"]],
-        ["fitness, notebook from counts vs evoprune", check["fit_counts_mismatch"]],
-        ["fitness ranking (sorted order)", check["rank_mismatch"]],
-        ["fitness, notebook float32 accuracy vs evoprune", check["fit_bitwise_mismatch"]],
-        ["  max |difference|", f"{check['fit_max_abs']:.3g}"],
-    ])
+    common.print_table(
+        f"Identical fitness: the notebook's {check['n']} evaluations "
+        f"({check['distinct']} distinct thresholds) re-scored by evoprune",
+        ["check", "mismatches"],
+        [
+            ["baseline correct (notebook, evoprune)", f"{check['base_correct']}"],
+            ["baseline nonzero (notebook, evoprune)", f"{check['base_size']}"],
+            ["correct counts", check["correct_mismatch"]],
+            ["nonzero counts", check["size_mismatch"]],
+            ["fitness, notebook from counts vs evoprune", check["fit_counts_mismatch"]],
+            ["fitness ranking (sorted order)", check["rank_mismatch"]],
+            ["fitness, notebook float32 accuracy vs evoprune", check["fit_bitwise_mismatch"]],
+            ["  max |difference|", f"{check['fit_max_abs']:.3g}"],
+        ],
+    )
     nb_best = max(record[3] for record in nb["records"])
-    common.print_table("Best individual (same model, same split)", ["", "notebook loop", "evoprune"], [
-        ["best fitness", f"{nb_best:.6f}", f"{s['best']['fitness']:.6f}"],
-        ["evaluations spent", n_nb, s["evaluations"]],
-    ])
-    ok = (check["correct_mismatch"] == 0 and check["size_mismatch"] == 0 and check["fit_counts_mismatch"] == 0
-          and check["rank_mismatch"] == 0 and check["base_correct"][0] == check["base_correct"][1]
-          and check["fit_max_abs"] < 1e-6)
+    common.print_table(
+        "Best individual (same model, same split)",
+        ["", "notebook loop", "evoprune"],
+        [
+            ["best fitness", f"{nb_best:.6f}", f"{s['best']['fitness']:.6f}"],
+            ["evaluations spent", n_nb, s["evaluations"]],
+        ],
+    )
+    ok = (
+        check["correct_mismatch"] == 0
+        and check["size_mismatch"] == 0
+        and check["fit_counts_mismatch"] == 0
+        and check["rank_mismatch"] == 0
+        and check["base_correct"][0] == check["base_correct"][1]
+        and check["fit_max_abs"] < 1e-6
+    )
     print("\nidentical correct counts, nonzero counts and fitness:", "YES" if ok else "NO")
     return 0 if ok else 1
 

@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 # Han et al. 2015, Table 1 (kept share per layer)
-HAN = {"lenet-300-100": {"fc1": 0.08, "fc2": 0.09, "fc3": 0.26},
-       "lenet-5": {"conv1": 0.66, "conv2": 0.12, "fc1": 0.08, "fc2": 0.19}}
+HAN = {
+    "lenet-300-100": {"fc1": 0.08, "fc2": 0.09, "fc3": 0.26},
+    "lenet-5": {"conv1": 0.66, "conv2": 0.12, "fc1": 0.08, "fc2": 0.19},
+}
 
 
 def row(run_dir: Path) -> str:
@@ -33,22 +35,29 @@ def row(run_dir: Path) -> str:
         epochs = (s.get("refined") or {}).get("points", 0) * cfg.finetune.epochs
     han = HAN.get(arch, {})
     if chosen:
-        kept = ", ".join(f"{k} {100 * v:.1f}% ({100 * han[k]:.0f}%)" if k in han else f"{k} {100 * v:.1f}%"
-                         for k, v in chosen["per_layer"].items())
-        picked = (f"{chosen['nonzero']:,} | {chosen['compression']:.1f}x | {chosen['test_drop_pp']:+.2f} | "
-                  f"{kept}")
+        kept = ", ".join(
+            f"{k} {100 * v:.1f}% ({100 * han[k]:.0f}%)" if k in han else f"{k} {100 * v:.1f}%"
+            for k, v in chosen["per_layer"].items()
+        )
+        picked = (
+            f"{chosen['nonzero']:,} | {chosen['compression']:.1f}x | {chosen['test_drop_pp']:+.2f} | {kept}"
+        )
     else:
         picked = "none within tolerance | | |"
-    return (f"| {arch} | {s['algorithm']} | {s['seed']} | {100 * s['baseline']['test_accuracy']:.2f}% | "
-            f"{picked} | {epochs} | {s['wall_time_s'] / 60:.1f} min |")
+    return (
+        f"| {arch} | {s['algorithm']} | {s['seed']} | {100 * s['baseline']['test_accuracy']:.2f}% | "
+        f"{picked} | {epochs} | {s['wall_time_s'] / 60:.1f} min |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    print("| network | algorithm | seed | baseline test | selected nonzero | compression | test drop (points) "
-          "| kept per layer (Han's) | retraining epochs | wall time |")
+    print(
+        "| network | algorithm | seed | baseline test | selected nonzero | compression | test drop (points) "
+        "| kept per layer (Han's) | retraining epochs | wall time |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for run_dir in args.runs:
         print(row(run_dir))

@@ -27,8 +27,19 @@ def main(argv=None) -> int:
     atexit.register(shutil.rmtree, fresh, ignore_errors=True)
     env = common.child_env(args)
     env["EVOPRUNE_CACHE_DIR"] = str(Path(fresh) / "models")
-    run = [common.evoprune_executable(), "run", *common.data_cli_args(args), "--algorithm", "paper",
-           "--population", "20", "--generations", "2" if args.quick else "30", "--seed", "0"]
+    run = [
+        common.evoprune_executable(),
+        "run",
+        *common.data_cli_args(args),
+        "--algorithm",
+        "paper",
+        "--population",
+        "20",
+        "--generations",
+        "2" if args.quick else "30",
+        "--seed",
+        "0",
+    ]
     if args.quick:  # one epoch through a config file: the run command has no --epochs option
         config = Path(fresh) / "quick.toml"
         config.write_text("[model]\nepochs = 1\n", encoding="utf-8")
@@ -45,17 +56,23 @@ def main(argv=None) -> int:
     ]:
         rows[name] = common.run_child(cmd, env)[:2]
     base = rows['python -c "import tensorflow"'][1]
-    common.print_table("Peak resident set size (ru_maxrss of the child process)",
-                       ["command", "peak RSS", "vs import tensorflow", "wall time"],
-                       [[name, common.fmt_mib(kib), common.ratio(kib, base, 2), common.fmt_s(wall)]
-                        for name, (wall, kib) in rows.items()])
+    common.print_table(
+        "Peak resident set size (ru_maxrss of the child process)",
+        ["command", "peak RSS", "vs import tensorflow", "wall time"],
+        [
+            [name, common.fmt_mib(kib), common.ratio(kib, base, 2), common.fmt_s(wall)]
+            for name, (wall, kib) in rows.items()
+        ],
+    )
     summary = Path(fresh) / "run2" / "summary.json"
     if summary.is_file():
         import json
 
         s = json.loads(summary.read_text(encoding="utf-8"))
-        print(f"\ncached run: model_cached={s['model_cached']}, {s['evaluations']} evaluations, "
-              f"dataset {s['dataset']}, fitness split {s['fitness_split']}")
+        print(
+            f"\ncached run: model_cached={s['model_cached']}, {s['evaluations']} evaluations, "
+            f"dataset {s['dataset']}, fitness split {s['fitness_split']}"
+        )
     return 0
 
 

@@ -31,11 +31,19 @@ def main() -> None:
         prepared = prepare(config.with_overrides({"data.data_dir": args.data_dir, "search.seed": seed}))
         if n == 0:
             ds = prepared.dataset
-            np.savez_compressed(out / "mnist_split.npz", **{
-                f"{part}_{name}": array for name in ("train", "validation", "test")
-                for part, array in zip(("x", "y"), ds.split(name))})
-        weights = {f"{layer.name}_{i}": w for layer in prepared.trained.model.layers
-                   for i, w in enumerate(layer.get_weights())}
+            np.savez_compressed(
+                out / "mnist_split.npz",
+                **{
+                    f"{part}_{name}": array
+                    for name in ("train", "validation", "test")
+                    for part, array in zip(("x", "y"), ds.split(name))
+                },
+            )
+        weights = {
+            f"{layer.name}_{i}": w
+            for layer in prepared.trained.model.layers
+            for i, w in enumerate(layer.get_weights())
+        }
         np.savez(out / f"l300_s{seed}.npz", **weights)
         print(f"seed {seed}: {', '.join(weights)} -> {out}")
 

@@ -43,9 +43,13 @@ def main(argv=None) -> int:
             if round_index:  # round 0 warms the file-system cache
                 times[name].append(elapsed)
     base = common.median(times["python -c pass"])
-    rows = [[name, common.fmt_s(common.median(t)), common.fmt_s(min(t)), common.ratio(common.median(t), base)]
-            for name, t in times.items()]
-    common.print_table("Start-up wall time (child process)", ["command", "median", "min", "vs python -c pass"], rows)
+    rows = [
+        [name, common.fmt_s(common.median(t)), common.fmt_s(min(t)), common.ratio(common.median(t), base)]
+        for name, t in times.items()
+    ]
+    common.print_table(
+        "Start-up wall time (child process)", ["command", "median", "min", "vs python -c pass"], rows
+    )
     tf_imported = _cli_imports_tensorflow()
     print(f"\nimporting evoprune.cli imports tensorflow: {'YES' if tf_imported else 'NO'}")
     return 0
@@ -56,8 +60,10 @@ def _cli_imports_tensorflow() -> bool:
     import subprocess
 
     code = "import sys, evoprune.cli; sys.exit(0 if 'tensorflow' in sys.modules else 3)"
-    return subprocess.run([sys.executable, "-c", code], env=common.child_env(),
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run([sys.executable, "-c", code], env=common.child_env(), capture_output=True).returncode
+        == 0
+    )
 
 
 if __name__ == "__main__":

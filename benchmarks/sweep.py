@@ -29,14 +29,13 @@ def main(argv=None) -> int:
 
     from evoprune.config import ModelConfig
     from evoprune.data.dataset import load_dataset
-    from evoprune.search.encodings import ThresholdEncoding
-    from evoprune.scoring.evaluate import KerasEvaluator
     from evoprune.models.training import load_or_train
+    from evoprune.scoring.evaluate import KerasEvaluator
     from evoprune.scoring.sweep import brute_force_sweep, exact_sweep
+    from evoprune.search.encodings import ThresholdEncoding
 
     dataset = load_dataset(common.data_config(args))
-    trained = load_or_train(dataset, ModelConfig(epochs=1 if args.quick else 5,
-                                                 cache_dir=args.cache_dir), 0)
+    trained = load_or_train(dataset, ModelConfig(epochs=1 if args.quick else 5, cache_dir=args.cache_dir), 0)
     evaluator = KerasEvaluator(trained.model, dataset.validation, "fast")
     table, first = common.timed(exact_sweep, evaluator)
     repeats = 1 if args.quick else 7
@@ -50,23 +49,34 @@ def main(argv=None) -> int:
     enc = ThresholdEncoding(evaluator.kernel)
     masks = enc.decode([[t] for t in table["threshold"]])[0]
     one_by_one, per_threshold = common.timed(
-        lambda: np.array([evaluator.correct_counts(m[None])[0] for m in masks]))
+        lambda: np.array([evaluator.correct_counts(m[None])[0] for m in masks])
+    )
     same = same and np.array_equal(one_by_one, table["correct"].to_numpy())
     inc = common.median(incremental)
     rows = [
         ("incremental (exact_sweep)", common.fmt_s(inc), "1.0x"),
-        ("incremental, one thread", common.fmt_s(common.median(one_thread)),
-         common.ratio(common.median(one_thread), inc)),
+        (
+            "incremental, one thread",
+            common.fmt_s(common.median(one_thread)),
+            common.ratio(common.median(one_thread), inc),
+        ),
         ("incremental, first call (loads compiled code)", common.fmt_s(first), common.ratio(first, inc)),
-        ("brute force, batched", common.fmt_s(common.median(batched)),
-         common.ratio(common.median(batched), inc)),
+        (
+            "brute force, batched",
+            common.fmt_s(common.median(batched)),
+            common.ratio(common.median(batched), inc),
+        ),
         ("brute force, per threshold", common.fmt_s(per_threshold), common.ratio(per_threshold, inc)),
     ]
-    print(f"split: validation, {evaluator.n:,} images; {len(table):,} distinct masks; "
-          f"{int(table['rechecked'].sum())} re-scored by the incremental pass")
+    print(
+        f"split: validation, {evaluator.n:,} images; {len(table):,} distinct masks; "
+        f"{int(table['rechecked'].sum())} re-scored by the incremental pass"
+    )
     common.print_table(f"Exact front (median of {repeats})", ["method", "time", "vs incremental"], rows)
-    print(f"\nbrute force, batched / incremental: {common.ratio(common.median(batched), inc)} "
-          f"(one thread: {common.ratio(common.median(batched), common.median(one_thread))}); target 20x")
+    print(
+        f"\nbrute force, batched / incremental: {common.ratio(common.median(batched), inc)} "
+        f"(one thread: {common.ratio(common.median(batched), common.median(one_thread))}); target 20x"
+    )
     print(f"identical tables: {'YES' if same else 'NO'}")
     return 0 if same else 1
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 import sys
 import time
 
-from benchmarks import common
-
 import numpy as np  # noqa: E402  (after common, which quiets TensorFlow)
+
+from benchmarks import common
 
 GEMM_N, TRAIN_ROWS, SEED = 2048, 10_000, 0
 
@@ -34,7 +34,7 @@ def gemm_rate() -> float:
     """Float32 multiply-adds per second of one large NumPy product (best of 3)."""
     a = np.random.default_rng(0).random((GEMM_N, GEMM_N), dtype=np.float32)
     a @ a
-    return GEMM_N ** 3 / min(common.repeat_time(lambda: a @ a, 3))
+    return GEMM_N**3 / min(common.repeat_time(lambda: a @ a, 3))
 
 
 def keras_convnet():
@@ -42,23 +42,34 @@ def keras_convnet():
     import keras
 
     L = keras.layers
-    return keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
-                             L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
-                             L.Dropout(0.5), L.Dense(10, activation="softmax")])
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            L.Conv2D(32, 3, activation="relu"),
+            L.MaxPooling2D(2),
+            L.Conv2D(64, 3, activation="relu"),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dropout(0.5),
+            L.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def trained(name: str, train, rows: int):
     """A model of architecture ``name`` fitted for one epoch on the first ``rows`` training images."""
     import keras
 
-    from evoprune.models.architectures import build
     from evoprune.data.dataset import normalize
+    from evoprune.models.architectures import build
     from evoprune.models.training import compile_model
 
     keras.utils.set_random_seed(SEED)
     model = keras_convnet() if name == "keras-convnet" else build(name, (28, 28, 1), 10)
     compile_model(model, 0.005 if name == "paper-cnn" else 0.001)
-    model.fit(normalize(train[0][:rows]), train[1][:rows].astype(np.int64), epochs=1, batch_size=128, verbose=0)
+    model.fit(
+        normalize(train[0][:rows]), train[1][:rows].astype(np.int64), epochs=1, batch_size=128, verbose=0
+    )
     return model
 
 
@@ -80,15 +91,17 @@ def suffix_macs(model, start: int) -> int:
 
 def measure(model, layers, split, population: int, exact_masks: int) -> dict:
     """Times evoprune's fast path and the exact path on the same random masks."""
-    from evoprune.scoring.evaluate import KerasEvaluator
     from evoprune.models.target import build_target
+    from evoprune.scoring.evaluate import KerasEvaluator
 
     target = build_target(model, layers)
     (fast, setup_s) = common.timed(KerasEvaluator, model, split, "fast", target=target)
     exact = KerasEvaluator(model, split, "exact", target=target)
     rng = np.random.default_rng(SEED)
     keep = rng.random(population) * 0.9 + 0.1
-    masks = [rng.random((population,) + k.shape) < keep.reshape((-1,) + (1,) * k.ndim) for k in target.kernels]
+    masks = [
+        rng.random((population,) + k.shape) < keep.reshape((-1,) + (1,) * k.ndim) for k in target.kernels
+    ]
     fast.correct_counts([m[:2] for m in masks])  # warm-up: traces the graph
     start = time.perf_counter()
     counts = fast.correct_counts(masks)
@@ -98,14 +111,25 @@ def measure(model, layers, split, population: int, exact_masks: int) -> dict:
     exact_counts = exact.correct_counts([m[:exact_masks] for m in masks])
     exact_s = (time.perf_counter() - start) / exact_masks
     path = "head" if fast.head is not None else "suffix" if fast.suffix is not None else "keras"
-    return dict(path=path, weights=sum(k.size for k in target.kernels), setup_s=setup_s, fast_s=fast_s,
-                exact_s=exact_s, macs=suffix_macs(model, target.prefix_end) * len(split[1]),
-                differ=int((counts[:exact_masks] != exact_counts).sum()), compared=exact_masks)
+    return dict(
+        path=path,
+        weights=sum(k.size for k in target.kernels),
+        setup_s=setup_s,
+        fast_s=fast_s,
+        exact_s=exact_s,
+        macs=suffix_macs(model, target.prefix_end) * len(split[1]),
+        differ=int((counts[:exact_masks] != exact_counts).sum()),
+        compared=exact_masks,
+    )
 
 
-TARGETS = (("paper head (150x10)", "paper-cnn", "head"), ("softmax head (1,600x10)", "keras-convnet", "head"),
-           ("paper CNN, all layers", "paper-cnn", "all"), ("LeNet-300-100, all layers", "lenet-300-100", "all"),
-           ("LeNet-5, all layers", "lenet-5", "all"))
+TARGETS = (
+    ("paper head (150x10)", "paper-cnn", "head"),
+    ("softmax head (1,600x10)", "keras-convnet", "head"),
+    ("paper CNN, all layers", "paper-cnn", "all"),
+    ("LeNet-300-100, all layers", "lenet-300-100", "all"),
+    ("LeNet-5, all layers", "lenet-5", "all"),
+)
 
 
 def main(argv=None) -> int:
@@ -118,8 +142,10 @@ def main(argv=None) -> int:
     population, exact_masks = (8, 2) if args.quick else (12, 4)
     train_rows = 1000 if args.quick else TRAIN_ROWS
     print(f"versions:  {common.library_versions()}")
-    print(f"split:     validation, {len(split[1]):,} images; population {population} random masks, "
-          f"model.evaluate on the first {exact_masks}")
+    print(
+        f"split:     validation, {len(split[1]):,} images; population {population} random masks, "
+        f"model.evaluate on the first {exact_masks}"
+    )
     sys.stdout.flush()
     models = {name: trained(name, dataset.train, train_rows) for name in dict.fromkeys(t[1] for t in TARGETS)}
     results = []
@@ -131,15 +157,41 @@ def main(argv=None) -> int:
     rows = []
     for label, r in results:
         floor = r["macs"] / rate
-        rows.append([label, f"{r['weights']:,}", r["path"], f"{r['macs'] / 1e6:,.0f} M", common.fmt_s(r["fast_s"]),
-                     common.fmt_s(r["exact_s"]), common.fmt_s(floor), common.ratio(r["fast_s"], floor),
-                     common.ratio(r["exact_s"], r["fast_s"]), f"{r['differ']}/{r['compared']}"])
-    common.print_table(f"Per evaluation (one individual, whole split); GEMM rate {rate / 1e9:.1f} G multiply-adds/s",
-                       ["target", "weights", "path", "MACs", "evoprune", "model.evaluate", "floor",
-                        "evoprune/floor", "evaluate/evoprune", "masks differing"], rows)
+        rows.append(
+            [
+                label,
+                f"{r['weights']:,}",
+                r["path"],
+                f"{r['macs'] / 1e6:,.0f} M",
+                common.fmt_s(r["fast_s"]),
+                common.fmt_s(r["exact_s"]),
+                common.fmt_s(floor),
+                common.ratio(r["fast_s"], floor),
+                common.ratio(r["exact_s"], r["fast_s"]),
+                f"{r['differ']}/{r['compared']}",
+            ]
+        )
+    common.print_table(
+        f"Per evaluation (one individual, whole split); GEMM rate {rate / 1e9:.1f} G multiply-adds/s",
+        [
+            "target",
+            "weights",
+            "path",
+            "MACs",
+            "evoprune",
+            "model.evaluate",
+            "floor",
+            "evoprune/floor",
+            "evaluate/evoprune",
+            "masks differing",
+        ],
+        rows,
+    )
     print("  floor = multiply-adds of one evaluation (layers from the first pruned one on) / GEMM rate;")
-    print("  setup (prefix activations, tracing) once per evaluator: "
-          + ", ".join(f"{label.split(',')[0]} {common.fmt_s(r['setup_s'])}" for label, r in results))
+    print(
+        "  setup (prefix activations, tracing) once per evaluator: "
+        + ", ".join(f"{label.split(',')[0]} {common.fmt_s(r['setup_s'])}" for label, r in results)
+    )
     ok = all(r["differ"] == 0 for _, r in results)
     print("\nidentical counts to model.evaluate on every compared mask:", "YES" if ok else "NO")
     return 0 if ok else 1

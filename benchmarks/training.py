@@ -16,9 +16,9 @@ import shutil
 import sys
 import tempfile
 
-from benchmarks import common
-
 import numpy as np  # noqa: E402  (after common, which quiets TensorFlow)
+
+from benchmarks import common
 
 SEED = 0
 
@@ -37,9 +37,11 @@ def main(argv=None) -> int:
     atexit.register(shutil.rmtree, fresh, ignore_errors=True)
     cfg = ModelConfig(epochs=epochs, cache_dir=fresh)
     print(f"versions:  {common.library_versions()}")
-    print(f"dataset:   {dataset.name}: {len(dataset.train[1]):,} train / {len(dataset.validation[1]):,} "
-          f"validation / {len(dataset.test[1]):,} test images (loaded in {load_s:.2f} s); "
-          f"{epochs} epoch(s), seed {SEED}")
+    print(
+        f"dataset:   {dataset.name}: {len(dataset.train[1]):,} train / {len(dataset.validation[1]):,} "
+        f"validation / {len(dataset.test[1]):,} test images (loaded in {load_s:.2f} s); "
+        f"{epochs} epoch(s), seed {SEED}"
+    )
     sys.stdout.flush()
 
     trained, train_s = common.timed(load_or_train, dataset, cfg, SEED)
@@ -49,15 +51,27 @@ def main(argv=None) -> int:
     same = all(np.array_equal(a, b) for a, b in zip(trained.model.get_weights(), cached.model.get_weights()))
     acc = accuracy(cached.model, dataset.test)
 
-    common.print_table("load_or_train (same dataset, config, seed and cache dir)",
-                       ["", "wall time", "ratio to cached"], [
-        [f"1st call: train {epochs} epoch(s) + save", common.fmt_s(train_s), common.ratio(train_s, cached_s)],
-        ["  of which model.fit (train_time_s)", common.fmt_s(trained.train_time_s),
-         common.ratio(trained.train_time_s, cached_s)],
-        ["2nd call: load cached .keras", common.fmt_s(cached_s), "1.0x"],
-    ])
-    print(f"\ncached model file: {cached.path.name} ({cached.path.stat().st_size / 1024:.0f} KiB); "
-          f"weights identical to the trained model: {'YES' if same else 'NO'}; test accuracy {acc:.4f}")
+    common.print_table(
+        "load_or_train (same dataset, config, seed and cache dir)",
+        ["", "wall time", "ratio to cached"],
+        [
+            [
+                f"1st call: train {epochs} epoch(s) + save",
+                common.fmt_s(train_s),
+                common.ratio(train_s, cached_s),
+            ],
+            [
+                "  of which model.fit (train_time_s)",
+                common.fmt_s(trained.train_time_s),
+                common.ratio(trained.train_time_s, cached_s),
+            ],
+            ["2nd call: load cached .keras", common.fmt_s(cached_s), "1.0x"],
+        ],
+    )
+    print(
+        f"\ncached model file: {cached.path.name} ({cached.path.stat().st_size / 1024:.0f} KiB); "
+        f"weights identical to the trained model: {'YES' if same else 'NO'}; test accuracy {acc:.4f}"
+    )
     return 0 if same else 1
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evoprune.errors import DataError
 from evoprune.data.idx import load_idx_dir, write_idx
+from evoprune.errors import DataError
 
 NUM_CLASSES = 10
 OUTPUT_NAMES = {

@@ -27,8 +27,9 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sample_config() -> Config:
     """The bundled sample, a 1-epoch model and a short search."""
-    return Config().with_overrides({"data.dataset": "mnist-sample", "model.epochs": 1,
-                                    "search.generations": 5})
+    return Config().with_overrides(
+        {"data.dataset": "mnist-sample", "model.epochs": 1, "search.generations": 5}
+    )
 
 
 @pytest.fixture(scope="session")

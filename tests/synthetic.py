@@ -9,8 +9,9 @@ import numpy as np
 from evoprune.data.idx import write_idx
 
 
-def arrays(n: int, shape: tuple[int, ...], n_classes: int, seed: int = 0,
-           dtype: str = "uint8") -> tuple[np.ndarray, np.ndarray]:
+def arrays(
+    n: int, shape: tuple[int, ...], n_classes: int, seed: int = 0, dtype: str = "uint8"
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` images of ``shape`` (``(H, W)`` or ``(H, W, C)``) whose mean brightness encodes the class.
 
     Labels cycle through ``0 .. n_classes-1`` so every class is present once ``n >= n_classes``.
@@ -24,8 +25,16 @@ def arrays(n: int, shape: tuple[int, ...], n_classes: int, seed: int = 0,
     return images, labels.astype(np.uint8)
 
 
-def write_npz(path: Path, shape: tuple[int, ...], n_classes: int, n_train: int = 30, n_test: int = 12,
-              n_val: int = 0, dtype: str = "uint8", **replace: np.ndarray) -> Path:
+def write_npz(
+    path: Path,
+    shape: tuple[int, ...],
+    n_classes: int,
+    n_train: int = 30,
+    n_test: int = 12,
+    n_val: int = 0,
+    dtype: str = "uint8",
+    **replace: np.ndarray,
+) -> Path:
     """An ``.npz`` with ``x_train, y_train, x_test, y_test`` (and ``x_val, y_val`` when ``n_val``).
 
     Keyword arguments replace (or, given ``None``, drop) arrays, to make bad files.
@@ -39,8 +48,9 @@ def write_npz(path: Path, shape: tuple[int, ...], n_classes: int, n_train: int =
     return path
 
 
-def write_idx_dir(directory: Path, shape: tuple[int, ...], n_classes: int, n_train: int = 30,
-                  n_test: int = 12) -> Path:
+def write_idx_dir(
+    directory: Path, shape: tuple[int, ...], n_classes: int, n_train: int = 30, n_test: int = 12
+) -> Path:
     """The four MNIST-named IDX files (gzip) holding images of ``shape`` and ``n_classes`` labels."""
     directory.mkdir(parents=True, exist_ok=True)
     for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
@@ -50,8 +60,14 @@ def write_idx_dir(directory: Path, shape: tuple[int, ...], n_classes: int, n_tra
     return directory
 
 
-def write_folder(directory: Path, size: tuple[int, int], classes: tuple[str, ...], per_class: int = 3,
-                 mode: str = "L", suffix: str = ".png") -> Path:
+def write_folder(
+    directory: Path,
+    size: tuple[int, int],
+    classes: tuple[str, ...],
+    per_class: int = 3,
+    mode: str = "L",
+    suffix: str = ".png",
+) -> Path:
     """``train/<class>/`` and ``test/<class>/`` image files; ``size`` is ``(W, H)``, ``mode`` a PIL mode."""
     from PIL import Image
 
@@ -63,6 +79,5 @@ def write_folder(directory: Path, size: tuple[int, int], classes: tuple[str, ...
             class_dir.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
                 pixels = rng.integers(0, 40, (size[1], size[0], *channels)) + 50 * label
-                Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
-                    class_dir / f"{i:03d}{suffix}")
+                Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(class_dir / f"{i:03d}{suffix}")
     return directory

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from evoprune.search.algorithms import build_toolbox, evaluate_invalid, evolve
 from evoprune.experiments.run import make_problem, run_search
+from evoprune.search.algorithms import build_toolbox, evaluate_invalid, evolve
 
 
 @pytest.fixture()
@@ -66,8 +66,9 @@ def test_same_seed_same_result_different_seed_differs(sample_config, prepared):
     assert a.front.equals(b.front) and a.summary["best"] == b.summary["best"]
     assert a.population.equals(b.population)
     other = run_search(sample_config.with_overrides({"search.seed": 1}), prepared=prepared)
-    assert not np.array_equal(other.archive["threshold"].to_numpy()[20:],
-                              a.archive["threshold"].to_numpy()[20:])
+    assert not np.array_equal(
+        other.archive["threshold"].to_numpy()[20:], a.archive["threshold"].to_numpy()[20:]
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["nsga2", "spea2", "nsga3"])

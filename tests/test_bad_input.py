@@ -8,16 +8,20 @@ import shutil
 
 import numpy as np
 import pytest
-from synthetic import write_folder, write_npz
 from typer.testing import CliRunner
 
 from evoprune.cli import app
 from evoprune.data.idx import write_idx
 from evoprune.models.training import build_model, save_model
+from synthetic import write_folder, write_npz
 
 runner = CliRunner()
-IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte")
+IDX_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +71,24 @@ def _cases(tmp, config, done):
     header = b"\x00\x00\x08\x03" + (30).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
     no_dense = tmp / "conv.keras"
     return {
-        "truncated idx": (lambda: ["--data-dir", str(_idx_dir(tmp / "t", corrupt=(
-            IDX_NAMES[0], header + b"\x00" * 100)))], "truncated payload"),
-        "wrong magic": (lambda: ["--data-dir", str(_idx_dir(tmp / "m", corrupt=(
-            IDX_NAMES[0], b"\x12\x34\x08\x03" + header[4:])))], IDX_NAMES[0]),
-        "corrupt gzip": (lambda: ["--data-dir", str(_idx_dir(tmp / "g", corrupt=(
-            IDX_NAMES[1], b"\x1f\x8b\x08\x00garbage")))], IDX_NAMES[1]),
+        "truncated idx": (
+            lambda: ["--data-dir", str(_idx_dir(tmp / "t", corrupt=(IDX_NAMES[0], header + b"\x00" * 100)))],
+            "truncated payload",
+        ),
+        "wrong magic": (
+            lambda: [
+                "--data-dir",
+                str(_idx_dir(tmp / "m", corrupt=(IDX_NAMES[0], b"\x12\x34\x08\x03" + header[4:]))),
+            ],
+            IDX_NAMES[0],
+        ),
+        "corrupt gzip": (
+            lambda: [
+                "--data-dir",
+                str(_idx_dir(tmp / "g", corrupt=(IDX_NAMES[1], b"\x1f\x8b\x08\x00garbage"))),
+            ],
+            IDX_NAMES[1],
+        ),
         "count mismatch": (lambda: ["--data-dir", str(_idx_dir(tmp / "c", train_labels=20))], "30"),
         "missing idx file": (lambda: ["--data-dir", str(tmp)], "train-images"),
         "unknown key": (lambda: _toml(tmp / "k.toml", "[search]\npopsize = 4\n"), "search.popsize"),
@@ -92,35 +108,51 @@ def _cases(tmp, config, done):
         "nsga2 population": (lambda: ["--algorithm", "nsga2", "--population", "30"], "search.population=30"),
         "negative generations": (lambda: ["--generations", "-1"], "search.generations=-1"),
         "resume other config": (lambda: _other_resume(tmp, done), "another config"),
-        "npz label out of range": (lambda: _npz(tmp / "labels.npz", y_test=np.full(12, 5)),
-                                   "labels.npz: y_test: label out of range"),
+        "npz label out of range": (
+            lambda: _npz(tmp / "labels.npz", y_test=np.full(12, 5)),
+            "labels.npz: y_test: label out of range",
+        ),
         "npz missing arrays": (lambda: _npz(tmp / "part.npz", x_test=None), "part.npz: missing arrays"),
         "npz NaN": (lambda: _npz(tmp / "nan.npz", x_train=np.full((30, 12, 12), np.nan)), "nan.npz: x_train"),
-        "npz mixed sizes": (lambda: _npz(tmp / "sizes.npz", x_test=np.zeros((12, 9, 9), np.uint8)),
-                            "sizes.npz: x_test: mixed image sizes"),
+        "npz mixed sizes": (
+            lambda: _npz(tmp / "sizes.npz", x_test=np.zeros((12, 9, 9), np.uint8)),
+            "sizes.npz: x_test: mixed image sizes",
+        ),
         "not npz": (lambda: _npz_junk(tmp / "junk.npz"), "junk.npz: not an .npz archive"),
         "folder empty class": (lambda: _folder(tmp / "f1", "empty"), "empty class"),
         "folder unreadable image": (lambda: _folder(tmp / "f2", "unreadable"), "bad.png: unreadable image"),
         "folder mixed sizes": (lambda: _folder(tmp / "f3", "sizes"), "odd.png: mixed image sizes"),
-        "data dir and file": (lambda: ["--data-dir", str(tmp), "--data-file", str(tmp / "x.npz")],
-                              "data.data_file="),
-        "images too small for architecture": (lambda: ["--data-file", str(write_npz(tmp / "8.npz", (8, 8), 3))],
-                                              "'paper-cnn' needs images of at least 10x10"),
+        "data dir and file": (
+            lambda: ["--data-dir", str(tmp), "--data-file", str(tmp / "x.npz")],
+            "data.data_file=",
+        ),
+        "images too small for architecture": (
+            lambda: ["--data-file", str(write_npz(tmp / "8.npz", (8, 8), 3))],
+            "'paper-cnn' needs images of at least 10x10",
+        ),
         "unknown architecture": (lambda: ["--architecture", "vgg16"], "model.architecture='vgg16'"),
-        "model classes differ from data": (lambda: _sized_model(tmp / "c3.keras", (28, 28, 1), 3),
-                                           "Model scores 3 classes but the data has 10"),
-        "model input differs from data": (lambda: _sized_model(tmp / "rgb.keras", (32, 32, 3), 10),
-                                          "(32, 32, 3) does not fit the data's images (28, 28, 1)"),
+        "model classes differ from data": (
+            lambda: _sized_model(tmp / "c3.keras", (28, 28, 1), 3),
+            "Model scores 3 classes but the data has 10",
+        ),
+        "model input differs from data": (
+            lambda: _sized_model(tmp / "rgb.keras", (32, 32, 3), 10),
+            "(32, 32, 3) does not fit the data's images (28, 28, 1)",
+        ),
         "unknown layer name": (lambda: ["--layers", "dense,nope"], "Unknown layer in search.layers"),
         "NaN rate": (lambda: _toml(tmp / "nan.toml", "[search]\nmutpb = nan\n"), "search.mutpb=nan"),
-        "infinite threshold": (lambda: _toml(tmp / "inf.toml", "[search]\nmin_threshold = inf\n"),
-                               "search.min_threshold=inf"),
+        "infinite threshold": (
+            lambda: _toml(tmp / "inf.toml", "[search]\nmin_threshold = inf\n"),
+            "search.min_threshold=inf",
+        ),
         "seed above 2^32-1": (lambda: ["--seed", str(2**32)], "search.seed=4294967296"),
         "absurd population": (lambda: ["--population", "1000000"], "search.population=1000000"),
         "memory estimate": (lambda: ["--population", "100000", "--generations", "100000000"], "GiB"),
         "old pickle checkpoint": (lambda: _old_resume(tmp, done), "Old checkpoint format"),
-        "negative tolerance": (lambda: _toml(tmp / "t.toml", "[select]\ntolerance_pp = -0.5\n"),
-                               "select.tolerance_pp=-0.5"),
+        "negative tolerance": (
+            lambda: _toml(tmp / "t.toml", "[select]\ntolerance_pp = -0.5\n"),
+            "select.tolerance_pp=-0.5",
+        ),
     }
 
 
@@ -181,20 +213,54 @@ def _other_resume(tmp, done):
     return ["--resume", str(run)]
 
 
-
-
-@pytest.mark.parametrize("name", [
-    "truncated idx", "wrong magic", "corrupt gzip", "count mismatch", "missing idx file",
-    "unknown key", "wrong type", "rate out of range", "negative rate", "population too small",
-    "unknown algorithm", "unknown evaluator", "unknown dataset", "not toml", "missing config",
-    "model not keras", "model NaN weights", "model without layer", "missing model",
-    "nsga2 population", "negative generations", "resume other config",
-    "npz label out of range", "npz missing arrays", "npz NaN", "npz mixed sizes", "not npz",
-    "folder empty class", "folder unreadable image", "folder mixed sizes", "data dir and file",
-    "images too small for architecture", "unknown architecture", "model classes differ from data",
-    "model input differs from data", "unknown layer name", "NaN rate",
-    "infinite threshold", "seed above 2^32-1", "absurd population", "memory estimate",
-    "old pickle checkpoint", "negative tolerance"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "truncated idx",
+        "wrong magic",
+        "corrupt gzip",
+        "count mismatch",
+        "missing idx file",
+        "unknown key",
+        "wrong type",
+        "rate out of range",
+        "negative rate",
+        "population too small",
+        "unknown algorithm",
+        "unknown evaluator",
+        "unknown dataset",
+        "not toml",
+        "missing config",
+        "model not keras",
+        "model NaN weights",
+        "model without layer",
+        "missing model",
+        "nsga2 population",
+        "negative generations",
+        "resume other config",
+        "npz label out of range",
+        "npz missing arrays",
+        "npz NaN",
+        "npz mixed sizes",
+        "not npz",
+        "folder empty class",
+        "folder unreadable image",
+        "folder mixed sizes",
+        "data dir and file",
+        "images too small for architecture",
+        "unknown architecture",
+        "model classes differ from data",
+        "model input differs from data",
+        "unknown layer name",
+        "NaN rate",
+        "infinite threshold",
+        "seed above 2^32-1",
+        "absurd population",
+        "memory estimate",
+        "old pickle checkpoint",
+        "negative tolerance",
+    ],
+)
 def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
     config, done = finished
     out = tmp_path / "run"
@@ -267,32 +333,62 @@ def _deploy_cases(tmp, done):
     unfinished = tmp / "unfinished"
     junk = tmp / "junk.keras"
     return {
-        "export unfinished run": (lambda: (unfinished.mkdir(), shutil.copy(done / "config.toml", unfinished))
-                                  and ["export", str(unfinished), "--out", str(tmp / "m.keras")],
-                                  "no summary.json"),
-        "export unknown format": (lambda: ["export", str(done), "--out", str(tmp / "m.onnx"),
-                                           "--format", "onnx"], "--format onnx"),
-        "export wrong suffix": (lambda: ["export", str(done), "--out", str(tmp / "m.keras"),
-                                         "--format", "tflite"], "m.keras"),
-        "export rank out of range": (lambda: ["export", str(done), "--out", str(tmp / "m.keras"),
-                                              "--rank", "99"], "--rank 99"),
-        "export negative rank": (lambda: ["export", str(done), "--out", str(tmp / "m.keras"),
-                                          "--rank", "-1"], "--rank -1"),
-        "export unwritable output": (lambda: ["export", str(done), "--out", "/sys/evoprune-test/m.tflite"],
-                                     "/sys/evoprune-test/m.tflite"),
-        "evaluate non-model file": (lambda: junk.write_text("not a model") and
-                                    ["evaluate", str(junk), "--dataset", "mnist-sample"], "junk.keras"),
-        "evaluate missing model": (lambda: ["evaluate", str(tmp / "gone.tflite"), "--dataset",
-                                            "mnist-sample"], "gone.tflite"),
-        "evaluate unknown split": (lambda: ["evaluate", str(tmp / "m.tflite"), "--dataset", "mnist-sample",
-                                            "--split", "dev"], "'dev'"),
+        "export unfinished run": (
+            lambda: (
+                (unfinished.mkdir(), shutil.copy(done / "config.toml", unfinished))
+                and ["export", str(unfinished), "--out", str(tmp / "m.keras")]
+            ),
+            "no summary.json",
+        ),
+        "export unknown format": (
+            lambda: ["export", str(done), "--out", str(tmp / "m.onnx"), "--format", "onnx"],
+            "--format onnx",
+        ),
+        "export wrong suffix": (
+            lambda: ["export", str(done), "--out", str(tmp / "m.keras"), "--format", "tflite"],
+            "m.keras",
+        ),
+        "export rank out of range": (
+            lambda: ["export", str(done), "--out", str(tmp / "m.keras"), "--rank", "99"],
+            "--rank 99",
+        ),
+        "export negative rank": (
+            lambda: ["export", str(done), "--out", str(tmp / "m.keras"), "--rank", "-1"],
+            "--rank -1",
+        ),
+        "export unwritable output": (
+            lambda: ["export", str(done), "--out", "/sys/evoprune-test/m.tflite"],
+            "/sys/evoprune-test/m.tflite",
+        ),
+        "evaluate non-model file": (
+            lambda: junk.write_text("not a model") and ["evaluate", str(junk), "--dataset", "mnist-sample"],
+            "junk.keras",
+        ),
+        "evaluate missing model": (
+            lambda: ["evaluate", str(tmp / "gone.tflite"), "--dataset", "mnist-sample"],
+            "gone.tflite",
+        ),
+        "evaluate unknown split": (
+            lambda: ["evaluate", str(tmp / "m.tflite"), "--dataset", "mnist-sample", "--split", "dev"],
+            "'dev'",
+        ),
     }
 
 
-@pytest.mark.parametrize("name", [
-    "export unfinished run", "export unknown format", "export wrong suffix", "export rank out of range",
-    "export negative rank", "export unwritable output", "evaluate non-model file",
-    "evaluate missing model", "evaluate unknown split"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "export unfinished run",
+        "export unknown format",
+        "export wrong suffix",
+        "export rank out of range",
+        "export negative rank",
+        "export unwritable output",
+        "evaluate non-model file",
+        "evaluate missing model",
+        "evaluate unknown split",
+    ],
+)
 def test_bad_deploy_input_one_line_nothing_written(name, tmp_path, finished):
     _, done = finished
     before = {p.name: p.read_bytes() for p in done.iterdir()}

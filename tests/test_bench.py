@@ -6,28 +6,41 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from evoprune.cli import app
 from evoprune.experiments import bench
 from evoprune.experiments import trials as tr
-from evoprune.cli import app
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def small(sample_config):
-    return sample_config.with_overrides({
-        "search.generations": 200, "search.max_evaluations": 40,
-        "finetune.refine": "front", "finetune.steps": 20, "finetune.max_points": 3,
-        "bench.seeds": 2, "bench.encodings": ["threshold", "mask"],
-        "bench.algorithms": ["paper"], "bench.variants": ["average+random_reset", "uniform+flip_bit"],
-        "bench.pymoo": True, "bench.executor": "serial"})
+    return sample_config.with_overrides(
+        {
+            "search.generations": 200,
+            "search.max_evaluations": 40,
+            "finetune.refine": "front",
+            "finetune.steps": 20,
+            "finetune.max_points": 3,
+            "bench.seeds": 2,
+            "bench.encodings": ["threshold", "mask"],
+            "bench.algorithms": ["paper"],
+            "bench.variants": ["average+random_reset", "uniform+flip_bit"],
+            "bench.pymoo": True,
+            "bench.executor": "serial",
+        }
+    )
 
 
 def test_grid_skips_invalid_pairings(small):
     specs, skipped = bench.grid(small, {"threshold": 1, "mask": 1500})
     cells = {s["cell"] for s in specs}
-    assert cells == {"threshold/paper/average+random_reset", "mask/paper/uniform+flip_bit",
-                     "threshold/pymoo-nsga2/default", "mask/pymoo-nsga2/default"}
+    assert cells == {
+        "threshold/paper/average+random_reset",
+        "mask/paper/uniform+flip_bit",
+        "threshold/pymoo-nsga2/default",
+        "mask/pymoo-nsga2/default",
+    }
     assert len(specs) == 8 and len({s["key"] for s in specs}) == 8
     assert any("mask with average+random_reset" in line for line in skipped)
     assert any("threshold with uniform+flip_bit" in line for line in skipped)
@@ -65,18 +78,20 @@ def test_bench_runs_resumes_and_ranks(small, tmp_path, monkeypatch):
 def test_cli_bench_rejects_bad_executor(small, tmp_path):
     config = tmp_path / "b.toml"
     config.write_text(small.to_toml())
-    result = runner.invoke(app, ["bench", "--config", str(config), "--executor", "threads",
-                                 "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["bench", "--config", str(config), "--executor", "threads", "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 1 and "bench.executor='threads'" in result.output
 
 
 def test_cli_bench_resume_allows_more_seeds_but_not_other_settings(small, tmp_path):
-    from evoprune.experiments.rundir import check_resumable
     from evoprune.errors import EvopruneError
+    from evoprune.experiments.rundir import check_resumable
 
     (tmp_path / "trials.csv").write_text("key\n")
     (tmp_path / "config.toml").write_text(small.to_toml())
     check_resumable(small.with_overrides({"bench.seeds": 5}), tmp_path, free=("bench", "compare"))
     with pytest.raises(EvopruneError, match="search.max_evaluations"):
-        check_resumable(small.with_overrides({"search.max_evaluations": 99}), tmp_path,
-                        free=("bench", "compare"))
+        check_resumable(
+            small.with_overrides({"search.max_evaluations": 99}), tmp_path, free=("bench", "compare")
+        )

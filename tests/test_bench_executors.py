@@ -14,10 +14,18 @@ TIMING = ["worker_pid", "search_time_s"]
 
 @pytest.fixture(scope="module")
 def tiny(sample_config, prepared):
-    return sample_config.with_overrides({
-        "search.generations": 200, "search.max_evaluations": 30, "bench.seeds": 1,
-        "bench.encodings": ["threshold"], "bench.algorithms": ["paper"],
-        "bench.variants": ["average+random_reset"], "bench.pymoo": True, "bench.workers": 2})
+    return sample_config.with_overrides(
+        {
+            "search.generations": 200,
+            "search.max_evaluations": 30,
+            "bench.seeds": 1,
+            "bench.encodings": ["threshold"],
+            "bench.algorithms": ["paper"],
+            "bench.variants": ["average+random_reset"],
+            "bench.pymoo": True,
+            "bench.workers": 2,
+        }
+    )
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,11 @@ GENERATIONS = 8
 def slow_config(tmp_path_factory, sample_config, prepared):
     """The exact evaluator makes each generation take long enough to be interrupted."""
     path = tmp_path_factory.mktemp("ckpt") / "exact.toml"
-    path.write_text(sample_config.with_overrides(
-        {"search.generations": GENERATIONS, "search.evaluator": "exact"}).to_toml())
+    path.write_text(
+        sample_config.with_overrides(
+            {"search.generations": GENERATIONS, "search.evaluator": "exact"}
+        ).to_toml()
+    )
     return path
 
 
@@ -37,9 +40,12 @@ def reference(tmp_path_factory, slow_config):
 
 
 def _start(config, out):
-    return subprocess.Popen([sys.executable, "-m", "evoprune", "run", "--config", str(config),
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "evoprune", "run", "--config", str(config), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_generation(proc, out, generation, timeout=120.0):
@@ -85,8 +91,9 @@ def _assert_same_results(out, reference):
 
 
 @pytest.mark.parametrize("kill_at", [1, 4])
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, slow_config, reference, kill_at,
-                                                       monkeypatch):
+def test_sigkill_then_resume_matches_uninterrupted_run(
+    tmp_path, slow_config, reference, kill_at, monkeypatch
+):
     out = tmp_path / "run"
     proc = _start(slow_config, out)
     _wait_for_generation(proc, out, kill_at)

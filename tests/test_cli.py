@@ -14,8 +14,17 @@ from evoprune.cli import app
 from evoprune.config import load_config
 
 runner = CliRunner()
-SUMMARY_KEYS = {"algorithm", "seed", "dataset", "fitness_split", "baseline", "evaluations",
-                "search_time_s", "wall_time_s", "best"}
+SUMMARY_KEYS = {
+    "algorithm",
+    "seed",
+    "dataset",
+    "fitness_split",
+    "baseline",
+    "evaluations",
+    "search_time_s",
+    "wall_time_s",
+    "best",
+}
 
 
 @pytest.fixture()
@@ -57,14 +66,19 @@ def test_run_writes_the_run_directory(tmp_path, config_file):
     out = tmp_path / "run"
     result = invoke("run", "--config", config_file, "--seed", "0", "--out", out)
     assert result.exit_code == 0, result.output
-    for name in ("config.toml", "logbook.csv", "population.csv", "front.csv", "pareto.png",
-                 "summary.json"):
+    for name in ("config.toml", "logbook.csv", "population.csv", "front.csv", "pareto.png", "summary.json"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
     assert set(summary["baseline"]) >= {"accuracy", "test_accuracy", "nonzero"}
-    assert set(summary["best"]) >= {"threshold", "accuracy", "test_accuracy", "nonzero",
-                                    "compression", "fitness"}
+    assert set(summary["best"]) >= {
+        "threshold",
+        "accuracy",
+        "test_accuracy",
+        "nonzero",
+        "compression",
+        "fitness",
+    }
     assert summary["dataset"] == "mnist-sample" and summary["fitness_split"] == "validation"
     front = pd.read_csv(out / "front.csv")
     assert {"accuracy", "test_accuracy", "nonzero", "compression"} <= set(front.columns)
@@ -82,14 +96,17 @@ def test_train_prints_accuracy(config_file):
     assert "loaded from cache" in result.output and "test accuracy: 0." in result.output
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--dataset", "Cifar-10"], "data.dataset='Cifar-10'"),
-    (["--algorithm", "nsga4"], "search.algorithm='nsga4'"),
-    (["--population", "0"], "search.population=0"),
-    (["--generations", "-2"], "search.generations=-2"),
-    (["--evaluator", "slow"], "search.evaluator='slow'"),
-    (["--algorithm", "nsga2", "--population", "22"], "multiple of 4"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--dataset", "Cifar-10"], "data.dataset='Cifar-10'"),
+        (["--algorithm", "nsga4"], "search.algorithm='nsga4'"),
+        (["--population", "0"], "search.population=0"),
+        (["--generations", "-2"], "search.generations=-2"),
+        (["--evaluator", "slow"], "search.evaluator='slow'"),
+        (["--algorithm", "nsga2", "--population", "22"], "multiple of 4"),
+    ],
+)
 def test_bad_options_give_one_line(tmp_path, config_file, args, needle):
     result = invoke("run", "--config", config_file, "--out", tmp_path / "o", *args)
     assert result.exit_code == 1
@@ -117,8 +134,12 @@ def test_corrupt_data_dir_leaves_earlier_results(tmp_path, config_file):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     bad = tmp_path / "idx"
     bad.mkdir()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (bad / name).write_bytes(b"\x00\x00\x08\x03\x00\x00")  # truncated header
     result = invoke("run", "--config", config_file, "--data-dir", bad, "--out", out, "--overwrite")
     assert result.exit_code == 1 and "train-images-idx3-ubyte" in result.output
@@ -131,8 +152,9 @@ def test_corrupt_data_dir_leaves_earlier_results(tmp_path, config_file):
 def test_debug_shows_the_traceback(tmp_path, config_file):
     from evoprune.errors import ConfigError
 
-    result = invoke("run", "--config", config_file, "--dataset", "Cifar-10", "--out", tmp_path / "o",
-                    "--debug")
+    result = invoke(
+        "run", "--config", config_file, "--dataset", "Cifar-10", "--out", tmp_path / "o", "--debug"
+    )
     # the error itself propagates (a traceback), not the one-line exit of user_errors
     assert isinstance(result.exception, ConfigError), repr(result.exception)
     assert "data.dataset='Cifar-10'" in str(result.exception)
@@ -146,8 +168,7 @@ def test_finished_run_is_not_overwritten_without_flag(tmp_path, config_file):
     result = invoke("run", "--config", config_file, "--out", out, "--seed", "1")
     assert result.exit_code == 1 and "--overwrite" in result.output
     assert (out / "summary.json").read_bytes() == before
-    assert invoke("run", "--config", config_file, "--out", out, "--seed", "1",
-                  "--overwrite").exit_code == 0
+    assert invoke("run", "--config", config_file, "--out", out, "--seed", "1", "--overwrite").exit_code == 0
     assert json.loads((out / "summary.json").read_text())["seed"] == 1
 
 

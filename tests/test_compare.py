@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from evoprune.experiments import compare as cmp
-from evoprune.experiments import trials as tr
 from evoprune.cli import app
 from evoprune.errors import ConfigError, EvopruneError
+from evoprune.experiments import compare as cmp
+from evoprune.experiments import trials as tr
 from evoprune.experiments.rundir import check_resumable
 
 runner = CliRunner()
@@ -17,9 +17,14 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def small(sample_config):
-    return sample_config.with_overrides({
-        "search.generations": 200, "search.max_evaluations": 60, "compare.seeds": 2,
-        "compare.algorithms": ["paper", "nsga2"]})
+    return sample_config.with_overrides(
+        {
+            "search.generations": 200,
+            "search.max_evaluations": 60,
+            "compare.seeds": 2,
+            "compare.algorithms": ["paper", "nsga2"],
+        }
+    )
 
 
 def test_dcd_population_is_validated_before_any_work(small, tmp_path):
@@ -44,7 +49,11 @@ def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
         cmp.compare(small, tmp_path)
     partial = pd.read_csv(tmp_path / "trials.csv")
     assert set(zip(partial["algorithm"], partial["seed"])) == {
-        ("sweep", 0), ("paper", 0), ("nsga2", 0), ("sweep", 1)}
+        ("sweep", 0),
+        ("paper", 0),
+        ("nsga2", 0),
+        ("sweep", 1),
+    }
     calls.clear()
     monkeypatch.setattr(tr, "run_search", real)
     result = cmp.compare(small, tmp_path)
@@ -57,10 +66,8 @@ def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
     assert trials.groupby("seed")["baseline_accuracy"].first().nunique() == 2
     gens = pd.read_csv(tmp_path / "generations.csv")
     assert not gens.duplicated(["algorithm", "seed", "gen"]).any()
-    assert set(zip(gens["algorithm"], gens["seed"])) == {(a, s) for a in ("paper", "nsga2")
-                                                         for s in (0, 1)}
-    assert gens.groupby(["algorithm", "seed"])["hypervolume"].apply(
-        lambda s: s.is_monotonic_increasing).all()
+    assert set(zip(gens["algorithm"], gens["seed"])) == {(a, s) for a in ("paper", "nsga2") for s in (0, 1)}
+    assert gens.groupby(["algorithm", "seed"])["hypervolume"].apply(lambda s: s.is_monotonic_increasing).all()
 
 
 def _assert_metrics_against_own_seed(trials, fronts):
@@ -73,13 +80,16 @@ def _assert_metrics_against_own_seed(trials, fronts):
         exact = fronts[(fronts["algorithm"] == "sweep") & (fronts["seed"] == row.seed)]
         assert len(own) == row.front_size and len(exact)
         assert row.hypervolume == pytest.approx(
-            hypervolume(own["accuracy"], own["nonzero"], row.baseline_nonzero), rel=1e-9)
+            hypervolume(own["accuracy"], own["nonzero"], row.baseline_nonzero), rel=1e-9
+        )
         assert row.igd == pytest.approx(
-            igd(own[cols].to_numpy(), exact[cols].to_numpy(), row.baseline_nonzero), abs=1e-12)
+            igd(own[cols].to_numpy(), exact[cols].to_numpy(), row.baseline_nonzero), abs=1e-12
+        )
         # the exact sweep of one threshold holds every mask a threshold search can find
         for point in own[cols].itertuples():
-            assert ((exact["accuracy"] >= point.accuracy - 1e-12)
-                    & (exact["nonzero"] <= point.nonzero)).any(), (row.algorithm, point)
+            assert (
+                (exact["accuracy"] >= point.accuracy - 1e-12) & (exact["nonzero"] <= point.nonzero)
+            ).any(), (row.algorithm, point)
         exact_hv = trials[(trials["algorithm"] == "sweep") & (trials["seed"] == row.seed)]["hypervolume"]
         assert row.hypervolume <= exact_hv.iloc[0] + 1e-12
     searched = trials[trials["algorithm"] != "sweep"]
@@ -98,17 +108,38 @@ def test_cli_compare_writes_report_and_plots(small, tmp_path):
     config = tmp_path / "c.toml"
     config.write_text(small.with_overrides({"compare.seeds": 1}).to_toml())
     out = tmp_path / "cmp"
-    result = runner.invoke(app, ["compare", "--config", str(config), "--seeds", "2",
-                                 "--algorithms", "paper,nsga2", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            "--config",
+            str(config),
+            "--seeds",
+            "2",
+            "--algorithms",
+            "paper,nsga2",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    for name in ("trials.csv", "generations.csv", "fronts.csv", "report.md", "fronts.png",
-                 "boxplots.png", "hypervolume.png", "config.toml"):
+    for name in (
+        "trials.csv",
+        "generations.csv",
+        "fronts.csv",
+        "report.md",
+        "fronts.png",
+        "boxplots.png",
+        "hypervolume.png",
+        "config.toml",
+    ):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()
     assert "Mann-Whitney" in report and "A12" in report and "| hypervolume ↑ |" in report
     assert "Does multi-objective search beat" in report
-    bad = runner.invoke(app, ["compare", "--config", str(config), "--algorithms", "paper,cmaes",
-                              "--out", str(tmp_path / "x")])
+    bad = runner.invoke(
+        app, ["compare", "--config", str(config), "--algorithms", "paper,cmaes", "--out", str(tmp_path / "x")]
+    )
     assert bad.exit_code == 1 and "cmaes" in bad.output
 
 
@@ -122,22 +153,35 @@ def test_budget_defaults_to_population_times_generations(sample_config):
 def test_other_genomes_and_layers_are_measured_against_the_union_of_their_fronts(small, tmp_path):
     from evoprune.reporting.metrics import igd, pareto_front
 
-    config = small.with_overrides({"search.encoding": "layer_thresholds", "search.layers": "all",
-                                   "compare.seeds": 1, "compare.algorithms": ["paper", "nsga2"]})
+    config = small.with_overrides(
+        {
+            "search.encoding": "layer_thresholds",
+            "search.layers": "all",
+            "compare.seeds": 1,
+            "compare.algorithms": ["paper", "nsga2"],
+        }
+    )
     result = cmp.compare(config, tmp_path)
     trials, fronts = result.trials, result.fronts
-    assert list(trials["algorithm"]) == ["union", "paper", "nsga2"]      # no exact sweep here
+    assert list(trials["algorithm"]) == ["union", "paper", "nsga2"]  # no exact sweep here
     union = fronts[fronts["algorithm"] == "union"]
     both = pareto_front(fronts[fronts["algorithm"] != "union"])
-    assert union[["accuracy", "nonzero"]].to_numpy().tolist() == both[["accuracy", "nonzero"]].to_numpy().tolist()
+    assert (
+        union[["accuracy", "nonzero"]].to_numpy().tolist()
+        == both[["accuracy", "nonzero"]].to_numpy().tolist()
+    )
     base = int(trials["baseline_nonzero"].iloc[0])
     for algorithm in ("paper", "nsga2"):
         own = fronts[fronts["algorithm"] == algorithm]
-        expected = igd(own[["accuracy", "nonzero"]].to_numpy(), union[["accuracy", "nonzero"]].to_numpy(), base)
+        expected = igd(
+            own[["accuracy", "nonzero"]].to_numpy(), union[["accuracy", "nonzero"]].to_numpy(), base
+        )
         assert trials.loc[trials["algorithm"] == algorithm, "igd"].iloc[0] == pytest.approx(expected)
-    assert trials.loc[trials["algorithm"] == "union", "evaluations"].iloc[0] == \
-        trials.loc[trials["algorithm"] != "union", "evaluations"].sum()
-    assert base > 1500                                                   # the convolutions count too
+    assert (
+        trials.loc[trials["algorithm"] == "union", "evaluations"].iloc[0]
+        == trials.loc[trials["algorithm"] != "union", "evaluations"].sum()
+    )
+    assert base > 1500  # the convolutions count too
 
 
 def test_cli_compare_rejects_operators_that_do_not_fit_before_any_output(small, tmp_path):

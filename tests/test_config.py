@@ -22,8 +22,9 @@ def test_paper_config_matches_the_notebook():
 
 
 def test_round_trip_through_toml(tmp_path):
-    cfg = Config().with_overrides({"search.seed": 7, "data.dataset": "mnist-sample",
-                                   "data.data_dir": 'a "quoted" dir'})
+    cfg = Config().with_overrides(
+        {"search.seed": 7, "data.dataset": "mnist-sample", "data.data_dir": 'a "quoted" dir'}
+    )
     path = tmp_path / "c.toml"
     path.write_text(cfg.to_toml())
     assert load_config(path) == cfg
@@ -37,22 +38,25 @@ def test_int_accepted_for_float():
     assert Config().with_overrides({"model.learning_rate": 1}).model.learning_rate == 1.0
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("[search]\npopulaton = 20\n", "search.populaton"),
-    ("[serch]\n", "[serch]"),
-    ('[search]\npopulation = "big"\n', "search.population='big'"),
-    ("[search]\npopulation = 0\n", "search.population=0"),
-    ("[search]\ncxpb = 1.5\n", "search.cxpb=1.5"),
-    ('[search]\nalgorithm = "nsga4"\n', "search.algorithm='nsga4'"),
-    ('[data]\ndataset = "CIFAR 10"\n', "data.dataset='CIFAR 10'"),
-    ('[data]\ndata_dir = "d"\ndata_file = "f.npz"\n', "data.data_file='f.npz'"),
-    ('[data]\nfitness_split = "train"\n', "data.fitness_split='train'"),
-    ("[data]\nvalidation_fraction = 0.0\n", "data.validation_fraction=0.0"),
-    ("[model]\nepochs = -1\n", "model.epochs=-1"),
-    ('[search]\nalgorithm = "nsga2"\npopulation = 22\n', "multiple of 4"),
-    ("[search]\npopulation = 12\n", "search.population=12"),
-    ("[search\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[search]\npopulaton = 20\n", "search.populaton"),
+        ("[serch]\n", "[serch]"),
+        ('[search]\npopulation = "big"\n', "search.population='big'"),
+        ("[search]\npopulation = 0\n", "search.population=0"),
+        ("[search]\ncxpb = 1.5\n", "search.cxpb=1.5"),
+        ('[search]\nalgorithm = "nsga4"\n', "search.algorithm='nsga4'"),
+        ('[data]\ndataset = "CIFAR 10"\n', "data.dataset='CIFAR 10'"),
+        ('[data]\ndata_dir = "d"\ndata_file = "f.npz"\n', "data.data_file='f.npz'"),
+        ('[data]\nfitness_split = "train"\n', "data.fitness_split='train'"),
+        ("[data]\nvalidation_fraction = 0.0\n", "data.validation_fraction=0.0"),
+        ("[model]\nepochs = -1\n", "model.epochs=-1"),
+        ('[search]\nalgorithm = "nsga2"\npopulation = 22\n', "multiple of 4"),
+        ("[search]\npopulation = 12\n", "search.population=12"),
+        ("[search\n", "not valid TOML"),
+    ],
+)
 def test_bad_values_name_field_and_value(tmp_path, text, needle):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -71,23 +75,37 @@ def test_missing_file_is_a_config_error(tmp_path):
 def test_memory_estimate_refuses_absurd_searches_before_allocating():
     import time
 
-    from evoprune.search.budget import memory_estimate, memory_limit
     from evoprune.config import ConfigError, SearchConfig
+    from evoprune.search.budget import memory_estimate, memory_limit
 
     assert memory_estimate(SearchConfig()) == (20 * 31, (20 * 31 + 30 + 40) * 600)
     assert memory_estimate(SearchConfig(max_evaluations=100))[0] == 120  # budget + one generation
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"100,000,100,000 evaluations of 'mask' genomes") as info:
-        Config().with_overrides({"search.encoding": "mask", "search.crossover": "uniform",
-                                 "search.mutation": "flip_bit", "search.population": 100_000,
-                                 "search.generations": 1_000_000})
+        Config().with_overrides(
+            {
+                "search.encoding": "mask",
+                "search.crossover": "uniform",
+                "search.mutation": "flip_bit",
+                "search.population": 100_000,
+                "search.generations": 1_000_000,
+            }
+        )
     assert time.perf_counter() - start < 1.0
     assert f"{memory_limit() / 2**30:,.1f} GiB" in str(info.value)
 
 
-@pytest.mark.parametrize("key,value", [("search.seed", 2**32), ("data.split_seed", -1),
-                                       ("search.mutpb", float("nan")), ("search.eta", float("inf")),
-                                       ("model.epochs", 10**12), ("search.population", 100_001)])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("search.seed", 2**32),
+        ("data.split_seed", -1),
+        ("search.mutpb", float("nan")),
+        ("search.eta", float("inf")),
+        ("model.epochs", 10**12),
+        ("search.population", 100_001),
+    ],
+)
 def test_numbers_must_be_finite_and_in_range(key, value):
     from evoprune.config import ConfigError
 
@@ -95,13 +113,16 @@ def test_numbers_must_be_finite_and_in_range(key, value):
         Config().with_overrides({key: value})
 
 
-@pytest.mark.parametrize("registry,field,module,attr", [
-    ("algorithm", "search.algorithm", "evoprune.search.algorithms", "STRATEGIES"),
-    ("encoding", "search.encoding", "evoprune.search.encodings", "ENCODINGS"),
-    ("executor", "bench.executor", "evoprune.experiments.executors", "EXECUTORS"),
-    ("crossover", "search.crossover", "evoprune.search.operators", "CROSSOVERS"),
-    ("mutation", "search.mutation", "evoprune.search.operators", "MUTATIONS"),
-])
+@pytest.mark.parametrize(
+    "registry,field,module,attr",
+    [
+        ("algorithm", "search.algorithm", "evoprune.search.algorithms", "STRATEGIES"),
+        ("encoding", "search.encoding", "evoprune.search.encodings", "ENCODINGS"),
+        ("executor", "bench.executor", "evoprune.experiments.executors", "EXECUTORS"),
+        ("crossover", "search.crossover", "evoprune.search.operators", "CROSSOVERS"),
+        ("mutation", "search.mutation", "evoprune.search.operators", "MUTATIONS"),
+    ],
+)
 def test_config_names_come_from_the_registries(registry, field, module, attr):
     import importlib
 

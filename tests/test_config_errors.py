@@ -12,15 +12,12 @@ from evoprune.errors import ConfigError
 CASES = {
     "refine unknown": ('[finetune]\nrefine = "all"\n', "finetune.refine='all'"),
     "scope unknown": ('[finetune]\nscope = "convs"\n', "finetune.scope='convs'"),
-    "each with model scope": ('[finetune]\nrefine = "each"\nscope = "model"\n',
-                              "finetune.scope='model'"),
-    "refine all layers": ('[finetune]\nrefine = "front"\n[search]\nlayers = "all"\n',
-                          "search.layers='all'"),
+    "each with model scope": ('[finetune]\nrefine = "each"\nscope = "model"\n', "finetune.scope='model'"),
+    "refine all layers": ('[finetune]\nrefine = "front"\n[search]\nlayers = "all"\n', "search.layers='all'"),
     "steps zero": ("[finetune]\nsteps = 0\n", "finetune.steps=0"),
     "epochs zero": ("[finetune]\nepochs = 0\n", "finetune.epochs=0"),
     "learning rate zero": ("[finetune]\nlearning_rate = 0.0\n", "finetune.learning_rate=0.0"),
-    "model learning rate": ("[finetune]\nmodel_learning_rate = 2.0\n",
-                            "finetune.model_learning_rate=2.0"),
+    "model learning rate": ("[finetune]\nmodel_learning_rate = 2.0\n", "finetune.model_learning_rate=2.0"),
     "max points zero": ("[finetune]\nmax_points = 0\n", "finetune.max_points=0"),
     "distill over 1": ('[finetune]\nscope = "model"\ndistill = 1.5\n', "finetune.distill=1.5"),
     "distill with head scope": ("[finetune]\ndistill = 0.5\n", "finetune.scope='head'"),
@@ -40,8 +37,7 @@ CASES = {
     "metrics nonzero": ("[metrics]\nref_nonzero = -1\n", "metrics.ref_nonzero=-1"),
     "compare seeds zero": ("[compare]\nseeds = 0\n", "compare.seeds=0"),
     "compare no algorithms": ("[compare]\nalgorithms = []\n", "compare.algorithms=[]"),
-    "compare algorithm": ('[compare]\nalgorithms = ["paper", "cmaes"]\n',
-                          "compare.algorithms='cmaes'"),
+    "compare algorithm": ('[compare]\nalgorithms = ["paper", "cmaes"]\n', "compare.algorithms='cmaes'"),
     "unknown section": ("[tuning]\nsteps = 3\n", "[tuning]"),
     "unknown finetune key": ("[finetune]\nrounds = 3\n", "finetune.rounds"),
 }
@@ -58,8 +54,9 @@ def test_bad_section_value_names_key_and_value(name, tmp_path):
     assert needle in message and "Received" in message and "\n" not in message, message
 
 
-@pytest.mark.parametrize("name", ["refine unknown", "bench executor", "metrics accuracy",
-                                  "compare algorithm"])
+@pytest.mark.parametrize(
+    "name", ["refine unknown", "bench executor", "metrics accuracy", "compare algorithm"]
+)
 @pytest.mark.parametrize("command", ["run", "compare", "bench"])
 def test_cli_reports_one_line_before_any_output(name, command, tmp_path):
     text, needle = CASES[name]
@@ -75,10 +72,23 @@ def test_cli_reports_one_line_before_any_output(name, command, tmp_path):
 
 def test_good_values_of_the_same_keys_load():
     """The table above fails for the value, not the key: valid values of each key load."""
-    Config().with_overrides({
-        "finetune.refine": "front", "finetune.scope": "model", "finetune.steps": 1,
-        "finetune.epochs": 1, "finetune.max_points": 1, "finetune.max_drop_pp": 100.0,
-        "bench.seeds": 1, "bench.workers": 1, "bench.executor": "serial",
-        "bench.encodings": ["mask"], "bench.algorithms": ["tournament"],
-        "bench.variants": ["uniform+flip_bit"], "metrics.ref_accuracy": 1.0,
-        "metrics.ref_nonzero": 0, "compare.seeds": 1, "compare.algorithms": ["nsga3"]})
+    Config().with_overrides(
+        {
+            "finetune.refine": "front",
+            "finetune.scope": "model",
+            "finetune.steps": 1,
+            "finetune.epochs": 1,
+            "finetune.max_points": 1,
+            "finetune.max_drop_pp": 100.0,
+            "bench.seeds": 1,
+            "bench.workers": 1,
+            "bench.executor": "serial",
+            "bench.encodings": ["mask"],
+            "bench.algorithms": ["tournament"],
+            "bench.variants": ["uniform+flip_bit"],
+            "metrics.ref_accuracy": 1.0,
+            "metrics.ref_nonzero": 0,
+            "compare.seeds": 1,
+            "compare.algorithms": ["nsga3"],
+        }
+    )

@@ -20,23 +20,30 @@ from evoprune.cli import main
 from evoprune.config import _SECTIONS, POPULATION_MAX, SEED_MAX, Config, from_dict, load_config
 from evoprune.errors import ConfigError
 
-FIELDS = {name: {f.name: type(f.default) for f in dataclasses.fields(cls)}
-          for name, cls in _SECTIONS.items()}
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow])
+FIELDS = {name: {f.name: type(f.default) for f in dataclasses.fields(cls)} for name, cls in _SECTIONS.items()}
+FUZZ = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 text = st.text(st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",)), max_size=12)
-scalars = st.one_of(st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(), text)
-values = st.one_of(scalars, st.lists(scalars, max_size=3),
-                   st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), scalars, max_size=2))
+scalars = st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(), text)
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), scalars, max_size=2),
+)
 known_key = st.sampled_from(sorted(FIELDS)).flatmap(
-    lambda s: st.tuples(st.just(s), st.sampled_from(sorted(FIELDS[s]))))
-unknown_key = st.tuples(st.sampled_from(sorted(FIELDS)), st.from_regex(r"[a-z_]{1,10}", fullmatch=True)
-                        ).filter(lambda sk: sk[1] not in FIELDS[sk[0]])
-unknown_section = st.tuples(st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(
-    lambda s: s not in FIELDS), st.just("key"))
-entries = st.lists(st.tuples(st.one_of(known_key, known_key, unknown_key, unknown_section), values),
-                   max_size=6)
+    lambda s: st.tuples(st.just(s), st.sampled_from(sorted(FIELDS[s])))
+)
+unknown_key = st.tuples(
+    st.sampled_from(sorted(FIELDS)), st.from_regex(r"[a-z_]{1,10}", fullmatch=True)
+).filter(lambda sk: sk[1] not in FIELDS[sk[0]])
+unknown_section = st.tuples(
+    st.from_regex(r"[a-z]{1,8}", fullmatch=True).filter(lambda s: s not in FIELDS), st.just("key")
+)
+entries = st.lists(
+    st.tuples(st.one_of(known_key, known_key, unknown_key, unknown_section), values), max_size=6
+)
 
 
 def _numeric_fields():
@@ -54,7 +61,9 @@ def _invalid_value(section: str, key: str):
 
 invalid_entry = st.one_of(
     st.sampled_from(_numeric_fields()).flatmap(lambda sk: st.tuples(st.just(sk), _invalid_value(*sk))),
-    st.tuples(unknown_key, values), st.tuples(unknown_section, values))
+    st.tuples(unknown_key, values),
+    st.tuples(unknown_section, values),
+)
 
 
 def _raw(pairs) -> dict:
@@ -111,15 +120,16 @@ def _toml_value(value) -> str:
 
 
 def _toml(raw: dict) -> str:
-    return "".join(f"[{section}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in keys.items())
-                   for section, keys in raw.items())
+    return "".join(
+        f"[{section}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in keys.items())
+        for section, keys in raw.items()
+    )
 
 
 def _cli(args: list[str]) -> tuple[int, str]:
     """Runs the console script's ``main`` in-process; returns the exit code and stderr."""
     out, err = io.StringIO(), io.StringIO()
-    with mock.patch.object(sys, "argv", ["evoprune", *args]), redirect_stdout(out), \
-            redirect_stderr(err):
+    with mock.patch.object(sys, "argv", ["evoprune", *args]), redirect_stdout(out), redirect_stderr(err):
         try:
             main()
         except SystemExit as exc:
@@ -161,19 +171,22 @@ def _out_of(low: int, high: int):
 
 not_int = text.filter(_not_int)
 bad_choice = st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True).filter(
-    lambda t: t not in ("paper", "nsga2", "spea2", "nsga3", "tournament", "fast", "exact", "mnist"))
+    lambda t: t not in ("paper", "nsga2", "spea2", "nsga3", "tournament", "fast", "exact", "mnist")
+)
 BAD_OPTIONS = {
     "train": st.one_of(
         st.tuples(st.just("--seed"), _out_of(0, SEED_MAX)),
         st.tuples(st.just("--epochs"), _out_of(1, 100_000)),
         st.tuples(st.sampled_from(["--seed", "--epochs"]), not_int),
-        st.tuples(st.just("--dataset"), bad_choice)),
+        st.tuples(st.just("--dataset"), bad_choice),
+    ),
     "run": st.one_of(
         st.tuples(st.just("--seed"), _out_of(0, SEED_MAX)),
         st.tuples(st.just("--population"), _out_of(4, POPULATION_MAX)),
         st.tuples(st.just("--generations"), _out_of(0, 10**9)),
         st.tuples(st.sampled_from(["--seed", "--population", "--generations"]), not_int),
-        st.tuples(st.sampled_from(["--algorithm", "--evaluator", "--dataset"]), bad_choice)),
+        st.tuples(st.sampled_from(["--algorithm", "--evaluator", "--dataset"]), bad_choice),
+    ),
 }
 
 
@@ -187,13 +200,21 @@ def test_cli_refuses_bad_options_in_one_line(case):
         _assert_one_error_line(*_cli(args + (["--out", str(out)] if command == "run" else [])), out)
 
 
-@settings(max_examples=4, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(algorithm=st.sampled_from(["paper", "nsga2", "spea2", "tournament"]),
-       generations=st.integers(0, 2), cxpb=st.floats(0.0, 1.0))
+@settings(
+    max_examples=4,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    algorithm=st.sampled_from(["paper", "nsga2", "spea2", "tournament"]),
+    generations=st.integers(0, 2),
+    cxpb=st.floats(0.0, 1.0),
+)
 def test_valid_configs_run(tmp_path, prepared, sample_config, algorithm, generations, cxpb):
-    config = sample_config.with_overrides({"search.algorithm": algorithm, "search.cxpb": cxpb,
-                                           "search.generations": generations})
+    config = sample_config.with_overrides(
+        {"search.algorithm": algorithm, "search.cxpb": cxpb, "search.generations": generations}
+    )
     with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
         path, out = Path(tmp) / "c.toml", Path(tmp) / "out"
         path.write_text(config.to_toml(), encoding="utf-8")
@@ -204,8 +225,10 @@ def test_valid_configs_run(tmp_path, prepared, sample_config, algorithm, generat
 
 
 @FUZZ
-@given(st.sampled_from([("data", "data_dir"), ("model", "cache_dir"), ("model", "model_file")]),
-       st.text(st.characters(exclude_categories=("Cs",))))
+@given(
+    st.sampled_from([("data", "data_dir"), ("model", "cache_dir"), ("model", "model_file")]),
+    st.text(st.characters(exclude_categories=("Cs",))),
+)
 def test_any_path_string_is_refused_or_written_back_exactly(field, value):
     section, key = field
     try:

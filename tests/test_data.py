@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthetic import arrays, write_idx_dir, write_npz
-
-from evoprune.data import dataset as data
 from evoprune.cli import _data_overrides
 from evoprune.config import Config, DataConfig
-from evoprune.errors import ConfigError, DataError
+from evoprune.data import dataset as data
 from evoprune.data.idx import write_idx
+from evoprune.errors import ConfigError, DataError
+from synthetic import arrays, write_idx_dir, write_npz
 
 
 def test_sample_loads_with_three_disjoint_splits():
@@ -55,8 +54,9 @@ def test_stratified_split_partitions_rows():
 def test_data_dir_reads_idx_files(tmp_path):
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 40), ("t10k", 10)):
-        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz",
-                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(
+            tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        )
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10)
     ds = data.load_dataset(DataConfig(data_dir=str(tmp_path), validation_fraction=0.25))
     assert ds.name.startswith("idx:") and len(ds.test[1]) == 10 and len(ds.validation[1]) == 10
@@ -89,8 +89,9 @@ def test_network_probe_gives_up_on_a_hanging_connection(monkeypatch):
 
 
 def test_idx_dir_of_another_shape_and_class_count(tmp_path):
-    ds = data.load_dataset(DataConfig(data_dir=str(write_idx_dir(tmp_path / "idx", (12, 12), 3)),
-                                      validation_fraction=0.2))
+    ds = data.load_dataset(
+        DataConfig(data_dir=str(write_idx_dir(tmp_path / "idx", (12, 12), 3)), validation_fraction=0.2)
+    )
     assert ds.input_shape == (12, 12, 1) and ds.n_classes == 3
     assert ds.train[0].shape[1:] == (12, 12, 1) and ds.train[1].dtype == np.int64
     assert len(ds.validation[1]) == 6 and len(ds.test[1]) == 12
@@ -130,11 +131,14 @@ def test_env_data_dir_stands_in_for_mnist_only(tmp_path, monkeypatch):
         data.load_dataset(DataConfig(dataset="fashion_mnist"))
 
 
-@pytest.mark.parametrize("name, needle", [
-    ("cifar", "Unknown tensorflow-datasets dataset"),
-    ("imdb_reviews", "not an image classification dataset"),
-    ("tf_flowers", "images of varying size"),
-])
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("cifar", "Unknown tensorflow-datasets dataset"),
+        ("imdb_reviews", "not an image classification dataset"),
+        ("tf_flowers", "images of varying size"),
+    ],
+)
 def test_tfds_names_that_cannot_be_used_fail_without_network(name, needle, monkeypatch):
     monkeypatch.setattr(data.socket, "create_connection", _no_network)
     with pytest.raises(DataError) as info:

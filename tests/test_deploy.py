@@ -37,10 +37,15 @@ def mlp(prepared):
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(300, activation="relu", name="fc1"),
-                              keras.layers.Dense(100, activation="relu", name="fc2"),
-                              keras.layers.Dense(10, activation="softmax", name="out")])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(300, activation="relu", name="fc1"),
+            keras.layers.Dense(100, activation="relu", name="fc2"),
+            keras.layers.Dense(10, activation="softmax", name="out"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     images, labels = prepared.dataset.train
     model.fit(model_inputs(images), labels, epochs=1, batch_size=128, verbose=0)
@@ -78,7 +83,9 @@ def test_sparse_tflite_of_a_pruned_mlp_is_smaller_and_as_accurate(mlp, prepared)
     differ = _explained_differences(lite, reference)
     assert len(differ) <= 2
     n = len(x)
-    assert abs(round(tflite_accuracy(sparse, test) * n) - round(keras_accuracy(model, test) * n)) <= len(differ)
+    assert abs(round(tflite_accuracy(sparse, test) * n) - round(keras_accuracy(model, test) * n)) <= len(
+        differ
+    )
     assert keras_accuracy(model, test) > 0.8
 
 
@@ -118,7 +125,9 @@ def test_export_tflite_sidecar_and_evaluate(finished, tmp_path, prepared):
     selected = json.loads((finished / "summary.json").read_text())["selected"]  # the default point
     best = front[front["eval_index"] == selected["eval_index"]].iloc[0]
     assert sidecar["nonzero"] == best["nonzero"] == selected["nonzero"]
-    assert sidecar["bytes"] == out.stat().st_size <= sidecar["unpruned_bytes"]  # dense when sparse is not smaller
+    assert (
+        sidecar["bytes"] == out.stat().st_size <= sidecar["unpruned_bytes"]
+    )  # dense when sparse is not smaller
     assert sidecar["test_accuracy"] == tflite_accuracy(out, prepared.dataset.test)
     assert sidecar["run_test_accuracy"] == pytest.approx(best["test_accuracy"], abs=1e-12)
     assert sidecar["test_accuracy"] == pytest.approx(sidecar["run_test_accuracy"], abs=1e-12)

@@ -7,9 +7,14 @@ import random
 import numpy as np
 import pytest
 
-from evoprune.search.encodings import (LayerThresholds, MaskEncoding, ThresholdEncoding, UnitThresholds,
-                                       make_encoding)
 from evoprune.errors import ConfigError
+from evoprune.search.encodings import (
+    LayerThresholds,
+    MaskEncoding,
+    ThresholdEncoding,
+    UnitThresholds,
+    make_encoding,
+)
 
 RNG = np.random.default_rng(0)
 KERNELS = [RNG.normal(size=(3, 3, 1, 3)).astype(np.float32), RNG.normal(size=(6, 4)).astype(np.float32)]

@@ -36,15 +36,24 @@ def test_tournament_run_is_elitist_scalar_search(tmp_path, sample_config):
 def test_layer_thresholds_over_all_layers(tmp_path, sample_config, prepared):
     from evoprune.models.target import build_target
 
-    out, summary, logbook, front = _run(tmp_path, sample_config, {
-        "search.layers": "all", "search.encoding": "layer_thresholds", "search.algorithm": "nsga2",
-        "search.crossover": "sbx", "search.mutation": "polynomial"})
+    out, summary, logbook, front = _run(
+        tmp_path,
+        sample_config,
+        {
+            "search.layers": "all",
+            "search.encoding": "layer_thresholds",
+            "search.algorithm": "nsga2",
+            "search.crossover": "sbx",
+            "search.mutation": "polynomial",
+        },
+    )
     model = prepared.trained.model
     layers = build_target(model, "all").indices
     assert len(layers) >= 3  # the convolutions and both Dense layers
     assert summary["layers"] == "all" and summary["encoding"] == "layer_thresholds"
     assert summary["baseline"]["nonzero"] == sum(
-        int(np.count_nonzero(model.layers[i].kernel.numpy())) for i in layers)
+        int(np.count_nonzero(model.layers[i].kernel.numpy())) for i in layers
+    )
     # one threshold per pruned layer in every genome
     assert front["genome"].map(lambda g: len(g.split())).eq(len(layers)).all()
     assert (front["nonzero"] <= summary["baseline"]["nonzero"]).all()
@@ -53,8 +62,9 @@ def test_layer_thresholds_over_all_layers(tmp_path, sample_config, prepared):
 
 
 def test_fitness_on_the_test_split(tmp_path, sample_config):
-    out, summary, logbook, front = _run(tmp_path, sample_config, {
-        "data.fitness_split": "test", "data.validation_fraction": 0.0})
+    out, summary, logbook, front = _run(
+        tmp_path, sample_config, {"data.fitness_split": "test", "data.validation_fraction": 0.0}
+    )
     assert summary["fitness_split"] == "test"
     base, best = summary["baseline"], summary["best"]
     assert base["accuracy"] == base["test_accuracy"] and best["accuracy"] == best["test_accuracy"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evoprune.search.encodings import ThresholdEncoding
 from evoprune.scoring.evaluate import KerasEvaluator, PruningProblem, paper_fitness
+from evoprune.search.encodings import ThresholdEncoding
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,9 @@ def test_problem_memoizes_genomes_and_masks(evaluators):
     assert problem.evaluations == 3 and problem.model_evaluations - base == 2
     assert again[0] == first[2] and again[1] == first[0]
     assert first[2].nonzero == int((np.abs(fast.kernel) > 0.2).sum())
-    assert problem.fitness(first[2]) == paper_fitness(first[2].accuracy, first[2].nonzero,
-                                                      problem.base_accuracy, 1500)
+    assert problem.fitness(first[2]) == paper_fitness(
+        first[2].accuracy, first[2].nonzero, problem.base_accuracy, 1500
+    )
 
 
 def test_threshold_encoding_mask_key_matches_decode(evaluators):

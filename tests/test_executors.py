@@ -35,8 +35,9 @@ def cluster(tasks_importable):
     One per test: a worker killed or a trial left running by one test cannot leak into the next.
     """
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as running:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as running:
         yield running
 
 
@@ -62,8 +63,14 @@ def assert_exactly_once(calls, results, keys):
 @pytest.mark.parametrize("executor", ["serial", "local", "dask"])
 def test_executors_agree_and_skip_done(executor):
     calls, on_result = record()
-    results = run_tasks("executor_tasks:square", specs(5), executor=executor, workers=2,
-                        done_keys={"t1", "t3"}, on_result=on_result)
+    results = run_tasks(
+        "executor_tasks:square",
+        specs(5),
+        executor=executor,
+        workers=2,
+        done_keys={"t1", "t3"},
+        on_result=on_result,
+    )
     assert [(r["key"], r["value"]) for r in results] == [("t0", 0), ("t2", 4), ("t4", 16)]
     assert_exactly_once(calls, results, ["t0", "t2", "t4"])
     pids = {r["pid"] for r in results}
@@ -71,8 +78,7 @@ def test_executors_agree_and_skip_done(executor):
 
 
 def test_nothing_to_do_starts_nothing():
-    assert run_tasks("executor_tasks:square", specs(2), executor="dask",
-                     done_keys={"t0", "t1"}) == []
+    assert run_tasks("executor_tasks:square", specs(2), executor="dask", done_keys={"t0", "t1"}) == []
 
 
 def test_local_pool_survives_a_dead_worker(tmp_path):
@@ -80,8 +86,7 @@ def test_local_pool_survives_a_dead_worker(tmp_path):
     todo = specs(4, sleep=0.5)
     todo[1] = {"key": "t1", "x": 1, "marker": str(marker)}
     calls, on_result = record()
-    results = run_tasks("executor_tasks:die_once", todo, executor="local", workers=2,
-                        on_result=on_result)
+    results = run_tasks("executor_tasks:die_once", todo, executor="local", workers=2, on_result=on_result)
     assert marker.exists()
     assert_exactly_once(calls, results, ["t0", "t1", "t2", "t3"])
     assert results[1]["pid"] != int(marker.read_text())
@@ -89,8 +94,7 @@ def test_local_pool_survives_a_dead_worker(tmp_path):
 
 def test_local_pool_gives_up_after_retries():
     with pytest.raises(TrialError, match=r"'t0' lost its worker process 2 times"):
-        run_tasks("executor_tasks:always_die", specs(1), executor="local", workers=1,
-                  retries=1)
+        run_tasks("executor_tasks:always_die", specs(1), executor="local", workers=1, retries=1)
 
 
 def test_dask_local_cluster_survives_a_dead_worker(tmp_path):
@@ -98,8 +102,7 @@ def test_dask_local_cluster_survives_a_dead_worker(tmp_path):
     todo = specs(4, sleep=1.0)
     todo[0] = {"key": "t0", "x": 0, "marker": str(marker), "sleep": 0.2}
     calls, on_result = record()
-    results = run_tasks("executor_tasks:die_once", todo, executor="dask", workers=2,
-                        on_result=on_result)
+    results = run_tasks("executor_tasks:die_once", todo, executor="dask", workers=2, on_result=on_result)
     assert marker.exists()
     assert_exactly_once(calls, results, ["t0", "t1", "t2", "t3"])
     assert results[0]["pid"] != int(marker.read_text())
@@ -107,8 +110,13 @@ def test_dask_local_cluster_survives_a_dead_worker(tmp_path):
 
 def test_join_existing_cluster(cluster):
     calls, on_result = record()
-    results = run_tasks("executor_tasks:square", specs(4), executor="dask",
-                        scheduler=cluster.scheduler_address, on_result=on_result)
+    results = run_tasks(
+        "executor_tasks:square",
+        specs(4),
+        executor="dask",
+        scheduler=cluster.scheduler_address,
+        on_result=on_result,
+    )
     assert_exactly_once(calls, results, ["t0", "t1", "t2", "t3"])
     assert cluster.status.name == "running"  # the joined cluster is left running
     assert len(cluster.workers) == 2
@@ -132,8 +140,12 @@ def test_dask_worker_killed_from_outside(cluster, tmp_path):
     def bench():
         try:
             outcome["results"] = run_tasks(
-                "executor_tasks:gated_square", specs(4, gate=str(gate), dir=str(tmp_path)),
-                executor="dask", scheduler=cluster.scheduler_address, on_result=on_result)
+                "executor_tasks:gated_square",
+                specs(4, gate=str(gate), dir=str(tmp_path)),
+                executor="dask",
+                scheduler=cluster.scheduler_address,
+                on_result=on_result,
+            )
         except BaseException as exc:  # re-raised in the test thread
             outcome["error"] = exc
 
@@ -141,8 +153,10 @@ def test_dask_worker_killed_from_outside(cluster, tmp_path):
     thread.start()
     try:
         # the trial is blocked on the gate, so the kill always lands in the middle of it
-        started = _wait_for(lambda: [p.read_text() for p in sorted(tmp_path.glob("started-*"))
-                                     if p.read_text()], "trial start")
+        started = _wait_for(
+            lambda: [p.read_text() for p in sorted(tmp_path.glob("started-*")) if p.read_text()],
+            "trial start",
+        )
         pid = int(started[0])
         os.kill(pid, signal.SIGKILL)  # like the OOM killer: no goodbye to the scheduler
     finally:
@@ -159,15 +173,16 @@ def test_dask_worker_killed_from_outside(cluster, tmp_path):
 @pytest.mark.parametrize("executor", ["serial", "local", "dask"])
 def test_task_error_names_the_key_and_cancels_the_rest(executor, request, tmp_path):
     gate = tmp_path / "gate"  # never opened while run_tasks runs: the slow trial cannot finish
-    todo = [{"key": "slow", "x": 1, "gate": str(gate), "dir": str(tmp_path), "max_wait": 300},
-            {"key": "broken", "x": 2, "bad": True}]
+    todo = [
+        {"key": "slow", "x": 1, "gate": str(gate), "dir": str(tmp_path), "max_wait": 300},
+        {"key": "broken", "x": 2, "bad": True},
+    ]
     if executor == "serial":
         todo.reverse()
     scheduler = request.getfixturevalue("cluster").scheduler_address if executor == "dask" else None
     try:
         with pytest.raises(TrialError, match=r"'broken' failed: ValueError: bad spec x=2"):
-            run_tasks("executor_tasks:fail_on_bad", todo, executor=executor, workers=2,
-                      scheduler=scheduler)
+            run_tasks("executor_tasks:fail_on_bad", todo, executor=executor, workers=2, scheduler=scheduler)
         # did not wait for the slow trial (it only finishes once the gate opens)
         assert not (tmp_path / "finished-slow").exists()
         if executor == "serial":
@@ -177,8 +192,11 @@ def test_task_error_names_the_key_and_cancels_the_rest(executor, request, tmp_pa
 
 
 def test_bad_executor_and_workers():
-    with pytest.raises(ConfigError, match=r"Expected one of: dask, local, serial\. "
-                                          r"Received: 'threads'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Expected one of: dask, local, serial\. "
+        r"Received: 'threads'",
+    ):
         run_tasks("executor_tasks:square", specs(1), executor="threads")
     with pytest.raises(ConfigError, match=r"workers=0"):
         run_tasks("executor_tasks:square", specs(1), workers=0)
@@ -191,7 +209,6 @@ def test_bad_executor_and_workers():
 def test_unreachable_scheduler():
     start = time.monotonic()
     with pytest.raises(EvopruneError, match=r"tcp://127\.0\.0\.1:1"):
-        run_tasks("executor_tasks:square", specs(1), executor="dask",
-                  scheduler="tcp://127.0.0.1:1")
+        run_tasks("executor_tasks:square", specs(1), executor="dask", scheduler="tcp://127.0.0.1:1")
     # it gives up after its connect timeout instead of hanging (generous: a loaded machine)
     assert time.monotonic() - start < CONNECT_TIMEOUT_S * 6

@@ -32,10 +32,9 @@ def _load(path):
 
 def _check_export(out, rank, prepared, tmp_path):
     """Exports ``rank`` and checks it against the front point of that fitness rank."""
+    from evoprune.config import load_config
     from evoprune.models.target import build_target
     from evoprune.models.training import accuracy
-
-    from evoprune.config import load_config
 
     cfg = load_config(out / "config.toml")
     front = pd.read_csv(out / "front.csv").sort_values("fitness", ascending=False, kind="stable")
@@ -77,15 +76,24 @@ def test_export_unrefined_run_by_rank(tmp_path, sample_config, prepared):
     summary = json.loads((out / "summary.json").read_text())
     assert best["nonzero"] == summary["best"]["nonzero"]
     front_size = len(pd.read_csv(out / "front.csv"))
-    bad = runner.invoke(app, ["export", str(out), "--rank", str(front_size),
-                              "--out", str(tmp_path / "x.keras")])
+    bad = runner.invoke(
+        app, ["export", str(out), "--rank", str(front_size), "--out", str(tmp_path / "x.keras")]
+    )
     assert bad.exit_code == 1 and f"--rank {front_size}" in bad.output
     assert f"0..{front_size - 1}" in bad.output and not (tmp_path / "x.keras").exists()
 
 
 def test_export_multi_layer_masks(tmp_path, sample_config, prepared):
-    out = _run(tmp_path, sample_config, {"search.layers": "all", "search.encoding": "layer_thresholds",
-                                         "search.crossover": "blend", "search.mutation": "gaussian"})
+    out = _run(
+        tmp_path,
+        sample_config,
+        {
+            "search.layers": "all",
+            "search.encoding": "layer_thresholds",
+            "search.crossover": "blend",
+            "search.mutation": "gaussian",
+        },
+    )
     row = _check_export(out, 0, prepared, tmp_path)
     assert row["nonzero"] > 0
 

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune.cli import app
-from evoprune.scoring.evaluate import KerasEvaluator
 from evoprune.refine.finetune import FinetuneSettings, HeadFinetuner, head_accuracy
+from evoprune.scoring.evaluate import KerasEvaluator
 
 runner = CliRunner()
 
@@ -22,8 +22,9 @@ def test_head_finetuning_keeps_mask_and_recovers_accuracy(prepared):
     val = KerasEvaluator(model, ds.validation, "fast")
     magnitudes = np.abs(train.kernel)
     mask = magnitudes > np.quantile(magnitudes, 0.8)  # keep 20%
-    tuner = HeadFinetuner(train.features, train.labels, train.kernel, train.bias,
-                          FinetuneSettings(steps=200, seed=0))
+    tuner = HeadFinetuner(
+        train.features, train.labels, train.kernel, train.bias, FinetuneSettings(steps=200, seed=0)
+    )
     kernel, bias = tuner.tune(mask)
     assert np.all(kernel[~mask] == 0) and np.count_nonzero(kernel) <= mask.sum()
     before = head_accuracy(val.features, val.labels, train.kernel * mask, train.bias)
@@ -37,9 +38,16 @@ def test_head_finetuning_keeps_mask_and_recovers_accuracy(prepared):
 
 def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
     config = tmp_path / "c.toml"
-    config.write_text(sample_config.with_overrides({
-        "search.generations": 3, "finetune.refine": "front", "finetune.steps": 50,
-        "finetune.max_points": 5}).to_toml())
+    config.write_text(
+        sample_config.with_overrides(
+            {
+                "search.generations": 3,
+                "finetune.refine": "front",
+                "finetune.steps": 50,
+                "finetune.max_points": 5,
+            }
+        ).to_toml()
+    )
     out = tmp_path / "run"
     assert runner.invoke(app, ["run", "--config", str(config), "--out", str(out)]).exit_code == 0
     refined = pd.read_csv(out / "refined.csv")
@@ -96,8 +104,9 @@ def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared
     from evoprune.experiments.run import make_problem, run_search
     from evoprune.refine.finetune import RefiningEvaluator
 
-    cfg = sample_config.with_overrides({"search.generations": 1, "finetune.refine": "each",
-                                        "finetune.steps": 20})
+    cfg = sample_config.with_overrides(
+        {"search.generations": 1, "finetune.refine": "each", "finetune.steps": 20}
+    )
     problem = make_problem(cfg, prepared)
     assert isinstance(problem.evaluator, RefiningEvaluator)
     assert isinstance(problem.test_evaluator, RefiningEvaluator)
@@ -109,16 +118,25 @@ def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared
 
 
 def test_model_finetuning_keeps_mask_restores_model_and_helps(prepared):
-    from evoprune.refine.retrain import ModelFinetuner
-    from evoprune.models.training import accuracy
     from evoprune.models.target import build_target
+    from evoprune.models.training import accuracy
+    from evoprune.refine.retrain import ModelFinetuner
 
     model, ds = prepared.trained.model, prepared.dataset
     before = [w.copy() for w in model.get_weights()]
     kernel = before[-2]
     mask = np.abs(kernel) > np.quantile(np.abs(kernel), 0.8)
-    tuner = ModelFinetuner(model, ds.train, ds.validation, ds.test, build_target(model, "head"),
-                           epochs=1, learning_rate=0.005, batch_size=128, seed=0)
+    tuner = ModelFinetuner(
+        model,
+        ds.train,
+        ds.validation,
+        ds.test,
+        build_target(model, "head"),
+        epochs=1,
+        learning_rate=0.005,
+        batch_size=128,
+        seed=0,
+    )
     weights = tuner.tuned_weights(mask)
     assert np.all(weights[-2][~mask] == 0)
     assert not np.array_equal(weights[0], before[0])  # the convolutions were retrained too
@@ -137,24 +155,30 @@ def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, mon
     import keras
 
     from evoprune.models import training as model_module
-    from evoprune.refine.retrain import ModelFinetuner
     from evoprune.models.target import build_target
+    from evoprune.refine.retrain import ModelFinetuner
 
     model, ds = prepared.trained.model, prepared.dataset
     kernel = model.get_weights()[-2]
     mask = np.abs(kernel) > np.quantile(np.abs(kernel), 0.8)
     rates = []
     real = model_module.compile_model
-    monkeypatch.setattr(model_module, "compile_model", lambda m, lr=0.005, **kw: (rates.append(lr), real(m, lr, **kw)))
+    monkeypatch.setattr(
+        model_module, "compile_model", lambda m, lr=0.005, **kw: (rates.append(lr), real(m, lr, **kw))
+    )
     args = (model, ds.train, ds.validation, ds.test, build_target(model, "head"))
-    cosine = ModelFinetuner(*args, epochs=1, learning_rate=0.005, batch_size=128, seed=0, lr_schedule="cosine")
+    cosine = ModelFinetuner(
+        *args, epochs=1, learning_rate=0.005, batch_size=128, seed=0, lr_schedule="cosine"
+    )
     weights = cosine.tuned_weights(mask)
     schedule, steps = rates[0], int(np.ceil(len(ds.train[1]) / 128))  # then recompiled for evaluation
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
     assert float(schedule(steps)) == pytest.approx(0.0)
     assert np.all(weights[-2][~mask] == 0)
     rates.clear()
-    constant = ModelFinetuner(*args, epochs=1, learning_rate=0.004, batch_size=128, seed=0).tuned_weights(mask)
+    constant = ModelFinetuner(*args, epochs=1, learning_rate=0.004, batch_size=128, seed=0).tuned_weights(
+        mask
+    )
     assert rates[0] == 0.004 and not np.array_equal(constant[0], weights[0])
 
 
@@ -164,16 +188,22 @@ def test_model_finetuning_with_dropout_does_not_depend_on_what_was_tuned_before(
     (what export relies on)."""
     import keras
 
-    from evoprune.refine.retrain import ModelFinetuner
     from evoprune.models.target import build_target
+    from evoprune.refine.retrain import ModelFinetuner
 
     rng = np.random.default_rng(0)
     images = rng.random((256, 6, 6, 1), dtype=np.float32)
     labels = (images.reshape(256, -1).sum(axis=1) > 18).astype(np.int64)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.5),
-                              keras.layers.Dense(2, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     kernel = model.get_weights()[-2]
     first, second = (np.abs(kernel) > np.quantile(np.abs(kernel), q) for q in (0.3, 0.6))
@@ -190,8 +220,8 @@ def test_l2_penalty_shrinks_the_retrained_kernels_and_is_removed_afterwards(prep
     """``l2`` adds ``l2 x sum(w^2)`` of the pruned kernels to the loss while fine-tuning:
     the surviving weights come out smaller than without it, the mask holds, and the
     model's kernels carry no regularizer once it is done."""
-    from evoprune.refine.retrain import ModelFinetuner
     from evoprune.models.target import build_target
+    from evoprune.refine.retrain import ModelFinetuner
 
     model, ds = prepared.trained.model, prepared.dataset
     before = [w.copy() for w in model.get_weights()]
@@ -202,7 +232,7 @@ def test_l2_penalty_shrinks_the_retrained_kernels_and_is_removed_afterwards(prep
     plain = ModelFinetuner(*args, **settings).tuned_weights(mask)[-2]
     penalised = ModelFinetuner(*args, **settings, l2=0.05).tuned_weights(mask)[-2]
     assert np.all(penalised[~mask] == 0)
-    assert np.sum(penalised ** 2) < 0.9 * np.sum(plain ** 2)
+    assert np.sum(penalised**2) < 0.9 * np.sum(plain**2)
     assert model.layers[-1].kernel.regularizer is None and not model.losses
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
 
@@ -210,9 +240,9 @@ def test_l2_penalty_shrinks_the_retrained_kernels_and_is_removed_afterwards(prep
 def test_distillation_learns_from_the_unpruned_model_not_only_the_labels(prepared):
     """With the labels scrambled, plain fine-tuning learns noise; distillation (weight 1)
     still recovers the pruned model, so the teacher's outputs are what it learns from."""
-    from evoprune.refine.retrain import ModelFinetuner
-    from evoprune.models.training import accuracy
     from evoprune.models.target import build_target
+    from evoprune.models.training import accuracy
+    from evoprune.refine.retrain import ModelFinetuner
 
     model, ds = prepared.trained.model, prepared.dataset
     before = [w.copy() for w in model.get_weights()]
@@ -252,7 +282,8 @@ def test_distillation_loss_is_cross_entropy_plus_the_scaled_divergence():
     np.testing.assert_allclose(distillation_loss(1.0, 4.0, True)(same, student), 0.0, atol=1e-5)
     t, s = tf.nn.softmax(teacher / 2.0).numpy(), tf.nn.softmax(student / 2.0).numpy()
     kl = (t * np.log(t / s)).sum(axis=1)
-    np.testing.assert_allclose(distillation_loss(0.25, 2.0, True)(packed, student), 0.75 * ce + 0.25 * 4 * kl,
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        distillation_loss(0.25, 2.0, True)(packed, student), 0.75 * ce + 0.25 * 4 * kl, rtol=1e-4
+    )
     probs = tf.nn.softmax(student).numpy()  # a softmax model: outputs are probabilities
     np.testing.assert_allclose(distillation_loss(0.0, 4.0, False)(packed, probs), ce, rtol=1e-4)

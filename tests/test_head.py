@@ -29,11 +29,13 @@ def _tied_case(seed: int = 5, rows: int = 400):
     """Classes 0-2 have exactly tied real logits (same products in another order)."""
     rng = np.random.default_rng(seed)
     half = rng.random((rows, 20)).astype(np.float32)
-    features = np.repeat(half, 2, axis=1)                    # f[2m] == f[2m+1]
+    features = np.repeat(half, 2, axis=1)  # f[2m] == f[2m+1]
     base = rng.normal(size=40).astype(np.float32)
     swapped = base.reshape(20, 2)[:, ::-1].ravel()
-    kernel = np.stack([base, swapped, base[::-1].reshape(20, 2)[::-1].ravel(),
-                       rng.normal(size=40).astype(np.float32)], axis=1)
+    kernel = np.stack(
+        [base, swapped, base[::-1].reshape(20, 2)[::-1].ravel(), rng.normal(size=40).astype(np.float32)],
+        axis=1,
+    )
     return features, kernel, np.zeros(4, np.float32), rng.integers(0, 4, rows)
 
 
@@ -43,7 +45,7 @@ def test_counts_equal_the_canonical_definition(seed):
     features = (rng.normal(size=(300, 24)) * rng.random(24)).astype(np.float32)
     kernel = rng.normal(size=(24, 5)).astype(np.float32)
     scorer = HeadScorer(features, kernel, rng.normal(size=5) * 0.1, rng.integers(0, 5, 300))
-    masks = _random_masks(kernel, 70, seed)                  # more than one chunk
+    masks = _random_masks(kernel, 70, seed)  # more than one chunk
     assert scorer.certified
     np.testing.assert_array_equal(scorer.correct_counts(masks), _canonical_counts(scorer, masks))
 
@@ -56,7 +58,7 @@ def test_exact_ties_are_decided_canonically(monkeypatch):
     real = head.canonical_logits
     monkeypatch.setattr(head, "canonical_logits", lambda *a: calls.append(len(a[0])) or real(*a))
     counts = scorer.correct_counts(masks)
-    assert sum(calls) > 0                                    # the ties went to the fallback
+    assert sum(calls) > 0  # the ties went to the fallback
     monkeypatch.undo()
     np.testing.assert_array_equal(counts, _canonical_counts(scorer, masks))
 
@@ -74,7 +76,7 @@ def test_counts_do_not_depend_on_batch_or_row_order():
 
 
 def test_first_class_wins_an_exact_tie():
-    features = np.zeros((3, 2), np.float32)                  # logits are the bias alone
+    features = np.zeros((3, 2), np.float32)  # logits are the bias alone
     scorer = HeadScorer(features, np.ones((2, 3), np.float32), [0.5, 0.5, 0.1], [0, 1, 2])
     assert scorer.correct_counts(np.ones((1, 2, 3), bool)).tolist() == [1]
 

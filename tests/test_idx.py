@@ -10,14 +10,24 @@ import numpy as np
 import pytest
 
 import evoprune
-from evoprune.errors import DataError
 from evoprune.data.idx import find_mnist_files, load_idx_dir, read_idx, write_idx
+from evoprune.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 SAMPLE_DIR = Path(evoprune.__file__).resolve().parent / "datasets" / "mnist_sample"
-STANDARD = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-DOTTED = ("train-images.idx3-ubyte", "train-labels.idx1-ubyte", "t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte")
+STANDARD = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+DOTTED = (
+    "train-images.idx3-ubyte",
+    "train-labels.idx1-ubyte",
+    "t10k-images.idx3-ubyte",
+    "t10k-labels.idx1-ubyte",
+)
 
 
 def _images(n: int = 12, seed: int = 0) -> np.ndarray:
@@ -32,7 +42,9 @@ def _header(type_code: int, dims: tuple[int, ...]) -> bytes:
     return bytes([0, 0, type_code, len(dims)]) + np.asarray(dims, dtype=">u4").tobytes()
 
 
-def _make_mnist_dir(directory: Path, names=STANDARD, suffix: str = ".gz", n_train: int = 12, n_test: int = 6) -> Path:
+def _make_mnist_dir(
+    directory: Path, names=STANDARD, suffix: str = ".gz", n_train: int = 12, n_test: int = 6
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     arrays = (_images(n_train, 1), _labels(n_train), _images(n_test, 2), _labels(n_test))
     for name, array in zip(names, arrays):
@@ -253,7 +265,9 @@ def test_shipped_sample_loads_balanced() -> None:
 
 
 def _load_build_script():
-    spec = importlib.util.spec_from_file_location("build_mnist_sample", ROOT / "scripts" / "build_mnist_sample.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_mnist_sample", ROOT / "scripts" / "build_mnist_sample.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -276,7 +290,9 @@ def test_build_script_is_deterministic_and_stratified(tmp_path: Path, capsys: py
 def test_build_script_class_too_small(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     script = _load_build_script()
     source = _make_mnist_dir(tmp_path / "full", n_train=12, n_test=6)
-    assert script.main(["--source", str(source), "--out", str(tmp_path / "out"), "--train-per-class", "5"]) == 1
+    assert (
+        script.main(["--source", str(source), "--out", str(tmp_path / "out"), "--train-per-class", "5"]) == 1
+    )
     assert "class" in capsys.readouterr().err
 
 
@@ -303,8 +319,9 @@ def test_image_sizes_differ_between_splits(tmp_path: Path) -> None:
     write_idx(directory / "t10k-images-idx3-ubyte.gz", np.zeros((6, 12, 12), np.uint8))
     with pytest.raises(DataError) as excinfo:
         load_idx_dir(directory)
-    _assert_one_line_error(excinfo, "t10k-images-idx3-ubyte.gz", "mixed image sizes", "(28, 28, 1)",
-                           "Received: (12, 12, 1)")
+    _assert_one_line_error(
+        excinfo, "t10k-images-idx3-ubyte.gz", "mixed image sizes", "(28, 28, 1)", "Received: (12, 12, 1)"
+    )
 
 
 def test_class_without_training_images(tmp_path: Path) -> None:

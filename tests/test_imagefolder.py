@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from synthetic import write_folder
 
-from evoprune.data import dataset as data
 from evoprune.config import DataConfig
-from evoprune.errors import DataError
+from evoprune.data import dataset as data
 from evoprune.data.imagefolder import load_image_folder
+from evoprune.errors import DataError
+from synthetic import write_folder
 
 
 def test_gray_pngs_labels_follow_sorted_class_names(tmp_path):
@@ -84,8 +84,17 @@ def _case(root, case):
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", ["empty class", "class missing from test", "unreadable image", "mixed sizes",
-                                  "sizes differ between splits", "missing test"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty class",
+        "class missing from test",
+        "unreadable image",
+        "mixed sizes",
+        "sizes differ between splits",
+        "missing test",
+    ],
+)
 def test_bad_folders_are_one_line_naming_the_path(tmp_path, case):
     where, needle = _case(tmp_path / "bad", case)
     with pytest.raises(DataError) as info:

@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evoprune.reporting.metrics import hypervolume, igd, pareto_front
 from evoprune.experiments.trials import within as smallest_nonzero_within
+from evoprune.reporting.metrics import hypervolume, igd, pareto_front
 
 BASE = 100
 
 
 # hypervolume
+
 
 def test_hypervolume_two_points_by_hand():
     # Minimization space (1 - acc, nonzero / 100), reference (1, 1):
@@ -46,8 +47,7 @@ def test_hypervolume_normalization():
     # ref (1 - 0.5, 50 / 100) = (0.5, 0.5), A -> (0.1, 0.2): 0.4 * 0.3 / (0.5 * 0.5) = 0.48
     assert hypervolume([1.0], [0], BASE, ref_accuracy=0.5, ref_nonzero=50) == pytest.approx(1.0)
     assert hypervolume([0.9], [20], BASE, ref_accuracy=0.5, ref_nonzero=50) == pytest.approx(0.48)
-    values = [hypervolume(np.random.default_rng(s).random(5), np.arange(5) * 20, BASE)
-              for s in range(5)]
+    values = [hypervolume(np.random.default_rng(s).random(5), np.arange(5) * 20, BASE) for s in range(5)]
     assert all(0.0 <= v <= 1.0 for v in values)
 
 
@@ -69,6 +69,7 @@ def test_hypervolume_rejects_bad_input():
 
 # igd
 
+
 def test_igd_zero_for_identical_fronts():
     front = [(0.99, 1500), (0.97, 300), (0.9, 40)]
     assert igd(front, front, 1500) == 0.0
@@ -80,8 +81,7 @@ def test_igd_by_hand():
     # distances 0.2 and sqrt(0.3^2 + 0.5^2) = sqrt(0.34); mean (0.2 + 0.583095) / 2
     expected = (0.2 + math.sqrt(0.34)) / 2
     assert igd([(0.8, 0)], [(1.0, 0), (0.5, 50)], BASE) == pytest.approx(expected)
-    assert igd(np.array([[0.8, 0.0]]), np.array([[1.0, 0], [0.5, 50]]), BASE) \
-        == pytest.approx(0.3915476)
+    assert igd(np.array([[0.8, 0.0]]), np.array([[1.0, 0], [0.5, 50]]), BASE) == pytest.approx(0.3915476)
 
 
 def test_igd_edge_cases():
@@ -92,17 +92,22 @@ def test_igd_edge_cases():
 
 # smallest_nonzero_within
 
+
 def _table() -> pd.DataFrame:
-    return pd.DataFrame({"accuracy": [0.99, 0.985, 0.98, 0.97],
-                         "nonzero": [1500, 800, 400, 100],
-                         "test_accuracy": [0.99, 0.99, 0.99, 0.99]})
+    return pd.DataFrame(
+        {
+            "accuracy": [0.99, 0.985, 0.98, 0.97],
+            "nonzero": [1500, 800, 400, 100],
+            "test_accuracy": [0.99, 0.99, 0.99, 0.99],
+        }
+    )
 
 
 def test_smallest_nonzero_within():
     table = _table()
-    assert smallest_nonzero_within(table, 0.99, 0.5) == 800    # >= 0.985, boundary included
-    assert smallest_nonzero_within(table, 0.99, 1.0) == 400    # >= 0.98
-    assert smallest_nonzero_within(table, 0.98, 1.0) == 100    # >= 0.97
+    assert smallest_nonzero_within(table, 0.99, 0.5) == 800  # >= 0.985, boundary included
+    assert smallest_nonzero_within(table, 0.99, 1.0) == 400  # >= 0.98
+    assert smallest_nonzero_within(table, 0.98, 1.0) == 100  # >= 0.97
     assert smallest_nonzero_within(table, 0.999, 0.5) is None
     assert smallest_nonzero_within(table, 0.994, 0.5) == 1500  # >= 0.989
     assert smallest_nonzero_within(table, 0.994, 0.5, accuracy_col="test_accuracy") == 100
@@ -113,19 +118,22 @@ def test_smallest_nonzero_within():
 def test_smallest_nonzero_within_counts_from_correct_predictions():
     n = 2000
     table = pd.DataFrame({"accuracy": np.array([1970, 1960, 1950]) / n, "nonzero": [900, 500, 200]})
-    assert smallest_nonzero_within(table, 1970 / n, 0.5) == 500   # 0.98 exactly qualifies
-    assert smallest_nonzero_within(table, 1970 / n, 1.0) == 200   # 0.975 exactly qualifies
+    assert smallest_nonzero_within(table, 1970 / n, 0.5) == 500  # 0.98 exactly qualifies
+    assert smallest_nonzero_within(table, 1970 / n, 1.0) == 200  # 0.975 exactly qualifies
     assert smallest_nonzero_within(table, 1971 / n, 0.5) == 900
 
 
 # pareto_front
 
+
 def test_pareto_front_dedups_duplicate_objective_points():
-    table = pd.DataFrame({
-        "threshold": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06],
-        "accuracy": [0.98, 0.98, 0.97, 0.96, 0.96, 0.90],
-        "nonzero": [1000, 1000, 500, 600, 200, 200],
-    })
+    table = pd.DataFrame(
+        {
+            "threshold": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06],
+            "accuracy": [0.98, 0.98, 0.97, 0.96, 0.96, 0.90],
+            "nonzero": [1000, 1000, 500, 600, 200, 200],
+        }
+    )
     front = pareto_front(table)
     assert front["nonzero"].tolist() == [200, 500, 1000]
     assert front["accuracy"].tolist() == [0.96, 0.97, 0.98]

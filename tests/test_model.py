@@ -14,7 +14,13 @@ def test_architecture_has_the_papers_1500_weight_head():
     kernel = model.layers[-1].get_weights()[0]
     assert kernel.shape == (150, 10)
     assert [type(layer).__name__ for layer in model.layers] == [
-        "Conv2D", "AveragePooling2D", "Conv2D", "AveragePooling2D", "Flatten", "Dense"]
+        "Conv2D",
+        "AveragePooling2D",
+        "Conv2D",
+        "AveragePooling2D",
+        "Flatten",
+        "Dense",
+    ]
 
 
 def test_second_call_loads_from_cache(sample_config, prepared):
@@ -72,10 +78,14 @@ def test_cosine_schedule_is_its_own_cached_model_and_decays_to_zero(sample_confi
     assert cache_key(ds, constant, 0) != cache_key(ds, cosine, 0)
     seen = []
     real = model_module.compile_model
-    monkeypatch.setattr(model_module, "compile_model", lambda m, lr=0.005, **kw: (seen.append(lr), real(m, lr, **kw)))
+    monkeypatch.setattr(
+        model_module, "compile_model", lambda m, lr=0.005, **kw: (seen.append(lr), real(m, lr, **kw))
+    )
     trained = model_module.train(ds, cosine, 0)
     schedule = seen[-1]
     steps = int(np.ceil(len(ds.train[1]) / cosine.batch_size))
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
-    assert float(schedule(0)) == pytest.approx(cosine.learning_rate) and float(schedule(steps)) == pytest.approx(0)
+    assert float(schedule(0)) == pytest.approx(cosine.learning_rate) and float(
+        schedule(steps)
+    ) == pytest.approx(0)
     assert int(trained.optimizer.iterations.numpy()) == steps

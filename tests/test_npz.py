@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synthetic import arrays, write_npz
 
-from evoprune.data import dataset as data
 from evoprune.config import DataConfig
-from evoprune.errors import DataError
+from evoprune.data import dataset as data
 from evoprune.data.npz import load_npz
+from evoprune.errors import DataError
+from synthetic import arrays, write_npz
 
 
 def _load(path, **kwargs):
@@ -63,17 +63,26 @@ BAD = {
     "missing array": (dict(y_test=None), "missing arrays"),
     "only x_val": (dict(x_val=np.zeros((3, 12, 12), np.uint8)), "x_val and y_val"),
     "wrong ndim": (dict(x_train=np.zeros((30, 144), np.uint8)), "x_train: wrong number of dimensions"),
-    "float out of range": (dict(x_test=np.full((12, 12, 12), 2.0, np.float32)), "x_test: float pixels out of range"),
+    "float out of range": (
+        dict(x_test=np.full((12, 12, 12), 2.0, np.float32)),
+        "x_test: float pixels out of range",
+    ),
     "NaN": (dict(x_train=np.full((30, 12, 12), np.nan, np.float32)), "x_train: non-finite pixel"),
     "int64 images": (dict(x_train=np.zeros((30, 12, 12), np.int64)), "dtype int64"),
     "negative label": (dict(y_test=-np.ones(12, np.int64)), "y_test: label out of range"),
     "float labels": (dict(y_train=np.zeros(30, np.float32)), "y_train: non-integer labels"),
     "label not in train": (dict(y_test=np.full(12, 7)), "Received: 7 at index 0"),
-    "empty class": (dict(y_train=np.arange(30) % 2 * 2, y_test=np.arange(12) % 2 * 2), "y_train: empty class"),
+    "empty class": (
+        dict(y_train=np.arange(30) % 2 * 2, y_test=np.arange(12) % 2 * 2),
+        "y_train: empty class",
+    ),
     "mixed sizes": (dict(x_test=np.zeros((12, 10, 12), np.uint8)), "x_test: mixed image sizes"),
     "count mismatch": (dict(y_train=np.arange(29) % 3), "Received: 30 images and 29 labels"),
     "mixed dtypes": (dict(x_test=np.zeros((12, 12, 12), np.float32)), "mixed image dtypes"),
-    "empty split": (dict(x_test=np.zeros((0, 12, 12), np.uint8), y_test=np.zeros(0, np.int64)), "empty split"),
+    "empty split": (
+        dict(x_test=np.zeros((0, 12, 12), np.uint8), y_test=np.zeros(0, np.int64)),
+        "empty split",
+    ),
 }
 
 
@@ -94,8 +103,10 @@ def test_object_arrays_are_not_unpickled(tmp_path):
         load_npz(path)
 
 
-@pytest.mark.parametrize("content, needle", [(b"not a zip", "not an .npz archive"),
-                                             (b"PK\x03\x04broken", "not a readable .npz archive")])
+@pytest.mark.parametrize(
+    "content, needle",
+    [(b"not a zip", "not an .npz archive"), (b"PK\x03\x04broken", "not a readable .npz archive")],
+)
 def test_not_an_archive(tmp_path, content, needle):
     path = tmp_path / "junk.npz"
     path.write_bytes(content)

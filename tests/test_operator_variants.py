@@ -8,12 +8,29 @@ import numpy as np
 import pytest
 from deap import base, tools
 
-from evoprune.search.algorithms import individual_class
 from evoprune.errors import ConfigError
-from evoprune.search.operators import (CROSSOVERS, GENOME_KINDS, MUTATIONS, OPERATORS, SELECTIONS, Operator,
-                                       check_pairing, cx_blend, cx_sbx, cx_two_point, cx_uniform, get, mut_flip_bit,
-                                       mut_gaussian, mut_polynomial, mut_random_reset, operator_params,
-                                       register, sel_tournament)
+from evoprune.search.algorithms import individual_class
+from evoprune.search.operators import (
+    CROSSOVERS,
+    GENOME_KINDS,
+    MUTATIONS,
+    OPERATORS,
+    SELECTIONS,
+    Operator,
+    check_pairing,
+    cx_blend,
+    cx_sbx,
+    cx_two_point,
+    cx_uniform,
+    get,
+    mut_flip_bit,
+    mut_gaussian,
+    mut_polynomial,
+    mut_random_reset,
+    operator_params,
+    register,
+    sel_tournament,
+)
 
 LOW = [0.0, -1.0, 0.5, 10.0, 0.0]
 UP = [1.0, 1.0, 0.75, 20.0, 1e-3]
@@ -21,8 +38,10 @@ UP = [1.0, 1.0, 0.75, 20.0, 1e-3]
 
 def real_pair(seed: int) -> tuple[list, list]:
     rng = random.Random(seed)
-    return ([rng.uniform(lo, hi) for lo, hi in zip(LOW, UP)],
-            [rng.uniform(lo, hi) for lo, hi in zip(LOW, UP)])
+    return (
+        [rng.uniform(lo, hi) for lo, hi in zip(LOW, UP)],
+        [rng.uniform(lo, hi) for lo, hi in zip(LOW, UP)],
+    )
 
 
 def in_bounds(ind: list, low=LOW, up=UP) -> bool:
@@ -38,6 +57,7 @@ def one_line_config_error(fn, *args, **kwargs) -> str:
 
 
 # Crossovers ------------------------------------------------------------------------------
+
 
 def test_blend_replays_blx_alpha_draws_then_clips():
     a, b = [0.2, 0.9, 0.5], [0.6, 0.1, 0.5]
@@ -134,6 +154,7 @@ def test_two_point_rejects_length_one():
 
 # Mutations -------------------------------------------------------------------------------
 
+
 def test_random_reset_per_gene_bounds_and_indpb_replay():
     random.seed(10)
     expected = []
@@ -217,6 +238,7 @@ def test_default_indpb_is_one_over_length():
 
 # Invariants over every variant -----------------------------------------------------------
 
+
 def genome(kind: str, cls: type, length: int = 10) -> list:
     if kind == "binary":
         return cls(random.randint(0, 1) for _ in range(length))
@@ -256,7 +278,7 @@ def test_same_seed_same_result_different_seed_differs(name):
         inds = [genome(kind, list, 30), genome(kind, list, 30)]
         random.seed(seed)
         op = registered(name, kind, 30)
-        results.append(op(*inds[:2 if name in CROSSOVERS else 1]))
+        results.append(op(*inds[: 2 if name in CROSSOVERS else 1]))
     assert results[0] == results[1]
     if name != "average":
         assert results[0] != results[2]
@@ -264,14 +286,14 @@ def test_same_seed_same_result_different_seed_differs(name):
 
 # Selection -------------------------------------------------------------------------------
 
+
 def test_tournament_replays_entrants_and_picks_the_best():
     cls = individual_class(1)
     pop = [cls([float(i)]) for i in range(8)]
     for ind, fit in zip(pop, [0.3, 0.9, 0.1, 0.5, 0.8, 0.2, 0.7, 0.4]):
         ind.fitness.values = (fit,)
     random.seed(22)
-    expected = [max((random.choice(pop) for _ in range(3)), key=lambda i: i.fitness)
-                for _ in range(5)]
+    expected = [max((random.choice(pop) for _ in range(3)), key=lambda i: i.fitness) for _ in range(5)]
     random.seed(22)
     chosen = sel_tournament(pop, 5)
     assert all(c is e for c, e in zip(chosen, expected)) and len(chosen) == 5
@@ -279,6 +301,7 @@ def test_tournament_replays_entrants_and_picks_the_best():
 
 
 # Pairing checks --------------------------------------------------------------------------
+
 
 def test_genome_kinds_cover_every_crossover_and_mutation():
     assert set(GENOME_KINDS) == set(CROSSOVERS) | set(MUTATIONS)
@@ -288,8 +311,11 @@ def test_genome_kinds_cover_every_crossover_and_mutation():
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 @pytest.mark.parametrize("kind,length", [("real", 1), ("real", 5), ("binary", 1), ("binary", 100)])
 def test_check_pairing_accepts_exactly_the_supported_pairs(crossover, mutation, kind, length):
-    ok = (kind in GENOME_KINDS[crossover] and kind in GENOME_KINDS[mutation]
-          and not (crossover == "two_point" and length < 2))
+    ok = (
+        kind in GENOME_KINDS[crossover]
+        and kind in GENOME_KINDS[mutation]
+        and not (crossover == "two_point" and length < 2)
+    )
     if ok:
         assert check_pairing(kind, length, crossover, mutation) is None
     else:
@@ -299,16 +325,19 @@ def test_check_pairing_accepts_exactly_the_supported_pairs(crossover, mutation, 
 
 def test_check_pairing_sbx_on_binary():
     message = one_line_config_error(check_pairing, "binary", 100, "sbx", "flip_bit", encoding="mask")
-    assert message == ("Operator 'sbx' does not apply to binary genomes (encoding 'mask'). "
-                       "Expected one of: two_point, uniform. Received: search.crossover='sbx'")
+    assert message == (
+        "Operator 'sbx' does not apply to binary genomes (encoding 'mask'). "
+        "Expected one of: two_point, uniform. Received: search.crossover='sbx'"
+    )
 
 
 def test_check_pairing_flip_bit_on_real():
-    message = one_line_config_error(check_pairing, "real", 3, "average", "flip_bit",
-                                    encoding="threshold")
-    assert message == ("Operator 'flip_bit' does not apply to real genomes (encoding 'threshold'). "
-                       "Expected one of: gaussian, polynomial, random_reset. "
-                       "Received: search.mutation='flip_bit'")
+    message = one_line_config_error(check_pairing, "real", 3, "average", "flip_bit", encoding="threshold")
+    assert message == (
+        "Operator 'flip_bit' does not apply to real genomes (encoding 'threshold'). "
+        "Expected one of: gaussian, polynomial, random_reset. "
+        "Received: search.mutation='flip_bit'"
+    )
 
 
 def test_check_pairing_two_point_on_length_one():
@@ -318,10 +347,13 @@ def test_check_pairing_two_point_on_length_one():
     assert message.endswith("Received: search.crossover='two_point'")
 
 
-@pytest.mark.parametrize("crossover,mutation,valid", [
-    ("nope", "random_reset", "average, blend, sbx, two_point, uniform"),
-    ("average", "nope", "flip_bit, gaussian, polynomial, random_reset"),
-])
+@pytest.mark.parametrize(
+    "crossover,mutation,valid",
+    [
+        ("nope", "random_reset", "average, blend, sbx, two_point, uniform"),
+        ("average", "nope", "flip_bit, gaussian, polynomial, random_reset"),
+    ],
+)
 def test_check_pairing_unknown_names_list_valid_ones(crossover, mutation, valid):
     message = one_line_config_error(check_pairing, "real", 3, crossover, mutation)
     assert f"Expected one of: {valid}. Received: 'nope'" in message
@@ -334,11 +366,13 @@ def test_check_pairing_unknown_genome_kind():
 
 def test_get_lists_all_crossovers():
     message = one_line_config_error(get, CROSSOVERS, "crossover", "nope")
-    assert message == ("Unknown crossover. Expected one of: average, blend, sbx, two_point, uniform. "
-                       "Received: 'nope'")
+    assert message == (
+        "Unknown crossover. Expected one of: average, blend, sbx, two_point, uniform. Received: 'nope'"
+    )
 
 
 # operator_params ---------------------------------------------------------------------------
+
 
 def test_operator_params_defaults():
     low, up = [0.0] * 4, [1.0] * 4
@@ -374,8 +408,9 @@ def test_operator_params_registers_into_a_toolbox():
     low, up = [0.0, 0.0], [1.0, 2.0]
     toolbox = base.Toolbox()
     toolbox.register("mate", get(CROSSOVERS, "crossover", "sbx"), **operator_params("sbx", low, up, {}))
-    toolbox.register("mutate", get(MUTATIONS, "mutation", "polynomial"),
-                     **operator_params("polynomial", low, up, {}))
+    toolbox.register(
+        "mutate", get(MUTATIONS, "mutation", "polynomial"), **operator_params("polynomial", low, up, {})
+    )
     random.seed(23)
     a, b = toolbox.mate([0.1, 1.9], [0.9, 0.2])
     (m,) = toolbox.mutate(a)
@@ -389,6 +424,7 @@ def test_operator_params_unknown_name():
 
 # One declaration per operator ------------------------------------------------------------
 
+
 def _mut_invert(individual: list, indpb: float) -> tuple[list]:
     """A test-only mutation: each bit inverts with probability ``indpb``."""
     for i in range(len(individual)):
@@ -398,8 +434,9 @@ def _mut_invert(individual: list, indpb: float) -> tuple[list]:
 
 
 def test_a_new_operator_is_one_declaration(monkeypatch):
-    monkeypatch.setitem(OPERATORS, "invert", Operator("mutation", _mut_invert, ("indpb",),
-                                                      kinds=frozenset({"binary"})))
+    monkeypatch.setitem(
+        OPERATORS, "invert", Operator("mutation", _mut_invert, ("indpb",), kinds=frozenset({"binary"}))
+    )
     assert check_pairing("binary", 8, "uniform", "invert") is None
     message = one_line_config_error(check_pairing, "real", 3, "average", "invert")
     assert "'invert' does not apply to real genomes" in message
@@ -411,8 +448,9 @@ def test_a_new_operator_is_one_declaration(monkeypatch):
 
 
 def test_register_refuses_an_operator_of_another_role():
-    message = one_line_config_error(register, base.Toolbox(), "mate", "crossover", "flip_bit",
-                                    [0.0], [1.0], {})
+    message = one_line_config_error(
+        register, base.Toolbox(), "mate", "crossover", "flip_bit", [0.0], [1.0], {}
+    )
     assert "Unknown crossover" in message and "Received: 'flip_bit'" in message
 
 

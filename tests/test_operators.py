@@ -8,10 +8,17 @@ from itertools import permutations
 import numpy as np
 import pytest
 
-from evoprune.search.algorithms import individual_class
 from evoprune.errors import ConfigError
-from evoprune.search.operators import (CROSSOVERS, cx_average, get, init_logspace, mut_random_reset,
-                                       sel_elite, sel_random_pairs)
+from evoprune.search.algorithms import individual_class
+from evoprune.search.operators import (
+    CROSSOVERS,
+    cx_average,
+    get,
+    init_logspace,
+    mut_random_reset,
+    sel_elite,
+    sel_random_pairs,
+)
 
 
 def test_init_logspace_matches_notebook_formula():
@@ -63,7 +70,7 @@ def test_random_pairs_cover_all_permutations_uniformly():
     random.seed(0)
     counts = {}
     for _ in range(6000):
-        (a, b), = sel_random_pairs(pop, 1)
+        ((a, b),) = sel_random_pairs(pop, 1)
         counts[(a[0], b[0])] = counts.get((a[0], b[0]), 0) + 1
     assert set(counts) == {(a[0], b[0]) for a, b in permutations(pop, 2)}
     assert min(counts.values()) > 400 and max(counts.values()) < 600

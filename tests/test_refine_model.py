@@ -21,9 +21,15 @@ runner = CliRunner()
 def _fake(sizes, base=0.9):
     """A front of the given sizes; genome i decodes to a mask of sizes[i] ones."""
     n = len(sizes)
-    front = pd.DataFrame({"eval_index": np.arange(n), "nonzero": sizes,
-                          "compression": 1000 / np.asarray(sizes, dtype=float),
-                          "accuracy": np.linspace(0.5, base, n), "test_accuracy": 0.5})
+    front = pd.DataFrame(
+        {
+            "eval_index": np.arange(n),
+            "nonzero": sizes,
+            "compression": 1000 / np.asarray(sizes, dtype=float),
+            "accuracy": np.linspace(0.5, base, n),
+            "test_accuracy": 0.5,
+        }
+    )
     genomes = [[s] for s in sizes]
     encoding = SimpleNamespace(decode=lambda gs: [np.array([np.arange(1000) < g[0] for g in gs])])
     return front, genomes, SimpleNamespace(base_accuracy=base, encoding=encoding)
@@ -52,9 +58,15 @@ def test_no_bisection_when_nothing_holds_and_the_floor_is_respected():
     sizes = list(range(1, 101))
     front, genomes, problem = _fake(sizes)
     calls, lines = [], []
-    refined = refine_front(front, genomes, problem,
-                           lambda masks: calls.append(int(masks[-1].sum())) or (0.5, 0.5),
-                           max_points=4, max_drop_pp=20.0, status=lines.append)
+    refined = refine_front(
+        front,
+        genomes,
+        problem,
+        lambda masks: calls.append(int(masks[-1].sum())) or (0.5, 0.5),
+        max_points=4,
+        max_drop_pp=20.0,
+        status=lines.append,
+    )
     floor = problem.base_accuracy - 0.20
     eligible = front[front["accuracy"] >= floor]["nonzero"]
     assert len(calls) == 4 and min(calls) >= eligible.min()  # only points above the floor
@@ -62,8 +74,9 @@ def test_no_bisection_when_nothing_holds_and_the_floor_is_respected():
     assert best_refined(refined, problem.base_accuracy) is None
 
 
-@pytest.mark.parametrize("max_points,distill", [(1, 0.0), (1, 0.9),
-                                                 pytest.param(3, 0.0, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "max_points,distill", [(1, 0.0), (1, 0.9), pytest.param(3, 0.0, marks=pytest.mark.slow)]
+)
 def test_refine_front_with_model_scope(max_points, distill, tmp_path, sample_config, prepared):
     """The README's 5x result: whole-model fine-tuning of the front, then export.
 
@@ -75,9 +88,18 @@ def test_refine_front_with_model_scope(max_points, distill, tmp_path, sample_con
     from evoprune.models.training import accuracy, compile_model
 
     config = tmp_path / "c.toml"
-    config.write_text(sample_config.with_overrides({
-        "search.generations": 3, "finetune.refine": "front", "finetune.scope": "model",
-        "finetune.epochs": 1, "finetune.max_points": max_points, "finetune.distill": distill}).to_toml())
+    config.write_text(
+        sample_config.with_overrides(
+            {
+                "search.generations": 3,
+                "finetune.refine": "front",
+                "finetune.scope": "model",
+                "finetune.epochs": 1,
+                "finetune.max_points": max_points,
+                "finetune.distill": distill,
+            }
+        ).to_toml()
+    )
     out = tmp_path / "run"
     before = [w.copy() for w in prepared.trained.model.get_weights()]
     result = runner.invoke(app, ["run", "--config", str(config), "--out", str(out)])

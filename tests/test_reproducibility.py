@@ -14,8 +14,18 @@ import pandas as pd
 def _run(tmp_path, name, config, seed):
     env = {**os.environ, "EVOPRUNE_CACHE_DIR": str(tmp_path / f"cache-{name}")}
     out = tmp_path / name
-    args = [sys.executable, "-m", "evoprune", "run", "--config", str(config), "--seed", str(seed),
-            "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "evoprune",
+        "run",
+        "--config",
+        str(config),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+    ]
     try:
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired as exc:

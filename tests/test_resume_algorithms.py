@@ -25,8 +25,12 @@ VARIANTS = {
     "spea2": {"search.algorithm": "spea2"},
     "nsga3": {"search.algorithm": "nsga3"},
     "tournament": {"search.algorithm": "tournament"},
-    "mask genome": {"search.algorithm": "nsga2", "search.encoding": "mask",
-                    "search.crossover": "uniform", "search.mutation": "flip_bit"},
+    "mask genome": {
+        "search.algorithm": "nsga2",
+        "search.encoding": "mask",
+        "search.crossover": "uniform",
+        "search.mutation": "flip_bit",
+    },
     "refine front": {"finetune.refine": "front", "finetune.steps": 20, "finetune.max_points": 3},
     "refine each": {"finetune.refine": "each", "finetune.steps": 10},
     "max evaluations": {"search.generations": 50, "search.max_evaluations": 50},
@@ -48,8 +52,7 @@ def _same(a, b) -> None:
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_resume_matches_an_uninterrupted_run(name, tmp_path, sample_config, prepared, monkeypatch):
-    cfg = sample_config.with_overrides({"search.population": 20, "search.generations": 5,
-                                        **VARIANTS[name]})
+    cfg = sample_config.with_overrides({"search.population": 20, "search.generations": 5, **VARIANTS[name]})
     reference = run_search(cfg, prepared=prepared)
     with pytest.raises(Stop):
         run_search(cfg, prepared=prepared, checkpoint_dir=tmp_path, observers=[_stop])

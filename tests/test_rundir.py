@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from evoprune.search import checkpoint
 from evoprune.cli import app
 from evoprune.experiments.run import run_search
 from evoprune.models.training import build_model, save_model
+from evoprune.search import checkpoint
 
 runner = CliRunner()
 
@@ -60,8 +60,9 @@ def finished(tmp_path_factory, sample_config, model_file):
     config = base / "c.toml"
     config.write_text(sample_config.with_overrides({"search.generations": 3}).to_toml())
     done = base / "done"
-    result = runner.invoke(app, ["run", "--config", str(config), "--out", str(done),
-                                 "--model-file", str(model_file)])
+    result = runner.invoke(
+        app, ["run", "--config", str(config), "--out", str(done), "--model-file", str(model_file)]
+    )
     assert result.exit_code == 0, result.output
     unfinished = base / "unfinished"
     unfinished.mkdir()
@@ -90,8 +91,9 @@ def test_pickle_in_place_of_any_run_file_never_executes(tmp_path, finished):
         run = tmp_path / f"resume-{name}"
         shutil.copytree(unfinished, run)
         (run / name).write_bytes(_pickle_bomb(marker))
-        _one_error(runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "m.keras")]),
-                   "summary.json")  # export reads finished runs only
+        _one_error(
+            runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "m.keras")]), "summary.json"
+        )  # export reads finished runs only
         result = runner.invoke(app, ["run", "--resume", str(run)])
         if name == ".evoprune.lock":  # never read, only locked: the run resumes
             assert result.exit_code == 0, result.output
@@ -134,6 +136,7 @@ def _meta(**changes):
         data = json.loads(bytes(meta))
         data.update(changes)
         return np.frombuffer(json.dumps(data).encode(), dtype=np.uint8)
+
     return edit
 
 
@@ -176,23 +179,35 @@ def test_resume_and_export_refuse_another_model(tmp_path, finished, model_file):
         shutil.copytree(unfinished, run)
         line = _one_error(runner.invoke(app, ["run", "--resume", str(run)]), "model differs")
         assert "weights SHA-256" in line and str(run) in line
-        _one_error(runner.invoke(app, ["export", str(done), "--out", str(tmp_path / "m.keras")]),
-                   "model differs")
+        _one_error(
+            runner.invoke(app, ["export", str(done), "--out", str(tmp_path / "m.keras")]), "model differs"
+        )
     finally:
         model_file.write_bytes(saved)
 
 
-@pytest.mark.parametrize("algorithm,encoding,mutation,crossover", [
-    ("nsga2", "threshold", "polynomial", "sbx"),
-    ("spea2", "mask", "flip_bit", "uniform"),
-    ("nsga3", "unit_thresholds", "gaussian", "blend"),
-    ("tournament", "layer_thresholds", "polynomial", "sbx"),
-])
-def test_interrupted_search_resumes_exactly(tmp_path, prepared, sample_config, algorithm, encoding,
-                                            mutation, crossover):
-    config = sample_config.with_overrides({
-        "search.algorithm": algorithm, "search.encoding": encoding, "search.mutation": mutation,
-        "search.crossover": crossover, "search.generations": 5, "search.population": 20})
+@pytest.mark.parametrize(
+    "algorithm,encoding,mutation,crossover",
+    [
+        ("nsga2", "threshold", "polynomial", "sbx"),
+        ("spea2", "mask", "flip_bit", "uniform"),
+        ("nsga3", "unit_thresholds", "gaussian", "blend"),
+        ("tournament", "layer_thresholds", "polynomial", "sbx"),
+    ],
+)
+def test_interrupted_search_resumes_exactly(
+    tmp_path, prepared, sample_config, algorithm, encoding, mutation, crossover
+):
+    config = sample_config.with_overrides(
+        {
+            "search.algorithm": algorithm,
+            "search.encoding": encoding,
+            "search.mutation": mutation,
+            "search.crossover": crossover,
+            "search.generations": 5,
+            "search.population": 20,
+        }
+    )
     whole = run_search(config, prepared=prepared)
 
     def stop(state):
@@ -214,14 +229,21 @@ def test_out_is_created_only_after_data_and_model_load(tmp_path, finished):
     junk.write_text("not a model")
     out = tmp_path / "new" / "run"
     config = finished[0] / "config.toml"
-    _one_error(runner.invoke(app, ["run", "--config", str(config), "--out", str(out),
-                                   "--model-file", str(junk)]), "junk.keras")
+    _one_error(
+        runner.invoke(app, ["run", "--config", str(config), "--out", str(out), "--model-file", str(junk)]),
+        "junk.keras",
+    )
     assert not (tmp_path / "new").exists()
 
 
 def _spawn(args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "evoprune", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "evoprune", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _finish(proc, timeout=300):
@@ -230,14 +252,15 @@ def _finish(proc, timeout=300):
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"timed out:\n{out}\n{err}")
+        raise AssertionError(f"timed out:\n{out}\n{err}") from None
     return proc.returncode, out, err
 
 
 def test_second_run_into_the_same_out_is_refused(tmp_path, sample_config, prepared):
     config = tmp_path / "slow.toml"
-    config.write_text(sample_config.with_overrides(
-        {"search.generations": 8, "search.evaluator": "exact"}).to_toml())
+    config.write_text(
+        sample_config.with_overrides({"search.generations": 8, "search.evaluator": "exact"}).to_toml()
+    )
     out = tmp_path / "run"
     first = _spawn(["run", "--config", str(config), "--out", str(out)])
     deadline = time.monotonic() + 120

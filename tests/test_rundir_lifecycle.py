@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evoprune.experiments import rundir
 from evoprune.config import Config, load_config
 from evoprune.errors import EvopruneError
+from evoprune.experiments import rundir
 
 SMALL = {"search.generations": 1}
 
@@ -56,8 +56,10 @@ def test_open_run_fresh_writes_config_and_marks_unfinished(tmp_path):
 def test_finished_run_needs_overwrite(tmp_path):
     cfg = Config().with_overrides(SMALL)
     (tmp_path / "summary.json").write_text("{}")
-    for check in (lambda: rundir.check_run_dir(tmp_path, False, False),
-                  lambda: rundir.open_run(tmp_path, cfg, False, False).__enter__()):
+    for check in (
+        lambda: rundir.check_run_dir(tmp_path, False, False),
+        lambda: rundir.open_run(tmp_path, cfg, False, False).__enter__(),
+    ):
         with pytest.raises(EvopruneError, match="finished run"):
             check()
     with rundir.open_run(tmp_path, cfg, resume=False, overwrite=True):

@@ -35,8 +35,11 @@ def test_deap_draws_from_the_search_generator_in_its_thread():
 
 
 def test_nothing_outlives_the_search():
-    originals = {(name, attr): getattr(__import__(name, fromlist=["x"]), attr)
-                 for name, attrs in DEAP_MODULES.items() for attr in attrs}
+    originals = {
+        (name, attr): getattr(__import__(name, fromlist=["x"]), attr)
+        for name, attrs in DEAP_MODULES.items()
+        for attr in attrs
+    }
     draw = random.random
     with SearchRandom(0).bound():
         with SearchRandom(1).bound():  # nested (or concurrent) searches share the stand-ins
@@ -67,8 +70,10 @@ def test_other_threads_keep_the_module_generators():
 
 
 def test_nsga3_draws_from_the_search_numpy_generator_not_the_global_one():
-    individuals = [_ind(a, b) for a, b in [(0.9, 10), (0.8, 5), (0.7, 3), (0.6, 2), (0.5, 1),
-                                           (0.85, 9), (0.75, 4), (0.65, 2.5)]]
+    individuals = [
+        _ind(a, b)
+        for a, b in [(0.9, 10), (0.8, 5), (0.7, 3), (0.6, 2), (0.5, 1), (0.85, 9), (0.75, 4), (0.65, 2.5)]
+    ]
     points = tools.uniform_reference_points(2, 3)
     np.random.seed(0)
     global_state = np.random.get_state()[1].copy()

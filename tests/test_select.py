@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from evoprune.experiments import bench
 from evoprune.cli import app
+from evoprune.experiments import bench
 from evoprune.refine.magnitude import normalized_magnitudes, prune_to, retrain_budget_epochs
 from evoprune.refine.select import candidates, select_row
 
@@ -19,23 +19,40 @@ runner = CliRunner()
 
 def _table(accuracy, nonzero):
     n = len(nonzero)
-    return pd.DataFrame({"eval_index": np.arange(n), "nonzero": nonzero, "compression": 100 / np.array(nonzero),
-                         "accuracy": accuracy, "test_accuracy": accuracy, "refined": False})
+    return pd.DataFrame(
+        {
+            "eval_index": np.arange(n),
+            "nonzero": nonzero,
+            "compression": 100 / np.array(nonzero),
+            "accuracy": accuracy,
+            "test_accuracy": accuracy,
+            "refined": False,
+        }
+    )
 
 
 def test_select_row_takes_the_smallest_within_tolerance_and_the_more_accurate_on_ties():
     table = _table([0.95, 0.989, 0.9895, 0.991, 0.985], [5, 10, 10, 30, 8])
-    assert select_row(table, 0.99, 0.1)["eval_index"] == 2           # ties on size 10: more accurate
+    assert select_row(table, 0.99, 0.1)["eval_index"] == 2  # ties on size 10: more accurate
     assert select_row(table, 0.99, 0.0)["eval_index"] == 3
-    assert select_row(table, 0.99, 0.5)["eval_index"] == 4           # exactly at the tolerance counts
+    assert select_row(table, 0.99, 0.5)["eval_index"] == 4  # exactly at the tolerance counts
     assert select_row(table, 0.99, 5.0)["eval_index"] == 0
     assert select_row(table, 0.995, 0.1) is None
 
 
 def test_candidates_use_the_fine_tuned_accuracy_of_refined_runs():
     front = _table([0.5], [3])
-    refined = pd.DataFrame({"eval_index": [7], "nonzero": [3], "compression": [1.0], "accuracy": [0.5],
-                            "test_accuracy": [0.4], "refined_accuracy": [0.98], "refined_test_accuracy": [0.97]})
+    refined = pd.DataFrame(
+        {
+            "eval_index": [7],
+            "nonzero": [3],
+            "compression": [1.0],
+            "accuracy": [0.5],
+            "test_accuracy": [0.4],
+            "refined_accuracy": [0.98],
+            "refined_test_accuracy": [0.97],
+        }
+    )
     row = candidates(front, refined).iloc[0]
     assert (row["eval_index"], row["accuracy"], row["test_accuracy"], row["refined"]) == (7, 0.98, 0.97, True)
     assert not candidates(front, None).iloc[0]["refined"]
@@ -46,34 +63,46 @@ def test_prune_to_keeps_exactly_k_of_the_survivors_by_layer_normalised_magnitude
     big, small = rng.normal(0, 10.0, (20, 5)), rng.normal(0, 0.01, (5, 3))
     scores = normalized_magnitudes([big, small])
     masks = [np.ones(big.shape, bool), np.ones(small.shape, bool)]
-    masks[0][0, :] = False                                   # already pruned: must stay pruned
+    masks[0][0, :] = False  # already pruned: must stay pruned
     kept = prune_to(scores, masks, 40)
     assert sum(int(m.sum()) for m in kept) == 40
     assert not kept[0][0, :].any()
-    assert kept[1].any()              # raw magnitudes would have pruned the small layer entirely
+    assert kept[1].any()  # raw magnitudes would have pruned the small layer entirely
     survivors = np.concatenate([s[m] for s, m in zip(scores, kept)])
     dropped = np.concatenate([s[m & ~k] for s, m, k in zip(scores, masks, kept)])
     assert survivors.min() >= dropped.max()
-    ties = prune_to([np.ones((4, 4))], [np.ones((4, 4), bool)], 5)   # ties at the cut
+    ties = prune_to([np.ones((4, 4))], [np.ones((4, 4), bool)], 5)  # ties at the cut
     assert int(ties[0].sum()) == 5
 
 
 def test_retrain_budget_is_the_evolutionary_pipelines_upper_bound(sample_config):
-    cfg = sample_config.with_overrides({"search.population": 24, "search.generations": 15,
-                                        "finetune.epochs": 2, "finetune.max_points": 6})
-    assert retrain_budget_epochs(cfg) == 2 * (6 + 9)          # 24 x 16 = 384 evaluations: 9 halvings
+    cfg = sample_config.with_overrides(
+        {"search.population": 24, "search.generations": 15, "finetune.epochs": 2, "finetune.max_points": 6}
+    )
+    assert retrain_budget_epochs(cfg) == 2 * (6 + 9)  # 24 x 16 = 384 evaluations: 9 halvings
     capped = cfg.with_overrides({"search.max_evaluations": 64})
     assert retrain_budget_epochs(capped) == 2 * (6 + 6)
 
 
 @pytest.fixture(scope="module")
 def lenet(sample_config):
-    return sample_config.with_overrides({
-        "model.architecture": "lenet-300-100", "search.layers": "dense",
-        "search.encoding": "layer_thresholds", "search.algorithm": "nsga2", "search.population": 8,
-        "search.generations": 2, "search.crossover": "blend", "search.mutation": "gaussian",
-        "finetune.refine": "front", "finetune.scope": "model", "finetune.epochs": 1,
-        "finetune.max_points": 3, "select.tolerance_pp": 1.0})
+    return sample_config.with_overrides(
+        {
+            "model.architecture": "lenet-300-100",
+            "search.layers": "dense",
+            "search.encoding": "layer_thresholds",
+            "search.algorithm": "nsga2",
+            "search.population": 8,
+            "search.generations": 2,
+            "search.crossover": "blend",
+            "search.mutation": "gaussian",
+            "finetune.refine": "front",
+            "finetune.scope": "model",
+            "finetune.epochs": 1,
+            "finetune.max_points": 3,
+            "select.tolerance_pp": 1.0,
+        }
+    )
 
 
 def _run(config, tmp_path, name, *extra):
@@ -94,12 +123,14 @@ def test_refined_run_selects_the_smallest_fine_tuned_model_within_tolerance(lene
     assert chosen is not None and chosen["nonzero"] == ok["nonzero"].min()
     row = refined[refined["eval_index"] == chosen["eval_index"]].iloc[0]
     assert chosen["accuracy"] == pytest.approx(row["refined_accuracy"])
-    assert chosen["test_drop_pp"] == pytest.approx(100 * (base["test_accuracy"] - row["refined_test_accuracy"]))
+    assert chosen["test_drop_pp"] == pytest.approx(
+        100 * (base["test_accuracy"] - row["refined_test_accuracy"])
+    )
     assert chosen["compression"] == pytest.approx(base["nonzero"] / chosen["nonzero"])
     assert set(chosen["per_layer"]) == {"fc1", "fc2", "fc3"}
     sizes = {"fc1": 784 * 300, "fc2": 300 * 100, "fc3": 100 * 10}
     kept = sum(round(chosen["per_layer"][name] * n) for name, n in sizes.items())
-    assert kept == chosen["nonzero"]                         # kept fractions add up to the size
+    assert kept == chosen["nonzero"]  # kept fractions add up to the size
     assert chosen["genome"].count(" ") == 2 and chosen["refined"]
     assert "selected (smallest within 1 points" in output
     assert output.count("Fine-tuned point") == len(refined)
@@ -118,11 +149,13 @@ def test_magnitude_baseline_prunes_iteratively_within_the_equal_budget(lenet, tm
     rounds = pd.read_csv(out / "population.csv")
     budget = retrain_budget_epochs(cfg)
     assert len(rounds) <= budget // cfg.finetune.epochs == summary["magnitude"]["rounds"]
-    retried = (rounds["nonzero"].diff() == 0) & ~rounds["accepted"] & ~rounds["accepted"].shift(fill_value=True)
-    assert not retried.any() and summary["magnitude"]["rounds_run"] == len(rounds)   # no identical retries
+    retried = (
+        (rounds["nonzero"].diff() == 0) & ~rounds["accepted"] & ~rounds["accepted"].shift(fill_value=True)
+    )
+    assert not retried.any() and summary["magnitude"]["rounds_run"] == len(rounds)  # no identical retries
     accepted = rounds[rounds["accepted"]]
     assert accepted["nonzero"].is_monotonic_decreasing and len(accepted) >= 1
-    assert rounds.loc[0, "nonzero"] == round(0.5 * summary["baseline"]["nonzero"])   # first round halves
+    assert rounds.loc[0, "nonzero"] == round(0.5 * summary["baseline"]["nonzero"])  # first round halves
     chosen = summary["selected"]
     within = accepted[accepted["accuracy"] >= summary["baseline"]["accuracy"] - 0.01 - 1e-12]
     assert chosen["nonzero"] == within["nonzero"].min()
@@ -134,9 +167,15 @@ def test_magnitude_baseline_prunes_iteratively_within_the_equal_budget(lenet, tm
 
 
 def test_bench_has_one_magnitude_cell_per_seed(sample_config):
-    cfg = sample_config.with_overrides({"bench.seeds": 2, "bench.encodings": ["threshold", "mask"],
-                                        "bench.algorithms": ["paper", "magnitude"], "bench.pymoo": False,
-                                        "bench.variants": ["average+random_reset"]})
+    cfg = sample_config.with_overrides(
+        {
+            "bench.seeds": 2,
+            "bench.encodings": ["threshold", "mask"],
+            "bench.algorithms": ["paper", "magnitude"],
+            "bench.pymoo": False,
+            "bench.variants": ["average+random_reset"],
+        }
+    )
     specs, _ = bench.grid(cfg, {"threshold": 1, "mask": 1500})
     magnitude = [s for s in specs if s["cell"] == bench.MAGNITUDE_CELL]
     assert [s["config"]["search"]["seed"] for s in magnitude] == [0, 1]
@@ -146,11 +185,20 @@ def test_bench_has_one_magnitude_cell_per_seed(sample_config):
 def test_compare_runs_the_magnitude_baseline_beside_evolution_on_a_process_pool(sample_config, tmp_path):
     from evoprune.experiments import compare as cmp
 
-    cfg = sample_config.with_overrides({
-        "search.generations": 200, "search.max_evaluations": 40, "compare.seeds": 1,
-        "compare.algorithms": ["paper", "magnitude"], "compare.executor": "local", "compare.workers": 2,
-        "finetune.refine": "front", "finetune.scope": "model", "finetune.epochs": 1,
-        "finetune.max_points": 2})
+    cfg = sample_config.with_overrides(
+        {
+            "search.generations": 200,
+            "search.max_evaluations": 40,
+            "compare.seeds": 1,
+            "compare.algorithms": ["paper", "magnitude"],
+            "compare.executor": "local",
+            "compare.workers": 2,
+            "finetune.refine": "front",
+            "finetune.scope": "model",
+            "finetune.epochs": 1,
+            "finetune.max_points": 2,
+        }
+    )
     trials = cmp.compare(cfg, tmp_path).trials.set_index("algorithm")
     assert set(trials.index) == {"sweep", "paper", "magnitude"}
     assert trials.loc["paper", "evaluations"] == 40

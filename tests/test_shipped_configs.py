@@ -22,14 +22,38 @@ def test_every_shipped_config_loads_and_round_trips(tmp_path):
         assert load_config(again) == config, path.name
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("paper.toml", {"data.fitness_split": "validation", "search.algorithm": "paper",
-                    "search.population": 20, "search.generations": 30, "model.epochs": 5}),
-    ("notebook.toml", {"data.fitness_split": "test", "data.validation_fraction": 0.0,
-                       "search.population": 20, "search.generations": 30}),
-    ("compare.toml", {"search.max_evaluations": 600, "compare.seeds": 10,
-                      "compare.algorithms": ("paper", "nsga2", "spea2", "nsga3")}),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "paper.toml",
+            {
+                "data.fitness_split": "validation",
+                "search.algorithm": "paper",
+                "search.population": 20,
+                "search.generations": 30,
+                "model.epochs": 5,
+            },
+        ),
+        (
+            "notebook.toml",
+            {
+                "data.fitness_split": "test",
+                "data.validation_fraction": 0.0,
+                "search.population": 20,
+                "search.generations": 30,
+            },
+        ),
+        (
+            "compare.toml",
+            {
+                "search.max_evaluations": 600,
+                "compare.seeds": 10,
+                "compare.algorithms": ("paper", "nsga2", "spea2", "nsga3"),
+            },
+        ),
+    ],
+)
 def test_shipped_config_settings(name, expected):
     config = load_config(CONFIGS / name)
     for dotted, value in expected.items():

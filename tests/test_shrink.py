@@ -26,27 +26,31 @@ def _randomize_biases(model, rng):
 def _cnn(padding="valid"):
     import keras
 
-    return keras.Sequential([
-        keras.Input((10, 10, 1)),
-        keras.layers.Conv2D(4, 3, activation="swish", name="conv1"),
-        keras.layers.AveragePooling2D(2),
-        keras.layers.Conv2D(6, 3, padding=padding, activation="relu", name="conv2"),
-        keras.layers.MaxPooling2D(2) if padding == "same" else keras.layers.Activation("linear"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(7, activation="tanh", name="fc"),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(5, activation="softmax", name="out"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((10, 10, 1)),
+            keras.layers.Conv2D(4, 3, activation="swish", name="conv1"),
+            keras.layers.AveragePooling2D(2),
+            keras.layers.Conv2D(6, 3, padding=padding, activation="relu", name="conv2"),
+            keras.layers.MaxPooling2D(2) if padding == "same" else keras.layers.Activation("linear"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(7, activation="tanh", name="fc"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(5, activation="softmax", name="out"),
+        ]
+    )
 
 
 def _masks(model):
-    masks = {name: np.ones(model.get_layer(name).kernel.shape, dtype=bool)
-             for name in ("conv1", "conv2", "fc", "out")}
-    masks["conv1"][..., 1] = False        # filter 1 of conv1: nothing comes in -> constant
-    masks["conv2"][:, :, 3, :] = False    # filter 3 of conv1 feeds nothing -> unused
-    masks["conv2"][..., 2] = False        # filter 2 of conv2 is constant; folds through Flatten
-    masks["fc"][:, 4] = False             # fc unit 4 is constant
-    masks["out"][6, :] = False            # fc unit 6 feeds nothing
+    masks = {
+        name: np.ones(model.get_layer(name).kernel.shape, dtype=bool)
+        for name in ("conv1", "conv2", "fc", "out")
+    }
+    masks["conv1"][..., 1] = False  # filter 1 of conv1: nothing comes in -> constant
+    masks["conv2"][:, :, 3, :] = False  # filter 3 of conv1 feeds nothing -> unused
+    masks["conv2"][..., 2] = False  # filter 2 of conv2 is constant; folds through Flatten
+    masks["fc"][:, 4] = False  # fc unit 4 is constant
+    masks["out"][6, :] = False  # fc unit 6 feeds nothing
     return masks
 
 
@@ -88,15 +92,21 @@ def test_dead_filter_before_same_padding_is_kept_unless_zero():
     # filter 1 has act(0) = 0 and goes, filter 3 is unused and goes, filter 0 stays
     assert shrunk.get_layer("conv1").kernel.shape[-1] == 2
     x = rng.random((32, 10, 10, 1), dtype=np.float32)
-    np.testing.assert_allclose(shrunk.predict(x, verbose=0),
-                               _masked(model, masks).predict(x, verbose=0), atol=2e-6)
+    np.testing.assert_allclose(
+        shrunk.predict(x, verbose=0), _masked(model, masks).predict(x, verbose=0), atol=2e-6
+    )
 
 
 def test_whole_layer_dead_keeps_one_unit_and_the_constant_output():
     import keras
 
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="relu", name="a"),
-                              keras.layers.Dense(3, name="b")])
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(4, activation="relu", name="a"),
+            keras.layers.Dense(3, name="b"),
+        ]
+    )
     _randomize_biases(model, np.random.default_rng(2))
     shrunk = shrink_model(model, {"a": np.zeros((6, 4), dtype=bool)})
     assert shrunk.get_layer("a").units == 1
@@ -111,8 +121,9 @@ def test_unpruned_model_is_unchanged():
     assert shrunk.count_params() == model.count_params()
 
 
-@pytest.mark.parametrize("case, needle", [("batchnorm", "BatchNormalization"),
-                                           ("mask shape", "shape"), ("mask name", "nope")])
+@pytest.mark.parametrize(
+    "case, needle", [("batchnorm", "BatchNormalization"), ("mask shape", "shape"), ("mask name", "nope")]
+)
 def test_unsupported_models_are_model_errors(case, needle):
     import keras
 

@@ -17,7 +17,12 @@ def test_a12_by_hand():
 
 def test_effect_labels():
     assert [effect_size_label(v) for v in (0.5, 0.6, 0.68, 0.9, 0.1)] == [
-        "negligible", "small", "medium", "large", "large"]
+        "negligible",
+        "small",
+        "medium",
+        "large",
+        "large",
+    ]
 
 
 def test_holm_by_hand():
@@ -32,8 +37,7 @@ def test_mann_whitney_separated_samples_are_significant():
 
 
 def test_summary_and_pairwise_tables():
-    trials = pd.DataFrame({"algorithm": ["a"] * 4 + ["b"] * 4,
-                           "hv": [1, 2, 3, 4, 10, 11, 12, 13]})
+    trials = pd.DataFrame({"algorithm": ["a"] * 4 + ["b"] * 4, "hv": [1, 2, 3, 4, 10, 11, 12, 13]})
     stats = summarize(trials, ["hv"])
     a = stats[stats["algorithm"] == "a"].iloc[0]
     assert (a["median"], a["q1"], a["q3"], a["n"]) == (2.5, 1.75, 3.25, 4)
@@ -44,8 +48,13 @@ def test_summary_and_pairwise_tables():
 def test_paired_tests_see_consistent_gains_that_unpaired_tests_miss():
     # each seed has its own level; b beats a by 0.01 on every seed
     levels = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2]
-    trials = pd.DataFrame({"algorithm": ["a"] * 8 + ["b"] * 8, "seed": list(range(8)) * 2,
-                           "hv": levels + [v + 0.01 for v in levels]})
+    trials = pd.DataFrame(
+        {
+            "algorithm": ["a"] * 8 + ["b"] * 8,
+            "seed": list(range(8)) * 2,
+            "hv": levels + [v + 0.01 for v in levels],
+        }
+    )
     row = pairwise_tests(trials, ["hv"], ["a", "b"]).iloc[0]
     assert row["wins"] == 0.0 and row["pairs"] == 8
     assert row["p_paired"] < 0.01 and row["p_value"] > 0.5

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evoprune.models.target import build_target
 from evoprune.scoring.evaluate import KerasEvaluator
 from evoprune.scoring.suffix import SuffixScorer, supports
-from evoprune.models.target import build_target
 
 
 def _random_masks(kernels, count: int, seed: int) -> list[np.ndarray]:
@@ -51,8 +51,8 @@ def _agree(model, split, layers, count: int, seed: int = 0):
 def test_paper_cnn_all_layers_match_the_exact_path(prepared):
     model, split = prepared.trained.model, prepared.dataset.validation
     fast, masks, counts = _agree(model, split, "all", 20)
-    assert len(set(counts.tolist())) > 5   # the masks really differ in accuracy
-    one_by_one = np.concatenate([fast.correct_counts([m[p:p + 1] for m in masks]) for p in range(20)])
+    assert len(set(counts.tolist())) > 5  # the masks really differ in accuracy
+    one_by_one = np.concatenate([fast.correct_counts([m[p : p + 1] for m in masks]) for p in range(20)])
     np.testing.assert_array_equal(counts, one_by_one)  # chunking changes nothing
 
 
@@ -62,8 +62,8 @@ def test_lenet_300_100_dense_layers_match_the_exact_path(small_split):
     model = _trained(ARCHITECTURES["lenet-300-100"].layers((28, 28, 1), 10), small_split)
     _, _, counts = _agree(model, small_split, "all", 12, seed=1)
     assert len(set(counts.tolist())) > 3
-    _agree(model, small_split, ["fc2"], 6, seed=2)          # a middle layer alone: prefix cached
-    _agree(model, small_split, ["fc1", "fc3"], 6, seed=3)   # unpruned Dense between pruned ones
+    _agree(model, small_split, ["fc2"], 6, seed=2)  # a middle layer alone: prefix cached
+    _agree(model, small_split, ["fc1", "fc3"], 6, seed=3)  # unpruned Dense between pruned ones
 
 
 def test_lenet_5_convolutions_match_the_exact_path(small_split):
@@ -78,9 +78,19 @@ def test_dropout_batchnorm_softmax_and_same_padding_match_the_exact_path(small_s
     import keras
 
     L = keras.layers
-    model = _trained([L.Conv2D(8, 3, activation="relu", padding="same"), L.BatchNormalization(),
-                      L.MaxPooling2D(2), L.Conv2D(8, 3, strides=2, activation="relu"), L.Flatten(),
-                      L.Dropout(0.5), L.Dense(10, activation="softmax")], small_split, epochs=2)
+    model = _trained(
+        [
+            L.Conv2D(8, 3, activation="relu", padding="same"),
+            L.BatchNormalization(),
+            L.MaxPooling2D(2),
+            L.Conv2D(8, 3, strides=2, activation="relu"),
+            L.Flatten(),
+            L.Dropout(0.5),
+            L.Dense(10, activation="softmax"),
+        ],
+        small_split,
+        epochs=2,
+    )
     target = build_target(model, "all")
     assert not target.head_only
     _agree(model, small_split, "all", 8, seed=6)
@@ -90,8 +100,9 @@ def test_unsupported_layers_fall_back_to_the_keras_pass(small_split):
     import keras
 
     L = keras.layers
-    model = _trained([L.Flatten(), L.Dense(16, activation="relu"), L.LayerNormalization(), L.Dense(10)],
-                     small_split)
+    model = _trained(
+        [L.Flatten(), L.Dense(16, activation="relu"), L.LayerNormalization(), L.Dense(10)], small_split
+    )
     target = build_target(model, "all")
     assert not supports(model, target)
     fast = KerasEvaluator(model, small_split, "fast", target=target)

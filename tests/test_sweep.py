@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evoprune.search.encodings import ThresholdEncoding
+from evoprune.reporting.metrics import pareto_front
 from evoprune.scoring.evaluate import KerasEvaluator
 from evoprune.scoring.head import HeadScorer
-from evoprune.reporting.metrics import pareto_front
-from evoprune.scoring.sweep import (brute_force_sweep, exact_front, exact_sweep, prune_steps,
-                                    step_thresholds)
+from evoprune.scoring.sweep import brute_force_sweep, exact_front, exact_sweep, prune_steps, step_thresholds
+from evoprune.search.encodings import ThresholdEncoding
 
 COLUMNS = ["threshold", "pruned", "nonzero", "correct", "accuracy"]
 
@@ -36,6 +35,7 @@ def _assert_thresholds_decode(table: pd.DataFrame, kernel: np.ndarray) -> None:
 
 
 # a real trained model
+
 
 @pytest.fixture(scope="module")
 def trained():
@@ -72,12 +72,13 @@ def test_exact_front_on_trained_model(trained):
 
 # synthetic evaluators
 
+
 def _random_case(seed: int, n: int = 400, f: int = 30, c: int = 6, grid: float | None = None):
     rng = np.random.default_rng(seed)
-    features = rng.normal(size=(n, f)) * rng.random(f)     # mixed signs and scales
-    kernel = rng.normal(size=(f, c))                        # negative weights included
+    features = rng.normal(size=(n, f)) * rng.random(f)  # mixed signs and scales
+    kernel = rng.normal(size=(f, c))  # negative weights included
     if grid is not None:
-        kernel = np.round(kernel / grid) * grid             # many tied |w|, +-w, and zeros
+        kernel = np.round(kernel / grid) * grid  # many tied |w|, +-w, and zeros
     return _stand_in(features, kernel, rng.normal(size=c) * 0.1, rng.integers(0, c, n))
 
 
@@ -95,9 +96,9 @@ def test_tied_magnitudes_are_pruned_together(seed):
     ev = _random_case(seed, grid=0.25)
     table = _assert_same(ev)
     magnitudes = np.unique(np.abs(ev.kernel))
-    assert magnitudes[0] == 0.0                             # exact zeros present
+    assert magnitudes[0] == 0.0  # exact zeros present
     assert len(table) == len(magnitudes) + 1 < ev.kernel.size + 1
-    assert table["threshold"].iloc[0] == -1.0               # keeps the zeros too
+    assert table["threshold"].iloc[0] == -1.0  # keeps the zeros too
     assert table["threshold"].iloc[1:].tolist() == magnitudes.astype(np.float64).tolist()
     _assert_thresholds_decode(table, ev.kernel)
 
@@ -107,13 +108,12 @@ def test_near_ties_are_rechecked():
     # pairs, so their real logits tie exactly while float32 sums may round differently
     rng = np.random.default_rng(5)
     half = rng.random((600, 20)).astype(np.float32)
-    features = np.repeat(half, 2, axis=1)                   # f[2m] == f[2m+1]
+    features = np.repeat(half, 2, axis=1)  # f[2m] == f[2m+1]
     base = rng.normal(size=40).astype(np.float32)
-    swapped = base.reshape(20, 2)[:, ::-1].ravel()          # every pair swapped
+    swapped = base.reshape(20, 2)[:, ::-1].ravel()  # every pair swapped
     half_swapped = base.reshape(20, 2).copy()
-    half_swapped[::2] = half_swapped[::2, ::-1]              # every other pair swapped
-    kernel = np.stack([base, swapped, half_swapped.ravel(),
-                       rng.normal(size=40).astype(np.float32)], axis=1)
+    half_swapped[::2] = half_swapped[::2, ::-1]  # every other pair swapped
+    kernel = np.stack([base, swapped, half_swapped.ravel(), rng.normal(size=40).astype(np.float32)], axis=1)
     labels = rng.integers(0, 4, 600)
     ev = _stand_in(features, kernel, np.zeros(4), labels)
     table = _assert_same(ev)
@@ -124,10 +124,8 @@ def test_near_ties_are_rechecked():
 
 def test_single_class_and_tiny_kernel():
     rng = np.random.default_rng(3)
-    _assert_same(_stand_in(rng.normal(size=(50, 4)), rng.normal(size=(4, 1)), [0.0],
-                           np.zeros(50)))
-    _assert_same(_stand_in(rng.normal(size=(50, 1)), [[0.5, -0.5]], [0.0, 0.0],
-                           rng.integers(0, 2, 50)))
+    _assert_same(_stand_in(rng.normal(size=(50, 4)), rng.normal(size=(4, 1)), [0.0], np.zeros(50)))
+    _assert_same(_stand_in(rng.normal(size=(50, 1)), [[0.5, -0.5]], [0.0, 0.0], rng.integers(0, 2, 50)))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -213,8 +211,7 @@ def test_a_forked_child_gets_its_own_thread_pool(tmp_path):
     script = tmp_path / "fork_sweep.py"
     script.write_text(FORK_SCRIPT)
     try:
-        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                             timeout=300)
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"forked sweep hung: {exc.stdout}\n{exc.stderr}")
     assert out.returncode == 0 and "same counts 181" in out.stdout, out.stdout + out.stderr

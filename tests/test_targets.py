@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from evoprune.cli import app
 from evoprune.errors import ConfigError
-from evoprune.scoring.evaluate import KerasEvaluator
 from evoprune.models.target import build_target
+from evoprune.scoring.evaluate import KerasEvaluator
 from synthetic import write_folder, write_npz
 
 runner = CliRunner()
@@ -80,8 +80,10 @@ def test_fast_and_exact_counts_agree_on_a_functional_softmax_model(softmax_file,
     exact = KerasEvaluator(model, split, "exact", target=target)
     assert (fast.head is not None) == (layers == "head")
     rng = np.random.default_rng(0)
-    masks = [rng.random((3,) + k.shape) < np.array([1.0, 0.6, 0.2]).reshape((3,) + (1,) * k.ndim)
-             for k in target.kernels]
+    masks = [
+        rng.random((3,) + k.shape) < np.array([1.0, 0.6, 0.2]).reshape((3,) + (1,) * k.ndim)
+        for k in target.kernels
+    ]
     counts = fast.correct_counts(masks)
     assert np.array_equal(counts, exact.correct_counts(masks))
     assert counts[0] > counts[2]  # pruning 80% of the weights costs accuracy
@@ -93,14 +95,29 @@ def test_run_compare_and_export_on_a_user_softmax_model(softmax_file, sample_con
     config = tmp_path / "c.toml"
     config.write_text(sample_config.with_overrides({"search.generations": 3}).to_toml())
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", "--config", str(config), "--model-file", str(softmax_file),
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app, ["run", "--config", str(config), "--model-file", str(softmax_file), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["baseline"]["nonzero"] == 16 * 10 and summary["layers"] == "head"
     assert summary["model_cached"] is True and summary["train_time_s"] == 0
-    cmp = runner.invoke(app, ["compare", "--config", str(config), "--model-file", str(softmax_file),
-                              "--seeds", "1", "--algorithms", "paper", "--out", str(tmp_path / "cmp")])
+    cmp = runner.invoke(
+        app,
+        [
+            "compare",
+            "--config",
+            str(config),
+            "--model-file",
+            str(softmax_file),
+            "--seeds",
+            "1",
+            "--algorithms",
+            "paper",
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
+    )
     assert cmp.exit_code == 0, cmp.output
     trials = (tmp_path / "cmp" / "trials.csv").read_text()
     assert trials.count("\nsweep,") == 1 and trials.count("\npaper,") == 1
@@ -131,31 +148,44 @@ def test_architectures_are_sized_from_the_data_and_refuse_too_small_images():
     from evoprune.models.architectures import build, check_input
 
     lenet = build("lenet-300-100", (28, 28, 1), 10)
-    assert lenet.count_params() == 266_610                        # Han et al.: 267K
+    assert lenet.count_params() == 266_610  # Han et al.: 267K
     lenet5 = build("lenet-5", (28, 28, 1), 10)
-    assert lenet5.count_params() == 431_080                       # Han et al.: 431K
+    assert lenet5.count_params() == 431_080  # Han et al.: 431K
     assert build("paper-cnn", (32, 32, 3), 5).output_shape == (None, 5)
     assert build("lenet-5", (16, 16, 3), 7).output_shape == (None, 7)
-    with pytest.raises(ConfigError, match="'paper-cnn' needs images of at least 10x10. Received: .*\\(8, 8, 1\\)"):
+    with pytest.raises(
+        ConfigError, match="'paper-cnn' needs images of at least 10x10. Received: .*\\(8, 8, 1\\)"
+    ):
         check_input("paper-cnn", (8, 8, 1))
-    with pytest.raises(ConfigError, match="Unknown model.architecture.*lenet-5.*Received: model.architecture='vgg'"):
+    with pytest.raises(
+        ConfigError, match="Unknown model.architecture.*lenet-5.*Received: model.architecture='vgg'"
+    ):
         check_input("vgg", (28, 28, 1))
 
 
 def test_run_prunes_every_dense_layer_of_lenet_300_100(sample_config, tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text(sample_config.with_overrides({
-        "model.architecture": "lenet-300-100", "search.layers": "dense",
-        "search.encoding": "layer_thresholds", "search.algorithm": "nsga2", "search.population": 8,
-        "search.generations": 2, "search.crossover": "blend", "search.mutation": "gaussian"}).to_toml())
+    config.write_text(
+        sample_config.with_overrides(
+            {
+                "model.architecture": "lenet-300-100",
+                "search.layers": "dense",
+                "search.encoding": "layer_thresholds",
+                "search.algorithm": "nsga2",
+                "search.population": 8,
+                "search.generations": 2,
+                "search.crossover": "blend",
+                "search.mutation": "gaussian",
+            }
+        ).to_toml()
+    )
     out = tmp_path / "run"
     result = runner.invoke(app, ["run", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["baseline"]["nonzero"] == 784 * 300 + 300 * 100 + 100 * 10
-    assert summary["best"]["genome"].count(" ") == 2                 # one threshold per layer
+    assert summary["best"]["genome"].count(" ") == 2  # one threshold per layer
     assert "lenet-300-100" in (out / "config.toml").read_text()
-
 
 
 def test_run_on_an_npz_of_another_shape_with_lenet_300_100(sample_config, tmp_path):
@@ -163,8 +193,22 @@ def test_run_on_an_npz_of_another_shape_with_lenet_300_100(sample_config, tmp_pa
     config = tmp_path / "c.toml"
     config.write_text(sample_config.with_overrides({"search.generations": 2}).to_toml())
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", "--config", str(config), "--data-file", str(data),
-                                 "--architecture", "lenet-300-100", "--layers", "dense", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--config",
+            str(config),
+            "--data-file",
+            str(data),
+            "--architecture",
+            "lenet-300-100",
+            "--layers",
+            "dense",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["baseline"]["nonzero"] == 144 * 300 + 300 * 100 + 100 * 3
@@ -172,16 +216,20 @@ def test_run_on_an_npz_of_another_shape_with_lenet_300_100(sample_config, tmp_pa
 
 
 def test_run_on_an_rgb_image_folder_with_the_paper_cnn(sample_config, tmp_path):
-    folder = write_folder(tmp_path / "imgs", (32, 32), ("ant", "bee", "cat", "dog", "eel"), per_class=20,
-                          mode="RGB")
+    folder = write_folder(
+        tmp_path / "imgs", (32, 32), ("ant", "bee", "cat", "dog", "eel"), per_class=20, mode="RGB"
+    )
     config = tmp_path / "c.toml"
-    config.write_text(sample_config.with_overrides({"search.generations": 2,
-                                                    "data.validation_fraction": 0.2}).to_toml())
+    config.write_text(
+        sample_config.with_overrides({"search.generations": 2, "data.validation_fraction": 0.2}).to_toml()
+    )
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", "--config", str(config), "--data-dir", str(folder), "--out", str(out)])
+    result = runner.invoke(
+        app, ["run", "--config", str(config), "--data-dir", str(folder), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["baseline"]["nonzero"] == 6 * 6 * 6 * 5        # the head: 6x6x6 features, 5 classes
+    assert summary["baseline"]["nonzero"] == 6 * 6 * 6 * 5  # the head: 6x6x6 features, 5 classes
     assert summary["dataset"].startswith("folder:")
 
 
@@ -189,18 +237,18 @@ def test_review_fixes_softmax_layer_float_images_and_rank3_dense():
     import keras
 
     from evoprune.models.deploy import model_inputs
-    from evoprune.scoring.suffix import supports
     from evoprune.models.target import activation_name
+    from evoprune.scoring.suffix import supports
 
-    assert activation_name(keras.layers.Softmax()) == "softmax"     # probabilities, not logits
+    assert activation_name(keras.layers.Softmax()) == "softmax"  # probabilities, not logits
     floats = np.full((2, 4, 4, 1), 0.5, np.float32)
-    assert model_inputs(floats).max() == 0.5                        # float images are not rescaled
+    assert model_inputs(floats).max() == 0.5  # float images are not rescaled
     inputs = keras.Input((6, 6, 1))
     x = keras.layers.Conv2D(2, 3)(inputs)
-    x = keras.layers.Dense(4)(x)                                     # a per-pixel Dense
+    x = keras.layers.Dense(4)(x)  # a per-pixel Dense
     outputs = keras.layers.Dense(3)(keras.layers.Flatten()(x))
     model = keras.Model(inputs, outputs)
-    assert not supports(model, build_target(model, "all"))          # the eager path takes it
+    assert not supports(model, build_target(model, "all"))  # the eager path takes it
 
 
 def test_exact_evaluator_with_head_fine_tuning_is_refused_before_work(sample_config):
@@ -211,39 +259,61 @@ def test_exact_evaluator_with_head_fine_tuning_is_refused_before_work(sample_con
 def test_compare_counts_one_gene_for_one_named_layer(sample_config, tmp_path):
     from evoprune.experiments.compare import check_config
 
-    config = sample_config.with_overrides({"search.layers": ["dense"], "search.encoding": "layer_thresholds",
-                                           "search.crossover": "two_point", "search.mutation": "gaussian"})
+    config = sample_config.with_overrides(
+        {
+            "search.layers": ["dense"],
+            "search.encoding": "layer_thresholds",
+            "search.crossover": "two_point",
+            "search.mutation": "gaussian",
+        }
+    )
     with pytest.raises(ConfigError, match="two_point"):
         check_config(config)
 
 
 def test_empty_validation_split_is_one_line(sample_config, tmp_path):
-    data = write_npz(tmp_path / "tiny.npz", (12, 12), 3, n_train=6, n_test=3)   # 2 images per class
+    data = write_npz(tmp_path / "tiny.npz", (12, 12), 3, n_train=6, n_test=3)  # 2 images per class
     result = runner.invoke(app, ["train", "--data-file", str(data), "--architecture", "lenet-300-100"])
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and "validation split" in errors[0] and "data.validation_fraction=0.1" in errors[0]
+    assert (
+        len(errors) == 1 and "validation split" in errors[0] and "data.validation_fraction=0.1" in errors[0]
+    )
 
 
 def test_head_without_bias_is_fine_tuned_and_exported_without_one(sample_config, prepared, tmp_path):
     import keras
 
     keras.utils.set_random_seed(5)
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(10, activation="softmax", use_bias=False, name="out")])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax", use_bias=False, name="out"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy")
     images, labels = prepared.dataset.train
     model.fit(images.reshape(len(images), 28, 28, 1) / 255.0, labels.astype("int64"), epochs=1, verbose=0)
     path = tmp_path / "nobias.keras"
     model.save(path)
     config = tmp_path / "c.toml"
-    config.write_text(sample_config.with_overrides({
-        "search.generations": 2, "finetune.refine": "front", "finetune.steps": 20,
-        "finetune.max_points": 2}).to_toml())
+    config.write_text(
+        sample_config.with_overrides(
+            {
+                "search.generations": 2,
+                "finetune.refine": "front",
+                "finetune.steps": 20,
+                "finetune.max_points": 2,
+            }
+        ).to_toml()
+    )
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", "--config", str(config), "--model-file", str(path), "--out", str(out)])
+    result = runner.invoke(
+        app, ["run", "--config", str(config), "--model-file", str(path), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     exported = tmp_path / "m.keras"
     result = runner.invoke(app, ["export", str(out), "--out", str(exported)])
     assert result.exit_code == 0, result.output
-    assert len(keras.models.load_model(exported).get_layer("out").get_weights()) == 1   # kernel only
+    assert len(keras.models.load_model(exported).get_layer("out").get_weights()) == 1  # kernel only

@@ -23,11 +23,20 @@ def test_within_counts_a_loss_of_exactly_pp_points():
 
 def test_store_commits_rows_last_and_resumes_only_committed_trials(tmp_path):
     seen = []
-    store = TrialStore(tmp_path, _key, ("fronts", "generations"), ("algorithm", "seed"),
-                       progress=lambda *a: seen.append(a), total=3)
+    store = TrialStore(
+        tmp_path,
+        _key,
+        ("fronts", "generations"),
+        ("algorithm", "seed"),
+        progress=lambda *a: seen.append(a),
+        total=3,
+    )
     front = [{"accuracy": 0.9, "nonzero": 10}, {"accuracy": 0.8, "nonzero": 5}]
-    store.add({"algorithm": "paper", "seed": 0, "nonzero_within_1pp": None, "hypervolume": 0.5}, front,
-              [{"algorithm": "paper", "seed": 0, "gen": 0, "hypervolume": 0.5}])
+    store.add(
+        {"algorithm": "paper", "seed": 0, "nonzero_within_1pp": None, "hypervolume": 0.5},
+        front,
+        [{"algorithm": "paper", "seed": 0, "gen": 0, "hypervolume": 0.5}],
+    )
     store.add({"algorithm": "nsga2", "seed": 0, "nonzero_within_1pp": 7, "hypervolume": 0.6}, front[:1], [])
     assert seen == [("paper/seed0", 1, 3), ("nsga2/seed0", 2, 3)]
     assert (tmp_path / "trials.csv").read_text().splitlines()[2] == "nsga2,0,7,0.6"  # counts stay integers

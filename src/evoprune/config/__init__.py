@@ -14,16 +14,51 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from evoprune.config.checks import (COUNT_MAX, EVALUATORS, FITNESS_SPLITS, POPULATION_MAX,  # noqa: F401
-                                    REFINES, SAMPLE_DATASET, SEED_MAX, TFDS_NAME, registry_names)
-from evoprune.config.sections import (BenchConfig, CompareConfig, DataConfig, FinetuneConfig,  # noqa: F401
-                                      MetricsConfig, ModelConfig, SearchConfig, SelectConfig)
+from evoprune.config.checks import (
+    COUNT_MAX,
+    EVALUATORS,
+    FITNESS_SPLITS,
+    POPULATION_MAX,  # noqa: F401
+    REFINES,
+    SAMPLE_DATASET,
+    SEED_MAX,
+    TFDS_NAME,
+    registry_names,
+)
+from evoprune.config.sections import (
+    BenchConfig,
+    CompareConfig,
+    DataConfig,
+    FinetuneConfig,  # noqa: F401
+    MetricsConfig,
+    ModelConfig,
+    SearchConfig,
+    SelectConfig,
+)
 from evoprune.errors import ConfigError
 
-__all__ = ["Config", "from_dict", "load_config", "registry_names", "BenchConfig", "CompareConfig",
-           "DataConfig", "FinetuneConfig", "MetricsConfig", "ModelConfig", "SearchConfig", "SelectConfig",
-           "COUNT_MAX", "EVALUATORS", "FITNESS_SPLITS", "POPULATION_MAX", "REFINES", "SAMPLE_DATASET",
-           "SEED_MAX", "TFDS_NAME"]
+__all__ = [
+    "Config",
+    "from_dict",
+    "load_config",
+    "registry_names",
+    "BenchConfig",
+    "CompareConfig",
+    "DataConfig",
+    "FinetuneConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "SearchConfig",
+    "SelectConfig",
+    "COUNT_MAX",
+    "EVALUATORS",
+    "FITNESS_SPLITS",
+    "POPULATION_MAX",
+    "REFINES",
+    "SAMPLE_DATASET",
+    "SEED_MAX",
+    "TFDS_NAME",
+]
 
 
 @dataclass(frozen=True)
@@ -42,16 +77,22 @@ class Config:
     def validate(self) -> Config:
         for section in fields(self):
             getattr(self, section.name).validate()
-        if (self.finetune.refine != "none" and self.finetune.scope == "head"
-                and self.search.evaluator != "fast"):
-            raise ConfigError("Head fine-tuning scores heads on the fast evaluator's cached features. "
-                              "Expected search.evaluator='fast' with finetune.scope='head'. "
-                              f"Received: search.evaluator={self.search.evaluator!r}")
-        if (self.finetune.refine != "none" and self.finetune.scope == "head"
-                and self.search.layers != "head"):
-            raise ConfigError("Head fine-tuning runs on the cached features of the head. Expected "
-                              "search.layers='head', or finetune.scope='model' for other layers. "
-                              f"Received: search.layers={self.search.layers!r}")
+        if (
+            self.finetune.refine != "none"
+            and self.finetune.scope == "head"
+            and self.search.evaluator != "fast"
+        ):
+            raise ConfigError(
+                "Head fine-tuning scores heads on the fast evaluator's cached features. "
+                "Expected search.evaluator='fast' with finetune.scope='head'. "
+                f"Received: search.evaluator={self.search.evaluator!r}"
+            )
+        if self.finetune.refine != "none" and self.finetune.scope == "head" and self.search.layers != "head":
+            raise ConfigError(
+                "Head fine-tuning runs on the cached features of the head. Expected "
+                "search.layers='head', or finetune.scope='model' for other layers. "
+                f"Received: search.layers={self.search.layers!r}"
+            )
         return self
 
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
@@ -80,9 +121,16 @@ class Config:
         return "\n".join(lines)
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "search": SearchConfig,
-             "metrics": MetricsConfig, "compare": CompareConfig, "finetune": FinetuneConfig,
-             "bench": BenchConfig, "select": SelectConfig}
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "search": SearchConfig,
+    "metrics": MetricsConfig,
+    "compare": CompareConfig,
+    "finetune": FinetuneConfig,
+    "bench": BenchConfig,
+    "select": SelectConfig,
+}
 
 
 def _toml_value(value: Any) -> str:
@@ -99,8 +147,9 @@ def _toml_value(value: Any) -> str:
 def _coerce(section: str, key: str, value: Any, expected: type | tuple) -> Any:
     name = f"{section}.{key}"
     if isinstance(expected, tuple):  # the first type that takes the value
-        expected = next((t for t in expected if isinstance(value, (list, tuple) if t is tuple else t)),
-                        expected[0])
+        expected = next(
+            (t for t in expected if isinstance(value, (list, tuple) if t is tuple else t)), expected[0]
+        )
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > 2**53:
             raise ConfigError(f"Expected {name} to be a float of sensible size. Received: {name}={value!r}")
@@ -119,8 +168,7 @@ def _coerce(section: str, key: str, value: Any, expected: type | tuple) -> Any:
         ok = isinstance(value, expected)
     if not ok:
         raise ConfigError(
-            f"Expected {name} to be {expected.__name__}. Received: {name}={value!r} "
-            f"({type(value).__name__})"
+            f"Expected {name} to be {expected.__name__}. Received: {name}={value!r} ({type(value).__name__})"
         )
     return value
 
@@ -131,8 +179,7 @@ def from_dict(raw: dict[str, Any]) -> Config:
     for section, values in raw.items():
         if section not in _SECTIONS:
             raise ConfigError(
-                f"Unknown config section. Expected one of: {', '.join(_SECTIONS)}. "
-                f"Received: [{section}]"
+                f"Unknown config section. Expected one of: {', '.join(_SECTIONS)}. Received: [{section}]"
             )
         if not isinstance(values, dict):
             raise ConfigError(f"Expected [{section}] to be a table. Received: {section}={values!r}")

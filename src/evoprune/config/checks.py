@@ -23,8 +23,8 @@ def registry_names(registry: str) -> tuple[str, ...]:
             ``architecture`` or ``layers`` (the named layer sets).
     """
     if registry == "algorithm":
-        from evoprune.search.algorithms import STRATEGIES
         from evoprune.refine.magnitude import MAGNITUDE
+        from evoprune.search.algorithms import STRATEGIES
 
         names = (*STRATEGIES, MAGNITUDE)  # the magnitude baseline is not a DEAP strategy
     elif registry == "encoding":
@@ -56,8 +56,9 @@ POPULATION_MAX = 100_000
 COUNT_MAX = 10**9  # generations, steps, evaluations: more would not finish in a lifetime
 
 
-def _check_range(name: str, value: float, low: float, high: float | None = None,
-                 low_open: bool = False) -> None:
+def _check_range(
+    name: str, value: float, low: float, high: float | None = None, low_open: bool = False
+) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"Expected {name} to be a finite number. Received: {name}={value!r}")
     too_low = value <= low if low_open else value < low

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evoprune.config.checks import (COUNT_MAX, EVALUATORS, FITNESS_SPLITS, POPULATION_MAX, REFINES, SAMPLE_DATASET, SEED_MAX, TFDS_NAME, _check_choice, _check_path, _check_range)
+from evoprune.config.checks import (
+    COUNT_MAX,
+    EVALUATORS,
+    FITNESS_SPLITS,
+    POPULATION_MAX,
+    REFINES,
+    SAMPLE_DATASET,
+    SEED_MAX,
+    TFDS_NAME,
+    _check_choice,
+    _check_path,
+    _check_range,
+)
 from evoprune.errors import ConfigError
 
 
@@ -238,8 +250,13 @@ class BenchConfig:
     seeds: int = 5
     encodings: tuple = ("threshold", "unit_thresholds", "mask")
     algorithms: tuple = ("paper", "nsga2")
-    variants: tuple = ("average+random_reset", "sbx+polynomial", "blend+gaussian",
-                       "uniform+flip_bit", "two_point+flip_bit")
+    variants: tuple = (
+        "average+random_reset",
+        "sbx+polynomial",
+        "blend+gaussian",
+        "uniform+flip_bit",
+        "two_point+flip_bit",
+    )
     pymoo: bool = True
     executor: str = "local"
     workers: int = 2
@@ -254,8 +271,9 @@ class BenchConfig:
             _check_choice("bench.algorithms", name, "algorithm")
         for variant in self.variants:
             if variant.count("+") != 1:
-                raise ConfigError("Expected bench.variants entries like 'sbx+polynomial'. "
-                                  f"Received: {variant!r}")
+                raise ConfigError(
+                    f"Expected bench.variants entries like 'sbx+polynomial'. Received: {variant!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -301,19 +319,22 @@ class FinetuneConfig:
         _check_choice("finetune.scope", self.scope, ("head", "model"))
         _check_choice("finetune.model_lr_schedule", self.model_lr_schedule, ("constant", "cosine"))
         _check_range("finetune.epochs", self.epochs, 1, 100_000)
-        _check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0,
-                     low_open=True)
+        _check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0, low_open=True)
         _check_range("finetune.distill", self.distill, 0.0, 1.0)
         _check_range("finetune.temperature", self.temperature, 0.0, 1000.0, low_open=True)
         _check_range("finetune.l2", self.l2, 0.0, 1.0)
         for name in ("distill", "l2"):  # settings of whole-model fine-tuning only
             if getattr(self, name) and self.scope != "model":
-                raise ConfigError(f"finetune.{name} applies to whole-model fine-tuning. Expected "
-                                  f"finetune.scope='model' with finetune.{name} > 0. "
-                                  f"Received: finetune.scope={self.scope!r}")
+                raise ConfigError(
+                    f"finetune.{name} applies to whole-model fine-tuning. Expected "
+                    f"finetune.scope='model' with finetune.{name} > 0. "
+                    f"Received: finetune.scope={self.scope!r}"
+                )
         if self.refine == "each" and self.scope != "head":
-            raise ConfigError("Fine-tuning inside every evaluation retrains the head only. Expected "
-                              f"finetune.scope='head' with refine='each'. Received: finetune.scope={self.scope!r}")
+            raise ConfigError(
+                "Fine-tuning inside every evaluation retrains the head only. Expected "
+                f"finetune.scope='head' with refine='each'. Received: finetune.scope={self.scope!r}"
+            )
         _check_range("finetune.steps", self.steps, 1, COUNT_MAX)
         _check_range("finetune.batch_size", self.batch_size, 1, 1 << 20)
         _check_range("finetune.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)

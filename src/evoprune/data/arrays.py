@@ -36,8 +36,11 @@ def check_images(images: np.ndarray, where: str) -> np.ndarray:
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
-        raise fail(where, "wrong number of dimensions. Expected 3 (n, H, W) or 4 (n, H, W, C). "
-                          f"Received: {images.ndim} (shape {images.shape}).")
+        raise fail(
+            where,
+            "wrong number of dimensions. Expected 3 (n, H, W) or 4 (n, H, W, C). "
+            f"Received: {images.ndim} (shape {images.shape}).",
+        )
     if images.shape[0] == 0:
         raise fail(where, "empty split. Expected at least 1 image. Received: 0.")
     if min(images.shape[1:]) == 0:
@@ -47,17 +50,26 @@ def check_images(images: np.ndarray, where: str) -> np.ndarray:
     if images.dtype == np.uint8:
         return images
     if not np.issubdtype(images.dtype, np.floating):
-        raise fail(where, "unsupported image dtype. Expected uint8 (0..255) or float in [0, 1]. "
-                          f"Received: dtype {images.dtype}.")
+        raise fail(
+            where,
+            "unsupported image dtype. Expected uint8 (0..255) or float in [0, 1]. "
+            f"Received: dtype {images.dtype}.",
+        )
     finite = np.isfinite(images)
     if not finite.all():
         index = np.unravel_index(int(np.flatnonzero(~finite.ravel())[0]), images.shape)
-        raise fail(where, f"non-finite pixel. Expected finite floats in [0, 1]. "
-                          f"Received: {images[index]} at index {tuple(int(i) for i in index)}.")
+        raise fail(
+            where,
+            f"non-finite pixel. Expected finite floats in [0, 1]. "
+            f"Received: {images[index]} at index {tuple(int(i) for i in index)}.",
+        )
     low, high = float(images.min()), float(images.max())
     if low < 0.0 or high > 1.0:
-        raise fail(where, "float pixels out of range. Expected floats in [0, 1] (or uint8 0..255). "
-                          f"Received: min {low:g}, max {high:g}.")
+        raise fail(
+            where,
+            "float pixels out of range. Expected floats in [0, 1] (or uint8 0..255). "
+            f"Received: min {low:g}, max {high:g}.",
+        )
     return images.astype(np.float32, copy=False)
 
 
@@ -80,21 +92,30 @@ def check_labels(labels: np.ndarray, where: str) -> np.ndarray:
     if labels.ndim != 1:
         raise fail(where, f"wrong label shape. Expected (n,) class indices. Received: shape {labels.shape}.")
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
-        raise fail(where, "non-integer labels. Expected an integer dtype (class indices 0..k-1). "
-                          f"Received: dtype {labels.dtype}.")
+        raise fail(
+            where,
+            "non-integer labels. Expected an integer dtype (class indices 0..k-1). "
+            f"Received: dtype {labels.dtype}.",
+        )
     labels = labels.astype(np.int64)
     negative = np.flatnonzero(labels < 0)
     if negative.size:
-        raise fail(where, "label out of range. Expected labels >= 0. "
-                          f"Received: {int(labels[negative[0]])} at index {int(negative[0])}.")
+        raise fail(
+            where,
+            "label out of range. Expected labels >= 0. "
+            f"Received: {int(labels[negative[0]])} at index {int(negative[0])}.",
+        )
     return labels
 
 
 def check_counts(n_images: int, n_labels: int, images_where: str, labels_where: str) -> None:
     """Raises DataError naming both sources when images and labels differ in number."""
     if n_images != n_labels:
-        raise fail(images_where, f"image/label count mismatch with {labels_where}. Expected equal counts. "
-                                 f"Received: {n_images} images and {n_labels} labels.")
+        raise fail(
+            images_where,
+            f"image/label count mismatch with {labels_where}. Expected equal counts. "
+            f"Received: {n_images} images and {n_labels} labels.",
+        )
 
 
 def check_same_shape(named: list[tuple[str, np.ndarray]]) -> tuple[int, ...]:
@@ -112,8 +133,11 @@ def check_same_shape(named: list[tuple[str, np.ndarray]]) -> tuple[int, ...]:
     expected_where, expected = named[0][0], named[0][1].shape[1:]
     for where, images in named[1:]:
         if images.shape[1:] != expected:
-            raise fail(where, f"mixed image sizes. Expected {expected} (H, W, C) as in {expected_where}. "
-                              f"Received: {images.shape[1:]}.")
+            raise fail(
+                where,
+                f"mixed image sizes. Expected {expected} (H, W, C) as in {expected_where}. "
+                f"Received: {images.shape[1:]}.",
+            )
     return tuple(int(d) for d in expected)
 
 
@@ -137,11 +161,17 @@ def check_classes(train: tuple[str, np.ndarray], others: list[tuple[str, np.ndar
         unseen = np.flatnonzero(~np.isin(labels, np.flatnonzero(present)))
         if unseen.size:
             first = int(unseen[0])
-            raise fail(where, f"label out of range. Expected labels that occur in {train_where} "
-                              f"(0..{len(present) - 1}). Received: {int(labels[first])} at index {first} "
-                              f"({unseen.size} such labels in total).")
+            raise fail(
+                where,
+                f"label out of range. Expected labels that occur in {train_where} "
+                f"(0..{len(present) - 1}). Received: {int(labels[first])} at index {first} "
+                f"({unseen.size} such labels in total).",
+            )
     missing = np.flatnonzero(~present)
     if missing.size:
-        raise fail(train_where, f"empty class. Expected every class 0..{len(present) - 1} in the training "
-                                f"split. Received: no label {int(missing[0])}.")
+        raise fail(
+            train_where,
+            f"empty class. Expected every class 0..{len(present) - 1} in the training "
+            f"split. Received: no label {int(missing[0])}.",
+        )
     return len(present)

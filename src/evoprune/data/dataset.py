@@ -15,12 +15,12 @@ from typing import Iterator
 
 import numpy as np
 
-from evoprune.data.arrays import check_images, check_labels
 from evoprune.config import SAMPLE_DATASET, DataConfig
-from evoprune.errors import DataError
+from evoprune.data.arrays import check_images, check_labels
 from evoprune.data.idx import load_idx_dir
 from evoprune.data.imagefolder import is_image_folder, load_image_folder
 from evoprune.data.npz import load_npz
+from evoprune.errors import DataError
 
 SAMPLE_NAME = SAMPLE_DATASET
 DEFAULT_DATASET = "mnist"  # the only name ``$EVOPRUNE_DATA_DIR`` stands in for
@@ -106,7 +106,9 @@ def _load_source(cfg: DataConfig) -> tuple[dict[str, Split], str, int, tuple[str
         path = Path(cfg.data_file)
         raw, n_classes = load_npz(path)
         return raw, f"npz:{path.resolve()}", n_classes, ()
-    data_dir = cfg.data_dir or (os.environ.get("EVOPRUNE_DATA_DIR", "") if cfg.dataset == DEFAULT_DATASET else "")
+    data_dir = cfg.data_dir or (
+        os.environ.get("EVOPRUNE_DATA_DIR", "") if cfg.dataset == DEFAULT_DATASET else ""
+    )
     if data_dir and is_image_folder(Path(data_dir)):
         raw, names = load_image_folder(Path(data_dir))
         return raw, f"folder:{Path(data_dir).resolve()}", len(names), names
@@ -119,13 +121,16 @@ def _load_source(cfg: DataConfig) -> tuple[dict[str, Split], str, int, tuple[str
 
 def _from_idx(raw: dict[str, Split], name: str) -> tuple[dict[str, Split], str, int, tuple[str, ...]]:
     """IDX splits (validated by :mod:`evoprune.data.idx`) with a channel axis and int64 labels."""
-    out = {split: (check_images(x, f"{name} {split}"), check_labels(y, f"{name} {split}"))
-           for split, (x, y) in raw.items()}
+    out = {
+        split: (check_images(x, f"{name} {split}"), check_labels(y, f"{name} {split}"))
+        for split, (x, y) in raw.items()
+    }
     return out, name, int(max(int(y.max()) for _, y in out.values())) + 1, ()
 
 
-def stratified_split(images: np.ndarray, labels: np.ndarray, fraction: float,
-                     seed: int) -> tuple[Split, Split]:
+def stratified_split(
+    images: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> tuple[Split, Split]:
     """Splits off ``fraction`` of each class, deterministically for a given seed.
 
     Both parts keep the original order of their rows.
@@ -239,7 +244,9 @@ def _tfds_mocked() -> bool:
     """True inside ``tfds.testing.mock_data``, which replaces ``download_and_prepare``."""
     from tensorflow_datasets.core import dataset_builder
 
-    return getattr(dataset_builder.DatasetBuilder.download_and_prepare, "__name__", "") != "download_and_prepare"
+    return (
+        getattr(dataset_builder.DatasetBuilder.download_and_prepare, "__name__", "") != "download_and_prepare"
+    )
 
 
 def _load_tfds(name: str) -> tuple[dict[str, Split], str, int, tuple[str, ...]]:
@@ -254,7 +261,8 @@ def _load_tfds(name: str) -> tuple[dict[str, Split], str, int, tuple[str, ...]]:
         raise DataError(
             "Unknown tensorflow-datasets dataset. Expected a registered image classification "
             f"name such as mnist, fashion_mnist, cifar10 or emnist/digits, or {SAMPLE_NAME}. "
-            f"Received: data.dataset={name!r}") from None
+            f"Received: data.dataset={name!r}"
+        ) from None
     except Exception as exc:  # tfds raises many types; the user needs one line
         raise DataError(f"tensorflow-datasets could not open {name!r}: {exc}".splitlines()[0]) from exc
     label_key = _image_classification_keys(builder, name)
@@ -262,13 +270,16 @@ def _load_tfds(name: str) -> tuple[dict[str, Split], str, int, tuple[str, ...]]:
         raise DataError(
             f"Dataset {name!r} is not prepared in {_tfds_data_dir()} and the network is unreachable. "
             f"Use --data-file FILE.npz, --data-dir DIR (IDX files or an image folder) "
-            f"or --dataset {SAMPLE_NAME} (bundled, offline).")
+            f"or --dataset {SAMPLE_NAME} (bundled, offline)."
+        )
     try:
         builder.download_and_prepare()
         available = set(builder.info.splits.keys())
         if available and not {"train", "test"} <= available:
-            raise DataError(f"Dataset {name!r} lacks a train or test split. Expected train and test. "
-                            f"Received: {', '.join(sorted(available))}")
+            raise DataError(
+                f"Dataset {name!r} lacks a train or test split. Expected train and test. "
+                f"Received: {', '.join(sorted(available))}"
+            )
         raw = {split: _tfds_arrays(builder, split) for split in ("train", "test")}
     except DataError:
         raise
@@ -285,19 +296,27 @@ def _image_classification_keys(builder, name: str) -> str:
     keys = builder.info.supervised_keys
     features = builder.info.features
     if not (isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys)):
-        raise DataError(f"Dataset {name!r} is not an image classification dataset. Expected "
-                        f"supervised keys (image, label). Received: {keys!r}")
+        raise DataError(
+            f"Dataset {name!r} is not an image classification dataset. Expected "
+            f"supervised keys (image, label). Received: {keys!r}"
+        )
     image, label = features[keys[0]], features[keys[1]]
     if not isinstance(image, tfds.features.Image) or not isinstance(label, tfds.features.ClassLabel):
-        raise DataError(f"Dataset {name!r} is not an image classification dataset. Expected an Image "
-                        f"and a ClassLabel feature. Received: {type(image).__name__} {keys[0]!r}, "
-                        f"{type(label).__name__} {keys[1]!r}")
+        raise DataError(
+            f"Dataset {name!r} is not an image classification dataset. Expected an Image "
+            f"and a ClassLabel feature. Received: {type(image).__name__} {keys[0]!r}, "
+            f"{type(label).__name__} {keys[1]!r}"
+        )
     if None in image.shape:
-        raise DataError(f"Dataset {name!r} has images of varying size. Expected fixed-size images. "
-                        f"Received: shape {image.shape}")
+        raise DataError(
+            f"Dataset {name!r} has images of varying size. Expected fixed-size images. "
+            f"Received: shape {image.shape}"
+        )
     if np.dtype(getattr(image, "np_dtype", np.uint8)) != np.uint8:
-        raise DataError(f"Dataset {name!r} has {image.np_dtype} images. Expected uint8 images. "
-                        f"Received: dtype {image.np_dtype}")
+        raise DataError(
+            f"Dataset {name!r} has {image.np_dtype} images. Expected uint8 images. "
+            f"Received: dtype {image.np_dtype}"
+        )
     return keys[1]
 
 

@@ -70,9 +70,13 @@ def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise _fail(path, "cannot read IDX file. Expected an existing file. Received: no such file.") from None
+        raise _fail(
+            path, "cannot read IDX file. Expected an existing file. Received: no such file."
+        ) from None
     except OSError as exc:
-        raise _fail(path, f"cannot read IDX file. Expected a readable file. Received: {exc.strerror or exc}.") from None
+        raise _fail(
+            path, f"cannot read IDX file. Expected a readable file. Received: {exc.strerror or exc}."
+        ) from None
     if not raw.startswith(_GZIP_MAGIC):
         return raw
     try:
@@ -103,7 +107,9 @@ def read_idx(path: Path, expected_ndim: int | None = None) -> np.ndarray:
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < _HEADER_PREFIX_LEN:
-        raise _fail(path, f"file too short for an IDX header. Expected at least 4 bytes. Received: {len(data)} bytes.")
+        raise _fail(
+            path, f"file too short for an IDX header. Expected at least 4 bytes. Received: {len(data)} bytes."
+        )
     zero0, zero1, type_code, ndim = data[:_HEADER_PREFIX_LEN]
     if zero0 != 0 or zero1 != 0:
         raise _fail(
@@ -130,7 +136,8 @@ def read_idx(path: Path, expected_ndim: int | None = None) -> np.ndarray:
     if payload_len != expected_len:
         kind = "truncated payload" if payload_len < expected_len else "trailing bytes after payload"
         raise _fail(
-            path, f"{kind}. Expected {expected_len} data bytes for shape {shape}. Received: {payload_len} bytes."
+            path,
+            f"{kind}. Expected {expected_len} data bytes for shape {shape}. Received: {payload_len} bytes.",
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape).copy()
 
@@ -186,7 +193,8 @@ def find_mnist_files(directory: Path) -> dict[str, Path]:
     if not directory.is_dir():
         received = "not a directory" if directory.exists() else "no such directory"
         raise _fail(
-            directory, f"MNIST directory not found. Expected a directory of MNIST IDX files. Received: {received}."
+            directory,
+            f"MNIST directory not found. Expected a directory of MNIST IDX files. Received: {received}.",
         )
     found: dict[str, Path] = {}
     for key, names in _MNIST_NAMES.items():
@@ -219,13 +227,17 @@ def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
     """
     images = read_idx(images_path)
     if images.ndim not in (3, 4):
-        raise _fail(images_path, "wrong number of dimensions. Expected 3 (n, H, W) or 4 (n, H, W, C). "
-                                 f"Received: {images.ndim}.")
+        raise _fail(
+            images_path,
+            f"wrong number of dimensions. Expected 3 (n, H, W) or 4 (n, H, W, C). Received: {images.ndim}.",
+        )
     labels = read_idx(labels_path, expected_ndim=1)
     if images.shape[0] == 0:
         raise _fail(images_path, "empty split. Expected at least 1 image. Received: 0.")
     if min(images.shape[1:]) == 0:
-        raise _fail(images_path, f"empty images. Expected every dimension >= 1. Received: shape {images.shape}.")
+        raise _fail(
+            images_path, f"empty images. Expected every dimension >= 1. Received: shape {images.shape}."
+        )
     if images.shape[0] != labels.shape[0]:
         raise DataError(
             _one_line(
@@ -256,8 +268,12 @@ def load_idx_dir(directory: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     files = find_mnist_files(directory)
     train = _load_split(files["train_images"], files["train_labels"])
     test = _load_split(files["test_images"], files["test_labels"])
-    check_same_shape([(str(files["train_images"]), _with_channel(train[0])),
-                      (str(files["test_images"]), _with_channel(test[0]))])
+    check_same_shape(
+        [
+            (str(files["train_images"]), _with_channel(train[0])),
+            (str(files["test_images"]), _with_channel(test[0])),
+        ]
+    )
     check_classes((str(files["train_labels"]), train[1]), [(str(files["test_labels"]), test[1])])
     return {"train": train, "test": test}
 

@@ -26,8 +26,11 @@ def class_names(split_dir: Path) -> tuple[str, ...]:
 
 def image_files(class_dir: Path) -> list[Path]:
     """Image files under a class directory (recursively, as Keras does), sorted by path."""
-    return sorted(p for p in class_dir.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in class_dir.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def load_image_folder(directory: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tuple[str, ...]]:
@@ -56,22 +59,32 @@ def load_image_folder(directory: Path) -> tuple[dict[str, tuple[np.ndarray, np.n
     for split in SPLITS:
         split_dir = directory / split
         if not split_dir.is_dir():
-            raise fail(split_dir, "missing split directory. Expected train/<class>/ and test/<class>/ "
-                                  "subdirectories of images. Received: no such directory.")
+            raise fail(
+                split_dir,
+                "missing split directory. Expected train/<class>/ and test/<class>/ "
+                "subdirectories of images. Received: no such directory.",
+            )
         found = class_names(split_dir)
         if not found:
-            raise fail(split_dir, "no class directories. Expected one subdirectory of images per class. "
-                                  "Received: none.")
+            raise fail(
+                split_dir,
+                "no class directories. Expected one subdirectory of images per class. Received: none.",
+            )
         if split == "test" and found != names:
-            raise fail(split_dir, f"class names differ from {directory / 'train'}. Expected: "
-                                  f"{', '.join(names)}. Received: {', '.join(found)}.")
+            raise fail(
+                split_dir,
+                f"class names differ from {directory / 'train'}. Expected: "
+                f"{', '.join(names)}. Received: {', '.join(found)}.",
+            )
         names = found
         files[split] = []
         for label, name in enumerate(names):
             paths = image_files(split_dir / name)
             if not paths:
-                raise fail(split_dir / name, f"empty class. Expected at least one image "
-                                             f"({'|'.join(IMAGE_SUFFIXES)}). Received: none.")
+                raise fail(
+                    split_dir / name,
+                    f"empty class. Expected at least one image ({'|'.join(IMAGE_SUFFIXES)}). Received: none.",
+                )
             files[split].extend((path, label) for path in paths)
     pixels = {split: [_read_image(path) for path, _ in files[split]] for split in SPLITS}
     rgb = any(image.ndim == 3 for split in SPLITS for image in pixels[split])
@@ -94,8 +107,11 @@ def _read_image(path: Path) -> np.ndarray:
                 return np.asarray(image.convert("L"), dtype=np.uint8)
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise fail(path, f"unreadable image. Expected a valid {path.suffix.lstrip('.').upper()} file. "
-                         f"Received: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise fail(
+            path,
+            f"unreadable image. Expected a valid {path.suffix.lstrip('.').upper()} file. "
+            f"Received: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        ) from None
 
 
 def _stack(named: list[tuple[Path, np.ndarray]], rgb: bool) -> np.ndarray:
@@ -105,8 +121,12 @@ def _stack(named: list[tuple[Path, np.ndarray]], rgb: bool) -> np.ndarray:
     out = np.empty((len(named), *expected, 3 if rgb else 1), dtype=np.uint8)
     for i, (path, image) in enumerate(named):
         if image.shape[:2] != expected:
-            raise DataError(" ".join(
-                f"{path}: mixed image sizes. Expected {expected[1]}x{expected[0]} (W x H) as {first_path}. "
-                f"Received: {image.shape[1]}x{image.shape[0]}.".splitlines()))
+            raise DataError(
+                " ".join(
+                    f"{path}: mixed image sizes. "
+                    f"Expected {expected[1]}x{expected[0]} (W x H) as {first_path}. "
+                    f"Received: {image.shape[1]}x{image.shape[0]}.".splitlines()
+                )
+            )
         out[i] = image[..., None] if image.ndim == 2 else image
     return out

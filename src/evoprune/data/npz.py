@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from evoprune.data.arrays import check_classes, check_counts, check_images, check_labels, check_same_shape, fail
+from evoprune.data.arrays import (
+    check_classes,
+    check_counts,
+    check_images,
+    check_labels,
+    check_same_shape,
+    fail,
+)
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL = ("x_val", "y_val")
@@ -37,11 +44,17 @@ def load_npz(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]
     arrays = _read(path)
     missing = [key for key in REQUIRED if key not in arrays]
     if missing:
-        raise fail(path, f"missing arrays. Expected {', '.join(REQUIRED)} (optional {', '.join(OPTIONAL)}). "
-                         f"Received: {', '.join(sorted(arrays)) or 'no arrays'}.")
+        raise fail(
+            path,
+            f"missing arrays. Expected {', '.join(REQUIRED)} (optional {', '.join(OPTIONAL)}). "
+            f"Received: {', '.join(sorted(arrays)) or 'no arrays'}.",
+        )
     if ("x_val" in arrays) != ("y_val" in arrays):
-        raise fail(path, f"incomplete validation split. Expected both x_val and y_val or neither. "
-                         f"Received: only {'x_val' if 'x_val' in arrays else 'y_val'}.")
+        raise fail(
+            path,
+            f"incomplete validation split. Expected both x_val and y_val or neither. "
+            f"Received: only {'x_val' if 'x_val' in arrays else 'y_val'}.",
+        )
     splits = {}
     for split, (x_key, y_key) in SPLIT_KEYS.items():
         if x_key not in arrays:
@@ -54,8 +67,11 @@ def load_npz(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]
     check_same_shape(named)
     dtypes = {images.dtype for images, _ in splits.values()}
     if len(dtypes) > 1:
-        raise fail(path, f"mixed image dtypes. Expected the same dtype in every split. "
-                         f"Received: {', '.join(sorted(str(d) for d in dtypes))}.")
+        raise fail(
+            path,
+            f"mixed image dtypes. Expected the same dtype in every split. "
+            f"Received: {', '.join(sorted(str(d) for d in dtypes))}.",
+        )
     others = [(f"{path}: {SPLIT_KEYS[s][1]}", labels) for s, (_, labels) in splits.items() if s != "train"]
     n_classes = check_classes((f"{path}: y_train", splits["train"][1]), others)
     return splits, n_classes
@@ -67,25 +83,38 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         with path.open("rb") as handle:
             magic = handle.read(4)
     except FileNotFoundError:
-        raise fail(path, "cannot read data file. Expected an existing .npz file. Received: no such file.") from None
+        raise fail(
+            path, "cannot read data file. Expected an existing .npz file. Received: no such file."
+        ) from None
     except IsADirectoryError:
-        raise fail(path, "cannot read data file. Expected an .npz file. Received: a directory "
-                         "(--data-dir takes IDX directories and image folders).") from None
+        raise fail(
+            path,
+            "cannot read data file. Expected an .npz file. Received: a directory "
+            "(--data-dir takes IDX directories and image folders).",
+        ) from None
     if magic[:2] != _ZIP_MAGIC:
-        raise fail(path, "not an .npz archive. Expected arrays saved with numpy.savez. "
-                         f"Received: a file starting with {magic!r}.")
+        raise fail(
+            path,
+            "not an .npz archive. Expected arrays saved with numpy.savez. "
+            f"Received: a file starting with {magic!r}.",
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise fail(path, "pickled objects are not loaded. Expected numeric arrays. "
-                             "Received: an object array.") from None
-        raise fail(path, f"unreadable array. Expected arrays saved with numpy.savez. Received: {_first_line(exc)}") \
-            from None
+            raise fail(
+                path, "pickled objects are not loaded. Expected numeric arrays. Received: an object array."
+            ) from None
+        raise fail(
+            path, f"unreadable array. Expected arrays saved with numpy.savez. Received: {_first_line(exc)}"
+        ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise fail(path, "not a readable .npz archive. Expected arrays saved with numpy.savez. "
-                         f"Received: {_first_line(exc)}") from None
+        raise fail(
+            path,
+            "not a readable .npz archive. Expected arrays saved with numpy.savez. "
+            f"Received: {_first_line(exc)}",
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -8,39 +8,77 @@ from typing import Callable
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.refine.magnitude import MAGNITUDE
 from evoprune.errors import ConfigError
-from evoprune.reporting.results import atomic_write_text
 from evoprune.experiments.trials import Progress, TrialStore, prepared_for, run, spec
+from evoprune.refine.magnitude import MAGNITUDE
+from evoprune.reporting.results import atomic_write_text
 
 PAPER = "threshold/paper/average+random_reset"
 PEER = "pymoo-nsga2"
-COLUMNS = ("evaluations", "baseline_accuracy", "baseline_test_accuracy", "best_fitness", "best_test_accuracy",
-           "best_nonzero", "search_time_s", "worker_pid", "hypervolume", "igd", "nonzero_within_0.5pp",
-           "test_nonzero_within_0.5pp", "nonzero_within_1pp", "test_nonzero_within_1pp",
-           "selected_1pp_test_drop_pp", "refined_nonzero_within_1pp", "refined_test_accuracy",
-           "refined_test_drop_pp", "selected_nonzero", "selected_compression", "selected_test_drop_pp")
-METRICS = {"hypervolume": True, "best_fitness": True, "best_test_accuracy": True,
-           "nonzero_within_1pp": False, "selected_1pp_test_drop_pp": False,
-           "test_nonzero_within_1pp": False, "refined_nonzero_within_1pp": False,
-           "refined_test_drop_pp": False, "selected_compression": True, "selected_test_drop_pp": False}
+COLUMNS = (
+    "evaluations",
+    "baseline_accuracy",
+    "baseline_test_accuracy",
+    "best_fitness",
+    "best_test_accuracy",
+    "best_nonzero",
+    "search_time_s",
+    "worker_pid",
+    "hypervolume",
+    "igd",
+    "nonzero_within_0.5pp",
+    "test_nonzero_within_0.5pp",
+    "nonzero_within_1pp",
+    "test_nonzero_within_1pp",
+    "selected_1pp_test_drop_pp",
+    "refined_nonzero_within_1pp",
+    "refined_test_accuracy",
+    "refined_test_drop_pp",
+    "selected_nonzero",
+    "selected_compression",
+    "selected_test_drop_pp",
+)
+METRICS = {
+    "hypervolume": True,
+    "best_fitness": True,
+    "best_test_accuracy": True,
+    "nonzero_within_1pp": False,
+    "selected_1pp_test_drop_pp": False,
+    "test_nonzero_within_1pp": False,
+    "refined_nonzero_within_1pp": False,
+    "refined_test_drop_pp": False,
+    "selected_compression": True,
+    "selected_test_drop_pp": False,
+}
 MAGNITUDE_CELL = f"-/{MAGNITUDE}/-"  # the magnitude baseline has no genome and no operators
 
 
 def trial_config(config: Config, encoding: str, algorithm: str, variant: str, seed: int) -> Config:
     """The run config of one grid cell and seed."""
     crossover, mutation = variant.split("+")
-    return config.with_overrides({"search.encoding": encoding, "search.algorithm": algorithm,
-                                  "search.crossover": crossover, "search.mutation": mutation,
-                                  "search.seed": seed})
+    return config.with_overrides(
+        {
+            "search.encoding": encoding,
+            "search.algorithm": algorithm,
+            "search.crossover": crossover,
+            "search.mutation": mutation,
+            "search.seed": seed,
+        }
+    )
 
 
 def _spec(cell: str, config: Config, **extra) -> dict:
     """The spec of one grid cell's trial; its row starts with key, cell, its three parts and seed."""
     encoding, algorithm, variant = cell.split("/")
     key = f"{cell}/seed{config.search.seed}"
-    labels = {"key": key, "cell": cell, "encoding": encoding, "algorithm": algorithm, "variant": variant,
-              "seed": config.search.seed}
+    labels = {
+        "key": key,
+        "cell": cell,
+        "encoding": encoding,
+        "algorithm": algorithm,
+        "variant": variant,
+        "seed": config.search.seed,
+    }
     return spec(key, config, labels, COLUMNS, cell=cell, **extra)
 
 
@@ -59,24 +97,41 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
         for variant in b.variants:
             crossover, mutation = variant.split("+")
             try:
-                check_pairing(ENCODINGS[encoding].kind, lengths[encoding], crossover, mutation,
-                              encoding=encoding)
+                check_pairing(
+                    ENCODINGS[encoding].kind, lengths[encoding], crossover, mutation, encoding=encoding
+                )
             except ConfigError as exc:
                 skipped.append(f"{encoding} with {variant}: {exc}")
                 continue
             for algorithm in (a for a in b.algorithms if a != MAGNITUDE):
-                specs += [_spec(f"{encoding}/{algorithm}/{variant}",
-                                trial_config(config, encoding, algorithm, variant, seed)) for seed in range(b.seeds)]
+                specs += [
+                    _spec(
+                        f"{encoding}/{algorithm}/{variant}",
+                        trial_config(config, encoding, algorithm, variant, seed),
+                    )
+                    for seed in range(b.seeds)
+                ]
         if b.pymoo:
-            specs += [_spec(f"{encoding}/{PEER}/default", config.with_overrides(
-                {"search.encoding": encoding, "search.seed": seed, "search.algorithm": "nsga2"}), peer="pymoo")
-                for seed in range(b.seeds)]
+            specs += [
+                _spec(
+                    f"{encoding}/{PEER}/default",
+                    config.with_overrides(
+                        {"search.encoding": encoding, "search.seed": seed, "search.algorithm": "nsga2"}
+                    ),
+                    peer="pymoo",
+                )
+                for seed in range(b.seeds)
+            ]
     if MAGNITUDE in b.algorithms:
-        specs += [_spec(MAGNITUDE_CELL, config.with_overrides({"search.algorithm": MAGNITUDE, "search.seed": seed}))
-                  for seed in range(b.seeds)]
+        specs += [
+            _spec(MAGNITUDE_CELL, config.with_overrides({"search.algorithm": MAGNITUDE, "search.seed": seed}))
+            for seed in range(b.seeds)
+        ]
     if not specs:
-        raise ConfigError("No valid grid cell: every operator variant mismatches every encoding. "
-                          f"Received: bench.variants={list(b.variants)}")
+        raise ConfigError(
+            "No valid grid cell: every operator variant mismatches every encoding. "
+            f"Received: bench.variants={list(b.variants)}"
+        )
     return specs, skipped
 
 
@@ -94,9 +149,15 @@ def pretrain(config: Config, status: Callable[[str], None]) -> dict[str, int]:
     return lengths
 
 
-def bench(config: Config, out: Path, executor: str | None = None, workers: int | None = None,
-          scheduler: str | None = None, progress: Progress = lambda *a: None,
-          status: Callable[[str], None] = lambda msg: None) -> pd.DataFrame:
+def bench(
+    config: Config,
+    out: Path,
+    executor: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress = lambda *a: None,
+    status: Callable[[str], None] = lambda msg: None,
+) -> pd.DataFrame:
     """Runs the grid; each finished trial is appended to ``out/trials.csv`` at once.
 
     A rerun skips the trials already recorded there.
@@ -110,11 +171,12 @@ def bench(config: Config, out: Path, executor: str | None = None, workers: int |
     return store.trials
 
 
-def run_bench(config: Config, out: Path, scheduler: str | None = None,
-              progress: Progress = lambda *a: None) -> pd.DataFrame:
+def run_bench(
+    config: Config, out: Path, scheduler: str | None = None, progress: Progress = lambda *a: None
+) -> pd.DataFrame:
     """``evoprune bench``: opens (or resumes) ``out``, runs the grid, writes the report; the ranking."""
-    from evoprune.models.training import import_tensorflow_quietly
     from evoprune.experiments.rundir import open_trials_dir
+    from evoprune.models.training import import_tensorflow_quietly
 
     open_trials_dir(out, config, free=("bench", "compare"))
     import_tensorflow_quietly()
@@ -129,10 +191,15 @@ def ranking(trials: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for cell, frame in trials.groupby("cell", sort=False):
         hv = frame["hypervolume"]
-        row = {"cell": cell, "seeds": len(frame), "hv_median": hv.median(),
-               "hv_q1": hv.quantile(0.25), "hv_q3": hv.quantile(0.75),
-               "a12_vs_paper": a12(hv, paper) if len(paper) else float("nan"),
-               "p_vs_paper": mann_whitney_p(hv, paper) if len(paper) and cell != PAPER else float("nan")}
+        row = {
+            "cell": cell,
+            "seeds": len(frame),
+            "hv_median": hv.median(),
+            "hv_q1": hv.quantile(0.25),
+            "hv_q3": hv.quantile(0.75),
+            "a12_vs_paper": a12(hv, paper) if len(paper) else float("nan"),
+            "p_vs_paper": mann_whitney_p(hv, paper) if len(paper) and cell != PAPER else float("nan"),
+        }
         for metric in METRICS:
             if metric != "hypervolume":
                 row[metric] = pd.to_numeric(frame[metric], errors="coerce").median()
@@ -150,11 +217,14 @@ def write_outputs(config: Config, trials: pd.DataFrame, out: Path) -> pd.DataFra
     table = ranking(trials)
     atomic_write_text(out / "ranking.csv", table.to_csv(index=False))
     skipped = (out / "skipped.txt").read_text().splitlines() if (out / "skipped.txt").is_file() else []
-    context = {"dataset": config.data.source,
-               "evaluation budget per trial": config.search.max_evaluations or "all generations",
-               "population": config.search.population, "seeds": trials["seed"].nunique(),
-               "fine-tuning": config.finetune.refine,
-               "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}"}
+    context = {
+        "dataset": config.data.source,
+        "evaluation budget per trial": config.search.max_evaluations or "all generations",
+        "population": config.search.population,
+        "seeds": trials["seed"].nunique(),
+        "fine-tuning": config.finetune.refine,
+        "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
+    }
     atomic_write_text(out / "report.md", bench_report(table, context, skipped, PAPER))
     save_figure(bench_figure(trials, list(table["cell"])), out / "hypervolume.png")
     return table

@@ -11,29 +11,62 @@ import pandas as pd
 
 from evoprune.config import Config
 from evoprune.experiments.run import Prepared, make_problem
+from evoprune.experiments.trials import (
+    Progress,
+    TrialStore,
+    front_igd,
+    front_metrics,
+    prepared_for,
+    run,
+    spec,
+    with_budget,
+)
 from evoprune.reporting.metrics import pareto_front
 from evoprune.reporting.results import atomic_write_text
-from evoprune.experiments.trials import (Progress, TrialStore, front_igd, front_metrics, prepared_for, run, spec,
-                                         with_budget)
 
 REFERENCE = "sweep"
 UNION = "union"  # the reference where no exact front exists: non-dominated union of the seed's trials
 # the reference is the one-threshold genome's exact front: fast evaluator, no fine-tuning
 REFERENCE_SETTINGS = {"search.encoding": "threshold", "search.evaluator": "fast", "finetune.refine": "none"}
 KEY = ("algorithm", "seed")
-COLUMNS = ("evaluations", "baseline_accuracy", "baseline_test_accuracy", "baseline_nonzero", "best_fitness",
-           "best_accuracy", "best_test_accuracy", "best_nonzero", "best_compression", "front_size",
-           "search_time_s", "hypervolume", "igd", "nonzero_within_0.5pp", "test_nonzero_within_0.5pp",
-           "nonzero_within_1pp", "test_nonzero_within_1pp", "selected_1pp_test_drop_pp",
-           "selected_nonzero", "selected_compression", "selected_test_drop_pp")
+COLUMNS = (
+    "evaluations",
+    "baseline_accuracy",
+    "baseline_test_accuracy",
+    "baseline_nonzero",
+    "best_fitness",
+    "best_accuracy",
+    "best_test_accuracy",
+    "best_nonzero",
+    "best_compression",
+    "front_size",
+    "search_time_s",
+    "hypervolume",
+    "igd",
+    "nonzero_within_0.5pp",
+    "test_nonzero_within_0.5pp",
+    "nonzero_within_1pp",
+    "test_nonzero_within_1pp",
+    "selected_1pp_test_drop_pp",
+    "selected_nonzero",
+    "selected_compression",
+    "selected_test_drop_pp",
+)
 # metric -> True when higher is better
 METRICS = {
-    "hypervolume": True, "igd": False, "best_fitness": True, "best_accuracy": True,
-    "best_test_accuracy": True, "best_compression": True,
-    "nonzero_within_0.5pp": False, "nonzero_within_1pp": False,
-    "test_nonzero_within_0.5pp": False, "test_nonzero_within_1pp": False,
+    "hypervolume": True,
+    "igd": False,
+    "best_fitness": True,
+    "best_accuracy": True,
+    "best_test_accuracy": True,
+    "best_compression": True,
+    "nonzero_within_0.5pp": False,
+    "nonzero_within_1pp": False,
+    "test_nonzero_within_0.5pp": False,
+    "test_nonzero_within_1pp": False,
     "selected_1pp_test_drop_pp": False,
-    "selected_compression": True, "selected_test_drop_pp": False,
+    "selected_compression": True,
+    "selected_test_drop_pp": False,
 }
 
 
@@ -66,17 +99,33 @@ def uses_sweep(config: Config, prepared: Prepared) -> bool:
     return config.search.encoding == "threshold" and prepared.target(config.search.layers).head_only
 
 
-def _reference_row(name: str, seed: int, evaluations: int, base: dict, table: pd.DataFrame,
-                   front: pd.DataFrame, best_test: float, config: Config) -> dict:
+def _reference_row(
+    name: str,
+    seed: int,
+    evaluations: int,
+    base: dict,
+    table: pd.DataFrame,
+    front: pd.DataFrame,
+    best_test: float,
+    config: Config,
+) -> dict:
     """The trials.csv row of a reference front (``table``: everything it was taken from)."""
     best = table.loc[table["fitness"].idxmax()]
-    row = {"algorithm": name, "seed": seed, "evaluations": evaluations,
-           "baseline_accuracy": base["accuracy"], "baseline_test_accuracy": base["test_accuracy"],
-           "baseline_nonzero": base["nonzero"], "best_fitness": float(best["fitness"]),
-           "best_accuracy": float(best["accuracy"]), "best_test_accuracy": best_test,
-           "best_nonzero": int(best["nonzero"]),
-           "best_compression": base["nonzero"] / max(int(best["nonzero"]), 1),
-           "front_size": len(front), "search_time_s": float("nan")}
+    row = {
+        "algorithm": name,
+        "seed": seed,
+        "evaluations": evaluations,
+        "baseline_accuracy": base["accuracy"],
+        "baseline_test_accuracy": base["test_accuracy"],
+        "baseline_nonzero": base["nonzero"],
+        "best_fitness": float(best["fitness"]),
+        "best_accuracy": float(best["accuracy"]),
+        "best_test_accuracy": best_test,
+        "best_nonzero": int(best["nonzero"]),
+        "best_compression": base["nonzero"] / max(int(best["nonzero"]), 1),
+        "front_size": len(front),
+        "search_time_s": float("nan"),
+    }
     row.update(front_metrics(config, front, front, base["accuracy"], base["test_accuracy"], base["nonzero"]))
     return row
 
@@ -93,27 +142,42 @@ def reference_trial(config: Config, prepared: Prepared, seed: int) -> tuple[dict
 
     problem = make_problem(config.with_overrides(REFERENCE_SETTINGS), prepared)
     sweep = exact_sweep(problem.evaluator)
-    sweep["fitness"] = [paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
-                        for a, n in zip(sweep["accuracy"], sweep["nonzero"])]
+    sweep["fitness"] = [
+        paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
+        for a, n in zip(sweep["accuracy"], sweep["nonzero"])
+    ]
     front = pareto_front(sweep)
     front["test_accuracy"] = problem.test_accuracy(front[["threshold"]].to_numpy())
     best = sweep.loc[sweep["fitness"].idxmax()]
-    base = {"accuracy": problem.base_accuracy, "test_accuracy": problem.base_test_accuracy,
-            "nonzero": problem.base_nonzero}
-    row = _reference_row(REFERENCE, seed, len(sweep), base, sweep, front,
-                         problem.test_accuracy([[best["threshold"]]])[0], config)
+    base = {
+        "accuracy": problem.base_accuracy,
+        "test_accuracy": problem.base_test_accuracy,
+        "nonzero": problem.base_nonzero,
+    }
+    row = _reference_row(
+        REFERENCE,
+        seed,
+        len(sweep),
+        base,
+        sweep,
+        front,
+        problem.test_accuracy([[best["threshold"]]])[0],
+        config,
+    )
     return row, front
 
 
-def union_trial(config: Config, seed: int, fronts: list[pd.DataFrame], base: dict,
-                evaluations: int) -> tuple[dict, pd.DataFrame]:
+def union_trial(
+    config: Config, seed: int, fronts: list[pd.DataFrame], base: dict, evaluations: int
+) -> tuple[dict, pd.DataFrame]:
     """The union reference of one seed: the non-dominated points of all its trials' fronts."""
     columns = ["accuracy", "test_accuracy", "nonzero", "compression", "fitness"]
     table = pd.concat([f[columns] for f in fronts], ignore_index=True)
     front = pareto_front(table)
     best = table.loc[table["fitness"].idxmax()]
-    return _reference_row(UNION, seed, evaluations, base, table, front, float(best["test_accuracy"]),
-                          config), front
+    return _reference_row(
+        UNION, seed, evaluations, base, table, front, float(best["test_accuracy"]), config
+    ), front
 
 
 def check_config(config: Config) -> None:
@@ -128,23 +192,37 @@ def check_config(config: Config) -> None:
 
     for algorithm in config.compare.algorithms:
         algorithm_config(config, algorithm, 0)
-    search = config.search        # the genome's length is known once the model is; 1 or 2 decide pairing
+    search = config.search  # the genome's length is known once the model is; 1 or 2 decide pairing
     one_layer = search.layers == "head" or (not isinstance(search.layers, str) and len(search.layers) == 1)
     one_gene = search.encoding == "threshold" or (search.encoding == "layer_thresholds" and one_layer)
     length = 1 if one_gene else 2
-    check_pairing(ENCODINGS[search.encoding].kind, length, search.crossover, search.mutation,
-                  encoding=search.encoding)
+    check_pairing(
+        ENCODINGS[search.encoding].kind, length, search.crossover, search.mutation, encoding=search.encoding
+    )
 
 
 def trial_specs(config: Config, algorithms: list[str], seed: int, exact: pd.DataFrame | None) -> list[dict]:
     """The specs of one seed's trials (``exact``: the reference front their IGD is measured to)."""
     records = None if exact is None else exact.to_dict("records")
-    return [spec(trial_key(a, seed), algorithm_config(config, a, seed), {"algorithm": a, "seed": seed},
-                 COLUMNS, exact=records, tables=True) for a in algorithms]
+    return [
+        spec(
+            trial_key(a, seed),
+            algorithm_config(config, a, seed),
+            {"algorithm": a, "seed": seed},
+            COLUMNS,
+            exact=records,
+            tables=True,
+        )
+        for a in algorithms
+    ]
 
 
-def compare(config: Config, out: Path, progress: Progress = lambda *a: None,
-            status: Callable[[str], None] = lambda msg: None) -> CompareResult:
+def compare(
+    config: Config,
+    out: Path,
+    progress: Progress = lambda *a: None,
+    status: Callable[[str], None] = lambda msg: None,
+) -> CompareResult:
     """Runs every algorithm on every seed's model at the same budget; resumes from ``out``.
 
     Trials run on ``compare.executor`` (as bench's do); those already in ``out/trials.csv``
@@ -161,15 +239,20 @@ def compare(config: Config, out: Path, progress: Progress = lambda *a: None,
             continue
         seed_config = with_budget(config).with_overrides({"search.seed": seed})
         prepared = prepared_for(seed_config, status, fresh=True)
-        if uses_sweep(seed_config, prepared):   # each trial is saved as soon as it ends
+        if uses_sweep(seed_config, prepared):  # each trial is saved as soon as it ends
             row, exact = reference_trial(seed_config, prepared, seed)
             if _row_key(row) not in store.done:
                 store.add(row, exact, [])
             run(trial_specs(config, todo, seed, exact), store, executor, workers)
             continue
-        results: list[dict] = []                 # the union needs every front of the seed first
-        run(trial_specs(config, todo, seed, None), store, executor, workers,
-            on_result=lambda s, r: results.append(r))
+        results: list[dict] = []  # the union needs every front of the seed first
+        run(
+            trial_specs(config, todo, seed, None),
+            store,
+            executor,
+            workers,
+            on_result=lambda _spec, result, into=results: into.append(result),
+        )
         if results:
             _add_union(config, store, seed, results)
     return CompareResult(store.trials, store.tables["generations"], store.tables["fronts"])
@@ -181,9 +264,14 @@ def _add_union(config: Config, store: TrialStore, seed: int, results: list[dict]
     saved = [f for _, f in saved[saved["seed"] == seed].groupby("algorithm")] if len(saved) else []
     fronts = [pd.DataFrame(r["front"]) for r in results]
     first = results[0]["row"]
-    base = {"accuracy": first["baseline_accuracy"], "test_accuracy": first["baseline_test_accuracy"],
-            "nonzero": first["baseline_nonzero"]}
-    row, union = union_trial(config, seed, fronts + saved, base, sum(r["row"]["evaluations"] for r in results))
+    base = {
+        "accuracy": first["baseline_accuracy"],
+        "test_accuracy": first["baseline_test_accuracy"],
+        "nonzero": first["baseline_nonzero"],
+    }
+    row, union = union_trial(
+        config, seed, fronts + saved, base, sum(r["row"]["evaluations"] for r in results)
+    )
     if _row_key(row) not in store.done:
         store.add(row, union, [])
     for result, front in zip(results, fronts):
@@ -200,8 +288,11 @@ def convergence(generations: pd.DataFrame, points: int = 60) -> pd.DataFrame:
     """
     if generations.empty:
         return pd.DataFrame(columns=["algorithm", "evaluations", "median", "q1", "q3"])
-    grid = np.unique(np.linspace(generations["evaluations"].min(), generations["evaluations"].max(),
-                                 points).round().astype(int))
+    grid = np.unique(
+        np.linspace(generations["evaluations"].min(), generations["evaluations"].max(), points)
+        .round()
+        .astype(int)
+    )
     rows = []
     for algorithm, frame in generations.groupby("algorithm", sort=False):
         curves = []
@@ -211,8 +302,9 @@ def convergence(generations: pd.DataFrame, points: int = 60) -> pd.DataFrame:
             values = trial["hypervolume"].to_numpy()[np.clip(index, 0, None)]
             curves.append(np.where(index >= 0, values, np.nan))
         q1, median, q3 = np.nanpercentile(np.array(curves), [25, 50, 75], axis=0)
-        rows.append(pd.DataFrame({"algorithm": algorithm, "evaluations": grid, "median": median,
-                                  "q1": q1, "q3": q3}))
+        rows.append(
+            pd.DataFrame({"algorithm": algorithm, "evaluations": grid, "median": median, "q1": q1, "q3": q3})
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -229,8 +321,8 @@ def median_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 def run_compare(config: Config, out: Path, progress: Progress = lambda *a: None) -> CompareResult:
     """``evoprune compare``: checks, opens (or resumes) ``out``, runs the trials, writes the report."""
-    from evoprune.models.training import import_tensorflow_quietly
     from evoprune.experiments.rundir import open_trials_dir
+    from evoprune.models.training import import_tensorflow_quietly
 
     check_config(config)
     open_trials_dir(out, config, free=("compare",))
@@ -265,5 +357,6 @@ def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
     save_figure(boxplots_figure(trials), out / "boxplots.png")
     reference_hv = trials.loc[trials["algorithm"] == reference, "hypervolume"]
     if len(result.generations):
-        save_figure(hypervolume_figure(convergence(result.generations), reference_hv),
-                    out / "hypervolume.png")
+        save_figure(
+            hypervolume_figure(convergence(result.generations), reference_hv), out / "hypervolume.png"
+        )

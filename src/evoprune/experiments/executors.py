@@ -65,13 +65,19 @@ def _failed(spec: dict, exc: BaseException) -> TrialError:
 
 def _lost(spec: dict, times: int, detail: object) -> TrialError:
     """The error raised for a trial whose worker died ``times`` times."""
-    return TrialError(f"Trial {spec['key']!r} lost its worker process {times} times; "
-                      f"giving up ({detail}).")
+    return TrialError(f"Trial {spec['key']!r} lost its worker process {times} times; giving up ({detail}).")
 
 
-def run_tasks(task: str, specs: list[dict], executor: str = "local", workers: int = 2,
-              scheduler: str | None = None, done_keys: Collection[str] = frozenset(),
-              on_result: OnResult | None = None, retries: int = 2) -> list[dict]:
+def run_tasks(
+    task: str,
+    specs: list[dict],
+    executor: str = "local",
+    workers: int = 2,
+    scheduler: str | None = None,
+    done_keys: Collection[str] = frozenset(),
+    on_result: OnResult | None = None,
+    retries: int = 2,
+) -> list[dict]:
     """Runs ``task`` on every spec whose key is not done yet.
 
     Args:
@@ -95,8 +101,9 @@ def run_tasks(task: str, specs: list[dict], executor: str = "local", workers: in
             its worker more than ``retries`` times.
     """
     if executor not in EXECUTORS:
-        raise ConfigError(f"Unknown executor. Expected one of: {', '.join(EXECUTORS)}. "
-                          f"Received: {executor!r}")
+        raise ConfigError(
+            f"Unknown executor. Expected one of: {', '.join(EXECUTORS)}. Received: {executor!r}"
+        )
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"Expected workers >= 1. Received: workers={workers!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -106,8 +113,9 @@ def run_tasks(task: str, specs: list[dict], executor: str = "local", workers: in
         key = spec.get("key") if isinstance(spec, dict) else None
         if not isinstance(key, str) or key in seen:
             reason = "a duplicate" if key in seen else "a spec dict without a string"
-            raise ConfigError(f"Expected every spec to have a unique string 'key'. "
-                              f"Received {reason} key: {spec!r}")
+            raise ConfigError(
+                f"Expected every spec to have a unique string 'key'. Received {reason} key: {spec!r}"
+            )
         seen.add(key)
     pending = [spec for spec in specs if spec["key"] not in done_keys]
     results: dict[str, dict] = {}
@@ -148,8 +156,7 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_local(task: str, pending: list[dict], workers: int, retries: int,
-               emit: OnResult) -> None:
+def _run_local(task: str, pending: list[dict], workers: int, retries: int, emit: OnResult) -> None:
     """Runs the trials on a spawn pool; a dead worker's pool is rebuilt, its trials resubmitted.
 
     At most ``workers`` trials are in flight, so the trials charged with an attempt when the
@@ -200,8 +207,9 @@ def _run_local(task: str, pending: list[dict], workers: int, retries: int,
             queue.appendleft(spec)
 
 
-def _run_dask(task: str, pending: list[dict], workers: int, scheduler: str | None,
-              retries: int, emit: OnResult) -> None:
+def _run_dask(
+    task: str, pending: list[dict], workers: int, scheduler: str | None, retries: int, emit: OnResult
+) -> None:
     """Runs the trials on a Dask cluster (joined at ``scheduler`` or started locally)."""
     import dask
     from distributed import Client, KilledWorker, LocalCluster, as_completed
@@ -213,19 +221,29 @@ def _run_dask(task: str, pending: list[dict], workers: int, scheduler: str | Non
             except (OSError, TimeoutError, ValueError) as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 gc.collect()  # closes the half-built client while its event loop still runs
-                raise EvopruneError(f"Cannot reach the Dask scheduler at {scheduler} within "
-                                    f"{CONNECT_TIMEOUT_S} s ({message}).") from None
+                raise EvopruneError(
+                    f"Cannot reach the Dask scheduler at {scheduler} within "
+                    f"{CONNECT_TIMEOUT_S} s ({message})."
+                ) from None
         else:
             # A trial running on a worker that dies is rescheduled up to `retries` times.
             stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": retries}))
-            cluster = stack.enter_context(LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None))
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+            )
             client = Client(cluster, set_as_default=False)
         stack.callback(client.close)
         token = uuid4().hex[:8]  # keeps keys unique on a shared cluster
-        futures = {client.submit(_call, task, spec, key=f"trial-{spec['key']}-{token}",
-                                 pure=False, retries=0): spec for spec in pending}  # a raising task fails again: no retry
+        futures = {
+            client.submit(_call, task, spec, key=f"trial-{spec['key']}-{token}", pure=False, retries=0): spec
+            for spec in pending
+        }  # a raising task fails again: no retry
         try:
             for future in as_completed(futures, loop=client.loop):
                 spec = futures[future]

@@ -8,10 +8,10 @@ import time
 import numpy as np
 from deap import tools
 
-from evoprune.search.algorithms import LoopState, generation_stats, individual_class, initializer
 from evoprune.config import Config
 from evoprune.experiments.run import Prepared, make_problem, refine, tabulate
 from evoprune.reporting.results import RunResult
+from evoprune.search.algorithms import LoopState, generation_stats, individual_class, initializer
 
 
 def _pymoo_problem(problem):
@@ -23,9 +23,13 @@ def _pymoo_problem(problem):
         """Objectives to minimize: ``-accuracy`` and nonzero weights."""
 
         def __init__(self) -> None:
-            super().__init__(n_var=enc.length, n_obj=2, xl=np.asarray(enc.lows, dtype=float),
-                             xu=np.asarray(enc.highs, dtype=float),
-                             vtype=bool if enc.kind == "binary" else float)
+            super().__init__(
+                n_var=enc.length,
+                n_obj=2,
+                xl=np.asarray(enc.lows, dtype=float),
+                xu=np.asarray(enc.highs, dtype=float),
+                vtype=bool if enc.kind == "binary" else float,
+            )
 
         def _evaluate(self, x, out, *args, **kwargs):
             genomes = np.asarray(x, dtype=float).tolist()
@@ -44,14 +48,23 @@ def _algorithm(config: Config, kind: str, initial: np.ndarray):
         from pymoo.operators.crossover.pntx import TwoPointCrossover
         from pymoo.operators.mutation.bitflip import BitflipMutation
 
-        return NSGA2(pop_size=size, sampling=initial.astype(bool), crossover=TwoPointCrossover(),
-                     mutation=BitflipMutation(), eliminate_duplicates=True)
+        return NSGA2(
+            pop_size=size,
+            sampling=initial.astype(bool),
+            crossover=TwoPointCrossover(),
+            mutation=BitflipMutation(),
+            eliminate_duplicates=True,
+        )
     from pymoo.operators.crossover.sbx import SBX
     from pymoo.operators.mutation.pm import PM
 
-    return NSGA2(pop_size=size, sampling=initial, eliminate_duplicates=True,
-                 crossover=SBX(eta=config.search.eta, prob=config.search.cxpb),
-                 mutation=PM(eta=config.search.eta))
+    return NSGA2(
+        pop_size=size,
+        sampling=initial,
+        eliminate_duplicates=True,
+        crossover=SBX(eta=config.search.eta, prob=config.search.cxpb),
+        mutation=PM(eta=config.search.eta),
+    )
 
 
 def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
@@ -68,10 +81,16 @@ def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
     budget = config.search.max_evaluations or config.search.population * (config.search.generations + 1)
     search_start = time.perf_counter()
     rng = random.Random(config.search.seed)  # the mask initializer's bit flips
-    initial = np.array(initializer(config.search, problem.encoding, rng)(config.search.population),
-                       dtype=float)
-    res = minimize(_pymoo_problem(problem), _algorithm(config, problem.encoding.kind, initial),
-                   ("n_eval", 2 * budget), seed=config.search.seed, verbose=False)
+    initial = np.array(
+        initializer(config.search, problem.encoding, rng)(config.search.population), dtype=float
+    )
+    res = minimize(
+        _pymoo_problem(problem),
+        _algorithm(config, problem.encoding.kind, initial),
+        ("n_eval", 2 * budget),
+        seed=config.search.seed,
+        verbose=False,
+    )
     search_time = time.perf_counter() - search_start
     cls = individual_class(2)
     population = []
@@ -81,8 +100,16 @@ def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
         ind.fitness.values = (ind.evaluation.accuracy, float(ind.evaluation.nonzero))
         population.append(ind)
     logbook = tools.Logbook()
-    logbook.record(**generation_stats(int(res.algorithm.n_gen), population, problem.evaluations,
-                                      problem.evaluations, problem.fitness, search_time))
+    logbook.record(
+        **generation_stats(
+            int(res.algorithm.n_gen),
+            population,
+            problem.evaluations,
+            problem.evaluations,
+            problem.fitness,
+            search_time,
+        )
+    )
     state = LoopState(int(res.algorithm.n_gen), population, logbook)
     result = tabulate(config, prepared, problem, state, search_time, setup, time.perf_counter() - start)
     return refine(config, prepared, problem, result) if config.finetune.refine == "front" else result

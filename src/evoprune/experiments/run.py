@@ -13,22 +13,28 @@ import numpy as np
 import pandas as pd
 
 from evoprune import __version__
+from evoprune.config import Config
+from evoprune.data.dataset import Dataset, load_dataset
+from evoprune.experiments.rundir import identity
+from evoprune.models.target import PruneTarget, build_target
+from evoprune.models.training import TrainedModel, load_or_train
+from evoprune.refine.finetune import (
+    FinetuneSettings,
+    HeadFinetuner,
+    RefiningEvaluator,
+    best_refined,
+    head_scorer,
+    refine_front,
+)
+from evoprune.refine.magnitude import MAGNITUDE
+from evoprune.refine.retrain import ModelFinetuner
+from evoprune.reporting.metrics import compression, pareto_front
+from evoprune.reporting.results import SUMMARY_VERSION, RunResult, native
+from evoprune.scoring.evaluate import KerasEvaluator, PruningProblem
 from evoprune.search import checkpoint
 from evoprune.search.algorithms import LoopState, Observer, build_toolbox, evolve
-from evoprune.config import Config
-from evoprune.refine.magnitude import MAGNITUDE
-from evoprune.data.dataset import Dataset, load_dataset
 from evoprune.search.encodings import make_encoding
-from evoprune.scoring.evaluate import KerasEvaluator, PruningProblem
-from evoprune.refine.finetune import (FinetuneSettings, HeadFinetuner, RefiningEvaluator,
-                                      best_refined, head_scorer, refine_front)
-from evoprune.reporting.metrics import compression, pareto_front
-from evoprune.models.training import TrainedModel, load_or_train
-from evoprune.refine.retrain import ModelFinetuner
-from evoprune.reporting.results import SUMMARY_VERSION, RunResult, native
-from evoprune.experiments.rundir import identity
 from evoprune.search.seeding import SearchRandom
-from evoprune.models.target import PruneTarget, build_target
 
 Status = Callable[[str], None]
 
@@ -52,12 +58,17 @@ def prepare(config: Config, status: Status = lambda msg: None) -> Prepared:
     if not len(dataset.split(config.data.fitness_split)[1]):
         from evoprune.errors import DataError
 
-        raise DataError(f"The {config.data.fitness_split} split of {dataset.name} is empty (too few images "
-                        f"per class to carve it). Raise data.validation_fraction or add images. Received: "
-                        f"data.validation_fraction={config.data.validation_fraction}")
-    status(f"Loading model {config.model.model_file}" if config.model.model_file else
-           f"Preparing model {config.model.architecture} (seed {config.search.seed}, "
-           f"{config.model.epochs} epochs if not cached)")
+        raise DataError(
+            f"The {config.data.fitness_split} split of {dataset.name} is empty (too few images "
+            f"per class to carve it). Raise data.validation_fraction or add images. Received: "
+            f"data.validation_fraction={config.data.validation_fraction}"
+        )
+    status(
+        f"Loading model {config.model.model_file}"
+        if config.model.model_file
+        else f"Preparing model {config.model.architecture} (seed {config.search.seed}, "
+        f"{config.model.epochs} epochs if not cached)"
+    )
     trained = load_or_train(dataset, config.model, config.search.seed)
     prepared = Prepared(dataset, trained)
     prepared.target(config.search.layers)  # a layer name the model lacks fails before any output
@@ -68,10 +79,18 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     """Builds the encoding and the evaluators on the fitness split (and test, for reports)."""
     model, dataset = prepared.trained.model, prepared.dataset
     target = prepared.target(config.search.layers)
-    fitness = KerasEvaluator(model, dataset.split(config.data.fitness_split), config.search.evaluator,
-                             config.model.batch_size, target)
-    test = fitness if config.data.fitness_split == "test" else KerasEvaluator(
-        model, dataset.test, "fast", config.model.batch_size, target)
+    fitness = KerasEvaluator(
+        model,
+        dataset.split(config.data.fitness_split),
+        config.search.evaluator,
+        config.model.batch_size,
+        target,
+    )
+    test = (
+        fitness
+        if config.data.fitness_split == "test"
+        else KerasEvaluator(model, dataset.test, "fast", config.model.batch_size, target)
+    )
     encoding = make_encoding(config.search.encoding, fitness.kernels, config.search.min_threshold)
     if config.finetune.refine == "each":  # both splits score the fine-tuned head
         finetuner = make_finetuner(config, prepared, target)
@@ -83,17 +102,28 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
 
 def make_finetuner(config: Config, prepared: Prepared, target: PruneTarget) -> HeadFinetuner:
     """A head fine-tuner on the training split's cached features."""
-    train = KerasEvaluator(prepared.trained.model, prepared.dataset.train, "fast",
-                           config.model.batch_size, target)
+    train = KerasEvaluator(
+        prepared.trained.model, prepared.dataset.train, "fast", config.model.batch_size, target
+    )
     f = config.finetune
-    return HeadFinetuner(train.features, train.labels, train.kernel, train.bias,
-                         FinetuneSettings(f.steps, f.batch_size, f.learning_rate, config.search.seed),
-                         train_bias=target.layers[-1].bias is not None)
+    return HeadFinetuner(
+        train.features,
+        train.labels,
+        train.kernel,
+        train.bias,
+        FinetuneSettings(f.steps, f.batch_size, f.learning_rate, config.search.seed),
+        train_bias=target.layers[-1].bias is not None,
+    )
 
 
-def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Prepared | None = None,
-               status: Status = lambda msg: None, checkpoint_dir: Path | None = None,
-               resume: bool = False) -> RunResult:
+def run_search(
+    config: Config,
+    observers: Sequence[Observer] = (),
+    prepared: Prepared | None = None,
+    status: Status = lambda msg: None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+) -> RunResult:
     """Runs one search end to end and returns its frozen result.
 
     Randomness: the search draws from its own generators seeded with ``search.seed``
@@ -125,20 +155,37 @@ def run_search(config: Config, observers: Sequence[Observer] = (), prepared: Pre
             state = checkpoint.restore(payload, problem, rng)
             earlier_search_time = payload["meta"]["search_time_s"]
             status(f"Resuming after generation {state.generation}")
-        status(f"Searching: {config.search.algorithm}, population {config.search.population}, "
-               f"{config.search.generations} generations")
+        status(
+            f"Searching: {config.search.algorithm}, population {config.search.population}, "
+            f"{config.search.generations} generations"
+        )
         search_start = time.perf_counter()
 
         def save_checkpoint(current: LoopState) -> None:
-            checkpoint.save(Path(checkpoint_dir) / checkpoint.CHECKPOINT, current, problem, rng, config,
-                            earlier_search_time + time.perf_counter() - search_start, ident)
+            checkpoint.save(
+                Path(checkpoint_dir) / checkpoint.CHECKPOINT,
+                current,
+                problem,
+                rng,
+                config,
+                earlier_search_time + time.perf_counter() - search_start,
+                ident,
+            )
 
         observers = ([save_checkpoint] if checkpoint_dir else []) + list(observers)
-        state = evolve(toolbox, strategy, config.search.population, config.search.generations,
-                       observers, state=state, max_evaluations=config.search.max_evaluations)
+        state = evolve(
+            toolbox,
+            strategy,
+            config.search.population,
+            config.search.generations,
+            observers,
+            state=state,
+            max_evaluations=config.search.max_evaluations,
+        )
         search_time = earlier_search_time + time.perf_counter() - search_start
-    result = tabulate(config, prepared, problem, state, search_time, setup_time,
-                      time.perf_counter() - wall_start)
+    result = tabulate(
+        config, prepared, problem, state, search_time, setup_time, time.perf_counter() - wall_start
+    )
     result.summary.update(ident)  # dataset_checksum, model_sha256, model_weights_sha256
     if config.finetune.refine == "front":
         status("Fine-tuning the front")
@@ -155,19 +202,35 @@ def with_selection(config: Config, problem: PruningProblem, result: RunResult) -
     summary = dict(result.summary)
     summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
     summary["selected"] = select(
-        result.front, result.refined, summary["baseline"], config.select.tolerance_pp,
-        lambda i: encoding.describe(keys[i]), lambda i: [m[0] for m in encoding.decode([keys[i]])],
-        problem.evaluator.target)
+        result.front,
+        result.refined,
+        summary["baseline"],
+        config.select.tolerance_pp,
+        lambda i: encoding.describe(keys[i]),
+        lambda i: [m[0] for m in encoding.decode([keys[i]])],
+        problem.evaluator.target,
+    )
     return dataclasses.replace(result, summary=summary)
 
 
 def make_model_finetuner(config: Config, prepared: Prepared, problem: PruningProblem) -> ModelFinetuner:
     """Whole-model fine-tuning (``finetune.scope = "model"``) of this run's model."""
     f, ds = config.finetune, prepared.dataset
-    return ModelFinetuner(prepared.trained.model, ds.train, ds.split(config.data.fitness_split),
-                          ds.test, problem.evaluator.target, f.epochs, f.model_learning_rate,
-                          f.batch_size, config.search.seed, f.model_lr_schedule, f.distill, f.temperature,
-                          f.l2)
+    return ModelFinetuner(
+        prepared.trained.model,
+        ds.train,
+        ds.split(config.data.fitness_split),
+        ds.test,
+        problem.evaluator.target,
+        f.epochs,
+        f.model_learning_rate,
+        f.batch_size,
+        config.search.seed,
+        f.model_lr_schedule,
+        f.distill,
+        f.temperature,
+        f.l2,
+    )
 
 
 def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
@@ -178,17 +241,32 @@ def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
     return head_scorer(finetuner, problem.evaluator, problem.test_evaluator)
 
 
-def refine(config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult,
-           status: Status = lambda msg: None) -> RunResult:
+def refine(
+    config: Config,
+    prepared: Prepared,
+    problem: PruningProblem,
+    result: RunResult,
+    status: Status = lambda msg: None,
+) -> RunResult:
     """Fine-tunes the front's useful points and adds ``refined`` to the result and summary."""
     start = time.perf_counter()
     keys = [key for key, _ in problem.archive()]
-    refined = refine_front(result.front, keys, problem, make_scorer(config, prepared, problem),
-                           config.finetune.max_points, config.finetune.max_drop_pp,
-                           within_pp=config.select.tolerance_pp, status=status)
+    refined = refine_front(
+        result.front,
+        keys,
+        problem,
+        make_scorer(config, prepared, problem),
+        config.finetune.max_points,
+        config.finetune.max_drop_pp,
+        within_pp=config.select.tolerance_pp,
+        status=status,
+    )
     summary = dict(result.summary)
-    summary["refined"] = {"points": len(refined), "time_s": time.perf_counter() - start,
-                          "best_within_1pp": best_refined(refined, problem.base_accuracy)}
+    summary["refined"] = {
+        "points": len(refined),
+        "time_s": time.perf_counter() - start,
+        "best_within_1pp": best_refined(refined, problem.base_accuracy),
+    }
     return dataclasses.replace(result, summary=summary, refined=refined)
 
 
@@ -200,23 +278,35 @@ def _table(problem: PruningProblem, genomes: list, evaluations: list, index: lis
         columns["threshold"] = [float(g[0]) for g in genomes]
     else:
         columns["genome"] = [problem.encoding.describe(g) for g in genomes]
-    return pd.DataFrame({
-        **columns,
-        "accuracy": [ev.accuracy for ev in evaluations],
-        "nonzero": nonzero,
-        "compression": compression(problem.base_nonzero, nonzero),
-        "fitness": [problem.fitness(ev) for ev in evaluations],
-    })
+    return pd.DataFrame(
+        {
+            **columns,
+            "accuracy": [ev.accuracy for ev in evaluations],
+            "nonzero": nonzero,
+            "compression": compression(problem.base_nonzero, nonzero),
+            "fitness": [problem.fitness(ev) for ev in evaluations],
+        }
+    )
 
 
 def _with_test_accuracy(problem: PruningProblem, table: pd.DataFrame, keys: list) -> pd.DataFrame:
-    table.insert(table.columns.get_loc("accuracy") + 1, "test_accuracy",
-                 problem.test_accuracy([keys[i] for i in table["eval_index"]]))
+    table.insert(
+        table.columns.get_loc("accuracy") + 1,
+        "test_accuracy",
+        problem.test_accuracy([keys[i] for i in table["eval_index"]]),
+    )
     return table
 
 
-def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state: LoopState,
-             search_time: float, setup_time: float, wall_time: float) -> RunResult:
+def tabulate(
+    config: Config,
+    prepared: Prepared,
+    problem: PruningProblem,
+    state: LoopState,
+    search_time: float,
+    setup_time: float,
+    wall_time: float,
+) -> RunResult:
     """Builds the result tables and ``summary.json`` mapping from the final loop state."""
     keys, evals = (list(x) for x in zip(*problem.archive()))
     budget = config.search.max_evaluations or len(keys)  # the last generation may overshoot
@@ -224,11 +314,17 @@ def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state:
     front = pareto_front(archive)
     position = {key: i for i, key in enumerate(keys)}
     pop_keys = [tuple(float(x) for x in ind) for ind in state.population]
-    population = _table(problem, pop_keys, [i.evaluation for i in state.population],
-                        [position[k] for k in pop_keys])
+    population = _table(
+        problem, pop_keys, [i.evaluation for i in state.population], [position[k] for k in pop_keys]
+    )
     best_row = archive.loc[[archive["fitness"].idxmax()]].reset_index(drop=True)
-    problem.test_accuracy([keys[i] for table in (front, population, best_row)  # one batch, memoized
-                           for i in table["eval_index"]])
+    problem.test_accuracy(
+        [
+            keys[i]
+            for table in (front, population, best_row)  # one batch, memoized
+            for i in table["eval_index"]
+        ]
+    )
     front = _with_test_accuracy(problem, front, keys)
     population = _with_test_accuracy(problem, population, keys)
     population = population.sort_values("fitness", ascending=False, kind="stable").reset_index(drop=True)
@@ -241,8 +337,14 @@ def tabulate(config: Config, prepared: Prepared, problem: PruningProblem, state:
     return RunResult(config, summary, logbook, population, front, archive)
 
 
-def run_summary(config: Config, prepared: Prepared, problem: PruningProblem, search_time: float,
-                setup_time: float, wall_time: float) -> dict:
+def run_summary(
+    config: Config,
+    prepared: Prepared,
+    problem: PruningProblem,
+    search_time: float,
+    setup_time: float,
+    wall_time: float,
+) -> dict:
     """The ``summary.json`` keys every run has (a search adds ``best`` and ``front_size``)."""
     return {
         "version": SUMMARY_VERSION,
@@ -256,8 +358,11 @@ def run_summary(config: Config, prepared: Prepared, problem: PruningProblem, sea
         "layers": config.search.layers,
         "population": config.search.population,
         "generations": config.search.generations,
-        "baseline": {"accuracy": problem.base_accuracy, "test_accuracy": problem.base_test_accuracy,
-                     "nonzero": problem.base_nonzero},
+        "baseline": {
+            "accuracy": problem.base_accuracy,
+            "test_accuracy": problem.base_test_accuracy,
+            "nonzero": problem.base_nonzero,
+        },
         "evaluations": problem.evaluations,
         "model_evaluations": problem.model_evaluations,
         "search_time_s": search_time,
@@ -274,6 +379,12 @@ def _versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    return {"evoprune": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "tensorflow": tf.__version__, "keras": keras.__version__, "deap": deap.__version__,
-            "pandas": pd.__version__}
+    return {
+        "evoprune": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "deap": deap.__version__,
+        "pandas": pd.__version__,
+    }

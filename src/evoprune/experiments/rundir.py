@@ -44,9 +44,11 @@ def weights_sha256(model) -> str:
 
 def identity(prepared) -> dict[str, str]:
     """What a run's results depend on besides its config: dataset checksum and model hashes."""
-    return {"dataset_checksum": prepared.dataset.checksum,
-            "model_sha256": file_sha256(prepared.trained.path),
-            "model_weights_sha256": weights_sha256(prepared.trained.model)}
+    return {
+        "dataset_checksum": prepared.dataset.checksum,
+        "model_sha256": file_sha256(prepared.trained.path),
+        "model_weights_sha256": weights_sha256(prepared.trained.model),
+    }
 
 
 def check_out_path(out: Path) -> None:
@@ -76,8 +78,9 @@ def run_lock(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise EvopruneError(f"Another evoprune run is writing to this directory (lock "
-                                f"{LOCK} held). Received: --out {out}") from None
+            raise EvopruneError(
+                f"Another evoprune run is writing to this directory (lock {LOCK} held). Received: --out {out}"
+            ) from None
         try:
             yield
         finally:
@@ -128,8 +131,9 @@ def resolve_environment(cfg: Config) -> Config:
     return cfg.with_overrides({"data.data_dir": str(Path(env).resolve())})
 
 
-def run_config(out: Path | None, resume: Path | None, config_file: Path | None,
-               overrides: dict) -> tuple[Path, Config]:
+def run_config(
+    out: Path | None, resume: Path | None, config_file: Path | None, overrides: dict
+) -> tuple[Path, Config]:
     """The run directory and its config: fresh for ``out``, or the saved config of ``resume``.
 
     A resumed run keeps its ``config.toml``; a ``config_file`` given too must resolve to
@@ -145,8 +149,9 @@ def run_config(out: Path | None, resume: Path | None, config_file: Path | None,
         return Path(out), resolve_environment(_load(config_file, overrides))
     resume = Path(resume)
     if out is not None and Path(out).resolve() != resume.resolve():
-        raise EvopruneError(f"--out and --resume name different directories. Received: "
-                            f"--out {out}, --resume {resume}")
+        raise EvopruneError(
+            f"--out and --resume name different directories. Received: --out {out}, --resume {resume}"
+        )
     if (resume / SUMMARY).is_file():
         raise EvopruneError(f"Run is already complete (summary.json exists). Received: --resume {resume}")
     if not (resume / CONFIG).is_file():
@@ -156,8 +161,10 @@ def run_config(out: Path | None, resume: Path | None, config_file: Path | None,
 
     given = resolve_environment(_load(config_file, overrides)) if config_file is not None else cfg
     if given != cfg:
-        raise EvopruneError(f"--config differs from the run being resumed: "
-                            f"{checkpoint.config_difference(cfg.to_dict(), given.to_dict())}")
+        raise EvopruneError(
+            f"--config differs from the run being resumed: "
+            f"{checkpoint.config_difference(cfg.to_dict(), given.to_dict())}"
+        )
     checkpoint.load(resume / checkpoint.CHECKPOINT, cfg)  # fail before any training
     return resume, cfg
 
@@ -169,8 +176,10 @@ def refuse_finished(out: Path) -> None:
         EvopruneError: ``out`` has a ``summary.json``.
     """
     if (Path(out) / SUMMARY).exists():
-        raise EvopruneError(f"Output directory holds a finished run (summary.json); use "
-                            f"another --out or --overwrite. Received: --out {out}")
+        raise EvopruneError(
+            f"Output directory holds a finished run (summary.json); use "
+            f"another --out or --overwrite. Received: --out {out}"
+        )
 
 
 def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
@@ -220,8 +229,8 @@ def check_resumable(config: Config, out: Path, free: tuple[str, ...] = ("compare
     Raises:
         EvopruneError: ``out`` holds trials of another config.
     """
-    from evoprune.search.checkpoint import config_difference
     from evoprune.config import load_config
+    from evoprune.search.checkpoint import config_difference
 
     saved_path = Path(out) / CONFIG
     if not (Path(out) / "trials.csv").is_file() or not saved_path.is_file():
@@ -232,8 +241,9 @@ def check_resumable(config: Config, out: Path, free: tuple[str, ...] = ("compare
         saved.pop(section, None)
         current.pop(section, None)
     if saved != current:
-        raise EvopruneError(f"{out} holds results of other settings "
-                            f"({config_difference(saved, current)}); use another --out")
+        raise EvopruneError(
+            f"{out} holds results of other settings ({config_difference(saved, current)}); use another --out"
+        )
 
 
 def open_trials_dir(out: Path, cfg: Config, free: tuple[str, ...]) -> Path:

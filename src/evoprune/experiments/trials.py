@@ -15,11 +15,23 @@ from evoprune.errors import EvopruneError
 from evoprune.reporting.metrics import hypervolume, igd, pareto_front
 from evoprune.reporting.results import atomic_write_text
 
-TASK = "evoprune.experiments.trials:run_trial"  # the one task every executor runs: a plain dict in, a plain dict out
+# the one task every executor runs: a plain dict in, a plain dict out
+TASK = "evoprune.experiments.trials:run_trial"
 SLACK = 1e-12  # float noise: a loss of exactly ``pp`` points still counts as within
-INT_COLUMNS = ("seed", "evaluations", "baseline_nonzero", "best_nonzero", "front_size", "gen", "nonzero",
-               "nonzero_within_0.5pp", "nonzero_within_1pp", "test_nonzero_within_0.5pp",
-               "test_nonzero_within_1pp", "selected_nonzero")
+INT_COLUMNS = (
+    "seed",
+    "evaluations",
+    "baseline_nonzero",
+    "best_nonzero",
+    "front_size",
+    "gen",
+    "nonzero",
+    "nonzero_within_0.5pp",
+    "nonzero_within_1pp",
+    "test_nonzero_within_0.5pp",
+    "test_nonzero_within_1pp",
+    "selected_nonzero",
+)
 Progress = Callable[[str, int, int], None]  # (label, trials done, trials in all)
 
 
@@ -28,8 +40,9 @@ def with_budget(config: Config) -> Config:
     (the notebook's 20 x 30 = 600), and generations only bound the loop from above."""
     search = config.search
     budget = search.max_evaluations or search.population * search.generations
-    return config.with_overrides({"search.max_evaluations": budget,
-                                  "search.generations": max(search.generations, 10 * budget)})
+    return config.with_overrides(
+        {"search.max_evaluations": budget, "search.generations": max(search.generations, 10 * budget)}
+    )
 
 
 def accuracy_bar(base_accuracy: float, pp: float) -> float:
@@ -37,8 +50,9 @@ def accuracy_bar(base_accuracy: float, pp: float) -> float:
     return base_accuracy - pp / 100.0 - SLACK
 
 
-def within(table: pd.DataFrame, base_accuracy: float, pp: float,
-           accuracy_col: str = "accuracy") -> int | None:
+def within(
+    table: pd.DataFrame, base_accuracy: float, pp: float, accuracy_col: str = "accuracy"
+) -> int | None:
     """Smallest ``nonzero`` among rows that lose at most ``pp`` percentage points.
 
     Rows qualify when ``accuracy >= base_accuracy - pp / 100`` (see :func:`accuracy_bar`).
@@ -60,50 +74,76 @@ def front_igd(front: pd.DataFrame, exact: pd.DataFrame | None, base_nonzero: int
     return igd(front[cols].to_numpy(), exact[cols].to_numpy(), base_nonzero)
 
 
-def front_metrics(config: Config, front: pd.DataFrame, exact: pd.DataFrame | None,
-                  base_accuracy: float, base_test_accuracy: float, base_nonzero: int) -> dict:
+def front_metrics(
+    config: Config,
+    front: pd.DataFrame,
+    exact: pd.DataFrame | None,
+    base_accuracy: float,
+    base_test_accuracy: float,
+    base_nonzero: int,
+) -> dict:
     """Hypervolume, IGD to the exact front (NaN without one), smallest sizes within 0.5 / 1 points."""
     ref_nonzero = config.metrics.ref_nonzero or base_nonzero
-    row = {"hypervolume": hypervolume(front["accuracy"], front["nonzero"], base_nonzero,
-                                      config.metrics.ref_accuracy, ref_nonzero),
-           "igd": front_igd(front, exact, base_nonzero)}
+    row = {
+        "hypervolume": hypervolume(
+            front["accuracy"], front["nonzero"], base_nonzero, config.metrics.ref_accuracy, ref_nonzero
+        ),
+        "igd": front_igd(front, exact, base_nonzero),
+    }
     for points in (0.5, 1.0):
         tag = f"{points:g}pp"
         row[f"nonzero_within_{tag}"] = within(front, base_accuracy, points)
-        row[f"test_nonzero_within_{tag}"] = within(front, base_test_accuracy, points,
-                                                   accuracy_col="test_accuracy")
+        row[f"test_nonzero_within_{tag}"] = within(
+            front, base_test_accuracy, points, accuracy_col="test_accuracy"
+        )
     chosen = front[front["nonzero"] == row["nonzero_within_1pp"]]
-    row["selected_1pp_test_drop_pp"] = (100 * (base_test_accuracy - chosen["test_accuracy"].iloc[0])
-                                        if len(chosen) else None)
+    row["selected_1pp_test_drop_pp"] = (
+        100 * (base_test_accuracy - chosen["test_accuracy"].iloc[0]) if len(chosen) else None
+    )
     return row
 
 
 def selected_columns(summary: dict) -> dict:
     """A trial's ``summary["selected"]`` as table columns (None where nothing was within tolerance)."""
     chosen = summary.get("selected") or {}
-    return {"selected_nonzero": chosen.get("nonzero"), "selected_compression": chosen.get("compression"),
-            "selected_test_drop_pp": chosen.get("test_drop_pp")}
+    return {
+        "selected_nonzero": chosen.get("nonzero"),
+        "selected_compression": chosen.get("compression"),
+        "selected_test_drop_pp": chosen.get("test_drop_pp"),
+    }
 
 
 def refined_columns(summary: dict) -> dict:
     """The smallest fine-tuned head within 1 point (``summary["refined"]``) as table columns."""
     best = (summary.get("refined") or {}).get("best_within_1pp")
     test = best["refined_test_accuracy"] if best else None
-    return {"refined_nonzero_within_1pp": best["nonzero"] if best else None, "refined_test_accuracy": test,
-            "refined_test_drop_pp": 100 * (summary["baseline"]["test_accuracy"] - test) if best else None}
+    return {
+        "refined_nonzero_within_1pp": best["nonzero"] if best else None,
+        "refined_test_accuracy": test,
+        "refined_test_drop_pp": 100 * (summary["baseline"]["test_accuracy"] - test) if best else None,
+    }
 
 
 def trial_row(config: Config, result, exact: pd.DataFrame | None = None) -> dict:
     """Every column a trial can report (each command keeps its own subset, in this order)."""
     s, base = result.summary, result.summary["baseline"]
-    row = {"evaluations": len(result.archive), "baseline_accuracy": base["accuracy"],
-           "baseline_test_accuracy": base["test_accuracy"], "baseline_nonzero": base["nonzero"],
-           "best_fitness": s["best"]["fitness"], "best_accuracy": s["best"]["accuracy"],
-           "best_test_accuracy": s["best"]["test_accuracy"], "best_nonzero": s["best"]["nonzero"],
-           "best_compression": s["best"]["compression"], "front_size": len(result.front),
-           "search_time_s": s["search_time_s"], "worker_pid": os.getpid()}
-    row.update(front_metrics(config, result.front, exact, base["accuracy"], base["test_accuracy"],
-                             base["nonzero"]))
+    row = {
+        "evaluations": len(result.archive),
+        "baseline_accuracy": base["accuracy"],
+        "baseline_test_accuracy": base["test_accuracy"],
+        "baseline_nonzero": base["nonzero"],
+        "best_fitness": s["best"]["fitness"],
+        "best_accuracy": s["best"]["accuracy"],
+        "best_test_accuracy": s["best"]["test_accuracy"],
+        "best_nonzero": s["best"]["nonzero"],
+        "best_compression": s["best"]["compression"],
+        "front_size": len(result.front),
+        "search_time_s": s["search_time_s"],
+        "worker_pid": os.getpid(),
+    }
+    row.update(
+        front_metrics(config, result.front, exact, base["accuracy"], base["test_accuracy"], base["nonzero"])
+    )
     row.update(refined_columns(s))
     row.update(selected_columns(s))
     return row
@@ -114,13 +154,22 @@ def generation_rows(config: Config, result) -> list[dict]:
     base, archive = result.summary["baseline"], result.archive
     rows = []
     for gen, evaluations in zip(result.logbook["gen"], result.logbook["evaluations"]):
-        seen = archive.iloc[:min(int(evaluations), len(archive))]
+        seen = archive.iloc[: min(int(evaluations), len(archive))]
         front = pareto_front(seen)
-        rows.append({"gen": int(gen), "evaluations": len(seen),
-                     "hypervolume": hypervolume(front["accuracy"], front["nonzero"], base["nonzero"],
-                                                config.metrics.ref_accuracy,
-                                                config.metrics.ref_nonzero or base["nonzero"]),
-                     "best_fitness": float(seen["fitness"].max())})
+        rows.append(
+            {
+                "gen": int(gen),
+                "evaluations": len(seen),
+                "hypervolume": hypervolume(
+                    front["accuracy"],
+                    front["nonzero"],
+                    base["nonzero"],
+                    config.metrics.ref_accuracy,
+                    config.metrics.ref_nonzero or base["nonzero"],
+                ),
+                "best_fitness": float(seen["fitness"].max()),
+            }
+        )
     return rows
 
 
@@ -139,8 +188,9 @@ def prepared_for(config: Config, status: Callable[[str], None] = lambda msg: Non
         _PREPARED.clear()
     d, file = config.to_dict(), Path(config.model.model_file or "")
     stamp = file.stat().st_mtime_ns if config.model.model_file and file.is_file() else None
-    key = json.dumps([d["data"], d["model"], stamp, config.search.seed, config.search.layers],
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        [d["data"], d["model"], stamp, config.search.seed, config.search.layers], sort_keys=True, default=str
+    )
     if key not in _PREPARED:
         _PREPARED.clear()
         _PREPARED[key] = prepare(config, status)
@@ -157,7 +207,10 @@ def spec(key: str, config: Config, labels: dict, columns: Iterable[str], **extra
 
 
 def run_trial(spec: dict) -> dict:
-    """Runs one trial in any process (this one, spawned or a Dask worker): ``{"row", "front", "generations"}``."""
+    """Runs one trial in any process (this one, spawned or a Dask worker).
+
+    Returns ``{"row", "front", "generations"}``.
+    """
     from evoprune.config import from_dict
     from evoprune.models.training import import_tensorflow_quietly
 
@@ -186,8 +239,14 @@ def run_search(config: Config, **kwargs):
     return search(config, **kwargs)
 
 
-def run(specs: list[dict], store: TrialStore, executor: str, workers: int, scheduler: str | None = None,
-        on_result: Callable[[dict, dict], None] | None = None) -> None:
+def run(
+    specs: list[dict],
+    store: TrialStore,
+    executor: str,
+    workers: int,
+    scheduler: str | None = None,
+    on_result: Callable[[dict, dict], None] | None = None,
+) -> None:
     """Runs the specs whose key is not in ``store`` on the executor (``executors.run_tasks``).
 
     Each result goes to ``on_result(spec, result)``, by default straight into ``store``.
@@ -195,8 +254,15 @@ def run(specs: list[dict], store: TrialStore, executor: str, workers: int, sched
     from evoprune.experiments.executors import run_tasks
 
     add = on_result or (lambda s, r: store.add(r["row"], r.get("front"), r.get("generations")))
-    run_tasks(TASK, specs, executor=executor, workers=workers, scheduler=scheduler,
-              done_keys=store.done, on_result=add)
+    run_tasks(
+        TASK,
+        specs,
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        done_keys=store.done,
+        on_result=add,
+    )
 
 
 def _integers(table: pd.DataFrame) -> pd.DataFrame:
@@ -217,8 +283,15 @@ class TrialStore:
         total: trials in all (for ``progress``).
     """
 
-    def __init__(self, out: Path, key: Callable[[dict], str], tables: tuple[str, ...] = (),
-                 labels: tuple[str, ...] = (), progress: Progress = lambda *a: None, total: int = 0) -> None:
+    def __init__(
+        self,
+        out: Path,
+        key: Callable[[dict], str],
+        tables: tuple[str, ...] = (),
+        labels: tuple[str, ...] = (),
+        progress: Progress = lambda *a: None,
+        total: int = 0,
+    ) -> None:
         self.out, self.key, self.names, self.labels = Path(out), key, tables, labels
         self.progress, self.total = progress, total
         empty = pd.DataFrame(columns=list(labels))
@@ -238,14 +311,17 @@ class TrialStore:
                 raise EvopruneError(f"Cannot resume: {path} is unreadable ({exc})") from exc
         self.done = {key(r) for r in self.trials.to_dict("records")}
 
-    def add(self, row: dict, front: list | pd.DataFrame | None = None, generations: list | None = None) -> None:
+    def add(
+        self, row: dict, front: list | pd.DataFrame | None = None, generations: list | None = None
+    ) -> None:
         """Adds one finished trial (its front and generations first, then its row) and saves."""
         if "fronts" in self.tables and front is not None:
             named = pd.DataFrame(front).assign(**{c: row[c] for c in self.labels})
             self.tables["fronts"] = pd.concat([self.tables["fronts"], named], ignore_index=True)
         if "generations" in self.tables and generations is not None:
-            self.tables["generations"] = pd.concat([self.tables["generations"], pd.DataFrame(generations)],
-                                                   ignore_index=True)
+            self.tables["generations"] = pd.concat(
+                [self.tables["generations"], pd.DataFrame(generations)], ignore_index=True
+            )
         self.trials = pd.concat([self.trials, pd.DataFrame([row])], ignore_index=True)
         for name in self.names:
             atomic_write_text(self.out / f"{name}.csv", _integers(self.tables[name]).to_csv(index=False))

@@ -30,8 +30,11 @@ def quiet_fds() -> Iterator[None]:
     try:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
-                contextlib.redirect_stderr(sink):  # also when sys.stdout is not fd 1 (pytest)
+        with (
+            open(os.devnull, "w") as sink,
+            contextlib.redirect_stdout(sink),
+            contextlib.redirect_stderr(sink),
+        ):  # also when sys.stdout is not fd 1 (pytest)
             yield
     finally:
         sys.stdout.flush()
@@ -112,15 +115,19 @@ def interpreter(artifact: Artifact, batch: int = 1):
             runner.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
             runner.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"Not a loadable TFLite model: {artifact if not isinstance(artifact, bytes) else 'bytes'} "
-                         f"({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from exc
+        raise ModelError(
+            f"Not a loadable TFLite model: {artifact if not isinstance(artifact, bytes) else 'bytes'} "
+            f"({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})"
+        ) from exc
     return runner
 
 
 def _check_shape(expected, x: np.ndarray, where) -> None:
     if tuple(int(d) for d in expected) != tuple(x.shape[1:]):
-        raise ModelError(f"Expected data of shape {tuple(int(d) for d in expected)} for {where}. "
-                         f"Received: images of shape {tuple(x.shape[1:])}")
+        raise ModelError(
+            f"Expected data of shape {tuple(int(d) for d in expected)} for {where}. "
+            f"Received: images of shape {tuple(x.shape[1:])}"
+        )
 
 
 def tflite_predict(artifact: Artifact, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
@@ -130,12 +137,12 @@ def tflite_predict(artifact: Artifact, x: np.ndarray, batch: int = BATCH) -> np.
     _check_shape(inp["shape"][1:], x, "this TFLite model")
     outputs = []
     for start in range(0, len(x), batch):
-        chunk = x[start:start + batch]
+        chunk = x[start : start + batch]
         padded = np.zeros((batch, *x.shape[1:]), np.float32)
-        padded[:len(chunk)] = chunk
+        padded[: len(chunk)] = chunk
         runner.set_tensor(inp["index"], padded)
         runner.invoke()
-        outputs.append(runner.get_tensor(out["index"])[:len(chunk)].copy())
+        outputs.append(runner.get_tensor(out["index"])[: len(chunk)].copy())
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
 
@@ -196,6 +203,7 @@ def latency_ms(path: Path, image: np.ndarray, repeats: int = 100, warmup: int = 
 
         def call() -> None:
             fn(tensor).numpy()
+
     for _ in range(warmup):
         call()
     times = []

@@ -16,11 +16,20 @@ import pandas as pd
 from evoprune.errors import EvopruneError
 from evoprune.experiments.trials import accuracy_bar
 
-
 FORMATS = {"keras": ".keras", "tflite": ".tflite"}
-SIDECAR_KEYS = ("nonzero", "compression", "stored_parameters", "bytes", "gzip_bytes", "unpruned_bytes",
-                "unpruned_gzip_bytes", "test_accuracy", "run_test_accuracy", "latency_ms",
-                "unpruned_latency_ms")
+SIDECAR_KEYS = (
+    "nonzero",
+    "compression",
+    "stored_parameters",
+    "bytes",
+    "gzip_bytes",
+    "unpruned_bytes",
+    "unpruned_gzip_bytes",
+    "test_accuracy",
+    "run_test_accuracy",
+    "latency_ms",
+    "unpruned_latency_ms",
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +88,11 @@ def choose(run_dir: Path, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     (Without ``--rank``, export takes the run's ``selected`` point: see :func:`_pick`.)
     """
     refined = run_dir / "refined.csv"
-    columns = {"eval_index": "i", "nonzero": "i",
-               **({"refined_accuracy": "f"} if refined.is_file() else {"fitness": "f"})}
+    columns = {
+        "eval_index": "i",
+        "nonzero": "i",
+        **({"refined_accuracy": "f"} if refined.is_file() else {"fitness": "f"}),
+    }
     table = _read_table(refined if refined.is_file() else run_dir / "front.csv", columns)
     if refined.is_file():
         base = summary["baseline"]["accuracy"]
@@ -112,8 +124,9 @@ def check_output(out: Path, fmt: Optional[str]) -> str:
     if fmt not in FORMATS:
         raise EvopruneError(f"Expected --format keras or tflite. Received: --format {fmt}")
     if out.suffix != FORMATS[fmt]:
-        raise EvopruneError(f"Expected an output file ending in {FORMATS[fmt]} for --format {fmt}. "
-                            f"Received: --out {out}")
+        raise EvopruneError(
+            f"Expected an output file ending in {FORMATS[fmt]} for --format {fmt}. Received: --out {out}"
+        )
     if out.is_dir():
         raise EvopruneError(f"Expected an output file, not a directory. Received: --out {out}")
     try:
@@ -122,8 +135,9 @@ def check_output(out: Path, fmt: Optional[str]) -> str:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise EvopruneError(f"Cannot write the output file ({exc.strerror or exc}). "
-                            f"Received: --out {out}") from exc
+        raise EvopruneError(
+            f"Cannot write the output file ({exc.strerror or exc}). Received: --out {out}"
+        ) from exc
     return fmt
 
 
@@ -133,8 +147,10 @@ def _pick(run_dir: Path, rank: Optional[int], summary: dict) -> tuple[int, bool,
     if rank is None and selected.get("eval_index") is not None:
         index = int(selected["eval_index"])
         if index not in set(_read_table(run_dir / "front.csv", {"eval_index": "i"})["eval_index"]):
-            raise EvopruneError(f"Run file is damaged: the selected point {index} is not on the front "
-                                f"in {run_dir / 'front.csv'}")
+            raise EvopruneError(
+                f"Run file is damaged: the selected point {index} is not on the front "
+                f"in {run_dir / 'front.csv'}"
+            )
         refined_csv = run_dir / "refined.csv"
         refined = refined_csv.is_file() and index in set(pd.read_csv(refined_csv)["eval_index"])
         return index, refined, selected.get("test_accuracy"), "selected"
@@ -179,8 +195,11 @@ def _pruned_model(config, prepared, problem, genome, tune: bool):
     decoded = [m[0] for m in problem.encoding.decode([genome])]
     target = problem.evaluator.target
     # whole-model fine-tuning starts from (and distils from) the unpruned model, as in the run
-    tuned = (make_model_finetuner(config, prepared, problem).tuned_weights(decoded)
-             if tune and config.finetune.scope == "model" else None)
+    tuned = (
+        make_model_finetuner(config, prepared, problem).tuned_weights(decoded)
+        if tune and config.finetune.scope == "model"
+        else None
+    )
     masks = {}
     for layer, mask in zip(target.layers, decoded):
         model.layers[layer.index].kernel.assign(np.where(mask, layer.kernel, np.float32(0)))
@@ -202,12 +221,21 @@ def _measure(model, out: Path, fmt: str, test_image: np.ndarray, repeats: int) -
     from evoprune.models.deploy import latency_ms
 
     write_artifact(model, out, fmt)
-    return {"bytes": out.stat().st_size, "gzip_bytes": gzip_size(out),
-            "latency_ms": latency_ms(out, test_image, repeats)}
+    return {
+        "bytes": out.stat().st_size,
+        "gzip_bytes": gzip_size(out),
+        "latency_ms": latency_ms(out, test_image, repeats),
+    }
 
 
-def export_model(run_dir: Path, out: Path, rank: Optional[int] = None, fmt: Optional[str] = None,
-                 shrink: bool = False, latency_repeats: int = 100) -> ExportReport:
+def export_model(
+    run_dir: Path,
+    out: Path,
+    rank: Optional[int] = None,
+    fmt: Optional[str] = None,
+    shrink: bool = False,
+    latency_repeats: int = 100,
+) -> ExportReport:
     """Writes a run's pruned model to ``out`` and its measurements to ``out.json``.
 
     The point is summary.json's ``selected`` one when the run has it and ``rank`` is None,
@@ -222,34 +250,38 @@ def export_model(run_dir: Path, out: Path, rank: Optional[int] = None, fmt: Opti
     Raises:
         EvopruneError: not a finished run directory, bad rank or format, unwritable output.
     """
-    from evoprune.search import checkpoint
     from evoprune.config import load_config
-    from evoprune.models.deploy import file_accuracy
     from evoprune.experiments.run import make_problem, prepare
-    from evoprune.reporting.results import atomic_write_text, read_summary
     from evoprune.experiments.rundir import identity
+    from evoprune.models.deploy import file_accuracy
     from evoprune.models.shrink import shrink_model
+    from evoprune.reporting.results import atomic_write_text, read_summary
+    from evoprune.search import checkpoint
 
     run_dir, out = Path(run_dir), Path(out)
     summary = read_summary(run_dir)  # refuses an unfinished run
     fmt = check_output(out, fmt)
     config = load_config(run_dir / "config.toml")
     if config.search.algorithm == "magnitude":
-        raise EvopruneError(f"Export of a magnitude-baseline run is not supported (it keeps no genomes). "
-                            f"Received: {run_dir}")
+        raise EvopruneError(
+            f"Export of a magnitude-baseline run is not supported (it keeps no genomes). Received: {run_dir}"
+        )
     genomes, meta = _genomes(run_dir, config)
     eval_index, refined, run_test, source = _pick(run_dir, rank, summary)
     if not 0 <= eval_index < len(genomes):
-        raise EvopruneError(f"Run file is damaged: eval_index {eval_index} is not one "
-                            f"of the checkpoint's {len(genomes)} genomes in {run_dir}")
+        raise EvopruneError(
+            f"Run file is damaged: eval_index {eval_index} is not one "
+            f"of the checkpoint's {len(genomes)} genomes in {run_dir}"
+        )
     genome = genomes[eval_index]
     prepared = prepare(config)
     current = identity(prepared)
     checkpoint.check_identity(meta, current, run_dir)
     checkpoint.check_identity({"identity": summary}, current, run_dir)
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
-    model, base, masks = _pruned_model(config, prepared, problem, genome,
-                                       refined or config.finetune.refine == "each")
+    model, base, masks = _pruned_model(
+        config, prepared, problem, genome, refined or config.finetune.refine == "each"
+    )
     if shrink:
         model, base = shrink_model(model, masks), shrink_model(base)
     test = prepared.dataset.test
@@ -262,12 +294,19 @@ def export_model(run_dir: Path, out: Path, rank: Optional[int] = None, fmt: Opti
     pruned = _measure(model, out, fmt, image, latency_repeats)
     nonzero = _nonzero(model, masks)
     sidecar = {
-        "nonzero": nonzero, "compression": problem.base_nonzero / nonzero if nonzero else None,
-        "stored_parameters": int(model.count_params()), "bytes": pruned["bytes"],
-        "gzip_bytes": pruned["gzip_bytes"], "unpruned_bytes": unpruned["bytes"],
-        "unpruned_gzip_bytes": unpruned["gzip_bytes"], "test_accuracy": file_accuracy(out, test),
+        "nonzero": nonzero,
+        "compression": problem.base_nonzero / nonzero if nonzero else None,
+        "stored_parameters": int(model.count_params()),
+        "bytes": pruned["bytes"],
+        "gzip_bytes": pruned["gzip_bytes"],
+        "unpruned_bytes": unpruned["bytes"],
+        "unpruned_gzip_bytes": unpruned["gzip_bytes"],
+        "test_accuracy": file_accuracy(out, test),
         "run_test_accuracy": None if run_test is None else float(run_test),
-        "latency_ms": pruned["latency_ms"], "unpruned_latency_ms": unpruned["latency_ms"]}
+        "latency_ms": pruned["latency_ms"],
+        "unpruned_latency_ms": unpruned["latency_ms"],
+    }
     atomic_write_text(sidecar_path(out), json.dumps(sidecar, indent=2) + "\n")
-    return ExportReport(out, sidecar_path(out), eval_index, problem.base_nonzero, refined, source,
-                        fmt, shrink, sidecar)
+    return ExportReport(
+        out, sidecar_path(out), eval_index, problem.base_nonzero, refined, source, fmt, shrink, sidecar
+    )

@@ -8,8 +8,17 @@ import numpy as np
 
 from evoprune.errors import ModelError
 
-PASSTHROUGH = ("InputLayer", "Flatten", "AveragePooling2D", "MaxPooling2D", "GlobalAveragePooling2D",
-               "GlobalMaxPooling2D", "Activation", "ReLU", "Dropout")
+PASSTHROUGH = (
+    "InputLayer",
+    "Flatten",
+    "AveragePooling2D",
+    "MaxPooling2D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "Activation",
+    "ReLU",
+    "Dropout",
+)
 
 
 @dataclass
@@ -77,8 +86,10 @@ def _stages(model, masks: dict):
         elif kind in PASSTHROUGH:
             (stages[-1].after if stages else lead).append(layer)
         else:
-            raise ModelError(f"Expected Conv2D, Dense, pooling, Flatten, Activation or Dropout "
-                             f"layers to shrink. Received: layer={layer.name!r} ({kind})")
+            raise ModelError(
+                f"Expected Conv2D, Dense, pooling, Flatten, Activation or Dropout "
+                f"layers to shrink. Received: layer={layer.name!r} ({kind})"
+            )
     unknown = set(masks) - {s.layer.name for s in stages}
     if unknown:
         raise ModelError(f"Expected masks for Dense or Conv2D layers. Received: masks for {sorted(unknown)}")
@@ -94,11 +105,16 @@ def _stage(layer, mask) -> _Stage:
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != kernel.shape:
-            raise ModelError(f"Expected a mask of shape {kernel.shape} for layer {layer.name!r}. "
-                             f"Received: shape={mask.shape}")
+            raise ModelError(
+                f"Expected a mask of shape {kernel.shape} for layer {layer.name!r}. "
+                f"Received: shape={mask.shape}"
+            )
         kernel = np.where(mask, kernel, np.float32(0))
-    bias = np.array(layer.bias.numpy(), dtype=np.float32) if layer.use_bias else \
-        np.zeros(kernel.shape[-1], np.float32)
+    bias = (
+        np.array(layer.bias.numpy(), dtype=np.float32)
+        if layer.use_bias
+        else np.zeros(kernel.shape[-1], np.float32)
+    )
     return _Stage(layer, kernel, bias, alive=np.ones(kernel.shape[-1], dtype=bool))
 
 
@@ -117,8 +133,10 @@ def _check_chain(model, layers: list) -> None:
         except (AttributeError, ValueError):  # a layer called more than once
             chained = False
         if not chained:
-            raise ModelError(f"Expected a chain of layers. Received: layer={layer.name!r} "
-                             f"does not take the previous layer's output")
+            raise ModelError(
+                f"Expected a chain of layers. Received: layer={layer.name!r} "
+                f"does not take the previous layer's output"
+            )
         previous = layer.output
 
 
@@ -127,8 +145,10 @@ def _channel_of_rows(before: _Stage, after: _Stage) -> np.ndarray:
     n_in = after.kernel.shape[-2]
     channels = before.kernel.shape[-1]
     if n_in % channels:
-        raise ModelError(f"Expected layer {after.layer.name!r} to read whole channels of "
-                         f"{before.layer.name!r}. Received: {n_in} inputs for {channels} channels")
+        raise ModelError(
+            f"Expected layer {after.layer.name!r} to read whole channels of "
+            f"{before.layer.name!r}. Received: {n_in} inputs for {channels} channels"
+        )
     return np.arange(n_in) % channels  # channels_last flatten: index = position * C + channel
 
 
@@ -158,8 +178,9 @@ def _fold_dead(before: _Stage, after: _Stage) -> bool:
         dead &= constant
         if not dead.any():
             return False
-        after.bias += np.einsum("c,hwco->o", np.where(dead, value, 0).astype(np.float32),
-                                after.kernel).astype(np.float32)
+        after.bias += np.einsum(
+            "c,hwco->o", np.where(dead, value, 0).astype(np.float32), after.kernel
+        ).astype(np.float32)
         after.kernel[:, :, dead, :] = 0
     else:
         picked = dead[rows]

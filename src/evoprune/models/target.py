@@ -79,8 +79,12 @@ class PruneTarget:
         (:class:`~evoprune.scoring.head.HeadScorer`), the activation dropped.
         """
         last = self.layers[-1]
-        return (len(self.layers) == 1 and last.kind == "dense" and last.index == self.n_layers - 1
-                and last.activation in ARGMAX_KEEPING)
+        return (
+            len(self.layers) == 1
+            and last.kind == "dense"
+            and last.index == self.n_layers - 1
+            and last.activation in ARGMAX_KEEPING
+        )
 
     @property
     def from_logits(self) -> bool:
@@ -145,20 +149,26 @@ def select_layers(model, layers: str | Sequence[str]) -> list[int]:
     prunable = [i for i, layer in enumerate(model.layers) if _kind(layer)]
     if isinstance(layers, str):
         if layers not in LAYER_SETS:
-            raise ConfigError(f"Unknown search.layers. Expected one of: {', '.join(LAYER_SETS)} or a "
-                              f"list of layer names. Received: search.layers={layers!r}")
+            raise ConfigError(
+                f"Unknown search.layers. Expected one of: {', '.join(LAYER_SETS)} or a "
+                f"list of layer names. Received: search.layers={layers!r}"
+            )
         dense = [i for i in prunable if _kind(model.layers[i]) == "dense"]
         found = {"head": dense[-1:], "dense": dense, "all": prunable}[layers]
         if not found:
             kinds = "a Dense" if layers != "all" else "a Dense or Conv2D"
-            raise ModelError(f"Model has no layer to prune. Expected {kinds} layer. Received: layers={layers!r}")
+            raise ModelError(
+                f"Model has no layer to prune. Expected {kinds} layer. Received: layers={layers!r}"
+            )
         return found
     by_name = {layer.name: i for i, layer in enumerate(model.layers)}
     found = []
     for name in layers:
         if name not in by_name:
-            raise ConfigError(f"Unknown layer in search.layers. Expected one of: "
-                              f"{', '.join(model.layers[i].name for i in prunable)}. Received: {name!r}")
+            raise ConfigError(
+                f"Unknown layer in search.layers. Expected one of: "
+                f"{', '.join(model.layers[i].name for i in prunable)}. Received: {name!r}"
+            )
         if by_name[name] not in prunable:
             raise ConfigError(f"Layer has no prunable kernel (Dense or Conv2D). Received: {name!r}")
         found.append(by_name[name])
@@ -173,11 +183,16 @@ def build_target(model, layers: str | Sequence[str] = "head") -> PruneTarget:
     pruned = []
     for i in indices:
         layer = model.layers[i]
-        kernel = np.asarray(layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel,
-                            dtype=np.float32)
+        kernel = np.asarray(
+            layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel, dtype=np.float32
+        )
         bias = getattr(layer, "bias", None)
-        bias = None if bias is None else np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias,
-                                                    dtype=np.float32)
+        bias = (
+            None
+            if bias is None
+            else np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias, dtype=np.float32)
+        )
         pruned.append(PrunedLayer(layer.name, i, _kind(layer), kernel, bias, activation_name(layer)))
-    return PruneTarget(tuple(pruned), activation_name(model.layers[-1]), min(indices), _is_chain(model),
-                       len(model.layers))
+    return PruneTarget(
+        tuple(pruned), activation_name(model.layers[-1]), min(indices), _is_chain(model), len(model.layers)
+    )

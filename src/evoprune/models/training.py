@@ -18,6 +18,7 @@ from evoprune.errors import ModelError
 from evoprune.experiments.rundir import file_lock
 from evoprune.search.seeding import seed_everything
 
+
 @dataclass(frozen=True)
 class TrainedModel:
     """A trained Keras model and where it came from.
@@ -56,8 +57,12 @@ def import_tensorflow_quietly() -> None:
     import tensorflow  # noqa: F401,F811
 
 
-def build_model(architecture: str = "paper-cnn", input_shape: tuple[int, ...] = (28, 28, 1),
-                n_classes: int = 10, learning_rate: float = 0.005):
+def build_model(
+    architecture: str = "paper-cnn",
+    input_shape: tuple[int, ...] = (28, 28, 1),
+    n_classes: int = 10,
+    learning_rate: float = 0.005,
+):
     """Builds and compiles a built-in architecture (see :mod:`evoprune.models.architectures`)."""
     from evoprune.models.architectures import build
 
@@ -122,8 +127,9 @@ def train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0):
 
         steps = cfg.epochs * math.ceil(len(dataset.train[1]) / cfg.batch_size)
         compile_model(model, keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps))
-    model.fit(train_pipeline(dataset.train, cfg.batch_size, seed), epochs=cfg.epochs,
-              shuffle=False, verbose=verbose)  # the pipeline already shuffles, seeded
+    model.fit(
+        train_pipeline(dataset.train, cfg.batch_size, seed), epochs=cfg.epochs, shuffle=False, verbose=verbose
+    )  # the pipeline already shuffles, seeded
     return model
 
 
@@ -185,9 +191,11 @@ def load_model_file(path: Path):
     if not dense:
         raise ModelError(f"Model has no Dense layer to prune: {path}")
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
-        raise ModelError(f"Expected a classifier with one image input and one (batch, classes) output. "
-                         f"Received: {path} with inputs {[tuple(t.shape) for t in model.inputs]}, "
-                         f"outputs {[tuple(t.shape) for t in model.outputs]}")
+        raise ModelError(
+            f"Expected a classifier with one image input and one (batch, classes) output. "
+            f"Received: {path} with inputs {[tuple(t.shape) for t in model.inputs]}, "
+            f"outputs {[tuple(t.shape) for t in model.outputs]}"
+        )
     compile_model(model)
     return model
 
@@ -211,12 +219,16 @@ def check_fits(model, dataset: Dataset, source: str) -> None:
     expected = tuple(model.inputs[0].shape[1:])
     shape = data_shape(dataset)
     if len(expected) != 3 or any(e is not None and e != s for e, s in zip(expected, shape)):
-        raise ModelError(f"Model input shape {expected} does not fit the data's images {shape}. "
-                         f"Received: {source} and dataset {dataset.name}")
+        raise ModelError(
+            f"Model input shape {expected} does not fit the data's images {shape}. "
+            f"Received: {source} and dataset {dataset.name}"
+        )
     classes, data_classes = model.outputs[0].shape[-1], n_classes(dataset)
     if classes != data_classes:
-        raise ModelError(f"Model scores {classes} classes but the data has {data_classes}. "
-                         f"Received: {source} and dataset {dataset.name}")
+        raise ModelError(
+            f"Model scores {classes} classes but the data has {data_classes}. "
+            f"Received: {source} and dataset {dataset.name}"
+        )
 
 
 def accuracy(model, split, batch_size: int = 128) -> float:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoprune.scoring.head import HeadScorer
 from evoprune.experiments.trials import accuracy_bar
+from evoprune.scoring.head import HeadScorer
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,15 @@ class HeadFinetuner:
         train_bias: False for a head without bias (its zero bias stays zero).
     """
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
-                 bias: np.ndarray, settings: FinetuneSettings, train_bias: bool = True) -> None:
+    def __init__(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        kernel: np.ndarray,
+        bias: np.ndarray,
+        settings: FinetuneSettings,
+        train_bias: bool = True,
+    ) -> None:
         self.features = np.asarray(features, dtype=np.float32)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.kernel = np.asarray(kernel, dtype=np.float32)
@@ -59,9 +66,18 @@ class HeadFinetuner:
 
         s = self.settings
         zeros_w, zeros_b = np.zeros_like(self.kernel), np.zeros_like(self.bias)
-        v = {name: tf.Variable(init, trainable=False) for name, init in (
-            ("w", zeros_w), ("b", zeros_b), ("mask", zeros_w), ("mw", zeros_w), ("vw", zeros_w),
-            ("mb", zeros_b), ("vb", zeros_b))}
+        v = {
+            name: tf.Variable(init, trainable=False)
+            for name, init in (
+                ("w", zeros_w),
+                ("b", zeros_b),
+                ("mask", zeros_w),
+                ("mw", zeros_w),
+                ("vw", zeros_w),
+                ("mb", zeros_b),
+                ("vb", zeros_b),
+            )
+        }
         x_all, y_all = tf.constant(self.features), tf.constant(self.labels)
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         beta1, beta2, eps, lr = 0.9, 0.999, 1e-7, s.learning_rate
@@ -74,7 +90,7 @@ class HeadFinetuner:
                 loss = loss_fn(y, tf.matmul(x, v["w"] * v["mask"]) + v["b"])
             grads = tape.gradient(loss, [v["w"], v["b"]])
             updates = ((v["w"], grads[0], v["mw"], v["vw"]), (v["b"], grads[1], v["mb"], v["vb"]))
-            for var, g, m, u in updates[:2 if self.train_bias else 1]:  # a bias-free head keeps b = 0
+            for var, g, m, u in updates[: 2 if self.train_bias else 1]:  # a bias-free head keeps b = 0
                 m.assign(beta1 * m + (1 - beta1) * g)
                 u.assign(beta2 * u + (1 - beta2) * g * g)
                 m_hat = m / (1 - tf.pow(beta1, t))
@@ -111,8 +127,7 @@ class HeadFinetuner:
         return self._tuned[key]
 
 
-def head_correct(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
-                 bias: np.ndarray) -> int:
+def head_correct(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> int:
     """Correct predictions of a Dense head given the features entering it.
 
     Decided like the fast evaluator (:class:`~evoprune.scoring.head.HeadScorer`), so a fine-tuned
@@ -123,8 +138,7 @@ def head_correct(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
     return int(scorer.correct_counts(np.ones((1,) + kernel.shape, dtype=bool))[0])
 
 
-def head_accuracy(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray,
-                  bias: np.ndarray) -> float:
+def head_accuracy(features: np.ndarray, labels: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> float:
     """Accuracy of a Dense head given the features entering it (see :func:`head_correct`)."""
     return head_correct(features, labels, kernel, bias) / max(len(labels), 1)
 
@@ -153,8 +167,16 @@ class RefiningEvaluator:
         return np.array(counts, dtype=np.int64)
 
 
-def refine_front(front, genomes: list, problem, score, max_points: int,
-                 max_drop_pp: float, within_pp: float = 1.0, status=lambda msg: None):
+def refine_front(
+    front,
+    genomes: list,
+    problem,
+    score,
+    max_points: int,
+    max_drop_pp: float,
+    within_pp: float = 1.0,
+    status=lambda msg: None,
+):
     """Fine-tunes front points and returns their accuracy before and after.
 
     First ``max_points`` points spread over sizes (log scale) among those within
@@ -186,13 +208,19 @@ def refine_front(front, genomes: list, problem, score, max_points: int,
             masks = [m[0] for m in problem.encoding.decode([genomes[int(row["eval_index"])]])]
             refined, refined_test = score(masks)
             rows[position] = {
-                "eval_index": int(row["eval_index"]), "nonzero": int(row["nonzero"]),
-                "compression": float(row["compression"]), "accuracy": float(row["accuracy"]),
+                "eval_index": int(row["eval_index"]),
+                "nonzero": int(row["nonzero"]),
+                "compression": float(row["compression"]),
+                "accuracy": float(row["accuracy"]),
                 "test_accuracy": float(row["test_accuracy"]),
-                "refined_accuracy": refined, "refined_test_accuracy": refined_test}
-            status(f"Fine-tuned point {len(rows)}: {int(row['nonzero']):,} weights "
-                   f"({float(row['compression']):.1f}x), accuracy {float(row['accuracy']):.4f} -> {refined:.4f} "
-                   f"(baseline {problem.base_accuracy:.4f})")
+                "refined_accuracy": refined,
+                "refined_test_accuracy": refined_test,
+            }
+            status(
+                f"Fine-tuned point {len(rows)}: {int(row['nonzero']):,} weights "
+                f"({float(row['compression']):.1f}x), accuracy {float(row['accuracy']):.4f} -> {refined:.4f} "
+                f"(baseline {problem.base_accuracy:.4f})"
+            )
         return rows[position]
 
     if len(pool):
@@ -212,17 +240,27 @@ def refine_front(front, genomes: list, problem, score, max_points: int,
                     high = middle
                 else:
                     low = middle
-    columns = ["eval_index", "nonzero", "compression", "accuracy", "test_accuracy",
-               "refined_accuracy", "refined_test_accuracy"]
+    columns = [
+        "eval_index",
+        "nonzero",
+        "compression",
+        "accuracy",
+        "test_accuracy",
+        "refined_accuracy",
+        "refined_test_accuracy",
+    ]
     return pd.DataFrame([rows[p] for p in sorted(rows)], columns=columns)
 
 
 def head_scorer(finetuner: HeadFinetuner, fit, test):
     """``masks -> (fitness-split, test accuracy)`` of the head fine-tuned on cached features."""
+
     def score(masks):
         kernel, bias = finetuner.tune(layer_masks(masks)[-1])
-        return (head_accuracy(fit.features, fit.labels, kernel, bias),
-                head_accuracy(test.features, test.labels, kernel, bias))
+        return (
+            head_accuracy(fit.features, fit.labels, kernel, bias),
+            head_accuracy(test.features, test.labels, kernel, bias),
+        )
 
     return score
 
@@ -238,5 +276,7 @@ def best_refined(refined, base_accuracy: float, points: float = 1.0) -> dict | N
     if ok.empty:
         return None
     row = ok.sort_values(["nonzero", "refined_accuracy"], ascending=[True, False]).iloc[0]
-    return {key: (int(row[key]) if key in ("eval_index", "nonzero") else float(row[key]))
-            for key in refined.columns}
+    return {
+        key: (int(row[key]) if key in ("eval_index", "nonzero") else float(row[key]))
+        for key in refined.columns
+    }

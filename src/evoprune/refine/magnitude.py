@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.experiments.trials import accuracy_bar
 from evoprune.reporting.metrics import compression, pareto_front
 from evoprune.reporting.results import RunResult, native
-from evoprune.experiments.trials import accuracy_bar
 
 MAGNITUDE = "magnitude"  # its name among the algorithms (config.registry_names)
-FIRST_KEEP = 0.5   # each accepted round keeps this share of the surviving weights ...
-MAX_KEEP = 0.97    # ... and a failed round retries from the last accepted model, closer to it
+FIRST_KEEP = 0.5  # each accepted round keeps this share of the surviving weights ...
+MAX_KEEP = 0.97  # ... and a failed round retries from the last accepted model, closer to it
 
 
 def retrain_budget_epochs(config: Config) -> int:
@@ -53,7 +53,7 @@ def prune_to(scores: list[np.ndarray], masks: list[np.ndarray], keep: int) -> li
     keep = int(min(max(keep, 1), int(sum(m.sum() for m in masks))))
     cut = np.partition(flat, flat.size - keep)[flat.size - keep]
     out = [m & (s >= cut) for s, m in zip(scores, masks)]
-    excess = int(sum(m.sum() for m in out)) - keep   # ties at the cut: drop the last ones
+    excess = int(sum(m.sum() for m in out)) - keep  # ties at the cut: drop the last ones
     for m, s in zip(out, scores):
         if excess <= 0:
             break
@@ -63,8 +63,14 @@ def prune_to(scores: list[np.ndarray], masks: list[np.ndarray], keep: int) -> li
     return out
 
 
-def magnitude_schedule(finetuner, kernels: list[np.ndarray], base_accuracy: float, rounds: int,
-                       tolerance_pp: float, status=lambda msg: None) -> tuple[pd.DataFrame, dict]:
+def magnitude_schedule(
+    finetuner,
+    kernels: list[np.ndarray],
+    base_accuracy: float,
+    rounds: int,
+    tolerance_pp: float,
+    status=lambda msg: None,
+) -> tuple[pd.DataFrame, dict]:
     """Iterative pruning: prune the smallest normalised magnitudes, retrain, repeat.
 
     Every round starts from the last accepted model (its retrained weights): it keeps a
@@ -96,10 +102,20 @@ def magnitude_schedule(finetuner, kernels: list[np.ndarray], base_accuracy: floa
         accuracy, test_accuracy = finetuner.score(trial)
         accepted = accuracy >= bar
         nonzero = int(sum(m.sum() for m in trial))
-        status(f"magnitude round {r}: keep {keep:.3f}, nonzero {nonzero}, accuracy {accuracy:.4f}"
-               f"{'' if accepted else ' (rejected)'}")
-        rows.append({"eval_index": r, "keep": keep, "nonzero": nonzero, "accuracy": accuracy,
-                     "test_accuracy": test_accuracy, "accepted": accepted})
+        status(
+            f"magnitude round {r}: keep {keep:.3f}, nonzero {nonzero}, accuracy {accuracy:.4f}"
+            f"{'' if accepted else ' (rejected)'}"
+        )
+        rows.append(
+            {
+                "eval_index": r,
+                "keep": keep,
+                "nonzero": nonzero,
+                "accuracy": accuracy,
+                "test_accuracy": test_accuracy,
+                "accepted": accepted,
+            }
+        )
         all_masks[r] = trial
         if accepted:
             weights, masks = finetuner.tuned_weights(trial), trial
@@ -123,9 +139,9 @@ def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResul
     round, ``logbook`` one row per round, and the summary's ``selected`` the smallest
     round within ``select.tolerance_pp`` of baseline (rounds are already retrained).
     """
-    from evoprune.scoring.evaluate import paper_fitness
     from evoprune.experiments.run import make_model_finetuner, make_problem, run_summary
     from evoprune.refine.select import select
+    from evoprune.scoring.evaluate import paper_fitness
 
     wall_start = time.perf_counter()
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
@@ -136,33 +152,68 @@ def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResul
     start = time.perf_counter()
     original = finetuner.base
     try:
-        table, masks = magnitude_schedule(finetuner, problem.evaluator.kernels, problem.base_accuracy,
-                                          rounds, config.select.tolerance_pp, status)
+        table, masks = magnitude_schedule(
+            finetuner,
+            problem.evaluator.kernels,
+            problem.base_accuracy,
+            rounds,
+            config.select.tolerance_pp,
+            status,
+        )
     finally:
         finetuner.rebase(original)
         finetuner.model.set_weights(original)
     search_time = time.perf_counter() - start
     target = problem.evaluator.target
     table["compression"] = compression(problem.base_nonzero, table["nonzero"].to_numpy(dtype=np.int64))
-    table["fitness"] = [paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
-                        for a, n in zip(table["accuracy"], table["nonzero"])]
-    table["genome"] = [" ".join(f"{v:.4g}" for v in target.kept_fractions(masks[i]).values())
-                       for i in table["eval_index"]]
-    columns = ["eval_index", "genome", "accuracy", "test_accuracy", "nonzero", "compression",
-               "fitness", "keep", "accepted"]
+    table["fitness"] = [
+        paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
+        for a, n in zip(table["accuracy"], table["nonzero"])
+    ]
+    table["genome"] = [
+        " ".join(f"{v:.4g}" for v in target.kept_fractions(masks[i]).values()) for i in table["eval_index"]
+    ]
+    columns = [
+        "eval_index",
+        "genome",
+        "accuracy",
+        "test_accuracy",
+        "nonzero",
+        "compression",
+        "fitness",
+        "keep",
+        "accepted",
+    ]
     table = table[columns]
     front = pareto_front(table)
     logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
     best = table.loc[table["fitness"].idxmax()]
     summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
-    summary.update({"evaluations": len(table), "model_evaluations": len(table), "best": {k: native(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
-                    "front_size": len(front), "magnitude": {
-        "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
-        "retrain_budget_epochs": budget, "rounds": rounds, "rounds_run": len(table), "epochs_per_round": config.finetune.epochs}})
+    summary.update(
+        {
+            "evaluations": len(table),
+            "model_evaluations": len(table),
+            "best": {k: native(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
+            "front_size": len(front),
+            "magnitude": {
+                "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
+                "retrain_budget_epochs": budget,
+                "rounds": rounds,
+                "rounds_run": len(table),
+                "epochs_per_round": config.finetune.epochs,
+            },
+        }
+    )
     summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
-    summary["selected"] = select(front, None, summary["baseline"], config.select.tolerance_pp,
-                                 lambda i: table.at[i, "genome"], lambda i: masks[i], target)
+    summary["selected"] = select(
+        front,
+        None,
+        summary["baseline"],
+        config.select.tolerance_pp,
+        lambda i: table.at[i, "genome"],
+        lambda i: masks[i],
+        target,
+    )
     if summary["selected"] is not None:
         summary["selected"]["refined"] = True
     return RunResult(config, summary, logbook, table, front, table)
-

@@ -34,9 +34,22 @@ class ModelFinetuner:
         l2: weight of the L2 penalty on the pruned kernels (0: none).
     """
 
-    def __init__(self, model, train, fit_split, test_split, target, epochs: int,
-                 learning_rate: float, batch_size: int, seed: int, lr_schedule: str = "constant",
-                 distill: float = 0.0, temperature: float = 4.0, l2: float = 0.0) -> None:
+    def __init__(
+        self,
+        model,
+        train,
+        fit_split,
+        test_split,
+        target,
+        epochs: int,
+        learning_rate: float,
+        batch_size: int,
+        seed: int,
+        lr_schedule: str = "constant",
+        distill: float = 0.0,
+        temperature: float = 4.0,
+        l2: float = 0.0,
+    ) -> None:
         self.model, self.train, self.fit_split, self.test_split = model, train, fit_split, test_split
         self.target, self.epochs, self.learning_rate = target, epochs, learning_rate
         self.lr_schedule, self.distill, self.temperature = lr_schedule, distill, temperature
@@ -78,8 +91,11 @@ class ModelFinetuner:
         teacher = self._teacher_outputs()
         images, labels = self.train
         packed = np.concatenate([labels.astype(np.float32)[:, None], teacher], axis=1)
-        self.model.compile(optimizer=keras.optimizers.Adam(rate), metrics=[],
-                           loss=distillation_loss(self.distill, self.temperature, self.target.from_logits))
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(rate),
+            metrics=[],
+            loss=distillation_loss(self.distill, self.temperature, self.target.from_logits),
+        )
         return images, packed
 
     def tuned_weights(self, masks) -> list:
@@ -111,8 +127,12 @@ class ModelFinetuner:
             rate = keras.optimizers.schedules.CosineDecay(self.learning_rate, steps)
         try:
             split = self._compile(rate)
-            self.model.fit(train_pipeline(split, self.batch_size, self.seed), epochs=self.epochs,
-                           verbose=0, shuffle=False)
+            self.model.fit(
+                train_pipeline(split, self.batch_size, self.seed),
+                epochs=self.epochs,
+                verbose=0,
+                shuffle=False,
+            )
             self._cache[key] = [w.copy() for w in self.model.get_weights()]
         finally:
             for layer, own, penalty in zip(layers, constraints, regularizers):
@@ -166,8 +186,9 @@ def distillation_loss(weight: float, temperature: float, from_logits: bool):
         student = logits(y_pred)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student)
         soft = tf.nn.softmax(logits(y_true[:, 1:]) / temperature)
-        kl = tf.reduce_sum(soft * (tf.math.log(tf.maximum(soft, 1e-12))
-                                   - tf.nn.log_softmax(student / temperature)), axis=-1)
-        return (1.0 - weight) * ce + weight * temperature ** 2 * kl
+        kl = tf.reduce_sum(
+            soft * (tf.math.log(tf.maximum(soft, 1e-12)) - tf.nn.log_softmax(student / temperature)), axis=-1
+        )
+        return (1.0 - weight) * ce + weight * temperature**2 * kl
 
     return loss

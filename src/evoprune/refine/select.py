@@ -21,8 +21,9 @@ def candidates(front: pd.DataFrame, refined: pd.DataFrame | None) -> pd.DataFram
     """
     columns = ["eval_index", "nonzero", "compression", "accuracy", "test_accuracy"]
     if refined is not None:
-        table = refined[["eval_index", "nonzero", "compression", "refined_accuracy",
-                         "refined_test_accuracy"]].set_axis(columns, axis=1)
+        table = refined[
+            ["eval_index", "nonzero", "compression", "refined_accuracy", "refined_test_accuracy"]
+        ].set_axis(columns, axis=1)
         return table.assign(refined=True)
     return front[columns].assign(refined=False)
 
@@ -38,12 +39,14 @@ def select_row(table: pd.DataFrame, base_accuracy: float, tolerance_pp: float) -
     if ok.empty:
         return None
     ok = ok.assign(_order=np.arange(len(ok)))
-    return ok.sort_values(["nonzero", "accuracy", "_order"], ascending=[True, False, True],
-                          kind="stable").iloc[0]
+    return ok.sort_values(
+        ["nonzero", "accuracy", "_order"], ascending=[True, False, True], kind="stable"
+    ).iloc[0]
 
 
-def selected_summary(row: pd.Series | None, baseline: dict, genome: str,
-                     per_layer: dict[str, float]) -> dict | None:
+def selected_summary(
+    row: pd.Series | None, baseline: dict, genome: str, per_layer: dict[str, float]
+) -> dict | None:
     """The ``summary["selected"]`` mapping of a selected row (``None`` stays ``None``).
 
     Keys: ``eval_index`` (row in the run's archive/evaluation order), ``genome``,
@@ -54,15 +57,28 @@ def selected_summary(row: pd.Series | None, baseline: dict, genome: str,
     if row is None:
         return None
     test = float(row["test_accuracy"])
-    return {"eval_index": int(row["eval_index"]), "genome": genome, "nonzero": int(row["nonzero"]),
-            "compression": float(row["compression"]), "accuracy": float(row["accuracy"]),
-            "test_accuracy": test, "test_drop_pp": 100.0 * (baseline["test_accuracy"] - test),
-            "per_layer": per_layer, "refined": bool(row["refined"])}
+    return {
+        "eval_index": int(row["eval_index"]),
+        "genome": genome,
+        "nonzero": int(row["nonzero"]),
+        "compression": float(row["compression"]),
+        "accuracy": float(row["accuracy"]),
+        "test_accuracy": test,
+        "test_drop_pp": 100.0 * (baseline["test_accuracy"] - test),
+        "per_layer": per_layer,
+        "refined": bool(row["refined"]),
+    }
 
 
-def select(front: pd.DataFrame, refined: pd.DataFrame | None, baseline: dict, tolerance_pp: float,
-           describe: Callable[[int], str], masks: Callable[[int], Sequence[np.ndarray]],
-           target) -> dict | None:
+def select(
+    front: pd.DataFrame,
+    refined: pd.DataFrame | None,
+    baseline: dict,
+    tolerance_pp: float,
+    describe: Callable[[int], str],
+    masks: Callable[[int], Sequence[np.ndarray]],
+    target,
+) -> dict | None:
     """Selects the run's model and returns its ``summary["selected"]`` mapping.
 
     Args:

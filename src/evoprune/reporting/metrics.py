@@ -12,8 +12,7 @@ def compression(base_nonzero: int, nonzero: int | np.ndarray) -> float | np.ndar
         return np.float64(base_nonzero) / np.asarray(nonzero, dtype=np.float64)
 
 
-def pareto_front(table: pd.DataFrame, maximize: str = "accuracy",
-                 minimize: str = "nonzero") -> pd.DataFrame:
+def pareto_front(table: pd.DataFrame, maximize: str = "accuracy", minimize: str = "nonzero") -> pd.DataFrame:
     """Rows not dominated in (``maximize`` up, ``minimize`` down), one per objective point.
 
     Duplicates in objective space (many thresholds give the same mask) keep their first
@@ -31,22 +30,24 @@ def pareto_front(table: pd.DataFrame, maximize: str = "accuracy",
     return ordered.loc[keep].reset_index(drop=True)
 
 
-def _normalized(accuracy: np.ndarray | list, nonzero: np.ndarray | list,
-                base_nonzero: int) -> np.ndarray:
+def _normalized(accuracy: np.ndarray | list, nonzero: np.ndarray | list, base_nonzero: int) -> np.ndarray:
     """Points ``(1 - accuracy, nonzero / base_nonzero)``: both objectives minimized."""
     if base_nonzero <= 0:
         raise ValueError(f"Expected base_nonzero > 0. Received: base_nonzero={base_nonzero!r}")
     acc = np.asarray(accuracy, dtype=np.float64).ravel()
     nz = np.asarray(nonzero, dtype=np.float64).ravel()
     if acc.shape != nz.shape:
-        raise ValueError(f"Expected as many accuracies as nonzero counts. Received: "
-                         f"{acc.size} and {nz.size}")
+        raise ValueError(f"Expected as many accuracies as nonzero counts. Received: {acc.size} and {nz.size}")
     return np.column_stack([1.0 - acc, nz / float(base_nonzero)])
 
 
-def hypervolume(front_acc: np.ndarray | list, front_nonzero: np.ndarray | list,
-                base_nonzero: int, ref_accuracy: float = 0.0,
-                ref_nonzero: float | None = None) -> float:
+def hypervolume(
+    front_acc: np.ndarray | list,
+    front_nonzero: np.ndarray | list,
+    base_nonzero: int,
+    ref_accuracy: float = 0.0,
+    ref_nonzero: float | None = None,
+) -> float:
     """Normalized hypervolume of a front (accuracy maximized, nonzero minimized).
 
     Points are mapped to ``(1 - accuracy, nonzero / base_nonzero)`` and measured against
@@ -80,8 +81,9 @@ def hypervolume(front_acc: np.ndarray | list, front_nonzero: np.ndarray | list,
     return float(moocore.hypervolume(inside, ref=ref)) / box
 
 
-def igd(front_points: np.ndarray | list, reference_front_points: np.ndarray | list,
-        base_nonzero: int) -> float:
+def igd(
+    front_points: np.ndarray | list, reference_front_points: np.ndarray | list, base_nonzero: int
+) -> float:
     """Inverted generational distance in the normalized space of :func:`hypervolume`.
 
     The mean, over the reference front's points, of the Euclidean distance to the nearest
@@ -109,4 +111,3 @@ def igd(front_points: np.ndarray | list, reference_front_points: np.ndarray | li
     r = _normalized(ref[:, 0], ref[:, 1], base_nonzero)
     distances = np.sqrt(((r[:, None, :] - a[None, :, :]) ** 2).sum(axis=2))
     return float(distances.min(axis=1).mean())
-

@@ -34,11 +34,18 @@ def pareto_figure(front: pd.DataFrame, title: str = "Pareto front", label: str =
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if label in data and len(data) <= 60:
-        texts = [ax.text(x, y, f"{t:.3g}", fontsize=8)
-                 for x, y, t in zip(data["accuracy"], data["compression"], data[label])]
+        texts = [
+            ax.text(x, y, f"{t:.3g}", fontsize=8)
+            for x, y, t in zip(data["accuracy"], data["compression"], data[label])
+        ]
         if texts:
-            adjust_text(texts, x=list(data["accuracy"]), y=list(data["compression"]), ax=ax,
-                        arrowprops=dict(arrowstyle="->", color="red", lw=0.5))
+            adjust_text(
+                texts,
+                x=list(data["accuracy"]),
+                y=list(data["compression"]),
+                ax=ax,
+                arrowprops=dict(arrowstyle="->", color="red", lw=0.5),
+            )
     return fig
 
 
@@ -63,8 +70,14 @@ def fronts_figure(fronts: pd.DataFrame, reference: str = "sweep", seed: int = 0)
     best = exact["accuracy"].max() if len(exact) else data["accuracy"].max()
     for ax, zoom in zip(axes, (False, True)):
         if len(exact):
-            ax.step(exact["nonzero"], exact["accuracy"], where="post", color="black", lw=1,
-                    label=f"{reference} (exact)")
+            ax.step(
+                exact["nonzero"],
+                exact["accuracy"],
+                where="post",
+                color="black",
+                lw=1,
+                label=f"{reference} (exact)",
+            )
         for name, frame in data[data["algorithm"] != reference].groupby("algorithm", sort=False):
             ax.scatter(frame["nonzero"], frame["accuracy"], s=18, label=name, alpha=0.8)
         ax.set_xlabel("Nonzero weights in the pruned layer")
@@ -83,9 +96,11 @@ def fronts_figure(fronts: pd.DataFrame, reference: str = "sweep", seed: int = 0)
 def boxplots_figure(trials: pd.DataFrame):
     """Across seeds, the best individual's test accuracy, compression ratio and fitness."""
     plt = _pyplot()
-    panels = (("best_test_accuracy", "Test accuracy of the best"),
-              ("best_compression", "Compression ratio of the best (size ratio)"),
-              ("best_fitness", "Fitness of the best"))
+    panels = (
+        ("best_test_accuracy", "Test accuracy of the best"),
+        ("best_compression", "Compression ratio of the best (size ratio)"),
+        ("best_fitness", "Fitness of the best"),
+    )
     names = list(trials["algorithm"].unique())
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.5), constrained_layout=True)
     for ax, (column, title) in zip(axes, panels):

@@ -110,8 +110,7 @@ def write_run_dir(result: RunResult, out: Path, plots: bool = True) -> list[Path
         if plots:
             from evoprune.reporting.plots import pareto_figure, save_figure
 
-            save_figure(pareto_figure(result.front, title=_plot_title(result.summary)),
-                        out / "pareto.png")
+            save_figure(pareto_figure(result.front, title=_plot_title(result.summary)), out / "pareto.png")
             written.append(out / "pareto.png")
         put("summary.json", json.dumps(_finite(result.summary), indent=2) + "\n")
     except OSError as exc:
@@ -138,26 +137,41 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
         raise EvopruneError(f"summary.json is not JSON: {path} ({exc.__class__.__name__})") from exc
     baseline = summary.get("baseline") if isinstance(summary, dict) else None
     accuracy = baseline.get("accuracy") if isinstance(baseline, dict) else None
-    if (not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool)
-            or not 0 <= accuracy <= 1 or not isinstance(summary.get("dataset_checksum"), str)):
-        raise EvopruneError(f"summary.json is damaged or not an evoprune summary: expected "
-                            f"baseline.accuracy in 0..1 and dataset_checksum. Received: {path}")
+    if (
+        not isinstance(accuracy, (int, float))
+        or isinstance(accuracy, bool)
+        or not 0 <= accuracy <= 1
+        or not isinstance(summary.get("dataset_checksum"), str)
+    ):
+        raise EvopruneError(
+            f"summary.json is damaged or not an evoprune summary: expected "
+            f"baseline.accuracy in 0..1 and dataset_checksum. Received: {path}"
+        )
     return summary
 
 
 def describe(summary: dict[str, Any], fitness_split: str, out: Path) -> list[str]:
     """Lines a finished run prints: its best point, its selected model, evaluations, time and ``out``."""
     best, base = summary["best"], summary["baseline"]
-    genome = (f"threshold {best['threshold']:.4g}" if "threshold" in best
-              else f"genome {str(best.get('genome', ''))[:40]}")
+    genome = (
+        f"threshold {best['threshold']:.4g}"
+        if "threshold" in best
+        else f"genome {str(best.get('genome', ''))[:40]}"
+    )
     chosen, tolerance = summary.get("selected"), summary["select"]["tolerance_pp"]
-    return [f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({best['compression']:.2f}x), "
-            f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
-            f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
-            f"selected (smallest within {tolerance:g} points on {fitness_split}): "
-            + (f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
-               f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)" if chosen else "none"),
-            f"{summary['evaluations']} evaluations, search {summary['search_time_s']:.2f} s; results in {out}"]
+    return [
+        f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({best['compression']:.2f}x), "
+        f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
+        f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
+        f"selected (smallest within {tolerance:g} points on {fitness_split}): "
+        + (
+            f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
+            f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"
+            if chosen
+            else "none"
+        ),
+        f"{summary['evaluations']} evaluations, search {summary['search_time_s']:.2f} s; results in {out}",
+    ]
 
 
 def native(value: Any) -> Any:

@@ -74,15 +74,18 @@ def summarize(trials: pd.DataFrame, metrics: Sequence[str], by: str = "algorithm
     for group, frame in trials.groupby(by, sort=False):
         for metric in metrics:
             values = pd.to_numeric(frame[metric], errors="coerce").dropna()
-            q1, median, q3 = (values.quantile([0.25, 0.5, 0.75]).tolist() if len(values)
-                              else [np.nan] * 3)
-            rows.append({by: group, "metric": metric, "median": median, "q1": q1, "q3": q3,
-                         "n": len(values)})
+            q1, median, q3 = values.quantile([0.25, 0.5, 0.75]).tolist() if len(values) else [np.nan] * 3
+            rows.append({by: group, "metric": metric, "median": median, "q1": q1, "q3": q3, "n": len(values)})
     return pd.DataFrame(rows)
 
 
-def pairwise_tests(trials: pd.DataFrame, metrics: Sequence[str], groups: Sequence[str],
-                   by: str = "algorithm", pair_on: str = "seed") -> pd.DataFrame:
+def pairwise_tests(
+    trials: pd.DataFrame,
+    metrics: Sequence[str],
+    groups: Sequence[str],
+    by: str = "algorithm",
+    pair_on: str = "seed",
+) -> pd.DataFrame:
     """Unpaired and paired tests for every pair of groups and metric, Holm-adjusted per metric.
 
     ``a12`` (Vargha-Delaney) and ``p_value`` (Mann-Whitney U) treat the runs as
@@ -98,12 +101,20 @@ def pairwise_tests(trials: pd.DataFrame, metrics: Sequence[str], groups: Sequenc
             y = pd.to_numeric(trials.loc[trials[by] == second, metric], errors="coerce").dropna()
             paired = _paired(trials, by, pair_on, metric, first, second)
             diff = paired.iloc[:, 0] - paired.iloc[:, 1]
-            block.append({"metric": metric, "a": first, "b": second, "a12": a12(x, y),
-                          "p_value": mann_whitney_p(x, y), "n_a": len(x), "n_b": len(y),
-                          "pairs": len(paired),
-                          "wins": float(((diff > 0) + 0.5 * (diff == 0)).mean()) if len(paired) else np.nan,
-                          "p_paired": wilcoxon_p(paired.iloc[:, 0], paired.iloc[:, 1])
-                          if len(paired) else np.nan})
+            block.append(
+                {
+                    "metric": metric,
+                    "a": first,
+                    "b": second,
+                    "a12": a12(x, y),
+                    "p_value": mann_whitney_p(x, y),
+                    "n_a": len(x),
+                    "n_b": len(y),
+                    "pairs": len(paired),
+                    "wins": float(((diff > 0) + 0.5 * (diff == 0)).mean()) if len(paired) else np.nan,
+                    "p_paired": wilcoxon_p(paired.iloc[:, 0], paired.iloc[:, 1]) if len(paired) else np.nan,
+                }
+            )
         for key in ("p_value", "p_paired"):
             for row, adjusted in zip(block, holm([r[key] for r in block])):
                 row[key.replace("p_value", "p") + "_holm"] = adjusted
@@ -113,11 +124,13 @@ def pairwise_tests(trials: pd.DataFrame, metrics: Sequence[str], groups: Sequenc
     return pd.DataFrame(rows)
 
 
-def _paired(trials: pd.DataFrame, by: str, pair_on: str, metric: str, first: str,
-            second: str) -> pd.DataFrame:
+def _paired(
+    trials: pd.DataFrame, by: str, pair_on: str, metric: str, first: str, second: str
+) -> pd.DataFrame:
     """Values of ``metric`` for the two groups side by side, one row per shared ``pair_on``."""
     if pair_on not in trials:
         return pd.DataFrame(columns=[first, second])
     table = trials[trials[by].isin([first, second])].pivot_table(
-        index=pair_on, columns=by, values=metric, aggfunc="first")
+        index=pair_on, columns=by, values=metric, aggfunc="first"
+    )
     return table.reindex(columns=[first, second]).apply(pd.to_numeric, errors="coerce").dropna()

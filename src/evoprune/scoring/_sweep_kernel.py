@@ -38,8 +38,9 @@ def _status(top, best, second, gap, label):
 
 
 @_jit
-def sweep_rows(features, logits0, gaps, labels, inputs, classes, weights, visible_at,
-               lo, hi, hits_delta, unsure_delta):
+def sweep_rows(
+    features, logits0, gaps, labels, inputs, classes, weights, visible_at, lo, hi, hits_delta, unsure_delta
+):
     """Follows rows ``lo:hi`` through the removals and records where their status changes.
 
     Args:

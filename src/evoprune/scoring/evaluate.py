@@ -8,9 +8,9 @@ from typing import Sequence
 import numpy as np
 
 from evoprune.data.dataset import Split, eval_pipeline, normalize
+from evoprune.models.target import PruneTarget, build_target
 from evoprune.scoring.head import HeadScorer
 from evoprune.scoring.suffix import SuffixScorer, supports
-from evoprune.models.target import PruneTarget, build_target
 
 
 class KerasEvaluator:
@@ -38,8 +38,14 @@ class KerasEvaluator:
         target: the pruned layers (default: the model's last Dense layer).
     """
 
-    def __init__(self, model, split: Split, mode: str = "fast", batch_size: int = 128,
-                 target: PruneTarget | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        split: Split,
+        mode: str = "fast",
+        batch_size: int = 128,
+        target: PruneTarget | None = None,
+    ) -> None:
         self.model = model
         self.mode = mode
         self.batch_size = batch_size
@@ -58,10 +64,16 @@ class KerasEvaluator:
         self.head_only = self.target.head_only
         self._pipeline = eval_pipeline(split, batch_size) if mode == "exact" else None
         self.features = self._features() if mode == "fast" else None
-        self.head = (HeadScorer(self.features, self.kernel, self.bias, self.labels)
-                     if mode == "fast" and self.head_only else None)
-        self.suffix = (SuffixScorer(model, self.target, self.features, self.labels)
-                       if mode == "fast" and self.head is None and supports(model, self.target) else None)
+        self.head = (
+            HeadScorer(self.features, self.kernel, self.bias, self.labels)
+            if mode == "fast" and self.head_only
+            else None
+        )
+        self.suffix = (
+            SuffixScorer(model, self.target, self.features, self.labels)
+            if mode == "fast" and self.head is None and supports(model, self.target)
+            else None
+        )
 
     def _features(self) -> np.ndarray:
         """Activations entering the first pruned layer, computed once in the evaluator's batches.
@@ -78,11 +90,14 @@ class KerasEvaluator:
                 return x
             prefix = [keras.Model(self.model.inputs, self.layer.input)]
         else:
-            prefix = [layer for layer in self.model.layers[:self.start]
-                      if not isinstance(layer, keras.layers.InputLayer)]
+            prefix = [
+                layer
+                for layer in self.model.layers[: self.start]
+                if not isinstance(layer, keras.layers.InputLayer)
+            ]
         out = []
         for start in range(0, len(x), self.batch_size):
-            h = x[start:start + self.batch_size]
+            h = x[start : start + self.batch_size]
             for layer in prefix:
                 h = layer(h)
             out.append(np.asarray(h))
@@ -119,12 +134,14 @@ class KerasEvaluator:
 
     def _correct_tail(self) -> int:
         correct = 0
-        tail = self.model.layers[self.start:] if self.target.chain else [self.model]
+        tail = self.model.layers[self.start :] if self.target.chain else [self.model]
         for start in range(0, self.n, self.batch_size):
-            h = self.features[start:start + self.batch_size]
+            h = self.features[start : start + self.batch_size]
             for layer in tail:
                 h = layer(h)
-            correct += int((np.asarray(h).argmax(axis=1) == self.labels[start:start + self.batch_size]).sum())
+            correct += int(
+                (np.asarray(h).argmax(axis=1) == self.labels[start : start + self.batch_size]).sum()
+            )
         return correct
 
     def _correct_exact(self) -> int:
@@ -159,8 +176,9 @@ class PruningProblem:
         model_evaluations: distinct masks actually scored by the model.
     """
 
-    def __init__(self, encoding, evaluator: KerasEvaluator,
-                 test_evaluator: KerasEvaluator | None = None) -> None:
+    def __init__(
+        self, encoding, evaluator: KerasEvaluator, test_evaluator: KerasEvaluator | None = None
+    ) -> None:
         self.encoding = encoding
         self.evaluator = evaluator
         self.test_evaluator = test_evaluator
@@ -170,11 +188,16 @@ class PruningProblem:
         if self.base_accuracy == 0:
             from evoprune.errors import ModelError
 
-            raise ModelError(f"The unpruned model predicts none of the {evaluator.n} fitness-split images "
-                             "correctly: there is no accuracy to keep (train longer or check the data). "
-                             "Received: baseline accuracy 0")
-        self.base_test_accuracy = (float(test_evaluator.correct_counts(full)[0]) / test_evaluator.n
-                                   if test_evaluator else float("nan"))
+            raise ModelError(
+                f"The unpruned model predicts none of the {evaluator.n} fitness-split images "
+                "correctly: there is no accuracy to keep (train longer or check the data). "
+                "Received: baseline accuracy 0"
+            )
+        self.base_test_accuracy = (
+            float(test_evaluator.correct_counts(full)[0]) / test_evaluator.n
+            if test_evaluator
+            else float("nan")
+        )
         self.evaluations = 0
         self.model_evaluations = 0
         self._by_genome: dict[tuple, Evaluation] = {}
@@ -196,8 +219,10 @@ class PruningProblem:
         if todo:
             masks = self.encoding.decode(todo)
             correct = self.evaluator.correct_counts(masks)
-            nonzero = sum((m & (k != 0)).reshape(len(todo), -1).sum(axis=1)
-                          for m, k in zip(masks, self.evaluator.kernels))
+            nonzero = sum(
+                (m & (k != 0)).reshape(len(todo), -1).sum(axis=1)
+                for m, k in zip(masks, self.evaluator.kernels)
+            )
             self.model_evaluations += len(todo)
             for k, c, nz in zip(todo, correct, nonzero):
                 self._by_mask[mask_keys[k]] = Evaluation(int(c) / self.evaluator.n, int(nz), int(c))
@@ -218,8 +243,12 @@ class PruningProblem:
 
     def state_dict(self) -> dict:
         """The memo and counters, for checkpoints."""
-        return {"evaluations": self.evaluations, "model_evaluations": self.model_evaluations,
-                "by_genome": dict(self._by_genome), "by_mask": dict(self._by_mask)}
+        return {
+            "evaluations": self.evaluations,
+            "model_evaluations": self.model_evaluations,
+            "by_genome": dict(self._by_genome),
+            "by_mask": dict(self._by_mask),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restores what :meth:`state_dict` saved."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 64        # masks per batched product: bounds memory at chunk x classes x rows floats
+CHUNK = 64  # masks per batched product: bounds memory at chunk x classes x rows floats
 CANONICAL_CHUNK = 1024  # (row, mask) pairs whose canonical logits are computed at once
 
 
@@ -71,10 +71,17 @@ class HeadScorer:
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.n = len(self.labels)
-        if (self.features.ndim != 2 or self.kernel.ndim != 2 or self.kernel.shape[0] != self.features.shape[1]
-                or self.bias.shape != self.kernel.shape[1:] or self.labels.shape != self.features.shape[:1]):
-            raise ValueError(f"Head shapes do not fit. Received: features {self.features.shape}, "
-                             f"kernel {self.kernel.shape}, bias {self.bias.shape}, labels {self.labels.shape}")
+        if (
+            self.features.ndim != 2
+            or self.kernel.ndim != 2
+            or self.kernel.shape[0] != self.features.shape[1]
+            or self.bias.shape != self.kernel.shape[1:]
+            or self.labels.shape != self.features.shape[:1]
+        ):
+            raise ValueError(
+                f"Head shapes do not fit. Received: features {self.features.shape}, "
+                f"kernel {self.kernel.shape}, bias {self.bias.shape}, labels {self.labels.shape}"
+            )
         rows, inputs = self.features.shape
         transposed = np.empty((inputs + 1, rows), dtype=np.float32)  # bias folded in as input 1.0
         transposed[:inputs], transposed[inputs] = self.features.T, 1.0
@@ -86,7 +93,7 @@ class HeadScorer:
             mass = np.abs(f64) @ np.abs(k64) + np.abs(b64)
             self.logits64 = f64 @ k64 + b64
         self.mass = mass.max(axis=1, initial=0.0)
-        self.certified = bool(np.all(np.isfinite(self.mass)) and self.mass.max(initial=0.0) < 2.0 ** 100)
+        self.certified = bool(np.all(np.isfinite(self.mass)) and self.mass.max(initial=0.0) < 2.0**100)
         self._margin = self._float32_margin(inputs) if self.certified else None
 
     def _float32_margin(self, inputs: int) -> np.ndarray:
@@ -97,9 +104,10 @@ class HeadScorer:
         ``gamma_{inputs+1}(2^-53) * mass`` (doubled: ``mass`` is itself rounded). Two such
         errors, and the float32 rounding of ``best - margin``, fit under the margin.
         """
-        err = ((gamma(inputs + 1, 2.0 ** -24) + 2 * gamma(inputs + 1, 2.0 ** -53)) * self.mass
-               + (inputs + 2) * 2.0 ** -149)
-        margin = 2 * err * (1 + 2.0 ** -20) + 2.0 ** -22 * (self.mass + 2 * err)
+        err = (gamma(inputs + 1, 2.0**-24) + 2 * gamma(inputs + 1, 2.0**-53)) * self.mass + (
+            inputs + 2
+        ) * 2.0**-149
+        margin = 2 * err * (1 + 2.0**-20) + 2.0**-22 * (self.mass + 2 * err)
         rounded = margin.astype(np.float32)
         return np.where(rounded < margin, np.nextafter(rounded, np.float32(np.inf)), rounded)
 
@@ -110,30 +118,32 @@ class HeadScorer:
             masks: bool ``(P, inputs, classes)`` (or a one-element list of it).
         """
         masks = np.asarray(masks[0] if isinstance(masks, list) else masks, dtype=bool)
-        parts = [self._chunk_counts(masks[i:i + CHUNK]) for i in range(0, len(masks), CHUNK)]
+        parts = [self._chunk_counts(masks[i : i + CHUNK]) for i in range(0, len(masks), CHUNK)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def _chunk_counts(self, masks: np.ndarray) -> np.ndarray:
         count, (inputs, classes) = len(masks), self.kernel.shape
-        kernels = np.where(masks, self.kernel, np.float32(0))              # (p, inputs, classes)
+        kernels = np.where(masks, self.kernel, np.float32(0))  # (p, inputs, classes)
         stacked = np.empty((count, classes, inputs + 1), dtype=np.float32)
         stacked[:, :, :inputs], stacked[:, :, inputs] = kernels.transpose(0, 2, 1), self.bias
         logits = (stacked.reshape(count * classes, inputs + 1) @ self._features_t).reshape(count, classes, -1)
         if not self.certified:
             return ((logits.argmax(axis=1) == self.labels) & self._valid).sum(axis=1).astype(np.int64)
-        best = logits.max(axis=1)                                          # (p, rows)
+        best = logits.max(axis=1)  # (p, rows)
         floor = best - self._margin
         near = (logits[:, 0] >= floor).astype(np.int8)
         for j in range(1, classes):
             near += logits[:, j] >= floor
-        unsure = near != 1                       # another class within the margin
+        unsure = near != 1  # another class within the margin
         index = np.broadcast_to(self._label_index, (count, 1, logits.shape[2]))
         label_logit = np.take_along_axis(logits, index, axis=1)[:, 0]
         counts = ((label_logit == best) & ~unsure & self._valid).sum(axis=1).astype(np.int64)
         if unsure.any():
             which, rows = np.nonzero(unsure)
             for start in range(0, len(rows), CANONICAL_CHUNK):
-                w, r = which[start:start + CANONICAL_CHUNK], rows[start:start + CANONICAL_CHUNK]
+                w, r = which[start : start + CANONICAL_CHUNK], rows[start : start + CANONICAL_CHUNK]
                 predicted = canonical_logits(self.features[r], kernels[w], self.bias).argmax(axis=1)
-                counts += np.bincount(w, weights=(predicted == self.labels[r]), minlength=count).astype(np.int64)
+                counts += np.bincount(w, weights=(predicted == self.labels[r]), minlength=count).astype(
+                    np.int64
+                )
         return counts

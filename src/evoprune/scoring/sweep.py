@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from evoprune.scoring.head import gamma
 from evoprune.reporting.metrics import pareto_front
+from evoprune.scoring.head import gamma
 
 MASK_CHUNK = 256  # masks built at once when the evaluator scores them (a multiple of head.CHUNK)
 
@@ -57,22 +57,27 @@ def _score(evaluator, thresholds: np.ndarray) -> np.ndarray:
     """Correct predictions of each threshold's mask, scored by ``evaluator.correct_counts``."""
     abs_kernel = np.abs(np.asarray(evaluator.kernel))
     shape = (-1,) + (1,) * abs_kernel.ndim
-    out = [evaluator.correct_counts(abs_kernel[None] > thresholds[i:i + MASK_CHUNK].reshape(shape))
-           for i in range(0, len(thresholds), MASK_CHUNK)]
+    out = [
+        evaluator.correct_counts(abs_kernel[None] > thresholds[i : i + MASK_CHUNK].reshape(shape))
+        for i in range(0, len(thresholds), MASK_CHUNK)
+    ]
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
 
-def _table(thresholds: np.ndarray, steps: np.ndarray, size: int, correct: np.ndarray, n: int,
-           rechecked: np.ndarray) -> pd.DataFrame:
+def _table(
+    thresholds: np.ndarray, steps: np.ndarray, size: int, correct: np.ndarray, n: int, rechecked: np.ndarray
+) -> pd.DataFrame:
     """One row per distinct mask, in the column order shared by both sweeps."""
-    return pd.DataFrame({
-        "threshold": thresholds.astype(np.float64),
-        "pruned": steps.astype(np.int64),
-        "nonzero": (size - steps).astype(np.int64),
-        "correct": correct.astype(np.int64),
-        "accuracy": correct / float(n),
-        "rechecked": rechecked.astype(bool),
-    })
+    return pd.DataFrame(
+        {
+            "threshold": thresholds.astype(np.float64),
+            "pruned": steps.astype(np.int64),
+            "nonzero": (size - steps).astype(np.int64),
+            "correct": correct.astype(np.int64),
+            "accuracy": correct / float(n),
+            "rechecked": rechecked.astype(bool),
+        }
+    )
 
 
 def brute_force_sweep(evaluator) -> pd.DataFrame:
@@ -89,8 +94,14 @@ def brute_force_sweep(evaluator) -> pd.DataFrame:
     """
     _, magnitudes, steps = prune_steps(evaluator.kernel)
     thresholds = step_thresholds(magnitudes, steps)
-    return _table(thresholds, steps, magnitudes.size, _score(evaluator, thresholds), evaluator.n,
-                  np.ones(len(steps), dtype=bool))
+    return _table(
+        thresholds,
+        steps,
+        magnitudes.size,
+        _score(evaluator, thresholds),
+        evaluator.n,
+        np.ones(len(steps), dtype=bool),
+    )
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): threads kept between sweeps
@@ -108,7 +119,7 @@ def _workers(rows: int) -> int:
 def _pool() -> ThreadPoolExecutor:
     """A thread pool kept for the process (starting threads per sweep costs more than a sweep)."""
     global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():        # a forked child gets a pool of its own
+    if _POOL is None or _POOL[0] != os.getpid():  # a forked child gets a pool of its own
         _POOL = (os.getpid(), ThreadPoolExecutor(max(1, _cores() - 1), thread_name_prefix="evoprune-sweep"))
     return _POOL[1]
 
@@ -141,8 +152,10 @@ def exact_sweep(evaluator, threads: int | None = None) -> pd.DataFrame:
 
     scorer = evaluator if isinstance(evaluator, HeadScorer) else getattr(evaluator, "head", None)
     if not isinstance(scorer, HeadScorer):
-        raise ValueError("exact_sweep needs the fast evaluator of a Dense head (mode='fast', "
-                         f"layers='head'). Received: {type(evaluator).__name__}")
+        raise ValueError(
+            "exact_sweep needs the fast evaluator of a Dense head (mode='fast', "
+            f"layers='head'). Received: {type(evaluator).__name__}"
+        )
     if not scorer.certified:
         return brute_force_sweep(scorer)  # the rounding bound needs finite numbers
     from evoprune.scoring._sweep_kernel import sweep_rows
@@ -151,28 +164,36 @@ def exact_sweep(evaluator, threads: int | None = None) -> pd.DataFrame:
     thresholds = step_thresholds(magnitudes, steps)
     n_in, n_out = scorer.kernel.shape
     flat = scorer.kernel.ravel()[order]
-    kept = flat != 0                                         # zero weights change nothing
+    kept = flat != 0  # zero weights change nothing
     inputs, classes = np.divmod(order[kept], n_out)
     visible_at = np.searchsorted(steps, np.flatnonzero(kept) + 1).astype(np.int64)
     feats = scorer.features.astype(np.float64)  # no BLAS call here: OpenBLAS threads
-    logits0 = scorer.logits64                    # spin after one and slow the threads below
-    gaps = 2 * 8 * gamma(2 * n_in + 2, 2.0 ** -53) * scorer.mass
+    logits0 = scorer.logits64  # spin after one and slow the threads below
+    gaps = 2 * 8 * gamma(2 * n_in + 2, 2.0**-53) * scorer.mass
     labels = scorer.labels
     hits = np.zeros((threads or _workers(scorer.n), len(steps) + 1), dtype=np.int64)
     unsure = np.zeros_like(hits)
     bounds = np.linspace(0, scorer.n, len(hits) + 1).astype(np.int64)
-    args = (feats, logits0, gaps, labels, inputs.astype(np.uint32), classes.astype(np.uint32),
-            flat[kept].astype(np.float64), visible_at)
+    args = (
+        feats,
+        logits0,
+        gaps,
+        labels,
+        inputs.astype(np.uint32),
+        classes.astype(np.uint32),
+        flat[kept].astype(np.float64),
+        visible_at,
+    )
 
     def follow(t: int) -> None:
         sweep_rows(*args, bounds[t], bounds[t + 1], hits[t], unsure[t])
 
     others = [_pool().submit(follow, t) for t in range(1, len(hits))]
-    follow(0)                                            # the calling thread takes a share too
+    follow(0)  # the calling thread takes a share too
     for future in others:
         future.result()
-    counts = np.cumsum(hits.sum(axis=0))[:len(steps)]
-    flagged = np.cumsum(unsure.sum(axis=0))[:len(steps)] > 0
+    counts = np.cumsum(hits.sum(axis=0))[: len(steps)]
+    flagged = np.cumsum(unsure.sum(axis=0))[: len(steps)] > 0
     if flagged.any():
         counts[flagged] = _score(scorer, thresholds[flagged])
     return _table(thresholds, steps, magnitudes.size, counts, scorer.n, flagged)

@@ -50,8 +50,9 @@ class Strategy:
 
     def offspring(self, toolbox: base.Toolbox, population: list) -> list:
         """Variation as DEAP's ``varAnd``: crossover on pairs with ``cxpb``, mutation with ``mutpb``."""
-        return deap_algorithms.varAnd(self.parents(toolbox, population), toolbox,
-                                      self.cfg.cxpb, self.cfg.mutpb)
+        return deap_algorithms.varAnd(
+            self.parents(toolbox, population), toolbox, self.cfg.cxpb, self.cfg.mutpb
+        )
 
     def survive(self, toolbox: base.Toolbox, population: list, offspring: list) -> list:
         """(mu + lambda) survival with the registered selection."""
@@ -71,10 +72,11 @@ class PaperStrategy(Strategy):
 
     def offspring(self, toolbox: base.Toolbox, population: list) -> list:
         size = len(population)
-        children = [toolbox.mate(toolbox.clone(a), toolbox.clone(b))[0]
-                    for a, b in toolbox.select_pairs(population, size // 4)]
-        resets = [toolbox.mutate(toolbox.clone(ind))[0]
-                  for ind in toolbox.sample(population, size // 20)]
+        children = [
+            toolbox.mate(toolbox.clone(a), toolbox.clone(b))[0]
+            for a, b in toolbox.select_pairs(population, size // 4)
+        ]
+        resets = [toolbox.mutate(toolbox.clone(ind))[0] for ind in toolbox.sample(population, size // 20)]
         for ind in children + resets:
             del ind.fitness.values
         return children + resets
@@ -103,11 +105,13 @@ class TournamentStrategy(Strategy):
 
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    "paper": PaperStrategy, "nsga2": NSGA2Strategy, "spea2": Strategy, "nsga3": Strategy,
+    "paper": PaperStrategy,
+    "nsga2": NSGA2Strategy,
+    "spea2": Strategy,
+    "nsga3": Strategy,
     "tournament": TournamentStrategy,
 }
-SURVIVAL = {"paper": "elite", "nsga2": "nsga2", "spea2": "spea2", "nsga3": "nsga3",
-            "tournament": "elite"}
+SURVIVAL = {"paper": "elite", "nsga2": "nsga2", "spea2": "spea2", "nsga3": "nsga3", "tournament": "elite"}
 
 
 def initializer(cfg: SearchConfig, encoding, rng=random) -> Callable[[int], list]:
@@ -119,14 +123,17 @@ def initializer(cfg: SearchConfig, encoding, rng=random) -> Callable[[int], list
         return lambda n: encoding.initial(n, rng)
     low, high = cfg.min_threshold, encoding.high
     if low >= high:
-        raise ConfigError(f"Expected search.min_threshold < largest |weight| {high:.6g}. "
-                          f"Received: search.min_threshold={low}")
+        raise ConfigError(
+            f"Expected search.min_threshold < largest |weight| {high:.6g}. "
+            f"Received: search.min_threshold={low}"
+        )
     init = get(INITIALIZERS, "initializer", "logspace")
     return lambda n: init(n, low, high)
 
 
-def build_toolbox(cfg: SearchConfig, problem: PruningProblem,
-                  rng: random.Random | None = None) -> tuple[base.Toolbox, Strategy]:
+def build_toolbox(
+    cfg: SearchConfig, problem: PruningProblem, rng: random.Random | None = None
+) -> tuple[base.Toolbox, Strategy]:
     """Wires operators, evaluation and selection into a DEAP toolbox from the config.
 
     Randomness: evoprune's own draws (``toolbox.sample``, the initial population, random
@@ -145,16 +152,26 @@ def build_toolbox(cfg: SearchConfig, problem: PruningProblem,
     init = initializer(cfg, enc, rng)
     lows = list(enc.lows)
     highs = [max(h, lo) for h, lo in zip(enc.highs, lows)]
-    params = {"alpha": cfg.alpha, "eta": cfg.eta, "sigma": cfg.sigma, "indpb": cfg.indpb,
-              "tournsize": cfg.tournsize, "binary": enc.kind == "binary", "population": cfg.population,
-              "rng": rng}
+    params = {
+        "alpha": cfg.alpha,
+        "eta": cfg.eta,
+        "sigma": cfg.sigma,
+        "indpb": cfg.indpb,
+        "tournsize": cfg.tournsize,
+        "binary": enc.kind == "binary",
+        "population": cfg.population,
+        "rng": rng,
+    }
     toolbox = base.Toolbox()
     toolbox.register("sample", rng.sample)
     toolbox.register("population", lambda n: [individual(g) for g in init(n)])
-    for alias, role, name in (("mate", "crossover", cfg.crossover), ("mutate", "mutation", cfg.mutation),
-                              ("select_pairs", "selection", "random_pairs"),
-                              ("select_parents", "selection", "tournament"),
-                              ("select", "selection", SURVIVAL[cfg.algorithm])):
+    for alias, role, name in (
+        ("mate", "crossover", cfg.crossover),
+        ("mutate", "mutation", cfg.mutation),
+        ("select_pairs", "selection", "random_pairs"),
+        ("select_parents", "selection", "tournament"),
+        ("select", "selection", SURVIVAL[cfg.algorithm]),
+    ):
         register(toolbox, alias, role, name, lows, highs, params)
     toolbox.register("evaluate", problem.evaluate)
     toolbox.register("scalar_fitness", problem.fitness)
@@ -185,35 +202,61 @@ class LoopState:
     logbook: tools.Logbook
 
 
-def record(toolbox: base.Toolbox, logbook: tools.Logbook, generation: int, population: list,
-           nevals: int, elapsed_s: float) -> dict:
+def record(
+    toolbox: base.Toolbox,
+    logbook: tools.Logbook,
+    generation: int,
+    population: list,
+    nevals: int,
+    elapsed_s: float,
+) -> dict:
     """Appends one generation's statistics to the logbook and returns them."""
-    row = generation_stats(generation, population, nevals, toolbox.evaluations(), toolbox.scalar_fitness,
-                           elapsed_s)
+    row = generation_stats(
+        generation, population, nevals, toolbox.evaluations(), toolbox.scalar_fitness, elapsed_s
+    )
     logbook.record(**row)
     return row
 
 
-def generation_stats(generation: int, population: list, nevals: int, evaluations: int,
-                     scalar_fitness: Callable[[Evaluation], float], elapsed_s: float) -> dict:
+def generation_stats(
+    generation: int,
+    population: list,
+    nevals: int,
+    evaluations: int,
+    scalar_fitness: Callable[[Evaluation], float],
+    elapsed_s: float,
+) -> dict:
     """One logbook row: a generation's fitness, accuracy and size statistics (any search's)."""
     evs: list[Evaluation] = [ind.evaluation for ind in population]
     scalar = [scalar_fitness(ev) for ev in evs]
     best = max(range(len(population)), key=scalar.__getitem__)
     return dict(
-        gen=generation, nevals=nevals, evaluations=evaluations,
-        fitness_max=max(scalar), fitness_avg=sum(scalar) / len(scalar), fitness_min=min(scalar),
-        accuracy_max=max(ev.accuracy for ev in evs), nonzero_min=min(ev.nonzero for ev in evs),
-        best_genome=list(population[best]), time_s=elapsed_s,
+        gen=generation,
+        nevals=nevals,
+        evaluations=evaluations,
+        fitness_max=max(scalar),
+        fitness_avg=sum(scalar) / len(scalar),
+        fitness_min=min(scalar),
+        accuracy_max=max(ev.accuracy for ev in evs),
+        nonzero_min=min(ev.nonzero for ev in evs),
+        best_genome=list(population[best]),
+        time_s=elapsed_s,
     )
 
 
 Observer = Callable[[LoopState], None]
 
 
-def evolve(toolbox: base.Toolbox, strategy: Strategy, population_size: int, generations: int,
-           observers: Sequence[Observer] = (), state: LoopState | None = None,
-           clock: Callable[[], float] | None = None, max_evaluations: int = 0) -> LoopState:
+def evolve(
+    toolbox: base.Toolbox,
+    strategy: Strategy,
+    population_size: int,
+    generations: int,
+    observers: Sequence[Observer] = (),
+    state: LoopState | None = None,
+    clock: Callable[[], float] | None = None,
+    max_evaluations: int = 0,
+) -> LoopState:
     """Runs (or resumes from ``state``) the generational loop for ``generations`` generations.
 
     Generation 0 is the evaluated initial population. Each later generation: offspring
@@ -235,7 +278,8 @@ def evolve(toolbox: base.Toolbox, strategy: Strategy, population_size: int, gene
         for observer in observers:
             observer(state)
     while state.generation < generations and not (
-            max_evaluations and toolbox.evaluations() >= max_evaluations):
+        max_evaluations and toolbox.evaluations() >= max_evaluations
+    ):
         offspring = strategy.offspring(toolbox, state.population)
         nevals = evaluate_invalid(toolbox, offspring)
         population = strategy.survive(toolbox, state.population, offspring)

@@ -8,8 +8,7 @@ from evoprune.errors import ConfigError
 
 # Bytes one evaluated genome costs in memory (memo entry, mask key, archive row) for the
 # notebook's model (1,500 head weights; 1,689 kernel weights with layers = "all").
-_BYTES_PER_GENOME = {"threshold": 600, "layer_thresholds": 800, "unit_thresholds": 2_000,
-                     "mask": 60_000}
+_BYTES_PER_GENOME = {"threshold": 600, "layer_thresholds": 800, "unit_thresholds": 2_000, "mask": 60_000}
 
 
 def memory_estimate(search) -> tuple[int, int]:
@@ -48,4 +47,5 @@ def check_memory(search) -> None:
             f"Expected a search that fits in memory: up to {evaluations:,} evaluations of "
             f"{search.encoding!r} genomes need about {estimate / 2**30:,.1f} GiB, more than this "
             f"machine's {limit / 2**30:,.1f} GiB. Received: search.population={search.population}, "
-            f"search.generations={search.generations}, search.max_evaluations={search.max_evaluations}")
+            f"search.generations={search.generations}, search.max_evaluations={search.max_evaluations}"
+        )

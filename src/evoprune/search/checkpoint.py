@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from deap import tools
 
-from evoprune.search.algorithms import STRATEGIES, LoopState, individual_class
 from evoprune.config import Config
 from evoprune.errors import EvopruneError
-from evoprune.scoring.evaluate import Evaluation
 from evoprune.reporting.results import atomic_write_bytes
+from evoprune.scoring.evaluate import Evaluation
+from evoprune.search.algorithms import STRATEGIES, LoopState, individual_class
 from evoprune.search.seeding import SearchRandom
 
 CHECKPOINT = "checkpoint.npz"
@@ -24,8 +24,18 @@ OLD_CHECKPOINT = "checkpoint.pkl"
 KIND = "evoprune-checkpoint"
 FORMAT = 2
 MAX_BYTES = 4 << 30  # uncompressed members; a larger file is not one of ours
-LOGBOOK_KEYS = ("gen", "nevals", "evaluations", "fitness_max", "fitness_avg", "fitness_min",
-                "accuracy_max", "nonzero_min", "best_genome", "time_s")
+LOGBOOK_KEYS = (
+    "gen",
+    "nevals",
+    "evaluations",
+    "fitness_max",
+    "fitness_avg",
+    "fitness_min",
+    "accuracy_max",
+    "nonzero_min",
+    "best_genome",
+    "time_s",
+)
 
 
 class SearchInterrupted(EvopruneError):
@@ -36,8 +46,15 @@ class CheckpointError(EvopruneError):
     """A checkpoint that is missing, damaged, foreign or of another run."""
 
 
-def save(path: Path, state: LoopState, problem, rng: SearchRandom, config: Config,
-         search_time_s: float, identity: dict[str, str] | None = None) -> None:
+def save(
+    path: Path,
+    state: LoopState,
+    problem,
+    rng: SearchRandom,
+    config: Config,
+    search_time_s: float,
+    identity: dict[str, str] | None = None,
+) -> None:
     """Writes the loop state, the evaluation memo and the search's generators as one ``.npz``.
 
     The generators are the two of :class:`~evoprune.search.seeding.SearchRandom`, all the
@@ -57,15 +74,22 @@ def save(path: Path, state: LoopState, problem, rng: SearchRandom, config: Confi
     _, np_keys, np_pos, has_gauss, cached_gaussian = rng.numpy.get_state()
     pop = state.population
     meta = {
-        "kind": KIND, "format": FORMAT, "config": _plain(config.to_dict()),
-        "identity": dict(identity or {}), "generation": state.generation,
-        "search_time_s": float(search_time_s), "evaluations": memo["evaluations"],
-        "model_evaluations": memo["model_evaluations"], "logbook": [_plain(dict(row)) for row in
-                                                                    state.logbook],
+        "kind": KIND,
+        "format": FORMAT,
+        "config": _plain(config.to_dict()),
+        "identity": dict(identity or {}),
+        "generation": state.generation,
+        "search_time_s": float(search_time_s),
+        "evaluations": memo["evaluations"],
+        "model_evaluations": memo["model_evaluations"],
+        "logbook": [_plain(dict(row)) for row in state.logbook],
         "mask_key": "int" if mask_keys and isinstance(mask_keys[0], int) else "bytes",
         "python_random": {"version": py_version, "gauss_next": gauss_next},
-        "numpy_random": {"pos": int(np_pos), "has_gauss": int(has_gauss),
-                         "cached_gaussian": float(cached_gaussian)},
+        "numpy_random": {
+            "pos": int(np_pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
     }
     arrays = {
         "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
@@ -73,13 +97,17 @@ def save(path: Path, state: LoopState, problem, rng: SearchRandom, config: Confi
         "accuracy": np.array([ev.accuracy for ev in evals], dtype=np.float64),
         "nonzero": np.array([ev.nonzero for ev in evals], dtype=np.int64),
         "correct": np.array([ev.correct for ev in evals], dtype=np.int64),
-        "mask_keys": (np.array(mask_keys, dtype=np.int64) if meta["mask_key"] == "int"
-                      else _matrix([np.frombuffer(k, np.uint8) for k in mask_keys], np.uint8)),
+        "mask_keys": (
+            np.array(mask_keys, dtype=np.int64)
+            if meta["mask_key"] == "int"
+            else _matrix([np.frombuffer(k, np.uint8) for k in mask_keys], np.uint8)
+        ),
         "pop_genes": _matrix([list(ind) for ind in pop], np.float64),
         "pop_int": _matrix([[type(g) is int for g in ind] for ind in pop], np.bool_),
         "pop_fitness": _matrix([ind.fitness.values for ind in pop], np.float64),
-        "pop_crowding": np.array([getattr(ind.fitness, "crowding_dist", np.nan) for ind in pop],
-                                 dtype=np.float64),
+        "pop_crowding": np.array(
+            [getattr(ind.fitness, "crowding_dist", np.nan) for ind in pop], dtype=np.float64
+        ),
         "python_random": np.array(py_keys, dtype=np.uint32),
         "numpy_random": np.asarray(np_keys, dtype=np.uint32),
     }
@@ -115,8 +143,10 @@ def load(path: Path, config: Config) -> dict[str, Any]:
     path = Path(path)
     old = path.with_name(OLD_CHECKPOINT)
     if not path.is_file() and old.is_file():
-        raise CheckpointError(f"Old checkpoint format ({OLD_CHECKPOINT}, a pickle that can run code) "
-                              f"is not loaded. Start the run again. Received: {old}")
+        raise CheckpointError(
+            f"Old checkpoint format ({OLD_CHECKPOINT}, a pickle that can run code) "
+            f"is not loaded. Start the run again. Received: {old}"
+        )
     if not path.is_file():
         raise CheckpointError(f"No checkpoint to resume from. Expected a file {path}")
     arrays = _read_arrays(path)
@@ -127,13 +157,16 @@ def load(path: Path, config: Config) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("kind") != KIND:
         raise CheckpointError(f"Not an evoprune checkpoint: {path}")
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"Checkpoint format not supported. Expected {FORMAT}. Received: "
-                              f"format={meta.get('format')!r} in {path}")
+        raise CheckpointError(
+            f"Checkpoint format not supported. Expected {FORMAT}. Received: "
+            f"format={meta.get('format')!r} in {path}"
+        )
     current = _plain(config.to_dict())
     if meta.get("config") != current:
         saved = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-        raise CheckpointError(f"Checkpoint in {path.parent} was written for another config: "
-                              f"{config_difference(saved, current)}")
+        raise CheckpointError(
+            f"Checkpoint in {path.parent} was written for another config: {config_difference(saved, current)}"
+        )
     payload = {"meta": meta, **{k: v for k, v in arrays.items() if k != "meta"}}
     try:
         _validate(payload, config)
@@ -148,18 +181,32 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(path) as archive:
             size = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"Checkpoint is not a data-only .npz archive: {path} "
-                              f"({exc.__class__.__name__})") from exc
+        raise CheckpointError(
+            f"Checkpoint is not a data-only .npz archive: {path} ({exc.__class__.__name__})"
+        ) from exc
     if size > MAX_BYTES:
-        raise CheckpointError(f"Checkpoint is implausibly large: {size:,} bytes uncompressed. "
-                              f"Received: {path}")
+        raise CheckpointError(
+            f"Checkpoint is implausibly large: {size:,} bytes uncompressed. Received: {path}"
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except Exception as exc:  # zip, header or dtype problems of a damaged file
         raise CheckpointError(f"Checkpoint is unreadable: {path} ({exc.__class__.__name__})") from exc
-    expected = {"meta", "genomes", "accuracy", "nonzero", "correct", "mask_keys", "pop_genes",
-                "pop_int", "pop_fitness", "pop_crowding", "python_random", "numpy_random"}
+    expected = {
+        "meta",
+        "genomes",
+        "accuracy",
+        "nonzero",
+        "correct",
+        "mask_keys",
+        "pop_genes",
+        "pop_int",
+        "pop_fitness",
+        "pop_crowding",
+        "python_random",
+        "numpy_random",
+    }
     if set(arrays) != expected:
         raise CheckpointError(f"Not an evoprune checkpoint (members {sorted(arrays)}): {path}")
     if arrays["meta"].dtype != np.uint8 or arrays["meta"].ndim != 1:
@@ -192,8 +239,10 @@ def _validate(payload: dict, config: Config) -> None:
     n = _int(meta, "evaluations", 0, 1 << 62)
     _int(meta, "model_evaluations", 0, n)
     _expect(isinstance(meta["search_time_s"], float) and meta["search_time_s"] >= 0, "search_time_s")
-    _expect(isinstance(meta["identity"], dict) and all(isinstance(v, str) for v in
-                                                        meta["identity"].values()), "identity")
+    _expect(
+        isinstance(meta["identity"], dict) and all(isinstance(v, str) for v in meta["identity"].values()),
+        "identity",
+    )
     genomes = _array(payload, "genomes", "f", 2, n)
     _expect(bool(np.isfinite(genomes).all()), "genomes: non-finite genes")
     accuracy = _array(payload, "accuracy", "f", 1, n)
@@ -201,10 +250,17 @@ def _validate(payload: dict, config: Config) -> None:
     for name in ("nonzero", "correct"):
         _expect(bool((_array(payload, name, "i", 1, n) >= 0).all()), f"{name}: negative")
     _expect(meta["mask_key"] in ("int", "bytes"), "mask_key")
-    keys = _array(payload, "mask_keys", "i" if meta["mask_key"] == "int" else "u",
-                  1 if meta["mask_key"] == "int" else 2, n)
-    _expect(len({k.tobytes() if keys.ndim == 2 else int(k) for k in keys})
-            == meta["model_evaluations"], "model_evaluations does not match the masks")
+    keys = _array(
+        payload,
+        "mask_keys",
+        "i" if meta["mask_key"] == "int" else "u",
+        1 if meta["mask_key"] == "int" else 2,
+        n,
+    )
+    _expect(
+        len({k.tobytes() if keys.ndim == 2 else int(k) for k in keys}) == meta["model_evaluations"],
+        "model_evaluations does not match the masks",
+    )
     known = set(archive_genomes(payload))
     _expect(len(known) == n, "genomes repeat")
     p = search.population
@@ -216,17 +272,19 @@ def _validate(payload: dict, config: Config) -> None:
     _expect(fitness.shape[1] == objectives and bool(np.isfinite(fitness).all()), "pop_fitness")
     crowding = _array(payload, "pop_crowding", "f", 1, p)
     _expect(not bool((crowding < 0).any()), "pop_crowding: negative")
-    _expect(all(tuple(float(x) for x in g) in known for g in genes),
-            "population genome never evaluated")
+    _expect(all(tuple(float(x) for x in g) in known for g in genes), "population genome never evaluated")
     _validate_random(payload)
     rows = meta["logbook"]
     _expect(isinstance(rows, list) and len(rows) == generation + 1, "logbook: rows")
     for row in rows:
         _expect(isinstance(row, dict) and tuple(row) == LOGBOOK_KEYS, "logbook: columns")
-        _expect(all(type(row[k]) in (int, float) for k in LOGBOOK_KEYS if k != "best_genome"),
-                "logbook: values")
-        _expect(isinstance(row["best_genome"], list) and all(
-            type(g) in (int, float) for g in row["best_genome"]), "logbook: best_genome")
+        _expect(
+            all(type(row[k]) in (int, float) for k in LOGBOOK_KEYS if k != "best_genome"), "logbook: values"
+        )
+        _expect(
+            isinstance(row["best_genome"], list) and all(type(g) in (int, float) for g in row["best_genome"]),
+            "logbook: best_genome",
+        )
 
 
 def _validate_random(payload: dict) -> None:
@@ -236,8 +294,13 @@ def _validate_random(payload: dict) -> None:
     _expect(keys.shape == (625,) and int(keys[-1]) <= 624 and py["version"] == 3, "python_random")
     _expect(py["gauss_next"] is None or isinstance(py["gauss_next"], float), "python_random")
     _expect(_array(payload, "numpy_random", "u", 1).shape == (624,), "numpy_random")
-    _expect(type(npr["pos"]) is int and 0 <= npr["pos"] <= 624 and npr["has_gauss"] in (0, 1)
-            and isinstance(npr["cached_gaussian"], float), "numpy_random")
+    _expect(
+        type(npr["pos"]) is int
+        and 0 <= npr["pos"] <= 624
+        and npr["has_gauss"] in (0, 1)
+        and isinstance(npr["cached_gaussian"], float),
+        "numpy_random",
+    )
 
 
 def check_identity(meta: dict, current: dict[str, str], where: Path) -> None:
@@ -247,8 +310,10 @@ def check_identity(meta: dict, current: dict[str, str], where: Path) -> None:
         CheckpointError: the dataset checksum or the model file's SHA-256 differs.
     """
     saved = meta.get("identity", {}) if isinstance(meta, dict) else {}
-    names = {"dataset_checksum": "dataset differs from the run's: checksum",
-             "model_weights_sha256": "model differs from the run's: weights SHA-256"}
+    names = {
+        "dataset_checksum": "dataset differs from the run's: checksum",
+        "model_weights_sha256": "model differs from the run's: weights SHA-256",
+    }
     for key, label in names.items():
         if key in saved and key in current and saved[key] != current[key]:
             raise CheckpointError(f"{label} {current[key]} here vs {saved[key]} in {where}")
@@ -278,17 +343,28 @@ def restore(payload: dict, problem, rng: SearchRandom) -> LoopState:
     by_mask: dict[object, Evaluation] = {}
     by_genome: dict[tuple, Evaluation] = {}
     int_keys = meta["mask_key"] == "int"
-    for genome, acc, nz, c, key in zip(archive_genomes(payload), payload["accuracy"],
-                                       payload["nonzero"], payload["correct"], payload["mask_keys"]):
+    for genome, acc, nz, c, key in zip(
+        archive_genomes(payload),
+        payload["accuracy"],
+        payload["nonzero"],
+        payload["correct"],
+        payload["mask_keys"],
+    ):
         key = int(key) if int_keys else key.tobytes()
         by_genome[genome] = by_mask.setdefault(key, Evaluation(float(acc), int(nz), int(c)))
-    problem.load_state_dict({"evaluations": meta["evaluations"],
-                             "model_evaluations": meta["model_evaluations"],
-                             "by_genome": by_genome, "by_mask": by_mask})
+    problem.load_state_dict(
+        {
+            "evaluations": meta["evaluations"],
+            "model_evaluations": meta["model_evaluations"],
+            "by_genome": by_genome,
+            "by_mask": by_mask,
+        }
+    )
     individual = individual_class(payload["pop_fitness"].shape[1])
     population = []
-    for genes, ints, values, crowding in zip(payload["pop_genes"], payload["pop_int"],
-                                             payload["pop_fitness"], payload["pop_crowding"]):
+    for genes, ints, values, crowding in zip(
+        payload["pop_genes"], payload["pop_int"], payload["pop_fitness"], payload["pop_crowding"]
+    ):
         ind = individual([int(g) if i else float(g) for g, i in zip(genes, ints)])
         ind.fitness.values = tuple(float(v) for v in values)
         if not np.isnan(crowding):
@@ -299,11 +375,11 @@ def restore(payload: dict, problem, rng: SearchRandom) -> LoopState:
     for row in meta["logbook"]:
         logbook.record(**row)
     py = meta["python_random"]
-    rng.python.setstate((py["version"], tuple(int(k) for k in payload["python_random"]),
-                         py["gauss_next"]))
+    rng.python.setstate((py["version"], tuple(int(k) for k in payload["python_random"]), py["gauss_next"]))
     npr = meta["numpy_random"]
-    rng.numpy.set_state(("MT19937", payload["numpy_random"], npr["pos"], npr["has_gauss"],
-                         npr["cached_gaussian"]))
+    rng.numpy.set_state(
+        ("MT19937", payload["numpy_random"], npr["pos"], npr["has_gauss"], npr["cached_gaussian"])
+    )
     return LoopState(meta["generation"], population, logbook)
 
 
@@ -334,5 +410,7 @@ class GracefulInterrupt:
 
     def check(self, state: LoopState) -> None:
         if self.requested:
-            raise SearchInterrupted(f"Interrupted after generation {state.generation}; "
-                                    f"checkpoint saved. Resume with: {self.resume_hint}")
+            raise SearchInterrupted(
+                f"Interrupted after generation {state.generation}; "
+                f"checkpoint saved. Resume with: {self.resume_hint}"
+            )

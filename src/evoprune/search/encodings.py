@@ -112,8 +112,7 @@ class LayerThresholds(Encoding):
 
     def decode(self, genomes):
         g = np.asarray(genomes, dtype=np.float64)
-        return [a[None, ...] > g[:, i].reshape((-1,) + (1,) * a.ndim)
-                for i, a in enumerate(self.abs_kernels)]
+        return [a[None, ...] > g[:, i].reshape((-1,) + (1,) * a.ndim) for i, a in enumerate(self.abs_kernels)]
 
     def _at_density(self, density, rng):
         return [_threshold_for_density(a, density, self.min_threshold) for a in self.abs_kernels]
@@ -135,14 +134,17 @@ class UnitThresholds(Encoding):
         g = np.asarray(genomes, dtype=np.float64)
         masks, start = [], 0
         for a, units in zip(self.abs_kernels, self.units):
-            t = g[:, start:start + units].reshape((len(g),) + (1,) * (a.ndim - 1) + (units,))
+            t = g[:, start : start + units].reshape((len(g),) + (1,) * (a.ndim - 1) + (units,))
             masks.append(a[None, ...] > t)
             start += units
         return masks
 
     def _at_density(self, density, rng):
-        return [_threshold_for_density(a[..., u], density, self.min_threshold)
-                for a in self.abs_kernels for u in range(a.shape[-1])]
+        return [
+            _threshold_for_density(a[..., u], density, self.min_threshold)
+            for a in self.abs_kernels
+            for u in range(a.shape[-1])
+        ]
 
 
 class MaskEncoding(Encoding):
@@ -162,7 +164,7 @@ class MaskEncoding(Encoding):
         bits = np.asarray(genomes, dtype=bool).reshape(len(genomes), -1)
         masks, start = [], 0
         for k in self.kernels:
-            masks.append(bits[:, start:start + k.size].reshape((len(genomes),) + k.shape))
+            masks.append(bits[:, start : start + k.size].reshape((len(genomes),) + k.shape))
             start += k.size
         return masks
 
@@ -193,6 +195,7 @@ def make_encoding(name: str, kernels: Sequence[np.ndarray], min_threshold: float
         ConfigError: unknown name (the message lists the valid names).
     """
     if name not in ENCODINGS:
-        raise ConfigError(f"Unknown encoding. Expected one of: {', '.join(ENCODINGS)}. "
-                          f"Received: search.encoding={name!r}")
+        raise ConfigError(
+            f"Unknown encoding. Expected one of: {', '.join(ENCODINGS)}. Received: search.encoding={name!r}"
+        )
     return ENCODINGS[name](list(kernels), min_threshold)

@@ -106,8 +106,9 @@ def cx_two_point(ind1: list, ind2: list) -> tuple[list, list]:
     return tools.cxTwoPoint(ind1, ind2)
 
 
-def mut_random_reset(individual: list, low, up, indpb: float = 1.0,
-                     binary: bool = False, rng=random) -> tuple[list]:
+def mut_random_reset(
+    individual: list, low, up, indpb: float = 1.0, binary: bool = False, rng=random
+) -> tuple[list]:
     """Random reset: each gene, with probability ``indpb``, is redrawn uniformly in ``[low, up]``.
 
     ``low``/``up`` are scalars or per-gene sequences. With ``binary`` a redrawn gene is a
@@ -122,8 +123,7 @@ def mut_random_reset(individual: list, low, up, indpb: float = 1.0,
     return (individual,)
 
 
-def mut_gaussian(individual: list, low, up, sigma: float = 0.1,
-                 indpb: float | None = None) -> tuple[list]:
+def mut_gaussian(individual: list, low, up, sigma: float = 0.1, indpb: float | None = None) -> tuple[list]:
     """Gaussian mutation (DEAP ``mutGaussian``), clipped to ``[low, up]``.
 
     Each gene, with probability ``indpb`` (``None``: ``1 / len``), gets ``N(0, s)`` added,
@@ -136,8 +136,7 @@ def mut_gaussian(individual: list, low, up, sigma: float = 0.1,
     return (individual,)
 
 
-def mut_polynomial(individual: list, low, up, eta: float = 20.0,
-                   indpb: float | None = None) -> tuple[list]:
+def mut_polynomial(individual: list, low, up, eta: float = 20.0, indpb: float | None = None) -> tuple[list]:
     """Bounded polynomial mutation (DEAP ``mutPolynomialBounded``), ``indpb`` ``None``: ``1 / len``.
 
     Genes with ``low == up`` are pinned to the bound and draw nothing (DEAP would divide
@@ -147,8 +146,7 @@ def mut_polynomial(individual: list, low, up, eta: float = 20.0,
     lows, ups = _bounds(low, up, n)
     live = [i for i in range(n) if ups[i] > lows[i]]
     genes = [individual[i] for i in live]
-    tools.mutPolynomialBounded(genes, eta, [lows[i] for i in live], [ups[i] for i in live],
-                               _rate(indpb, n))
+    tools.mutPolynomialBounded(genes, eta, [lows[i] for i in live], [ups[i] for i in live], _rate(indpb, n))
     for i, gene in zip(live, genes):
         individual[i] = gene
     _clip(individual, lows, ups)
@@ -249,8 +247,9 @@ def _registry(role: str) -> dict[str, Callable]:
 CROSSOVERS, MUTATIONS = _registry("crossover"), _registry("mutation")
 SELECTIONS, INITIALIZERS = _registry("selection"), _registry("initializer")
 # Genome kinds each crossover/mutation applies to.
-GENOME_KINDS: dict[str, set[str]] = {name: set(op.kinds) for name, op in OPERATORS.items()
-                                     if op.role in ("crossover", "mutation")}
+GENOME_KINDS: dict[str, set[str]] = {
+    name: set(op.kinds) for name, op in OPERATORS.items() if op.role in ("crossover", "mutation")
+}
 
 
 def get(registry: dict[str, Any], role: str, name: str) -> Any:
@@ -267,8 +266,7 @@ def get(registry: dict[str, Any], role: str, name: str) -> Any:
         ) from None
 
 
-def check_pairing(kind: str, length: int, crossover: str, mutation: str,
-                  encoding: str | None = None) -> None:
+def check_pairing(kind: str, length: int, crossover: str, mutation: str, encoding: str | None = None) -> None:
     """Checks that the crossover and mutation exist and apply to the genome.
 
     Args:
@@ -291,10 +289,14 @@ def check_pairing(kind: str, length: int, crossover: str, mutation: str,
         if op.fits(kind, length):
             continue
         valid = ", ".join(sorted(n for n, other in registry.items() if other.fits(kind, length)))
-        problem = (f"does not apply to {kind} genomes" if kind not in op.kinds else
-                   f"needs genomes of length >= {op.min_length}, not {length}")
-        raise ConfigError(f"Operator {name!r} {problem}{where}. Expected one of: {valid}. "
-                          f"Received: search.{role}={name!r}")
+        problem = (
+            f"does not apply to {kind} genomes"
+            if kind not in op.kinds
+            else f"needs genomes of length >= {op.min_length}, not {length}"
+        )
+        raise ConfigError(
+            f"Operator {name!r} {problem}{where}. Expected one of: {valid}. Received: search.{role}={name!r}"
+        )
 
 
 _SHARED_DEFAULTS = {"alpha": 0.5, "eta": 20.0, "sigma": 0.1, "tournsize": 3, "binary": False}

@@ -46,9 +46,13 @@ def seed_everything(seed: int, tensorflow: bool = True) -> None:
 
 
 # DEAP modules that draw at module level, and the module names they draw through.
-DEAP_MODULES = {"deap.algorithms": ("random",), "deap.tools.crossover": ("random",),
-                "deap.tools.mutation": ("random",), "deap.tools.selection": ("random",),
-                "deap.tools.emo": ("random", "numpy")}
+DEAP_MODULES = {
+    "deap.algorithms": ("random",),
+    "deap.tools.crossover": ("random",),
+    "deap.tools.mutation": ("random",),
+    "deap.tools.selection": ("random",),
+    "deap.tools.emo": ("random", "numpy"),
+}
 _local = threading.local()
 _lock = threading.Lock()
 _users = 0
