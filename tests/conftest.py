@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -35,6 +36,38 @@ def sample_config() -> Config:
 @pytest.fixture(scope="session")
 def prepared(sample_config):
     """Dataset and trained (cached) model shared by the tests."""
-    from evoprune.experiments.run import prepare
+    from evoprune.experiments.assemble import prepare
 
     return prepare(sample_config)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, sample_config, prepared):
+    """Factory of finished ``evoprune run`` directories on the sample, each made once per settings.
+
+    ``finished_run(generations=2, overrides=None, args=())`` returns ``(config_path, run_dir)``;
+    ``overrides`` are config keys, ``args`` extra command-line arguments. Tests must not
+    change the directory (copy it first).
+    """
+    from typer.testing import CliRunner
+
+    from evoprune.cli import app
+
+    made: dict[str, tuple] = {}
+
+    def make(generations: int = 2, overrides: dict | None = None, args: tuple = ()):
+        settings = {"search.generations": generations, **(overrides or {})}
+        key = json.dumps([sorted(settings.items()), [str(a) for a in args]], default=str)
+        if key not in made:
+            base = tmp_path_factory.mktemp("finished")
+            config = base / "run.toml"
+            config.write_text(sample_config.with_overrides(settings).to_toml())
+            out = base / "run"
+            result = CliRunner().invoke(
+                app, ["run", "--config", str(config), "--out", str(out), *map(str, args)]
+            )
+            assert result.exit_code == 0, result.output
+            made[key] = (config, out)
+        return made[key]
+
+    return make

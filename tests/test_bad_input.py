@@ -25,14 +25,9 @@ IDX_NAMES = (
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, sample_config, prepared):
+def finished(finished_run):
     """A finished run whose files must survive every bad command."""
-    base = tmp_path_factory.mktemp("bad")
-    config = base / "good.toml"
-    config.write_text(sample_config.with_overrides({"search.generations": 2}).to_toml())
-    out = base / "finished"
-    assert runner.invoke(app, ["run", "--config", str(config), "--out", str(out)]).exit_code == 0
-    return config, out
+    return finished_run()
 
 
 def _idx_dir(path, train=30, train_labels=30, corrupt=None):
@@ -67,6 +62,15 @@ def _nan(model):
     model.set_weights(weights)
 
 
+def _console(args, capsys):
+    """Runs the CLI as the console script does (usage errors, too, are one line); its output."""
+    from evoprune.cli import run_app
+
+    code = run_app([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
 def _cases(tmp, config, done):
     header = b"\x00\x00\x08\x03" + (30).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
     no_dense = tmp / "conv.keras"
@@ -96,7 +100,11 @@ def _cases(tmp, config, done):
         "rate out of range": (lambda: _toml(tmp / "r.toml", "[search]\nmutpb = 2.0\n"), "search.mutpb=2.0"),
         "negative rate": (lambda: _toml(tmp / "n.toml", "[search]\ncxpb = -0.1\n"), "search.cxpb=-0.1"),
         "population too small": (lambda: ["--population", "3"], "search.population=3"),
-        "unknown algorithm": (lambda: ["--algorithm", "cmaes"], "search.algorithm='cmaes'"),
+        "unknown algorithm": (lambda: ["--algorithm", "cmaes"], "Received: --algorithm cmaes"),
+        "unknown algorithm in file": (
+            lambda: _toml(tmp / "a.toml", '[search]\nalgorithm = "cmaes"\n'),
+            "search.algorithm='cmaes'",
+        ),
         "unknown evaluator": (lambda: ["--evaluator", "gpu"], "search.evaluator='gpu'"),
         "unknown dataset": (lambda: ["--dataset", "cifar-10"], "data.dataset='cifar-10'"),
         "not toml": (lambda: _toml(tmp / "x.toml", "[search\n"), "not valid TOML"),
@@ -130,7 +138,7 @@ def _cases(tmp, config, done):
             lambda: ["--data-file", str(write_npz(tmp / "8.npz", (8, 8), 3))],
             "'paper-cnn' needs images of at least 10x10",
         ),
-        "unknown architecture": (lambda: ["--architecture", "vgg16"], "model.architecture='vgg16'"),
+        "unknown architecture": (lambda: ["--architecture", "vgg16"], "Received: --architecture vgg16"),
         "model classes differ from data": (
             lambda: _sized_model(tmp / "c3.keras", (28, 28, 1), 3),
             "Model scores 3 classes but the data has 10",
@@ -249,6 +257,7 @@ def _other_resume(tmp, done):
         "data dir and file",
         "images too small for architecture",
         "unknown architecture",
+        "unknown algorithm in file",
         "model classes differ from data",
         "model input differs from data",
         "unknown layer name",
@@ -261,7 +270,7 @@ def _other_resume(tmp, done):
         "negative tolerance",
     ],
 )
-def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
+def test_bad_input_one_line_nothing_lost(name, tmp_path, finished, capsys):
     config, done = finished
     out = tmp_path / "run"
     shutil.copytree(done, out)
@@ -271,13 +280,13 @@ def test_bad_input_one_line_nothing_lost(name, tmp_path, finished):
     if "--config" not in args and "--resume" not in args:
         args = ["--config", str(config), *args]
     if "--resume" in args:
-        result = runner.invoke(app, ["run", *args])
+        code, output = _console(["run", *args], capsys)
     else:
-        result = runner.invoke(app, ["run", *args, "--out", str(out), "--overwrite"])
-    assert result.exit_code not in (0, None), result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and needle in errors[0], result.output
-    assert "Traceback" not in result.output
+        code, output = _console(["run", *args, "--out", str(out), "--overwrite"], capsys)
+    assert code != 0, output
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and needle in errors[0], output
+    assert "Traceback" not in output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -389,7 +398,7 @@ def _deploy_cases(tmp, done):
         "evaluate unknown split",
     ],
 )
-def test_bad_deploy_input_one_line_nothing_written(name, tmp_path, finished):
+def test_bad_deploy_input_one_line_nothing_written(name, tmp_path, finished, capsys):
     _, done = finished
     before = {p.name: p.read_bytes() for p in done.iterdir()}
     if name == "evaluate unknown split":
@@ -399,10 +408,10 @@ def test_bad_deploy_input_one_line_nothing_written(name, tmp_path, finished):
     make_args, needle = _deploy_cases(tmp_path, done)[name]
     args = make_args()
     existing = set(tmp_path.rglob("*"))
-    result = runner.invoke(app, args)
-    assert result.exit_code not in (0, None), result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and needle in errors[0], result.output
-    assert "Traceback" not in result.output
+    code, output = _console(args, capsys)
+    assert code != 0, output
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and needle in errors[0], output
+    assert "Traceback" not in output
     assert set(tmp_path.rglob("*")) == existing  # no model, sidecar or temporary file left
     assert {p.name: p.read_bytes() for p in done.iterdir()} == before

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune.cli import app
-from evoprune.config import load_config
+from evoprune.experiments.configure import load_config
 
 runner = CliRunner()
 SUMMARY_KEYS = {
@@ -100,7 +100,6 @@ def test_train_prints_accuracy(config_file):
     "args, needle",
     [
         (["--dataset", "Cifar-10"], "data.dataset='Cifar-10'"),
-        (["--algorithm", "nsga4"], "search.algorithm='nsga4'"),
         (["--population", "0"], "search.population=0"),
         (["--generations", "-2"], "search.generations=-2"),
         (["--evaluator", "slow"], "search.evaluator='slow'"),
@@ -177,3 +176,42 @@ def test_usage_errors_are_one_line_from_the_console_script(tmp_path):
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and "--seed abc" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--algorithm", "nsga-2"], "Did you mean 'nsga2'? Received: --algorithm nsga-2"),
+        (["--encoding", "layer_threshold"], "Did you mean 'layer_thresholds'?"),
+        (["--architecture", "lenet5"], "Did you mean 'lenet-5'?"),
+    ],
+)
+def test_choices_are_listed_and_near_misses_named(tmp_path, capsys, args, needle):
+    from evoprune.cli import run_app
+
+    assert run_app(["run", "--out", str(tmp_path / "o"), *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0], lines
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_shows_defaults_and_choices():
+    result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "250"})
+    text = " ".join(result.output.split())
+    for needle in (
+        "[default: 20]",
+        "[default: 30]",
+        "[default: paper]",
+        "nsga2|spea2",
+        "layer_thresholds",
+        "head, dense, all, or comma-separated layer names",
+        "(required unless --resume)",
+    ):
+        assert needle in text.replace("│ ", "").replace(" │", ""), needle
+
+
+def test_version():
+    from evoprune import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"evoprune {__version__}"

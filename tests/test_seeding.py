@@ -10,7 +10,7 @@ from deap import tools
 from deap.tools import emo
 
 from evoprune.search.operators import mut_random_reset
-from evoprune.search.seeding import DEAP_MODULES, SearchRandom
+from evoprune.seeding import DEAP_MODULES, SearchRandom
 
 
 def _deap_draws() -> list:

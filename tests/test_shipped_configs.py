@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evoprune.config import Config, load_config
+from evoprune.config import Config
+from evoprune.experiments.configure import load_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -1,17 +1,20 @@
-"""Typer command-line interface: thin commands over the library (TensorFlow imported lazily)."""
+"""Typer command-line interface: thin commands over :mod:`evoprune.api` (TensorFlow imported lazily)."""
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import sys
-import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer
 
-from evoprune.errors import EvopruneError
+from evoprune import __version__, api
+from evoprune.config import Config
+from evoprune.errors import EvopruneError, SearchInterrupted
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter quiet
 
@@ -21,13 +24,40 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+_DEFAULTS = Config()
+
+
+def _choices(name: str) -> type[Enum]:
+    """A ``str`` Enum of a registry's names, so ``--help`` lists them and Click checks them."""
+    return Enum(name.title(), {n: n for n in api.choices(name)}, type=str)  # type: ignore[return-value]
+
+
+Algorithm, Encoding, Executor, Architecture = (
+    _choices(n) for n in ("algorithm", "encoding", "executor", "architecture")
+)
+
+
+class Split(str, Enum):
+    train = "train"
+    validation = "validation"
+    test = "test"
+
+
+class Format(str, Enum):
+    keras = "keras"
+    tflite = "tflite"
+
+
+def _value(choice) -> Optional[str]:
+    return None if choice is None else getattr(choice, "value", choice)
+
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file.")]
 DatasetOpt = Annotated[
     Optional[str],
     typer.Option(
         help="mnist-sample (bundled) or a tensorflow-datasets image classification name "
-        "(mnist, cifar10, ...)."
+        f"(mnist, cifar10, ...). \\[default: {_DEFAULTS.data.dataset}]",
     ),
 ]
 DataDirOpt = Annotated[
@@ -40,19 +70,30 @@ DataFileOpt = Annotated[
     Optional[Path],
     typer.Option(help=".npz file of x_train, y_train, x_test, y_test (optional x_val, y_val)."),
 ]
-SeedOpt = Annotated[Optional[int], typer.Option(help="Seed for training and search.")]
+SeedOpt = Annotated[
+    Optional[int], typer.Option(help=f"Seed for training and search. \\[default: {_DEFAULTS.search.seed}]")
+]
 ArchitectureOpt = Annotated[
-    Optional[str],
-    typer.Option(help="Built-in architecture: paper-cnn, lenet-300-100 or lenet-5 (sized from the data)."),
+    Optional[Architecture],  # type: ignore[valid-type]
+    typer.Option(
+        help=f"Built-in architecture, sized from the data. \\[default: {_DEFAULTS.model.architecture}]"
+    ),
 ]
 ModelFileOpt = Annotated[
     Optional[Path],
     typer.Option(help="Prune this Keras classifier (.keras) instead of training a built-in one."),
 ]
 LayersOpt = Annotated[
-    Optional[str], typer.Option(help="Pruned layers: head, dense, all, or comma-separated layer names.")
+    Optional[str],
+    typer.Option(
+        help="Pruned layers: head, dense, all, or comma-separated layer names. "
+        f"\\[default: {_DEFAULTS.search.layers}]",
+    ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only the results: no progress or status.")
+]
 
 
 def _err(message: str) -> None:
@@ -62,8 +103,6 @@ def _err(message: str) -> None:
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turns user errors into one line on stderr and exit code 1 (tracebacks with --debug)."""
-    from evoprune.search.checkpoint import SearchInterrupted
-
     try:
         yield
     except SearchInterrupted as exc:
@@ -85,18 +124,6 @@ def user_errors(debug: bool) -> Iterator[None]:
         raise typer.Exit(code=130) from None
 
 
-def _import_tensorflow_quietly() -> None:
-    from evoprune.models.training import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
-
-
-def _load(config: Optional[Path], overrides: dict):
-    from evoprune.config import load_config
-
-    return load_config(config).with_overrides(overrides)
-
-
 def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file: Optional[Path]) -> dict:
     """Data options over the config file: ``--data-dir`` clears the file's ``data_file`` and vice versa.
 
@@ -109,24 +136,31 @@ def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file:
     }
 
 
-def _model_overrides(
-    architecture: Optional[str], model_file: Optional[Path], layers: Optional[str] = None
-) -> dict:
+def _model_overrides(architecture, model_file: Optional[Path], layers: Optional[str] = None) -> dict:
     """Config overrides of the model options; ``--layers a,b`` names layers, ``--layers all`` a set."""
-    from evoprune.models.target import LAYER_SETS
-
     names = tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
-    if names and len(names) == 1 and names[0] in LAYER_SETS:
+    if names and len(names) == 1 and names[0] in ("head", "dense", "all"):
         names = names[0]
     return {
-        "model.architecture": architecture,
+        "model.architecture": _value(architecture),
         "model.model_file": str(model_file) if model_file else None,
         "search.layers": names,
     }
 
 
-def _status(message: str) -> None:
-    typer.echo(message, err=True)
+def _status(quiet: bool):
+    return (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True)
+    ] = False,
+) -> None:
+    if version:
+        typer.echo(f"evoprune {__version__}")
+        raise typer.Exit()
 
 
 @app.command()
@@ -136,56 +170,63 @@ def train(
     data_dir: DataDirOpt = None,
     data_file: DataFileOpt = None,
     seed: SeedOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs.")] = None,
+    epochs: Annotated[
+        Optional[int], typer.Option(help=f"Training epochs. \\[default: {_DEFAULTS.model.epochs}]")
+    ] = None,
     architecture: ArchitectureOpt = None,
     model_file: ModelFileOpt = None,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train a built-in architecture (or load it from the cache, or a --model-file) and print its accuracy."""
     with user_errors(debug):
-        cfg = _load(
-            config,
-            {
-                **_data_overrides(dataset, data_dir, data_file),
-                "search.seed": seed,
-                "model.epochs": epochs,
-                **_model_overrides(architecture, model_file),
-            },
-        )
-        _import_tensorflow_quietly()
-        from evoprune.experiments.run import prepare
-        from evoprune.models.training import accuracy
-
-        prepared = prepare(cfg, _status)
-        trained, ds = prepared.trained, prepared.dataset
+        overrides = {
+            **_data_overrides(dataset, data_dir, data_file),
+            "search.seed": seed,
+            "model.epochs": epochs,
+            **_model_overrides(architecture, model_file),
+        }
+        trained = api.train(config, overrides=overrides, status=_status(quiet))
         how = (
             "the given model file"
-            if cfg.model.model_file
+            if trained.model_file
             else "loaded from cache"
             if trained.cached
             else f"trained in {trained.train_time_s:.1f} s"
         )
         typer.echo(f"model: {trained.path} ({how})")
-        for split in ("validation", "test"):
-            if len(ds.split(split)[1]):
-                typer.echo(f"{split} accuracy: {accuracy(trained.model, ds.split(split)):.4f}")
+        for split, value in trained.accuracy.items():
+            typer.echo(f"{split} accuracy: {value:.4f}")
 
 
 @app.command()
 def run(
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory to write.")] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Run directory to write (required unless --resume)."),
+    ] = None,
     config: ConfigOpt = None,
     dataset: DatasetOpt = None,
     data_dir: DataDirOpt = None,
     data_file: DataFileOpt = None,
     seed: SeedOpt = None,
     algorithm: Annotated[
-        Optional[str],
-        typer.Option(help="paper, nsga2, spea2, nsga3, tournament or magnitude (the baseline)."),
+        Optional[Algorithm],  # type: ignore[valid-type]
+        typer.Option(help=f"Pruning method. \\[default: {_DEFAULTS.search.algorithm}]"),
     ] = None,
-    population: Annotated[Optional[int], typer.Option(help="Population size.")] = None,
-    generations: Annotated[Optional[int], typer.Option(help="Generations.")] = None,
-    evaluator: Annotated[Optional[str], typer.Option(help="fast or exact.")] = None,
+    population: Annotated[
+        Optional[int], typer.Option(help=f"Population size. \\[default: {_DEFAULTS.search.population}]")
+    ] = None,
+    generations: Annotated[
+        Optional[int], typer.Option(help=f"Generations. \\[default: {_DEFAULTS.search.generations}]")
+    ] = None,
+    encoding: Annotated[
+        Optional[Encoding],  # type: ignore[valid-type]
+        typer.Option(help=f"Genome. \\[default: {_DEFAULTS.search.encoding}]"),
+    ] = None,
+    evaluator: Annotated[
+        Optional[str], typer.Option(help=f"fast or exact. \\[default: {_DEFAULTS.search.evaluator}]")
+    ] = None,
     model_file: ModelFileOpt = None,
     architecture: ArchitectureOpt = None,
     layers: LayersOpt = None,
@@ -193,47 +234,70 @@ def run(
         Optional[Path], typer.Option(help="Continue the interrupted run in this directory.")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished run in --out.")] = False,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run one evolutionary pruning search and write a run directory (checkpointed)."""
-    start = time.perf_counter()
+    """Run one pruning method (an evolutionary search or a baseline) and write a run directory."""
     with user_errors(debug):
         overrides = {
             **_data_overrides(dataset, data_dir, data_file),
             "search.seed": seed,
-            "search.algorithm": algorithm,
+            "search.algorithm": _value(algorithm),
             "search.population": population,
             "search.generations": generations,
+            "search.encoding": _value(encoding),
             "search.evaluator": evaluator,
             **_model_overrides(architecture, model_file, layers),
         }
-        from evoprune.experiments import rundir
-
-        out, cfg = rundir.run_config(out, resume, config, overrides)
-        rundir.check_run_dir(out, resume is not None, overwrite)  # creates nothing yet
-        _import_tensorflow_quietly()
-        from evoprune.experiments.run import prepare, run_search
-        from evoprune.search.checkpoint import GracefulInterrupt
-
-        prepared = prepare(cfg, _status)  # bad data or model fail here, before any write
-        with (
-            rundir.open_run(out, cfg, resume is not None, overwrite),
-            GracefulInterrupt(f"evoprune run --resume {out}") as interrupt,
-            _progress(cfg.search.generations, cfg.search.algorithm) as observer,
-        ):
-            result = run_search(
-                cfg,
-                observers=[observer, interrupt.check],
-                prepared=prepared,
-                status=_status,
-                checkpoint_dir=out,
-                resume=resume is not None,
+        if resume is None and out is None:
+            raise EvopruneError("Missing option. Expected --out DIR (or --resume DIR).")
+        if resume is not None and out is not None and Path(out).resolve() != Path(resume).resolve():
+            raise EvopruneError(
+                f"--out and --resume name different directories. Received: --out {out}, --resume {resume}"
             )
-            rundir.finish_run(result, out, time.perf_counter() - start)
-        from evoprune.reporting.results import describe
-
-        for line in describe(result.summary, cfg.data.fitness_split, out):
+        where = resume if resume is not None else out
+        with _bars(quiet) as progress:
+            result = api.prune(
+                config=config,
+                overrides=overrides,
+                out=where,
+                resume=resume is not None,
+                overwrite=overwrite,
+                progress=progress,
+                status=_status(quiet),
+            )
+        for line in describe(result.summary, result.config.data.fitness_split, Path(where)):
             typer.echo(line)
+
+
+def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
+    """Lines a finished run prints: its best point, its selected model, evaluations, time and ``out``."""
+    best, base = summary["best"], summary["baseline"]
+    genome = (
+        f"threshold {best['threshold']:.4g}"
+        if "threshold" in best
+        else f"genome {str(best.get('genome', ''))[:40]}"
+    )
+    chosen, tolerance = summary.get("selected"), summary["select"]["tolerance_pp"]
+    points = "point" if tolerance == 1 else "points"
+    selected = (
+        f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
+        f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"
+        if chosen
+        else "none"
+    )
+    times = summary.get("times_s") or {}
+    split = (
+        ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) or f"search {summary['search_time_s']:.2f} s"
+    )
+    return [
+        f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({best['compression']:.2f}x), "
+        f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
+        f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
+        f"selected (smallest within {tolerance:g} {points} on {fitness_split}): {selected}",
+        f"{summary['evaluations']} evaluations, {split}, {summary['wall_time_s']:.1f} s in all; "
+        f"results in {out}",
+    ]
 
 
 @app.command()
@@ -243,33 +307,34 @@ def compare(
     dataset: DatasetOpt = None,
     data_dir: DataDirOpt = None,
     data_file: DataFileOpt = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Number of seeds (0..N-1).")] = None,
+    seeds: Annotated[
+        Optional[int],
+        typer.Option(help=f"Number of seeds (0..N-1). \\[default: {_DEFAULTS.compare.seeds}]"),
+    ] = None,
     algorithms: Annotated[
-        Optional[str], typer.Option(help="Comma-separated, e.g. paper,nsga2,spea2,nsga3.")
+        Optional[str],
+        typer.Option(help=f"Comma-separated. \\[default: {','.join(_DEFAULTS.compare.algorithms)}]"),
     ] = None,
     model_file: ModelFileOpt = None,
     architecture: ArchitectureOpt = None,
     layers: LayersOpt = None,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Compare algorithms across seeds at equal budgets; resumes an interrupted comparison."""
     with user_errors(debug):
         names = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
-        cfg = _load(
-            config,
-            {
-                **_data_overrides(dataset, data_dir, data_file),
-                "compare.seeds": seeds,
-                "compare.algorithms": names,
-                **_model_overrides(architecture, model_file, layers),
-            },
-        )
-        from evoprune.experiments import compare as cmp
-
-        with _bar("trials", cmp.total_trials(cfg)) as bar:
-            result = cmp.run_compare(cfg, out, progress=bar)
+        overrides = {
+            **_data_overrides(dataset, data_dir, data_file),
+            "compare.seeds": seeds,
+            "compare.algorithms": names,
+            **_model_overrides(architecture, model_file, layers),
+        }
+        cfg = api.load_config(config, overrides)  # bad settings fail before any output
+        with _trial_bar(quiet) as bar:
+            result = api.compare(cfg, out, progress=bar)
         typer.echo(
-            cmp.median_table(result.trials)[
+            result.medians()[
                 ["hypervolume", "best_fitness", "best_test_accuracy", "nonzero_within_1pp"]
             ].to_string()
         )
@@ -283,33 +348,38 @@ def bench(
     dataset: DatasetOpt = None,
     data_dir: DataDirOpt = None,
     data_file: DataFileOpt = None,
-    executor: Annotated[Optional[str], typer.Option(help="local, dask or serial.")] = None,
+    executor: Annotated[
+        Optional[Executor],  # type: ignore[valid-type]
+        typer.Option(help=f"Where trials run. \\[default: {_DEFAULTS.bench.executor}]"),
+    ] = None,
     scheduler: Annotated[
         Optional[str], typer.Option(help="Dask scheduler address to join (default: a LocalCluster).")
     ] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes.")] = None,
-    seeds: Annotated[Optional[int], typer.Option(help="Seeds per grid cell.")] = None,
+    workers: Annotated[
+        Optional[int], typer.Option(help=f"Worker processes. \\[default: {_DEFAULTS.bench.workers}]")
+    ] = None,
+    seeds: Annotated[
+        Optional[int], typer.Option(help=f"Seeds per grid cell. \\[default: {_DEFAULTS.bench.seeds}]")
+    ] = None,
     model_file: ModelFileOpt = None,
     architecture: ArchitectureOpt = None,
     layers: LayersOpt = None,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Benchmark genomes x algorithms x operator variants at equal budgets (resumable)."""
     with user_errors(debug):
-        cfg = _load(
-            config,
-            {
-                **_data_overrides(dataset, data_dir, data_file),
-                "bench.seeds": seeds,
-                "bench.executor": "dask" if scheduler and not executor else executor,
-                "bench.workers": workers,
-                **_model_overrides(architecture, model_file, layers),
-            },
-        )
-        from evoprune.experiments.bench import run_bench
-
-        with _bar("trials", 1) as bar:
-            table = run_bench(cfg, out, scheduler=scheduler, progress=bar)
+        chosen = _value(executor)
+        overrides = {
+            **_data_overrides(dataset, data_dir, data_file),
+            "bench.seeds": seeds,
+            "bench.executor": "dask" if scheduler and not chosen else chosen,
+            "bench.workers": workers,
+            **_model_overrides(architecture, model_file, layers),
+        }
+        cfg = api.load_config(config, overrides)  # bad settings fail before any output
+        with _trial_bar(quiet) as bar:
+            table = api.bench(cfg, out, scheduler=scheduler, progress=bar)
         typer.echo(
             table[
                 [
@@ -333,7 +403,8 @@ def export(
         Optional[int], typer.Option(help="Front point by rank (0 = best); default: the run's selected point.")
     ] = None,
     fmt: Annotated[
-        Optional[str], typer.Option("--format", help="keras or tflite (default: from the --out suffix).")
+        Optional[Format],
+        typer.Option("--format", help="Artifact format. \\[default: from the --out suffix]"),
     ] = None,
     shrink: Annotated[
         bool, typer.Option(help="Remove units and filters whose weights are all pruned.")
@@ -342,10 +413,7 @@ def export(
 ) -> None:
     """Export a run's pruned (and fine-tuned, if refined) model, with a FILE.json sidecar."""
     with user_errors(debug):
-        _import_tensorflow_quietly()
-        from evoprune.models.export import export_model
-
-        r = export_model(run_dir, out, rank, fmt, shrink)
+        r = api.export(run_dir, out, format=_value(fmt), rank=rank, shrink=shrink)
         s = r.sidecar
         typer.echo(
             f"exported {r.path} ({r.format}{', shrunk' if r.shrunk else ''}): "
@@ -375,37 +443,48 @@ def evaluate(
     dataset: DatasetOpt = None,
     data_dir: DataDirOpt = None,
     data_file: DataFileOpt = None,
-    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
+    split: Annotated[Split, typer.Option(help="Data split.")] = Split.test,
     debug: DebugOpt = False,
 ) -> None:
     """Print the accuracy of a .keras or .tflite file on a data split (writes nothing)."""
     with user_errors(debug):
-        cfg = _load(config, _data_overrides(dataset, data_dir, data_file))
-        from evoprune.data.dataset import load_dataset
-        from evoprune.models.deploy import kind_of
+        kind = api.model_kind(model)  # a non-model file fails before the data loads
+        cfg = api.load_config(config, _data_overrides(dataset, data_dir, data_file))
+        data = api.load_data(config=cfg).split(split.value)
+        value = api.evaluate(model, data)
+        typer.echo(f"{split.value} accuracy: {value:.4f} ({len(data[1]):,} images, {kind} file {model})")
 
-        kind = kind_of(model)  # a non-model file fails before the data loads
-        data = load_dataset(cfg.data).split(split)
-        _import_tensorflow_quietly()
-        from evoprune.models.deploy import file_accuracy
 
-        typer.echo(
-            f"{split} accuracy: {file_accuracy(model, data):.4f} "
-            f"({len(data[1]):,} images, {kind} file {model})"
-        )
+@contextlib.contextmanager
+def _trial_bar(quiet: bool):
+    """A progress bar over trials; yields ``update(description, completed, total=None)``."""
+    if quiet:
+        yield lambda *args: None
+        return
+    with _bar("trials", 1) as update:
+        yield update
 
 
 @contextlib.contextmanager
 def _bar(label: str, total: int):
-    """A rich progress bar; yields ``update(description, completed)``."""
+    """A rich progress bar with an ETA; yields ``update(description, completed, total=None)``."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         TextColumn("{task.description}"),
     )
     with Progress(*columns, console=Console(stderr=True)) as progress:
@@ -419,51 +498,101 @@ def _bar(label: str, total: int):
         yield update
 
 
+PHASES = {
+    "search": "generation",
+    "finetune": "fine-tuning point",
+    "round": "magnitude round",
+    "retrain": "retraining epoch",
+    "score": "test scoring",
+}
+
+
 @contextlib.contextmanager
-def _progress(generations: int, algorithm: str):
-    """A rich progress bar over generations, as a loop observer (none for the magnitude
-    baseline: it has rounds, reported as status lines, not generations)."""
-    from evoprune.refine.magnitude import MAGNITUDE
+def _bars(quiet: bool):
+    """One rich progress bar per phase of a run, each with an ETA.
 
-    if algorithm == MAGNITUDE:
-        yield lambda state: None
+    Yields ``progress(phase, done, total, note)``.
+    """
+    if quiet:
+        yield lambda *args: None
         return
-    with _bar("generation", generations) as update:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-        def observer(state) -> None:
-            row = state.logbook[-1]
-            update(f"best fitness {row['fitness_max']:.4f}, evals {row['evaluations']}", state.generation)
+    columns = (
+        TextColumn("{task.fields[label]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+    )
+    tasks: dict[str, int] = {}
+    with Progress(*columns, console=Console(stderr=True)) as bars:
 
-        yield observer
+        def progress(phase: str, done: int, total: int, note: str = "") -> None:
+            if phase not in tasks:
+                tasks[phase] = bars.add_task(note, total=total or None, label=PHASES.get(phase, phase))
+            bars.update(tasks[phase], completed=done, total=total or None, description=note)
+
+        yield progress
 
 
-def main() -> None:
-    """Console-script entry point: usage errors, too, are one ``Error:`` line (exit 2)."""
+def run_app(argv: list[str]) -> int:
+    """Runs the CLI on ``argv``; usage errors, too, are one ``Error:`` line. Returns the exit code."""
     try:
-        code = app(standalone_mode=False)
+        code = app(args=argv, prog_name="evoprune", standalone_mode=False)
     except typer.Abort:
         _err("aborted")
-        sys.exit(130)
+        return 130
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
     except typer.TyperException as exc:  # Click's usage errors, as vendored by Typer
         if type(exc).__name__ == "NoArgsIsHelpError":
             typer.echo(exc.format_message())
         else:
-            _err(_usage_message(exc, sys.argv[1:]))
-        sys.exit(getattr(exc, "exit_code", 2))
-    sys.exit(code if isinstance(code, int) else 0)
+            _err(_usage_message(exc, argv))
+        return int(getattr(exc, "exit_code", 2))
+    return code if isinstance(code, int) else 0
+
+
+def main() -> None:
+    """Console-script entry point (see :func:`run_app`)."""
+    sys.exit(run_app(sys.argv[1:]))
 
 
 def _usage_message(exc, argv: list[str]) -> str:
-    """Click's message on one line, with the value given on the command line when known."""
-    message = " ".join(exc.format_message().split())
+    """Click's message on one line, with the value given on the command line when known.
+
+    A value that is not one of an option's choices gets the nearest choice as "did you mean".
+    """
+    message = " ".join(exc.format_message().split()).replace("Value error, ", "")
     param = getattr(exc, "param", None)
     for name in getattr(param, "opts", []) or []:
         for i, token in enumerate(argv):
-            if token == name and i + 1 < len(argv):
-                return f"{message} Received: {name} {_printable(argv[i + 1])}"
-            if token.startswith(name + "="):
-                return f"{message} Received: {_printable(token)}"
+            given = argv[i + 1] if token == name and i + 1 < len(argv) else None
+            if given is None and token.startswith(name + "="):
+                given = token.split("=", 1)[1]
+            if given is not None:
+                return f"{message}{_did_you_mean(message, given)} Received: {name} {_printable(given)}"
     return message
+
+
+def _did_you_mean(message: str, given: str) -> str:
+    """`` Did you mean 'x'?`` for a near-miss of the choices a message lists (nothing otherwise)."""
+    import re
+
+    listed = message.partition("is not one of")[2]
+    near = difflib.get_close_matches(given, re.findall(r"'([^']*)'", listed), n=1, cutoff=0.6)
+    return f" Did you mean {near[0]!r}?" if near else ""
 
 
 def _printable(text: str) -> str:

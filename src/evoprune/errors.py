@@ -15,3 +15,11 @@ class DataError(EvopruneError):
 
 class ModelError(EvopruneError):
     """A model file is unusable (not Keras, NaN weights, missing layer)."""
+
+
+class CheckpointError(EvopruneError):
+    """A checkpoint that is missing, damaged, foreign or of another run."""
+
+
+class SearchInterrupted(EvopruneError):
+    """The user asked to stop; the work done so far is checkpointed."""

@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,7 +23,9 @@ from evoprune.config.checks import (
     SAMPLE_DATASET,
     SEED_MAX,
     TFDS_NAME,
-    registry_names,
+    check_choice,
+    check_path,
+    check_range,
 )
 from evoprune.config.sections import (
     BenchConfig,
@@ -41,7 +43,9 @@ __all__ = [
     "Config",
     "from_dict",
     "load_config",
-    "registry_names",
+    "check_choice",
+    "check_path",
+    "check_range",
     "BenchConfig",
     "CompareConfig",
     "DataConfig",
@@ -63,7 +67,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Config:
-    """A whole run: data, model, search, metrics, compare, fine-tuning, bench and select sections."""
+    """A whole run: data, model, search, metrics, compare, fine-tuning, bench and select sections.
+
+    ``extra`` holds the tables of sections declared outside this schema (a method's own
+    table, such as ``[gmp]``), as ``(name, section)`` pairs sorted by name. They are read
+    by :func:`from_dict` when their classes are passed as ``sections``; the schema itself
+    names no method.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -73,10 +83,13 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
+    extra: tuple = ()
 
     def validate(self) -> Config:
-        for section in fields(self):
-            getattr(self, section.name).validate()
+        for name in _SECTIONS:
+            getattr(self, name).validate()
+        for _, section in self.extra:
+            section.validate()
         if (
             self.finetune.refine != "none"
             and self.finetune.scope == "head"
@@ -95,10 +108,27 @@ class Config:
             )
         return self
 
-    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+    def section(self, name: str, default: Any = None) -> Any:
+        """The section called ``name``: a core one, an extra one, else ``default``."""
+        if name in _SECTIONS:
+            return getattr(self, name)
+        return next((section for key, section in self.extra if key == name), default)
+
+    def with_section(self, name: str, section: Any) -> Config:
+        """A validated copy holding ``section`` as the extra table ``name`` (replacing one)."""
+        extra = tuple(sorted([(key, value) for key, value in self.extra if key != name] + [(name, section)]))
+        return dataclasses.replace(self, extra=extra).validate()
+
+    def schemas(self) -> dict[str, type]:
+        """The classes of the extra sections this config holds."""
+        return {name: type(section) for name, section in self.extra}
+
+    def with_overrides(self, overrides: dict[str, Any], sections: Mapping[str, type] | None = None) -> Config:
         """Returns a validated copy with ``{"section.key": value}`` overrides applied.
 
         ``None`` values are ignored, so CLI options that were not given change nothing.
+        ``sections``: classes of extra sections the overrides may name (those this config
+        already holds are known).
         """
         raw = self.to_dict()
         for dotted, value in overrides.items():
@@ -106,10 +136,11 @@ class Config:
                 continue
             section, key = dotted.split(".", 1)
             raw.setdefault(section, {})[key] = value
-        return from_dict(raw)
+        return from_dict(raw, {**self.schemas(), **(sections or {})})
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self)}
+        core = {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
+        return {**core, **{name: dataclasses.asdict(section) for name, section in self.extra}}
 
     def to_toml(self) -> str:
         """Serializes the resolved config as TOML (read back by :func:`load_config`)."""
@@ -173,17 +204,25 @@ def _coerce(section: str, key: str, value: Any, expected: type | tuple) -> Any:
     return value
 
 
-def from_dict(raw: dict[str, Any]) -> Config:
-    """Builds a validated :class:`Config`; unknown sections or keys are errors."""
-    sections: dict[str, Any] = {}
+def from_dict(raw: dict[str, Any], sections: Mapping[str, type] | None = None) -> Config:
+    """Builds a validated :class:`Config`; unknown sections or keys are errors.
+
+    Args:
+        raw: ``{section: {key: value}}``, as read from TOML.
+        sections: classes of the extra sections allowed besides the core ones (a method's
+            own table); each is a frozen dataclass with a ``validate()`` method.
+    """
+    allowed = {**(sections or {}), **_SECTIONS}
+    core: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     for section, values in raw.items():
-        if section not in _SECTIONS:
+        if section not in allowed:
             raise ConfigError(
-                f"Unknown config section. Expected one of: {', '.join(_SECTIONS)}. Received: [{section}]"
+                f"Unknown config section. Expected one of: {', '.join(allowed)}. Received: [{section}]"
             )
         if not isinstance(values, dict):
             raise ConfigError(f"Expected [{section}] to be a table. Received: {section}={values!r}")
-        cls = _SECTIONS[section]
+        cls = allowed[section]
         types = {f.name: f.metadata.get("types", type(f.default)) for f in fields(cls)}
         kwargs = {}
         for key, value in values.items():
@@ -193,12 +232,19 @@ def from_dict(raw: dict[str, Any]) -> Config:
                     f"Received: {section}.{key}"
                 )
             kwargs[key] = _coerce(section, key, value, types[key])
-        sections[section] = cls(**kwargs)
-    return Config(**sections).validate()
+        (core if section in _SECTIONS else extra)[section] = cls(**kwargs)
+    return Config(**core, extra=tuple(sorted(extra.items()))).validate()
 
 
-def load_config(path: Path | str | None) -> Config:
-    """Loads and validates a TOML config; ``None`` gives the defaults.
+def load_config(path: Path | str | None, sections: Mapping[str, type] | None = None) -> Config:
+    """Loads and validates a TOML config against the schema; ``None`` gives the defaults.
+
+    This checks the schema only (kinds, ranges, combinations). Names that registries
+    define (algorithms, genomes, operators, architectures) are checked where a run is
+    assembled: :func:`evoprune.load_config` does both.
+
+    Args:
+        sections: classes of extra sections allowed in the file (see :func:`from_dict`).
 
     Raises:
         ConfigError: the file is missing, not TOML, or holds a bad value.
@@ -214,4 +260,4 @@ def load_config(path: Path | str | None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Config file {path} is not valid TOML: {exc}") from exc
-    return from_dict(raw)
+    return from_dict(raw, sections)

@@ -1,4 +1,9 @@
-"""The sections of a run configuration, each validated on its own."""
+"""The sections of a run configuration, each validated on its own.
+
+Each section checks kinds, ranges and fixed choices. Names that a registry of a higher
+layer defines (algorithms, genomes, operators, executors, architectures, layer sets) are
+checked where a run is assembled (:func:`evoprune.experiments.assemble.check_config`).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ from evoprune.config.checks import (
     SAMPLE_DATASET,
     SEED_MAX,
     TFDS_NAME,
-    _check_choice,
-    _check_path,
-    _check_range,
+    check_choice,
+    check_path,
+    check_range,
 )
 from evoprune.errors import ConfigError
 
@@ -50,8 +55,8 @@ class DataConfig:
         return self.data_file or self.data_dir or self.dataset
 
     def validate(self) -> None:
-        _check_path("data.data_dir", self.data_dir)
-        _check_path("data.data_file", self.data_file)
+        check_path("data.data_dir", self.data_dir)
+        check_path("data.data_file", self.data_file)
         if self.dataset != SAMPLE_DATASET and not TFDS_NAME.match(self.dataset):
             raise ConfigError(
                 f"Unknown data.dataset. Expected {SAMPLE_DATASET} or a tensorflow-datasets name "
@@ -62,9 +67,9 @@ class DataConfig:
                 "Expected at most one of data.data_dir and data.data_file. "
                 f"Received: data.data_dir={self.data_dir!r}, data.data_file={self.data_file!r}"
             )
-        _check_choice("data.fitness_split", self.fitness_split, FITNESS_SPLITS)
-        _check_range("data.validation_fraction", self.validation_fraction, 0.0, 0.5)
-        _check_range("data.split_seed", self.split_seed, 0, SEED_MAX)
+        check_choice("data.fitness_split", self.fitness_split, FITNESS_SPLITS)
+        check_range("data.validation_fraction", self.validation_fraction, 0.0, 0.5)
+        check_range("data.split_seed", self.split_seed, 0, SEED_MAX)
         if self.fitness_split == "validation" and self.validation_fraction <= 0:
             raise ConfigError(
                 "Expected data.validation_fraction > 0 when data.fitness_split='validation'. "
@@ -98,13 +103,12 @@ class ModelConfig:
     lr_schedule: str = "constant"
 
     def validate(self) -> None:
-        _check_choice("model.architecture", self.architecture, "architecture")
-        _check_path("model.cache_dir", self.cache_dir)
-        _check_path("model.model_file", self.model_file)
-        _check_range("model.epochs", self.epochs, 1, 100_000)
-        _check_range("model.batch_size", self.batch_size, 1, 1 << 20)
-        _check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
-        _check_choice("model.lr_schedule", self.lr_schedule, ("constant", "cosine"))
+        check_path("model.cache_dir", self.cache_dir)
+        check_path("model.model_file", self.model_file)
+        check_range("model.epochs", self.epochs, 1, 100_000)
+        check_range("model.batch_size", self.batch_size, 1, 1 << 20)
+        check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_choice("model.lr_schedule", self.lr_schedule, ("constant", "cosine"))
 
 
 @dataclass(frozen=True)
@@ -152,40 +156,21 @@ class SearchConfig:
     tournsize: int = 3
 
     def validate(self) -> None:
-        _check_choice("search.algorithm", self.algorithm, "algorithm")
-        _check_choice("search.evaluator", self.evaluator, EVALUATORS)
-        _check_range("search.population", self.population, 4, POPULATION_MAX)
-        _check_range("search.generations", self.generations, 0, COUNT_MAX)
-        _check_range("search.seed", self.seed, 0, SEED_MAX)
-        _check_range("search.min_threshold", self.min_threshold, 0.0)
-        _check_range("search.cxpb", self.cxpb, 0.0, 1.0)
-        _check_range("search.mutpb", self.mutpb, 0.0, 1.0)
-        _check_range("search.max_evaluations", self.max_evaluations, 0, COUNT_MAX)
-        _check_choice("search.encoding", self.encoding, "encoding")
-        _check_choice("search.crossover", self.crossover, "crossover")
-        _check_choice("search.mutation", self.mutation, "mutation")
-        if isinstance(self.layers, str):
-            _check_choice("search.layers", self.layers, "layers")
-        elif not self.layers:
+        check_choice("search.evaluator", self.evaluator, EVALUATORS)
+        check_range("search.population", self.population, 4, POPULATION_MAX)
+        check_range("search.generations", self.generations, 0, COUNT_MAX)
+        check_range("search.seed", self.seed, 0, SEED_MAX)
+        check_range("search.min_threshold", self.min_threshold, 0.0)
+        check_range("search.cxpb", self.cxpb, 0.0, 1.0)
+        check_range("search.mutpb", self.mutpb, 0.0, 1.0)
+        check_range("search.max_evaluations", self.max_evaluations, 0, COUNT_MAX)
+        if not isinstance(self.layers, str) and not self.layers:
             raise ConfigError("Expected at least one layer name. Received: search.layers=[]")
-        _check_range("search.alpha", self.alpha, 0.0)
-        _check_range("search.eta", self.eta, 0.0, low_open=True)
-        _check_range("search.sigma", self.sigma, 0.0, low_open=True)
-        _check_range("search.indpb", self.indpb, 0.0, 1.0)
-        _check_range("search.tournsize", self.tournsize, 2, POPULATION_MAX)
-        from evoprune.search.budget import check_memory
-
-        check_memory(self)
-        if self.algorithm == "paper" and self.population < 20:
-            raise ConfigError(
-                "Expected search.population >= 20 for algorithm 'paper' (it keeps population//20 "
-                f"random resets and population//4 children). Received: search.population={self.population}"
-            )
-        if self.algorithm == "nsga2" and self.population % 4:
-            raise ConfigError(
-                "Expected search.population to be a multiple of 4 for 'nsga2' (selTournamentDCD "
-                f"draws parents in groups of 4). Received: search.population={self.population}"
-            )
+        check_range("search.alpha", self.alpha, 0.0)
+        check_range("search.eta", self.eta, 0.0, low_open=True)
+        check_range("search.sigma", self.sigma, 0.0, low_open=True)
+        check_range("search.indpb", self.indpb, 0.0, 1.0)
+        check_range("search.tournsize", self.tournsize, 2, POPULATION_MAX)
 
 
 @dataclass(frozen=True)
@@ -201,8 +186,8 @@ class MetricsConfig:
     ref_nonzero: int = 0
 
     def validate(self) -> None:
-        _check_range("metrics.ref_accuracy", self.ref_accuracy, 0.0, 1.0)
-        _check_range("metrics.ref_nonzero", self.ref_nonzero, 0, 2**62)
+        check_range("metrics.ref_accuracy", self.ref_accuracy, 0.0, 1.0)
+        check_range("metrics.ref_nonzero", self.ref_nonzero, 0, 2**62)
 
 
 @dataclass(frozen=True)
@@ -224,13 +209,10 @@ class CompareConfig:
     workers: int = 2
 
     def validate(self) -> None:
-        _check_range("compare.seeds", self.seeds, 1, 100_000)
-        _check_choice("compare.executor", self.executor, "executor")
-        _check_range("compare.workers", self.workers, 1, 1024)
+        check_range("compare.seeds", self.seeds, 1, 100_000)
+        check_range("compare.workers", self.workers, 1, 1024)
         if not self.algorithms:
             raise ConfigError("Expected at least one algorithm. Received: compare.algorithms=[]")
-        for name in self.algorithms:
-            _check_choice("compare.algorithms", name, "algorithm")
 
 
 @dataclass(frozen=True)
@@ -262,13 +244,8 @@ class BenchConfig:
     workers: int = 2
 
     def validate(self) -> None:
-        _check_range("bench.seeds", self.seeds, 1, 100_000)
-        _check_range("bench.workers", self.workers, 1, 4096)
-        _check_choice("bench.executor", self.executor, "executor")
-        for name in self.encodings:
-            _check_choice("bench.encodings", name, "encoding")
-        for name in self.algorithms:
-            _check_choice("bench.algorithms", name, "algorithm")
+        check_range("bench.seeds", self.seeds, 1, 100_000)
+        check_range("bench.workers", self.workers, 1, 4096)
         for variant in self.variants:
             if variant.count("+") != 1:
                 raise ConfigError(
@@ -315,14 +292,14 @@ class FinetuneConfig:
     max_drop_pp: float = 50.0
 
     def validate(self) -> None:
-        _check_choice("finetune.refine", self.refine, REFINES)
-        _check_choice("finetune.scope", self.scope, ("head", "model"))
-        _check_choice("finetune.model_lr_schedule", self.model_lr_schedule, ("constant", "cosine"))
-        _check_range("finetune.epochs", self.epochs, 1, 100_000)
-        _check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0, low_open=True)
-        _check_range("finetune.distill", self.distill, 0.0, 1.0)
-        _check_range("finetune.temperature", self.temperature, 0.0, 1000.0, low_open=True)
-        _check_range("finetune.l2", self.l2, 0.0, 1.0)
+        check_choice("finetune.refine", self.refine, REFINES)
+        check_choice("finetune.scope", self.scope, ("head", "model"))
+        check_choice("finetune.model_lr_schedule", self.model_lr_schedule, ("constant", "cosine"))
+        check_range("finetune.epochs", self.epochs, 1, 100_000)
+        check_range("finetune.model_learning_rate", self.model_learning_rate, 0.0, 1.0, low_open=True)
+        check_range("finetune.distill", self.distill, 0.0, 1.0)
+        check_range("finetune.temperature", self.temperature, 0.0, 1000.0, low_open=True)
+        check_range("finetune.l2", self.l2, 0.0, 1.0)
         for name in ("distill", "l2"):  # settings of whole-model fine-tuning only
             if getattr(self, name) and self.scope != "model":
                 raise ConfigError(
@@ -335,11 +312,11 @@ class FinetuneConfig:
                 "Fine-tuning inside every evaluation retrains the head only. Expected "
                 f"finetune.scope='head' with refine='each'. Received: finetune.scope={self.scope!r}"
             )
-        _check_range("finetune.steps", self.steps, 1, COUNT_MAX)
-        _check_range("finetune.batch_size", self.batch_size, 1, 1 << 20)
-        _check_range("finetune.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
-        _check_range("finetune.max_points", self.max_points, 1, POPULATION_MAX)
-        _check_range("finetune.max_drop_pp", self.max_drop_pp, 0.0, 100.0)
+        check_range("finetune.steps", self.steps, 1, COUNT_MAX)
+        check_range("finetune.batch_size", self.batch_size, 1, 1 << 20)
+        check_range("finetune.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_range("finetune.max_points", self.max_points, 1, POPULATION_MAX)
+        check_range("finetune.max_drop_pp", self.max_drop_pp, 0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -355,4 +332,4 @@ class SelectConfig:
     tolerance_pp: float = 1.0
 
     def validate(self) -> None:
-        _check_range("select.tolerance_pp", self.tolerance_pp, 0.0, 100.0)
+        check_range("select.tolerance_pp", self.tolerance_pp, 0.0, 100.0)

@@ -19,7 +19,7 @@ from evoprune.config import SAMPLE_DATASET, DataConfig
 from evoprune.data.arrays import check_images, check_labels
 from evoprune.data.idx import load_idx_dir
 from evoprune.data.imagefolder import is_image_folder, load_image_folder
-from evoprune.data.npz import load_npz
+from evoprune.data.npz import check_arrays, load_npz
 from evoprune.errors import DataError
 
 SAMPLE_NAME = SAMPLE_DATASET
@@ -98,6 +98,53 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         train, validation = stratified_split(*raw["train"], cfg.validation_fraction, cfg.split_seed)
     splits = (train, validation, raw["test"])
     return Dataset(name, *splits, _checksum(n_classes, *splits), n_classes, names)
+
+
+def from_arrays(
+    train: Split,
+    validation: Split | None = None,
+    test: Split | None = None,
+    validation_fraction: float = 0.1,
+    split_seed: int = 0,
+) -> Dataset:
+    """A dataset from arrays in memory, checked as an ``.npz`` file's would be.
+
+    Args:
+        train, validation, test: ``(images, labels)``; images ``(n, H, W)`` or
+            ``(n, H, W, C)``, uint8 or float in [0, 1]; labels integer class indices.
+        validation: when ``None``, ``validation_fraction`` of train is carved (per class,
+            seeded by ``split_seed``), as for any other source.
+        test: optional; without it the runs report test accuracies as NaN.
+
+    Raises:
+        DataError: as for an ``.npz`` file, naming "the arrays given".
+    """
+    arrays = {"x_train": train[0], "y_train": train[1]}
+    if validation is not None:
+        arrays.update(x_val=validation[0], y_val=validation[1])
+    arrays.update(x_test=train[0][:0], y_test=train[1][:0]) if test is None else arrays.update(
+        x_test=test[0], y_test=test[1]
+    )
+    arrays = {key: np.asarray(value) for key, value in arrays.items()}
+    if test is None:  # an empty test split: checked by nothing, reported as NaN
+        raw, n_classes = check_arrays(
+            {**arrays, "x_test": arrays["x_train"][:1], "y_test": arrays["y_train"][:1]}, "the arrays given"
+        )
+        raw["test"] = (raw["test"][0][:0], raw["test"][1][:0])
+    else:
+        raw, n_classes = check_arrays(arrays, "the arrays given")
+    if "validation" in raw:
+        train_split, validation_split = raw["train"], raw["validation"]
+    else:
+        train_split, validation_split = stratified_split(*raw["train"], validation_fraction, split_seed)
+    splits = (train_split, validation_split, raw["test"])
+    return Dataset("memory", *splits, _checksum(n_classes, *splits), n_classes)
+
+
+def as_npz_arrays(dataset: Dataset) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file that loads back as ``dataset`` (its validation split kept)."""
+    (x, y), (xv, yv), (xt, yt) = dataset.train, dataset.validation, dataset.test
+    return {"x_train": x, "y_train": y, "x_val": xv, "y_val": yv, "x_test": xt, "y_test": yt}
 
 
 def _load_source(cfg: DataConfig) -> tuple[dict[str, Split], str, int, tuple[str, ...]]:

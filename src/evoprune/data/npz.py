@@ -41,7 +41,25 @@ def load_npz(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]
             checks of :mod:`evoprune.data.arrays`. Each message names the file and the array.
     """
     path = Path(path)
-    arrays = _read(path)
+    return check_arrays(_read(path), path)
+
+
+def check_arrays(
+    arrays: dict[str, np.ndarray], where
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
+    """Validates the arrays of an ``.npz`` file, or the same arrays given in memory.
+
+    Args:
+        arrays: ``x_train, y_train, x_test, y_test`` and optionally ``x_val, y_val``.
+        where: what messages name (a file, or "the arrays given").
+
+    Returns:
+        ``(splits, n_classes)`` as :func:`load_npz`.
+
+    Raises:
+        DataError: as :func:`load_npz`.
+    """
+    path = where
     missing = [key for key in REQUIRED if key not in arrays]
     if missing:
         raise fail(

@@ -9,9 +9,18 @@ import pandas as pd
 
 from evoprune.config import Config
 from evoprune.errors import ConfigError
+from evoprune.experiments import methods
+from evoprune.experiments.assemble import make_problem
+from evoprune.experiments.configure import with_overrides
+from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import Progress, TrialStore, prepared_for, run, spec
-from evoprune.refine.magnitude import MAGNITUDE
-from evoprune.reporting.results import atomic_write_text
+from evoprune.io import atomic_write_text
+from evoprune.models.training import import_tensorflow_quietly
+from evoprune.reporting.plots import bench_figure, save_figure
+from evoprune.reporting.report import bench_report
+from evoprune.reporting.stats import a12, holm, mann_whitney_p
+from evoprune.search.encodings import ENCODINGS
+from evoprune.search.operators import check_pairing
 
 PAPER = "threshold/paper/average+random_reset"
 PEER = "pymoo-nsga2"
@@ -50,20 +59,20 @@ METRICS = {
     "selected_compression": True,
     "selected_test_drop_pp": False,
 }
-MAGNITUDE_CELL = f"-/{MAGNITUDE}/-"  # the magnitude baseline has no genome and no operators
 
 
 def trial_config(config: Config, encoding: str, algorithm: str, variant: str, seed: int) -> Config:
     """The run config of one grid cell and seed."""
     crossover, mutation = variant.split("+")
-    return config.with_overrides(
+    return with_overrides(
+        config,
         {
             "search.encoding": encoding,
             "search.algorithm": algorithm,
             "search.crossover": crossover,
             "search.mutation": mutation,
             "search.seed": seed,
-        }
+        },
     )
 
 
@@ -88,11 +97,11 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
     Args:
         lengths: genome length of each encoding on this model (two_point needs >= 2).
     """
-    from evoprune.search.encodings import ENCODINGS
-    from evoprune.search.operators import check_pairing
 
     specs, skipped = [], []
     b = config.bench
+    chosen = [*b.algorithms, *([PEER] if b.pymoo and PEER not in b.algorithms else [])]
+    table = {name: methods.get(name) for name in chosen}
     for encoding in b.encodings:
         for variant in b.variants:
             crossover, mutation = variant.split("+")
@@ -103,7 +112,7 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
             except ConfigError as exc:
                 skipped.append(f"{encoding} with {variant}: {exc}")
                 continue
-            for algorithm in (a for a in b.algorithms if a != MAGNITUDE):
+            for algorithm in (a for a, m in table.items() if m.operators):
                 specs += [
                     _spec(
                         f"{encoding}/{algorithm}/{variant}",
@@ -111,20 +120,23 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
                     )
                     for seed in range(b.seeds)
                 ]
-        if b.pymoo:
+        for algorithm in (a for a, m in table.items() if m.genomes and not m.operators):
             specs += [
                 _spec(
-                    f"{encoding}/{PEER}/default",
-                    config.with_overrides(
-                        {"search.encoding": encoding, "search.seed": seed, "search.algorithm": "nsga2"}
+                    f"{encoding}/{algorithm}/default",
+                    with_overrides(
+                        config,
+                        {"search.encoding": encoding, "search.seed": seed, "search.algorithm": algorithm},
                     ),
-                    peer="pymoo",
                 )
                 for seed in range(b.seeds)
             ]
-    if MAGNITUDE in b.algorithms:
+    for algorithm in (a for a, m in table.items() if not m.genomes):  # no genome, no operators
         specs += [
-            _spec(MAGNITUDE_CELL, config.with_overrides({"search.algorithm": MAGNITUDE, "search.seed": seed}))
+            _spec(
+                f"-/{algorithm}/-",
+                with_overrides(config, {"search.algorithm": algorithm, "search.seed": seed}),
+            )
             for seed in range(b.seeds)
         ]
     if not specs:
@@ -137,8 +149,6 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
 
 def pretrain(config: Config, status: Callable[[str], None]) -> dict[str, int]:
     """Trains (or loads) each seed's model once, before workers start; returns genome lengths."""
-    from evoprune.experiments.run import make_problem
-
     lengths = {}
     for seed in range(config.bench.seeds):
         prepared = prepared_for(config.with_overrides({"search.seed": seed}), status, fresh=seed == 0)
@@ -175,8 +185,6 @@ def run_bench(
     config: Config, out: Path, scheduler: str | None = None, progress: Progress = lambda *a: None
 ) -> pd.DataFrame:
     """``evoprune bench``: opens (or resumes) ``out``, runs the grid, writes the report; the ranking."""
-    from evoprune.experiments.rundir import open_trials_dir
-    from evoprune.models.training import import_tensorflow_quietly
 
     open_trials_dir(out, config, free=("bench", "compare"))
     import_tensorflow_quietly()
@@ -185,7 +193,6 @@ def run_bench(
 
 def ranking(trials: pd.DataFrame) -> pd.DataFrame:
     """Cells ranked by median hypervolume, with A12 and Holm-adjusted p against the paper's cell."""
-    from evoprune.reporting.stats import a12, holm, mann_whitney_p
 
     paper = trials.loc[trials["cell"] == PAPER, "hypervolume"]
     rows = []
@@ -211,8 +218,6 @@ def ranking(trials: pd.DataFrame) -> pd.DataFrame:
 
 def write_outputs(config: Config, trials: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Writes ranking.csv, report.md and hypervolume.png for a bench directory."""
-    from evoprune.reporting.plots import bench_figure, save_figure
-    from evoprune.reporting.report import bench_report
 
     table = ranking(trials)
     atomic_write_text(out / "ranking.csv", table.to_csv(index=False))

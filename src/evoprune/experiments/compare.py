@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.experiments.run import Prepared, make_problem
+from evoprune.experiments.assemble import Prepared, make_problem
+from evoprune.experiments.configure import with_overrides
+from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import (
     Progress,
     TrialStore,
@@ -21,8 +23,15 @@ from evoprune.experiments.trials import (
     spec,
     with_budget,
 )
+from evoprune.io import atomic_write_text
+from evoprune.models.training import import_tensorflow_quietly
 from evoprune.reporting.metrics import pareto_front
-from evoprune.reporting.results import atomic_write_text
+from evoprune.reporting.plots import boxplots_figure, fronts_figure, hypervolume_figure, save_figure
+from evoprune.reporting.report import compare_report
+from evoprune.scoring.evaluate import paper_fitness
+from evoprune.scoring.sweep import exact_sweep
+from evoprune.search.encodings import ENCODINGS
+from evoprune.search.operators import check_pairing
 
 REFERENCE = "sweep"
 UNION = "union"  # the reference where no exact front exists: non-dominated union of the seed's trials
@@ -78,6 +87,10 @@ class CompareResult:
     generations: pd.DataFrame
     fronts: pd.DataFrame
 
+    def medians(self) -> pd.DataFrame:
+        """Median per algorithm of every metric (see :func:`median_table`)."""
+        return median_table(self.trials)
+
 
 def trial_key(algorithm: str, seed: int) -> str:
     """The key of one trial (its spec's and, through algorithm and seed, its trials.csv row's)."""
@@ -90,7 +103,7 @@ def _row_key(row: dict) -> str:
 
 def algorithm_config(config: Config, algorithm: str, seed: int) -> Config:
     """The run config of one trial (validates algorithm-specific sizes, e.g. DCD's 4s)."""
-    return with_budget(config).with_overrides({"search.algorithm": algorithm, "search.seed": seed})
+    return with_overrides(with_budget(config), {"search.algorithm": algorithm, "search.seed": seed})
 
 
 def uses_sweep(config: Config, prepared: Prepared) -> bool:
@@ -137,8 +150,6 @@ def reference_trial(config: Config, prepared: Prepared, seed: int) -> tuple[dict
     split, whatever evaluator path the compared searches use (the fast and exact paths
     give the same counts).
     """
-    from evoprune.scoring.evaluate import paper_fitness
-    from evoprune.scoring.sweep import exact_sweep
 
     problem = make_problem(config.with_overrides(REFERENCE_SETTINGS), prepared)
     sweep = exact_sweep(problem.evaluator)
@@ -187,8 +198,6 @@ def check_config(config: Config) -> None:
         ConfigError: a population an algorithm cannot use (e.g. DCD's multiples of 4), or
             operators that do not fit the genome.
     """
-    from evoprune.search.encodings import ENCODINGS
-    from evoprune.search.operators import check_pairing
 
     for algorithm in config.compare.algorithms:
         algorithm_config(config, algorithm, 0)
@@ -321,8 +330,6 @@ def median_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 def run_compare(config: Config, out: Path, progress: Progress = lambda *a: None) -> CompareResult:
     """``evoprune compare``: checks, opens (or resumes) ``out``, runs the trials, writes the report."""
-    from evoprune.experiments.rundir import open_trials_dir
-    from evoprune.models.training import import_tensorflow_quietly
 
     check_config(config)
     open_trials_dir(out, config, free=("compare",))
@@ -338,8 +345,6 @@ def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
     The CSVs are written trial by trial, ``config.toml`` when the directory was opened
     (:func:`evoprune.experiments.rundir.open_trials_dir`).
     """
-    from evoprune.reporting.plots import boxplots_figure, fronts_figure, hypervolume_figure, save_figure
-    from evoprune.reporting.report import compare_report
 
     trials = result.trials
     context = {

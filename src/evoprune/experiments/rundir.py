@@ -1,134 +1,312 @@
-"""Run directories: their lifecycle (open, resume, overwrite, finish), locks and data/model identity."""
+"""The run directory: its file names and formats, read and written here only, and its lifecycle.
+
+A run directory holds (``docs/run-directory.md`` documents every key):
+
+==================  ===========================================================
+``config.toml``     the resolved config (written when the run starts)
+``checkpoint.npz``  the search's state after every generation (data only)
+``logbook.csv``     one row per generation (or round)
+``population.csv``  the final population
+``front.csv``       the non-dominated points of everything evaluated
+``refined.csv``     fine-tuned front points (when the run fine-tunes)
+``curve.csv``       one model per ``select.compressions`` level
+``weights.npz``     every weight of the points the run retrained (data only)
+``model.keras``     the model pruned, when it came from memory (``evoprune.prune``)
+``data.npz``        the data, when it came from memory
+``pareto.png``      the front, drawn
+``summary.json``    written last: a directory without it holds an unfinished run
+==================  ===========================================================
+
+Nothing here executes code when read: JSON, CSV, TOML and ``.npz`` files loaded without
+pickles, and a ``.keras`` file loaded in Keras' safe mode.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
+import io
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Any, Iterator
 
+import numpy as np
+import pandas as pd
+
+from evoprune.config import Config
+from evoprune.data.dataset import SAMPLE_NAME
 from evoprune.errors import EvopruneError
+from evoprune.experiments import configure
+from evoprune.experiments.result import RunResult, finite
+from evoprune.io import atomic_write_bytes, atomic_write_text, check_out_path, exclusive_lock, prepare_out_dir
+from evoprune.models.training import save_model
+from evoprune.reporting.plots import pareto_figure, save_figure
+from evoprune.search import checkpoint
+from evoprune.search.checkpoint import config_difference
 
-if TYPE_CHECKING:  # pragma: no cover
-    from evoprune.config import Config
-    from evoprune.reporting.results import RunResult
-
-LOCK = ".evoprune.lock"
-SUMMARY = "summary.json"  # written last: a directory without it holds an unfinished run
 CONFIG = "config.toml"
+SUMMARY = "summary.json"
+LOCK = ".evoprune.lock"
+CHECKPOINT = "checkpoint.npz"
+OLD_CHECKPOINT = "checkpoint.pkl"  # an old pickle checkpoint: refused, never loaded
+LOGBOOK = "logbook.csv"
+POPULATION = "population.csv"
+FRONT = "front.csv"
+REFINED = "refined.csv"
+CURVE = "curve.csv"
+WEIGHTS = "weights.npz"
+MODEL = "model.keras"
+DATA = "data.npz"
+FIGURE = "pareto.png"
+TRIALS = "trials.csv"  # compare and bench directories
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+class RunDir:
+    """One run directory: where each file is, how it is written and read.
 
-
-def weights_sha256(model) -> str:
-    """SHA-256 of a Keras model's weights (shapes, dtypes and values, in layer order).
-
-    Unlike the ``.keras`` file's hash it does not change when the same weights are saved
-    again (the file records the date it was saved).
+    Args:
+        path: the directory (it need not exist yet).
     """
-    digest = hashlib.sha256()
-    for weights in model.get_weights():
-        digest.update(f"{weights.dtype.str}{weights.shape}".encode())
-        digest.update(weights.tobytes())
-    return digest.hexdigest()
 
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
 
-def identity(prepared) -> dict[str, str]:
-    """What a run's results depend on besides its config: dataset checksum and model hashes."""
-    return {
-        "dataset_checksum": prepared.dataset.checksum,
-        "model_sha256": file_sha256(prepared.trained.path),
-        "model_weights_sha256": weights_sha256(prepared.trained.model),
-    }
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
 
+    def file(self, name: str) -> Path:
+        """The path of one of the run's files (one of this module's names)."""
+        return self.path / name
 
-def check_out_path(out: Path) -> None:
-    """Refuses an output path that is a file or cannot be created, creating nothing.
+    @property
+    def checkpoint(self) -> Path:
+        """The search checkpoint."""
+        return self.path / CHECKPOINT
 
-    Raises:
-        EvopruneError: ``out`` is a file, or its nearest existing folder is not writable.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise EvopruneError(f"Output path exists and is not a directory. Received: --out {out}")
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise EvopruneError(f"Cannot write to output directory {out}: {existing} is not writable")
+    @property
+    def finished(self) -> bool:
+        """True when the run finished (its ``summary.json`` exists)."""
+        return (self.path / SUMMARY).is_file()
 
+    # ------------------------------------------------------------------ writing
 
-@contextlib.contextmanager
-def run_lock(out: Path) -> Iterator[None]:
-    """Holds an exclusive lock on ``out`` for a run's life; a second run is refused at once.
+    def write(self, result: RunResult, plots: bool = True) -> list[Path]:
+        """Writes every file of a finished run, ``summary.json`` last.
 
-    Raises:
-        EvopruneError: another process holds the lock.
-    """
-    with Path(out, LOCK).open("a") as handle:
+        Raises:
+            EvopruneError: the directory cannot be written.
+        """
+        out = prepare_out_dir(self.path)
+        written: list[Path] = []
+
+        def put(name: str, data: str | bytes) -> None:
+            (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(out / name, data)
+            written.append(out / name)
+
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            put(CONFIG, result.config.to_toml())
+            put(LOGBOOK, result.logbook.to_csv(index=False))
+            put(POPULATION, result.population.to_csv(index=False))
+            put(FRONT, result.front.to_csv(index=False))
+            if result.refined is not None:
+                put(REFINED, result.refined.to_csv(index=False))
+            if result.curve is not None:
+                put(CURVE, result.curve.to_csv(index=False))
+            if result.weights:
+                put(WEIGHTS, _weights_bytes(result.weights))
+            if plots:
+                summary = result.summary
+                title = f"{summary['algorithm']} on {summary['dataset']}, seed {summary['seed']}"
+                save_figure(pareto_figure(result.front, title=title), out / FIGURE)
+                written.append(out / FIGURE)
+            put(SUMMARY, json.dumps(finite(result.summary), indent=2) + "\n")
+        except OSError as exc:
+            raise EvopruneError(f"Cannot write results to {out}: {exc.strerror or exc}") from exc
+        return written
+
+    def write_inputs(self, model=None, data: dict[str, np.ndarray] | None = None) -> None:
+        """Keeps a model and data that came from memory, so the CLI can read the run later."""
+        prepare_out_dir(self.path)
+        if model is not None:
+            save_model(model, self.path / MODEL)
+        if data is not None:
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **data)
+            atomic_write_bytes(self.path / DATA, buffer.getvalue())
+
+    # ------------------------------------------------------------------ reading
+
+    def read_config(self) -> Config:
+        """The run's ``config.toml``, as saved (what its checkpoint was written for)."""
+        return configure.load_config(self.path / CONFIG)
+
+    def resolved(self, config: Config) -> Config:
+        """``config`` with a model and data kept inside the directory pointed at.
+
+        A ``model.model_file`` or ``data.data_file`` that names a file of this directory
+        (``model.keras``, ``data.npz``, as :meth:`write_inputs` writes them) is given its
+        path here; load a run's data and model from the config this returns.
+        """
+        overrides = {}
+        for key, name in (("model.model_file", MODEL), ("data.data_file", DATA)):
+            section, field = key.split(".")
+            if getattr(config.section(section), field) == name and (self.path / name).is_file():
+                overrides[key] = str(self.path / name)
+        return configure.with_overrides(config, overrides) if overrides else config
+
+    def read_summary(self) -> dict[str, Any]:
+        """Reads and checks a finished run's ``summary.json`` (plain JSON, nothing executable).
+
+        Raises:
+            EvopruneError: missing, not JSON, or without the keys and kinds the readers use.
+        """
+        path = self.path / SUMMARY
+        if not path.is_file():
+            raise EvopruneError(f"Not a finished run directory (no summary.json). Received: {self.path}")
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EvopruneError(f"summary.json is not JSON: {path} ({exc.__class__.__name__})") from exc
+        baseline = summary.get("baseline") if isinstance(summary, dict) else None
+        accuracy = baseline.get("accuracy") if isinstance(baseline, dict) else None
+        if (
+            not isinstance(accuracy, (int, float))
+            or isinstance(accuracy, bool)
+            or not 0 <= accuracy <= 1
+            or not isinstance(summary.get("dataset_checksum"), str)
+        ):
             raise EvopruneError(
-                f"Another evoprune run is writing to this directory (lock {LOCK} held). Received: --out {out}"
-            ) from None
+                f"summary.json is damaged or not an evoprune summary: expected "
+                f"baseline.accuracy in 0..1 and dataset_checksum. Received: {path}"
+            )
+        return summary
+
+    def read_table(self, name: str, columns: dict[str, str] | None = None) -> pd.DataFrame:
+        """A run's CSV, with the columns a reader uses of the right kinds (``i`` int, ``f`` number).
+
+        Raises:
+            EvopruneError: unreadable, or a column missing, of another kind or not finite.
+        """
+        path = self.path / name
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            table = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise EvopruneError(f"Run file is not a readable CSV: {path} ({exc.__class__.__name__})") from exc
+        for column, kind in (columns or {}).items():
+            if column not in table or table[column].dtype.kind not in ("i" if kind == "i" else "if"):
+                raise EvopruneError(f"Run file is damaged: expected a numeric column {column!r} in {path}")
+            if not np.isfinite(table[column].to_numpy(dtype=float)).all():
+                raise EvopruneError(f"Run file is damaged: non-finite {column!r} in {path}")
+        return table
 
+    def has(self, name: str) -> bool:
+        """True when the run has that file."""
+        return (self.path / name).is_file()
 
-def check_unlocked(out: Path) -> None:
-    """Refuses early (before loading anything) when a run holds ``out``'s lock."""
-    if (Path(out) / LOCK).is_file():
-        with run_lock(out):
-            pass
+    def read_weights(self) -> dict[int, list[np.ndarray]]:
+        """``eval_index -> every model weight`` of the points the run retrained (none: ``{}``).
 
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Blocks until this process holds an exclusive lock on ``path`` (created if needed).
-
-    Where the lock file cannot be created (a read-only cache) it goes on unlocked.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a")
-    except OSError:
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        Raises:
+            EvopruneError: a damaged file (it is read without pickles).
+        """
+        path = self.path / WEIGHTS
+        if not path.is_file():
+            return {}
         try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        except Exception as exc:  # zip, header or dtype problems of a damaged file
+            raise EvopruneError(f"Run file is damaged: {path} ({exc.__class__.__name__})") from exc
+        weights: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for name, array in arrays.items():
+            point, _, position = name.partition("_")
+            if not (point.startswith("p") and point[1:].isdigit() and position.isdigit()):
+                raise EvopruneError(f"Run file is damaged: unexpected member {name!r} in {path}")
+            weights.setdefault(int(point[1:]), []).append((int(position), array))
+        return {point: [a for _, a in sorted(items)] for point, items in weights.items()}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def check(self, resume: bool, overwrite: bool) -> None:
+        """The checks that create nothing, before data and model load: path, finished run, lock."""
+        check_out_path(self.path)
+        if not resume and not overwrite:
+            self.refuse_finished()
+        self.check_unlocked()
+
+    def refuse_finished(self) -> None:
+        """Refuses a directory that holds a finished run (``--overwrite`` skips this check).
+
+        Raises:
+            EvopruneError: it has a ``summary.json``.
+        """
+        if self.finished:
+            raise EvopruneError(
+                f"Output directory holds a finished run (summary.json); use "
+                f"another --out or --overwrite. Received: --out {self.path}"
+            )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds the directory's lock; a second run is refused at once.
+
+        Raises:
+            EvopruneError: another process holds the lock.
+        """
+        busy = (
+            f"Another evoprune run is writing to this directory (lock {LOCK} held). "
+            f"Received: --out {self.path}"
+        )
+        with exclusive_lock(self.path / LOCK, busy):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def check_unlocked(self) -> None:
+        """Refuses early (before loading anything) when a run holds the directory's lock."""
+        if (self.path / LOCK).is_file():
+            with self.lock():
+                pass
+
+    @contextlib.contextmanager
+    def open(self, config: Config, resume: bool, overwrite: bool) -> Iterator[RunDir]:
+        """Creates the directory and holds its lock for the run's life.
+
+        A fresh run checks again that no run finished there meanwhile (unless ``overwrite``),
+        removes ``summary.json`` (the directory is unfinished from now on) and writes
+        ``config.toml``; a resumed run keeps both.
+
+        Raises:
+            EvopruneError: unwritable path, a finished run, or another run holding the lock.
+        """
+        prepare_out_dir(self.path)
+        with self.lock():
+            if not resume:
+                if not overwrite:
+                    self.refuse_finished()
+                (self.path / SUMMARY).unlink(missing_ok=True)
+                atomic_write_text(self.path / CONFIG, config.to_toml())
+            yield self
+
+    def finish(self, result: RunResult, wall_time_s: float) -> None:
+        """Records the run's wall time and writes its files, ``summary.json`` last."""
+        result.summary["wall_time_s"] = wall_time_s
+        self.write(result)
 
 
-def _load(config_file: Path | None, overrides: dict) -> Config:
-    from evoprune.config import load_config
+def _weights_bytes(weights: dict[int, list]) -> bytes:
+    """``weights.npz``: member ``p<eval_index>_<position>`` per weight array (data only)."""
+    buffer = io.BytesIO()
+    arrays = {f"p{int(point)}_{i}": np.asarray(w) for point, ws in weights.items() for i, w in enumerate(ws)}
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
-    return load_config(config_file).with_overrides(overrides)
 
-
-def resolve_environment(cfg: Config) -> Config:
+def resolve_environment(config: Config) -> Config:
     """Writes environment defaults into the config, so the run directory says what it used."""
-    from evoprune.data.dataset import SAMPLE_NAME
 
     env = os.environ.get("EVOPRUNE_DATA_DIR", "")
-    if cfg.data.data_dir or not env or cfg.data.dataset == SAMPLE_NAME:
-        return cfg
-    return cfg.with_overrides({"data.data_dir": str(Path(env).resolve())})
+    if config.data.data_dir or not env or config.data.dataset == SAMPLE_NAME:
+        return config
+    return configure.with_overrides(config, {"data.data_dir": str(Path(env).resolve())})
 
 
 def run_config(
@@ -146,79 +324,30 @@ def run_config(
     if resume is None:
         if out is None:
             raise EvopruneError("Missing option. Expected --out DIR (or --resume DIR).")
-        return Path(out), resolve_environment(_load(config_file, overrides))
-    resume = Path(resume)
-    if out is not None and Path(out).resolve() != resume.resolve():
+        return Path(out), resolve_environment(configure.load_config(config_file, overrides))
+    run = RunDir(resume)
+    if out is not None and Path(out).resolve() != run.path.resolve():
         raise EvopruneError(
             f"--out and --resume name different directories. Received: --out {out}, --resume {resume}"
         )
-    if (resume / SUMMARY).is_file():
+    if run.finished:
         raise EvopruneError(f"Run is already complete (summary.json exists). Received: --resume {resume}")
-    if not (resume / CONFIG).is_file():
+    if not run.has(CONFIG):
         raise EvopruneError(f"Not a run directory (no config.toml). Received: --resume {resume}")
-    cfg = _load(resume / CONFIG, overrides)
-    from evoprune.search import checkpoint
+    config = configure.with_overrides(run.read_config(), overrides)
 
-    given = resolve_environment(_load(config_file, overrides)) if config_file is not None else cfg
-    if given != cfg:
+    given = (
+        resolve_environment(configure.load_config(config_file, overrides))
+        if config_file is not None
+        else config
+    )
+    if given != config:
         raise EvopruneError(
             f"--config differs from the run being resumed: "
-            f"{checkpoint.config_difference(cfg.to_dict(), given.to_dict())}"
+            f"{checkpoint.config_difference(config.to_dict(), given.to_dict())}"
         )
-    checkpoint.load(resume / checkpoint.CHECKPOINT, cfg)  # fail before any training
-    return resume, cfg
-
-
-def refuse_finished(out: Path) -> None:
-    """Refuses a directory that holds a finished run (``--overwrite`` skips this check).
-
-    Raises:
-        EvopruneError: ``out`` has a ``summary.json``.
-    """
-    if (Path(out) / SUMMARY).exists():
-        raise EvopruneError(
-            f"Output directory holds a finished run (summary.json); use "
-            f"another --out or --overwrite. Received: --out {out}"
-        )
-
-
-def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    """The checks that create nothing, before data and model load: path, finished run, lock."""
-    check_out_path(out)
-    if not resume and not overwrite:
-        refuse_finished(out)
-    check_unlocked(out)
-
-
-@contextlib.contextmanager
-def open_run(out: Path, cfg: Config, resume: bool, overwrite: bool) -> Iterator[Path]:
-    """Creates ``out`` and holds its lock for the run's life.
-
-    A fresh run checks again that no run finished there meanwhile (unless ``overwrite``),
-    removes ``summary.json`` (the directory is unfinished from now on) and writes
-    ``config.toml``; a resumed run keeps both.
-
-    Raises:
-        EvopruneError: unwritable path, a finished run, or another run holding the lock.
-    """
-    from evoprune.reporting.results import atomic_write_text, prepare_out_dir
-
-    out = prepare_out_dir(Path(out))
-    with run_lock(out):
-        if not resume:
-            if not overwrite:
-                refuse_finished(out)
-            (out / SUMMARY).unlink(missing_ok=True)
-            atomic_write_text(out / CONFIG, cfg.to_toml())
-        yield out
-
-
-def finish_run(result: RunResult, out: Path, wall_time_s: float) -> None:
-    """Records the run's wall time and writes its files, ``summary.json`` last."""
-    from evoprune.reporting.results import write_run_dir
-
-    result.summary["wall_time_s"] = wall_time_s
-    write_run_dir(result, out)
+    checkpoint.load(run.checkpoint, config, legacy=run.file(OLD_CHECKPOINT))  # fail before any training
+    return run.path, config
 
 
 def check_resumable(config: Config, out: Path, free: tuple[str, ...] = ("compare",)) -> None:
@@ -229,13 +358,11 @@ def check_resumable(config: Config, out: Path, free: tuple[str, ...] = ("compare
     Raises:
         EvopruneError: ``out`` holds trials of another config.
     """
-    from evoprune.config import load_config
-    from evoprune.search.checkpoint import config_difference
 
     saved_path = Path(out) / CONFIG
-    if not (Path(out) / "trials.csv").is_file() or not saved_path.is_file():
+    if not (Path(out) / TRIALS).is_file() or not saved_path.is_file():
         return
-    saved = load_config(saved_path).to_dict()
+    saved = configure.load_config(saved_path).to_dict()
     current = config.to_dict()
     for section in free:
         saved.pop(section, None)
@@ -246,16 +373,14 @@ def check_resumable(config: Config, out: Path, free: tuple[str, ...] = ("compare
         )
 
 
-def open_trials_dir(out: Path, cfg: Config, free: tuple[str, ...]) -> Path:
+def open_trials_dir(out: Path, config: Config, free: tuple[str, ...]) -> Path:
     """Creates (or reopens, to resume) a directory of trials and writes its ``config.toml``.
 
     Raises:
         EvopruneError: unwritable path, or trials of other settings there (see
             :func:`check_resumable`).
     """
-    from evoprune.reporting.results import atomic_write_text, prepare_out_dir
-
     out = prepare_out_dir(Path(out))
-    check_resumable(cfg, out, free)
-    atomic_write_text(out / CONFIG, cfg.to_toml())
+    check_resumable(config, out, free)
+    atomic_write_text(out / CONFIG, config.to_toml())
     return out

@@ -7,17 +7,21 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
 from evoprune.errors import EvopruneError
-from evoprune.reporting.metrics import hypervolume, igd, pareto_front
-from evoprune.reporting.results import atomic_write_text
+from evoprune.experiments import methods
+from evoprune.experiments.assemble import prepare
+from evoprune.experiments.configure import from_dict
+from evoprune.experiments.executors import run_tasks
+from evoprune.experiments.result import RunResult
+from evoprune.io import atomic_write_text
+from evoprune.models.training import import_tensorflow_quietly
+from evoprune.reporting.metrics import hypervolume, igd, pareto_front, within
 
 # the one task every executor runs: a plain dict in, a plain dict out
 TASK = "evoprune.experiments.trials:run_trial"
-SLACK = 1e-12  # float noise: a loss of exactly ``pp`` points still counts as within
 INT_COLUMNS = (
     "seed",
     "evaluations",
@@ -43,27 +47,6 @@ def with_budget(config: Config) -> Config:
     return config.with_overrides(
         {"search.max_evaluations": budget, "search.generations": max(search.generations, 10 * budget)}
     )
-
-
-def accuracy_bar(base_accuracy: float, pp: float) -> float:
-    """The lowest accuracy within ``pp`` percentage points of ``base_accuracy`` (boundary included)."""
-    return base_accuracy - pp / 100.0 - SLACK
-
-
-def within(
-    table: pd.DataFrame, base_accuracy: float, pp: float, accuracy_col: str = "accuracy"
-) -> int | None:
-    """Smallest ``nonzero`` among rows that lose at most ``pp`` percentage points.
-
-    Rows qualify when ``accuracy >= base_accuracy - pp / 100`` (see :func:`accuracy_bar`).
-
-    Returns:
-        The smallest qualifying ``nonzero``, or None when no row qualifies.
-    """
-    if table.empty:
-        return None
-    ok = table[accuracy_col].to_numpy(dtype=np.float64) >= accuracy_bar(base_accuracy, pp)
-    return int(table["nonzero"].to_numpy()[ok].min()) if ok.any() else None
 
 
 def front_igd(front: pd.DataFrame, exact: pd.DataFrame | None, base_nonzero: int) -> float:
@@ -177,13 +160,11 @@ _PREPARED: dict[str, object] = {}  # this process's last data and model: serial 
 
 
 def prepared_for(config: Config, status: Callable[[str], None] = lambda msg: None, fresh: bool = False):
-    """:func:`~evoprune.experiments.run.prepare` for a trial, reusing this process's last data and model.
+    """:func:`~evoprune.experiments.assemble.prepare` for a trial, reusing this process's last data and model.
 
     ``fresh`` forgets the process's last one first (each command starts fresh; a long-lived
     worker reloads a ``model_file`` that changed on disk).
     """
-    from evoprune.experiments.run import prepare
-
     if fresh:
         _PREPARED.clear()
     d, file = config.to_dict(), Path(config.model.model_file or "")
@@ -200,8 +181,8 @@ def prepared_for(config: Config, status: Callable[[str], None] = lambda msg: Non
 def spec(key: str, config: Config, labels: dict, columns: Iterable[str], **extra) -> dict:
     """A trial spec (a plain dict): its key, config, leading row ``labels`` and reported ``columns``.
 
-    ``extra``: ``peer="pymoo"`` (pymoo's NSGA2), ``exact`` (the reference front's records, for
-    IGD) and ``tables=True`` (return the front and the generation rows too).
+    ``extra``: ``exact`` (the reference front's records, for IGD) and ``tables=True``
+    (return the front and the generation rows too).
     """
     return {"key": key, "config": config.to_dict(), "labels": labels, "columns": list(columns), **extra}
 
@@ -211,18 +192,10 @@ def run_trial(spec: dict) -> dict:
 
     Returns ``{"row", "front", "generations"}``.
     """
-    from evoprune.config import from_dict
-    from evoprune.models.training import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     config = from_dict(spec["config"])
-    prepared = prepared_for(config)
-    if spec.get("peer") == "pymoo":
-        from evoprune.experiments.peer import run_pymoo
-
-        result = run_pymoo(config, prepared)
-    else:
-        result = run_search(config, prepared=prepared)
+    result = run_method(config, prepared_for(config))
     exact = pd.DataFrame(spec["exact"]) if spec.get("exact") is not None else None
     full = trial_row(config, result, exact)
     out = {"row": {**spec["labels"], **{c: full[c] for c in spec["columns"]}}}
@@ -232,11 +205,9 @@ def run_trial(spec: dict) -> dict:
     return out
 
 
-def run_search(config: Config, **kwargs):
-    """:func:`evoprune.experiments.run.run_search` (a module-level name, so tests can count trials)."""
-    from evoprune.experiments.run import run_search as search
-
-    return search(config, **kwargs)
+def run_method(config: Config, prepared) -> RunResult:
+    """Runs the config's method (a module-level name, so tests can count trials)."""
+    return methods.run(config, prepared)
 
 
 def run(
@@ -251,7 +222,6 @@ def run(
 
     Each result goes to ``on_result(spec, result)``, by default straight into ``store``.
     """
-    from evoprune.experiments.executors import run_tasks
 
     add = on_result or (lambda s, r: store.add(r["row"], r.get("front"), r.get("generations")))
     run_tasks(

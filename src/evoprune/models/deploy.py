@@ -13,6 +13,7 @@ from typing import Iterator, Union
 
 import numpy as np
 
+from evoprune.data.dataset import normalize
 from evoprune.errors import ModelError
 
 Artifact = Union[str, Path, bytes]
@@ -47,7 +48,6 @@ def quiet_fds() -> Iterator[None]:
 
 def model_inputs(images: np.ndarray) -> np.ndarray:
     """Images, ``(n, H, W)`` or ``(n, H, W, C)``, uint8 or float in [0, 1], as the model's float32 input."""
-    from evoprune.data.dataset import normalize
 
     return normalize(images)
 

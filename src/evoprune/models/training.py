@@ -15,8 +15,10 @@ import numpy as np
 from evoprune.config import ModelConfig
 from evoprune.data.dataset import Dataset, eval_pipeline, train_pipeline
 from evoprune.errors import ModelError
-from evoprune.experiments.rundir import file_lock
-from evoprune.search.seeding import seed_everything
+from evoprune.io import file_lock
+from evoprune.models.architectures import build, check_input
+from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name
+from evoprune.seeding import seed_everything
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,14 @@ class TrainedModel:
 
     Attributes:
         model: the compiled Keras model.
-        path: its ``.keras`` file in the cache (or the user's model file).
+        path: its ``.keras`` file in the cache (or the user's model file); ``None`` for a
+            model given in memory.
         cached: True when loaded from disk instead of trained now.
         train_time_s: seconds spent training (0 when loaded).
     """
 
     model: object
-    path: Path
+    path: Path | None
     cached: bool
     train_time_s: float
 
@@ -64,7 +67,6 @@ def build_model(
     learning_rate: float = 0.005,
 ):
     """Builds and compiles a built-in architecture (see :mod:`evoprune.models.architectures`)."""
-    from evoprune.models.architectures import build
 
     model = build(architecture, tuple(input_shape), n_classes)
     compile_model(model, learning_rate)
@@ -80,8 +82,6 @@ def compile_model(model, learning_rate: float = 0.005, from_logits: bool | None 
     import keras
 
     if from_logits is None:
-        from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name
-
         from_logits = activation_name(model.layers[-1]) not in PROBABILITY_OUTPUTS
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -145,7 +145,6 @@ def load_or_train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 
         model = load_model_file(path)
         check_fits(model, dataset, str(path))
         return TrainedModel(model, path, True, 0.0)
-    from evoprune.models.architectures import check_input
 
     check_input(cfg.architecture, data_shape(dataset))
     path = cache_dir(cfg) / f"{cfg.architecture}-{cache_key(dataset, cfg, seed)}.keras"
@@ -171,7 +170,7 @@ def save_model(model, path: Path) -> None:
 
 
 def load_model_file(path: Path):
-    """Loads a ``.keras`` model and checks it can be pruned.
+    """Loads a ``.keras`` model and checks it can be pruned (:func:`check_model`).
 
     Raises:
         ModelError: not a Keras file, non-finite weights, or no Dense layer to prune.
@@ -184,20 +183,59 @@ def load_model_file(path: Path):
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:
         raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
+    check_model(model, str(path))
+    compile_model(model)
+    return model
+
+
+def check_model(model, source: str) -> None:
+    """Checks a Keras model can be pruned: finite weights, a Dense layer, one input, class scores out.
+
+    Raises:
+        ModelError: naming ``source`` (a file, or ``the model given``).
+    """
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"Expected a keras.Model. Received: {type(model).__name__}")
     for weights in model.get_weights():
         if not np.all(np.isfinite(weights)):
-            raise ModelError(f"Model has non-finite (NaN or inf) weights: {path}")
+            raise ModelError(f"Model has non-finite (NaN or inf) weights: {source}")
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     if not dense:
-        raise ModelError(f"Model has no Dense layer to prune: {path}")
+        raise ModelError(f"Model has no Dense layer to prune: {source}")
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
         raise ModelError(
             f"Expected a classifier with one image input and one (batch, classes) output. "
-            f"Received: {path} with inputs {[tuple(t.shape) for t in model.inputs]}, "
+            f"Received: {source} with inputs {[tuple(t.shape) for t in model.inputs]}, "
             f"outputs {[tuple(t.shape) for t in model.outputs]}"
         )
-    compile_model(model)
-    return model
+
+
+def adopt_model(model, dataset: Dataset) -> TrainedModel:
+    """A model given in memory, as a :class:`TrainedModel`: a checked, compiled copy.
+
+    The caller's model is left as it was (its compile state and weights); the copy has
+    the same weights, and no file (``path`` is ``None``).
+
+    Raises:
+        ModelError: see :func:`check_model` and :func:`check_fits`.
+    """
+    import keras
+
+    source = "the model given"
+    check_model(model, source)
+    try:
+        copy = keras.models.clone_model(model)
+    except Exception as exc:  # subclassed models without get_config
+        raise ModelError(
+            f"Cannot copy the model given ({exc.__class__.__name__}: {exc}). Expected a Sequential or "
+            "functional keras.Model".splitlines()[0]
+        ) from exc
+    copy.set_weights(model.get_weights())
+    check_fits(copy, dataset, source)
+    compile_model(copy)
+    return TrainedModel(copy, None, True, 0.0)
 
 
 def data_shape(dataset: Dataset) -> tuple[int, int, int]:
@@ -232,6 +270,8 @@ def check_fits(model, dataset: Dataset, source: str) -> None:
 
 
 def accuracy(model, split, batch_size: int = 128) -> float:
-    """Keras-evaluated accuracy of ``model`` on a ``(images, labels)`` split."""
+    """Keras-evaluated accuracy of ``model`` on a ``(images, labels)`` split (NaN when it is empty)."""
+    if not len(split[1]):
+        return float("nan")
     result = model.evaluate(eval_pipeline(split, batch_size), verbose=0, return_dict=True)
     return float(result["accuracy"])

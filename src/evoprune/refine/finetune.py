@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evoprune.experiments.trials import accuracy_bar
+from evoprune.reporting.metrics import accuracy_bar
 from evoprune.scoring.head import HeadScorer
 
 

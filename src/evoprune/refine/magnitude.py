@@ -1,19 +1,15 @@
-"""The magnitude baseline: Han et al.'s iterative magnitude pruning with retraining, at equal budget."""
+"""Iterative magnitude pruning with retraining (Han et al. 2015): the schedule, at equal budget."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.experiments.trials import accuracy_bar
-from evoprune.reporting.metrics import compression, pareto_front
-from evoprune.reporting.results import RunResult, native
+from evoprune.reporting.metrics import accuracy_bar
 
-MAGNITUDE = "magnitude"  # its name among the algorithms (config.registry_names)
 FIRST_KEEP = 0.5  # each accepted round keeps this share of the surviving weights ...
 MAX_KEEP = 0.97  # ... and a failed round retries from the last accepted model, closer to it
 
@@ -70,7 +66,8 @@ def magnitude_schedule(
     rounds: int,
     tolerance_pp: float,
     status=lambda msg: None,
-) -> tuple[pd.DataFrame, dict]:
+    progress=lambda done, total: None,
+) -> tuple[pd.DataFrame, dict, dict]:
     """Iterative pruning: prune the smallest normalised magnitudes, retrain, repeat.
 
     Every round starts from the last accepted model (its retrained weights): it keeps a
@@ -87,13 +84,14 @@ def magnitude_schedule(
 
     Returns:
         One row per round (``eval_index`` = round, ``nonzero``, ``accuracy``,
-        ``test_accuracy``, ``keep``, ``accepted``) and ``round -> masks``.
+        ``test_accuracy``, ``keep``, ``accepted``), ``round -> masks`` and ``round -> every
+        model weight after its retraining``.
     """
     scores_of = normalized_magnitudes  # rescored on the accepted model's weights each round
     masks = [np.ones(k.shape, dtype=bool) for k in kernels]
     weights, keep = list(finetuner.base), FIRST_KEEP
     layer_pos = finetuner.target.indices
-    rows, all_masks = [], {}
+    rows, all_masks, all_weights = [], {}, {}
     bar = accuracy_bar(base_accuracy, tolerance_pp)
     for r in range(rounds):
         current = [_kernel_of(finetuner.model, weights, i) for i in layer_pos]
@@ -116,104 +114,18 @@ def magnitude_schedule(
                 "accepted": accepted,
             }
         )
-        all_masks[r] = trial
+        all_masks[r], all_weights[r] = trial, finetuner.tuned_weights(trial)  # memoized by score
+        progress(r + 1, rounds)
         if accepted:
-            weights, masks = finetuner.tuned_weights(trial), trial
+            weights, masks = all_weights[r], trial
         elif keep >= MAX_KEEP:
             break  # the smallest step failed: a retry would repeat this round exactly
         else:
             keep = min(math.sqrt(keep), MAX_KEEP)
-    return pd.DataFrame(rows), all_masks
+    return pd.DataFrame(rows), all_masks, all_weights
 
 
 def _kernel_of(model, weights: list, layer_index: int) -> np.ndarray:
     """The kernel of ``model.layers[layer_index]`` inside a ``model.get_weights()`` list."""
     offset = sum(len(layer.weights) for layer in model.layers[:layer_index])
     return np.asarray(weights[offset])
-
-
-def run_magnitude(config: Config, prepared, status=lambda msg: None) -> RunResult:
-    """The magnitude baseline as a run: the same run-directory shape as a search.
-
-    ``front`` is the Pareto front of the rounds, ``archive`` and ``population`` every
-    round, ``logbook`` one row per round, and the summary's ``selected`` the smallest
-    round within ``select.tolerance_pp`` of baseline (rounds are already retrained).
-    """
-    from evoprune.experiments.run import make_model_finetuner, make_problem, run_summary
-    from evoprune.refine.select import select
-    from evoprune.scoring.evaluate import paper_fitness
-
-    wall_start = time.perf_counter()
-    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
-    finetuner = make_model_finetuner(config, prepared, problem)
-    budget = retrain_budget_epochs(config)
-    rounds = max(budget // config.finetune.epochs, 1)
-    status(f"Magnitude pruning: {rounds} rounds of {config.finetune.epochs} epochs ({budget} in all)")
-    start = time.perf_counter()
-    original = finetuner.base
-    try:
-        table, masks = magnitude_schedule(
-            finetuner,
-            problem.evaluator.kernels,
-            problem.base_accuracy,
-            rounds,
-            config.select.tolerance_pp,
-            status,
-        )
-    finally:
-        finetuner.rebase(original)
-        finetuner.model.set_weights(original)
-    search_time = time.perf_counter() - start
-    target = problem.evaluator.target
-    table["compression"] = compression(problem.base_nonzero, table["nonzero"].to_numpy(dtype=np.int64))
-    table["fitness"] = [
-        paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
-        for a, n in zip(table["accuracy"], table["nonzero"])
-    ]
-    table["genome"] = [
-        " ".join(f"{v:.4g}" for v in target.kept_fractions(masks[i]).values()) for i in table["eval_index"]
-    ]
-    columns = [
-        "eval_index",
-        "genome",
-        "accuracy",
-        "test_accuracy",
-        "nonzero",
-        "compression",
-        "fitness",
-        "keep",
-        "accepted",
-    ]
-    table = table[columns]
-    front = pareto_front(table)
-    logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
-    best = table.loc[table["fitness"].idxmax()]
-    summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
-    summary.update(
-        {
-            "evaluations": len(table),
-            "model_evaluations": len(table),
-            "best": {k: native(best[k]) for k in columns if k not in ("eval_index", "keep", "accepted")},
-            "front_size": len(front),
-            "magnitude": {
-                "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
-                "retrain_budget_epochs": budget,
-                "rounds": rounds,
-                "rounds_run": len(table),
-                "epochs_per_round": config.finetune.epochs,
-            },
-        }
-    )
-    summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
-    summary["selected"] = select(
-        front,
-        None,
-        summary["baseline"],
-        config.select.tolerance_pp,
-        lambda i: table.at[i, "genome"],
-        lambda i: masks[i],
-        target,
-    )
-    if summary["selected"] is not None:
-        summary["selected"]["refined"] = True
-    return RunResult(config, summary, logbook, table, front, table)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from evoprune.data.dataset import eval_pipeline, train_pipeline
+from evoprune.models.training import accuracy, compile_model
 from evoprune.refine.finetune import layer_masks
+from evoprune.seeding import seed_everything
 
 
 class ModelFinetuner:
@@ -71,8 +74,6 @@ class ModelFinetuner:
     def _teacher_outputs(self) -> np.ndarray | None:
         """The unpruned model's outputs on the training split (once; ``None`` without distillation)."""
         if self.distill and self._teacher is None:
-            from evoprune.data.dataset import eval_pipeline
-
             current = self.model.get_weights()
             self.model.set_weights(self.base)
             self._teacher = self.model.predict(eval_pipeline(self.train, 1024), verbose=0).astype(np.float32)
@@ -81,7 +82,6 @@ class ModelFinetuner:
 
     def _compile(self, rate) -> tuple:
         """Compiles the model for fine-tuning; returns the training split to fit on."""
-        from evoprune.models.training import compile_model
 
         if not self.distill:
             compile_model(self.model, rate)
@@ -101,10 +101,6 @@ class ModelFinetuner:
     def tuned_weights(self, masks) -> list:
         """All model weights after fine-tuning with ``masks`` (one per pruned layer; memoized)."""
         import keras
-
-        from evoprune.data.dataset import train_pipeline
-        from evoprune.models.training import compile_model
-        from evoprune.search.seeding import seed_everything
 
         masks = [m.astype(np.float32) for m in layer_masks(masks)]
         key = b"".join(np.packbits(m.astype(bool)).tobytes() for m in masks)
@@ -149,7 +145,6 @@ class ModelFinetuner:
 
     def score(self, masks) -> tuple[float, float]:
         """Fitness-split and test accuracy (``model.evaluate``) after fine-tuning."""
-        from evoprune.models.training import accuracy
 
         self.model.set_weights(self.tuned_weights(masks))
         try:

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from evoprune.experiments.trials import accuracy_bar
+from evoprune.reporting.metrics import accuracy_bar
 
 
 def candidates(front: pd.DataFrame, refined: pd.DataFrame | None) -> pd.DataFrame:

@@ -1,9 +1,11 @@
-"""Metrics over evaluated solutions: Pareto extraction, compression, hypervolume and IGD."""
+"""Metrics over evaluated solutions: Pareto extraction, compression, ``within(pp)``, hypervolume, IGD."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+SLACK = 1e-12  # float noise: a loss of exactly ``pp`` points still counts as within
 
 
 def compression(base_nonzero: int, nonzero: int | np.ndarray) -> float | np.ndarray:
@@ -111,3 +113,24 @@ def igd(
     r = _normalized(ref[:, 0], ref[:, 1], base_nonzero)
     distances = np.sqrt(((r[:, None, :] - a[None, :, :]) ** 2).sum(axis=2))
     return float(distances.min(axis=1).mean())
+
+
+def accuracy_bar(base_accuracy: float, pp: float) -> float:
+    """The lowest accuracy within ``pp`` percentage points of ``base_accuracy`` (boundary included)."""
+    return base_accuracy - pp / 100.0 - SLACK
+
+
+def within(
+    table: pd.DataFrame, base_accuracy: float, pp: float, accuracy_col: str = "accuracy"
+) -> int | None:
+    """Smallest ``nonzero`` among rows that lose at most ``pp`` percentage points.
+
+    Rows qualify when ``accuracy >= base_accuracy - pp / 100`` (see :func:`accuracy_bar`).
+
+    Returns:
+        The smallest qualifying ``nonzero``, or None when no row qualifies.
+    """
+    if table.empty:
+        return None
+    ok = table[accuracy_col].to_numpy(dtype=np.float64) >= accuracy_bar(base_accuracy, pp)
+    return int(table["nonzero"].to_numpy()[ok].min()) if ok.any() else None

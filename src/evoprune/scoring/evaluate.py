@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from evoprune.data.dataset import Split, eval_pipeline, normalize
+from evoprune.errors import ModelError
 from evoprune.models.target import PruneTarget, build_target
 from evoprune.scoring.head import HeadScorer
 from evoprune.scoring.suffix import SuffixScorer, supports
@@ -186,8 +187,6 @@ class PruningProblem:
         full = [np.ones((1,) + k.shape, dtype=bool) for k in evaluator.kernels]
         self.base_accuracy = float(evaluator.correct_counts(full)[0]) / evaluator.n
         if self.base_accuracy == 0:
-            from evoprune.errors import ModelError
-
             raise ModelError(
                 f"The unpruned model predicts none of the {evaluator.n} fitness-split images "
                 "correctly: there is no accuracy to keep (train longer or check the data). "

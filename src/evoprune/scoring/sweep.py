@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.reporting.metrics import pareto_front
-from evoprune.scoring.head import gamma
+from evoprune.scoring.head import HeadScorer, gamma
 
 MASK_CHUNK = 256  # masks built at once when the evaluator scores them (a multiple of head.CHUNK)
 
@@ -148,7 +148,6 @@ def exact_sweep(evaluator, threads: int | None = None) -> pd.DataFrame:
     Raises:
         ValueError: the evaluator does not score a Dense head on cached features.
     """
-    from evoprune.scoring.head import HeadScorer
 
     scorer = evaluator if isinstance(evaluator, HeadScorer) else getattr(evaluator, "head", None)
     if not isinstance(scorer, HeadScorer):

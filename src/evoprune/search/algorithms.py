@@ -36,9 +36,14 @@ class Strategy:
     """How an algorithm makes offspring and chooses survivors (multi-objective default)."""
 
     n_objectives = 2
+    summary = "multi-objective (mu + lambda) search"
 
     def __init__(self, cfg: SearchConfig) -> None:
         self.cfg = cfg
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        """Refuses settings this strategy cannot run with (a ``ConfigError``)."""
 
     def prepare(self, toolbox: base.Toolbox, population: list) -> list:
         """Hook run once on the evaluated initial population."""
@@ -69,6 +74,15 @@ class PaperStrategy(Strategy):
     """
 
     n_objectives = 1
+    summary = "the notebook's elitist EA: averaging crossover, random reset, scalar fitness"
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        if cfg.population < 20:
+            raise ConfigError(
+                "Expected search.population >= 20 for algorithm 'paper' (it keeps population//20 "
+                f"random resets and population//4 children). Received: search.population={cfg.population}"
+            )
 
     def offspring(self, toolbox: base.Toolbox, population: list) -> list:
         size = len(population)
@@ -88,6 +102,16 @@ class PaperStrategy(Strategy):
 class NSGA2Strategy(Strategy):
     """Deb's NSGA-II as in DEAP's example: crowding, DCD tournament, selNSGA2 survival."""
 
+    summary = "NSGA-II: non-dominated sorting, crowding distance, DCD tournaments"
+
+    @classmethod
+    def check(cls, cfg: SearchConfig) -> None:
+        if cfg.population % 4:
+            raise ConfigError(
+                "Expected search.population to be a multiple of 4 for 'nsga2' (selTournamentDCD "
+                f"draws parents in groups of 4). Received: search.population={cfg.population}"
+            )
+
     def prepare(self, toolbox: base.Toolbox, population: list) -> list:
         return toolbox.select(population, len(population))  # assigns crowding distances
 
@@ -99,6 +123,19 @@ class TournamentStrategy(Strategy):
     """A scalar-fitness GA: tournament parents, ``varAnd`` variation, (mu + lambda) elitism."""
 
     n_objectives = 1
+    summary = "scalar-fitness GA: tournament parents, (mu + lambda) elitism"
+
+
+class SPEA2Strategy(Strategy):
+    """Zitzler's SPEA2 survival (DEAP's selSPEA2) over random-permutation mating."""
+
+    summary = "SPEA2: strength Pareto survival"
+
+
+class NSGA3Strategy(Strategy):
+    """Deb and Jain's NSGA-III survival (DEAP's selNSGA3, reference points) over random mating."""
+
+    summary = "NSGA-III: reference-point survival"
 
     def parents(self, toolbox: base.Toolbox, population: list) -> list:
         return toolbox.select_parents(population, len(population))
@@ -107,8 +144,8 @@ class TournamentStrategy(Strategy):
 STRATEGIES: dict[str, type[Strategy]] = {
     "paper": PaperStrategy,
     "nsga2": NSGA2Strategy,
-    "spea2": Strategy,
-    "nsga3": Strategy,
+    "spea2": SPEA2Strategy,
+    "nsga3": NSGA3Strategy,
     "tournament": TournamentStrategy,
 }
 SURVIVAL = {"paper": "elite", "nsga2": "nsga2", "spea2": "spea2", "nsga3": "nsga3", "tournament": "elite"}
@@ -139,7 +176,7 @@ def build_toolbox(
     Randomness: evoprune's own draws (``toolbox.sample``, the initial population, random
     resets and pairs) use ``rng``, the search's generator (default: the ``random``
     module); DEAP's operators draw from the generators that
-    :meth:`evoprune.search.seeding.SearchRandom.bound` binds for the search.
+    :meth:`evoprune.seeding.SearchRandom.bound` binds for the search.
 
     Raises:
         ConfigError: unknown operator names or an operator that does not fit the genome.

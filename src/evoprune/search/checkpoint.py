@@ -13,14 +13,12 @@ import numpy as np
 from deap import tools
 
 from evoprune.config import Config
-from evoprune.errors import EvopruneError
-from evoprune.reporting.results import atomic_write_bytes
+from evoprune.errors import CheckpointError, SearchInterrupted  # noqa: F401 (re-exported)
+from evoprune.io import atomic_write_bytes
 from evoprune.scoring.evaluate import Evaluation
 from evoprune.search.algorithms import STRATEGIES, LoopState, individual_class
-from evoprune.search.seeding import SearchRandom
+from evoprune.seeding import SearchRandom
 
-CHECKPOINT = "checkpoint.npz"
-OLD_CHECKPOINT = "checkpoint.pkl"
 KIND = "evoprune-checkpoint"
 FORMAT = 2
 MAX_BYTES = 4 << 30  # uncompressed members; a larger file is not one of ours
@@ -38,14 +36,6 @@ LOGBOOK_KEYS = (
 )
 
 
-class SearchInterrupted(EvopruneError):
-    """The user asked to stop; the last generation is checkpointed."""
-
-
-class CheckpointError(EvopruneError):
-    """A checkpoint that is missing, damaged, foreign or of another run."""
-
-
 def save(
     path: Path,
     state: LoopState,
@@ -57,7 +47,7 @@ def save(
 ) -> None:
     """Writes the loop state, the evaluation memo and the search's generators as one ``.npz``.
 
-    The generators are the two of :class:`~evoprune.search.seeding.SearchRandom`, all the
+    The generators are the two of :class:`~evoprune.seeding.SearchRandom`, all the
     randomness a search has.
 
     Everything is numbers and one UTF-8 JSON header (``meta``); one file written
@@ -130,8 +120,11 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def load(path: Path, config: Config) -> dict[str, Any]:
+def load(path: Path, config: Config, legacy: Path | None = None) -> dict[str, Any]:
     """Reads and validates a checkpoint written for ``config``; nothing in it can run code.
+
+    Args:
+        legacy: where an old pickle checkpoint of the same run would be (refused by name).
 
     Returns:
         The validated payload: ``meta`` (the JSON header) and the arrays.
@@ -141,11 +134,10 @@ def load(path: Path, config: Config) -> dict[str, Any]:
             another configuration.
     """
     path = Path(path)
-    old = path.with_name(OLD_CHECKPOINT)
-    if not path.is_file() and old.is_file():
+    if not path.is_file() and legacy is not None and Path(legacy).is_file():
         raise CheckpointError(
-            f"Old checkpoint format ({OLD_CHECKPOINT}, a pickle that can run code) "
-            f"is not loaded. Start the run again. Received: {old}"
+            f"Old checkpoint format ({Path(legacy).name}, a pickle that can run code) "
+            f"is not loaded. Start the run again. Received: {legacy}"
         )
     if not path.is_file():
         raise CheckpointError(f"No checkpoint to resume from. Expected a file {path}")

@@ -1,7 +1,7 @@
 """Variation and selection operators with DEAP signatures, one registry per role.
 
 Randomness: DEAP's operators draw from the ``random`` module, which a search binds to its
-own generator (:mod:`evoprune.search.seeding`); evoprune's own draw from their ``rng`` argument
+own generator (:mod:`evoprune.seeding`); evoprune's own draw from their ``rng`` argument
 (the search's generator; default: the ``random`` module, so ``random.seed`` pins them).
 """
 

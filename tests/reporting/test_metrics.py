@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evoprune.experiments.trials import within as smallest_nonzero_within
 from evoprune.reporting.metrics import hypervolume, igd, pareto_front
+from evoprune.reporting.metrics import within as smallest_nonzero_within
 
 BASE = 100
 

@@ -6,8 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune.cli import app
-from evoprune.config import Config, load_config
+from evoprune.config import Config
 from evoprune.errors import ConfigError
+from evoprune.experiments.configure import load_config
 
 CASES = {
     "refine unknown": ('[finetune]\nrefine = "all"\n', "finetune.refine='all'"),

@@ -55,14 +55,14 @@ def test_run_with_refine_front_then_export(tmp_path, sample_config, prepared):
     assert refined["nonzero"].is_monotonic_increasing and refined["eval_index"].is_unique
     summary = json.loads((out / "summary.json").read_text())
     # each refined score is that point's head fine-tuned and scored again, by hand
-    from evoprune.config import load_config
-    from evoprune.experiments.run import make_finetuner, make_problem
-    from evoprune.models.export import _genomes
+    from evoprune.experiments.assemble import make_finetuner, make_problem
+    from evoprune.experiments.configure import load_config
+    from evoprune.search import checkpoint
 
     cfg = load_config(out / "config.toml")
     problem = make_problem(cfg.with_overrides({"finetune.refine": "none"}), prepared)
     tuner = make_finetuner(cfg, prepared, problem.evaluator.target)
-    genomes, _ = _genomes(out, cfg)
+    genomes = checkpoint.archive_genomes(checkpoint.load(out / "checkpoint.npz", cfg))
     for row in refined.itertuples():
         mask = problem.encoding.decode([genomes[row.eval_index]])[0][0]
         assert int(mask.sum()) == row.nonzero
@@ -101,7 +101,8 @@ def test_refine_needs_head_layers(sample_config):
 
 
 def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared):
-    from evoprune.experiments.run import make_problem, run_search
+    from evoprune.experiments.assemble import make_problem
+    from evoprune.experiments.methods.evolution import run_search
     from evoprune.refine.finetune import RefiningEvaluator
 
     cfg = sample_config.with_overrides(
@@ -113,7 +114,7 @@ def test_refine_each_scores_both_splits_after_finetuning(sample_config, prepared
     plain = make_problem(sample_config, prepared)
     genome = [[float(np.quantile(np.abs(plain.evaluator.kernel), 0.8))]]
     assert problem.evaluate(genome)[0].accuracy > plain.evaluate(genome)[0].accuracy
-    result = run_search(cfg, prepared=prepared)
+    result = run_search(cfg, prepared)
     assert result.summary["evaluations"] == len(result.archive)
 
 
@@ -154,8 +155,8 @@ def test_model_finetuning_keeps_mask_restores_model_and_helps(prepared):
 def test_cosine_model_finetuning_decays_to_zero_and_keeps_the_mask(prepared, monkeypatch):
     import keras
 
-    from evoprune.models import training as model_module
     from evoprune.models.target import build_target
+    from evoprune.refine import retrain as model_module
     from evoprune.refine.retrain import ModelFinetuner
 
     model, ds = prepared.trained.model, prepared.dataset

@@ -1,4 +1,4 @@
-"""A peer from another library: pymoo's NSGA2 on the same problem, evaluator and budget."""
+"""A peer from another library: pymoo's NSGA2 on the same problem, evaluator and budget (``pymoo-nsga2``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import numpy as np
 from deap import tools
 
 from evoprune.config import Config
-from evoprune.experiments.run import Prepared, make_problem, refine, tabulate
-from evoprune.reporting.results import RunResult
+from evoprune.experiments.assemble import Prepared, identity, make_problem
+from evoprune.experiments.methods.base import Method, RunContext
+from evoprune.experiments.methods.evolution import refine, tabulate, with_selection
+from evoprune.experiments.result import RunResult
 from evoprune.search.algorithms import LoopState, generation_stats, individual_class, initializer
 
 
@@ -67,7 +69,7 @@ def _algorithm(config: Config, kind: str, initial: np.ndarray):
     )
 
 
-def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
+def run_pymoo(config: Config, prepared: Prepared, context: RunContext = RunContext()) -> RunResult:
     """pymoo NSGA2 until ``search.max_evaluations`` distinct genomes have been evaluated.
 
     pymoo counts repeated genomes as evaluations while evoprune's memo does not, so pymoo
@@ -112,4 +114,17 @@ def run_pymoo(config: Config, prepared: Prepared) -> RunResult:
     )
     state = LoopState(int(res.algorithm.n_gen), population, logbook)
     result = tabulate(config, prepared, problem, state, search_time, setup, time.perf_counter() - start)
-    return refine(config, prepared, problem, result) if config.finetune.refine == "front" else result
+    result.summary.update(identity(prepared))
+    if config.finetune.refine == "front":
+        result = refine(config, prepared, problem, result, context)
+    return with_selection(config, problem, result)
+
+
+METHODS = [
+    Method(
+        "pymoo-nsga2",
+        "a peer from another library: pymoo's NSGA2 with its own operators, on the same problem and budget",
+        run_pymoo,
+        genomes=True,
+    )
+]

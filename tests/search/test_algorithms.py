@@ -7,7 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from evoprune.experiments.run import make_problem, run_search
+from evoprune.experiments.assemble import make_problem
+from evoprune.experiments.methods.evolution import run_search
 from evoprune.search.algorithms import build_toolbox, evaluate_invalid, evolve
 
 
@@ -61,11 +62,11 @@ def test_elites_are_not_reevaluated_and_last_children_are(paper, sample_config):
 
 
 def test_same_seed_same_result_different_seed_differs(sample_config, prepared):
-    a = run_search(sample_config, prepared=prepared)
-    b = run_search(sample_config, prepared=prepared)
+    a = run_search(sample_config, prepared)
+    b = run_search(sample_config, prepared)
     assert a.front.equals(b.front) and a.summary["best"] == b.summary["best"]
     assert a.population.equals(b.population)
-    other = run_search(sample_config.with_overrides({"search.seed": 1}), prepared=prepared)
+    other = run_search(sample_config.with_overrides({"search.seed": 1}), prepared)
     assert not np.array_equal(
         other.archive["threshold"].to_numpy()[20:], a.archive["threshold"].to_numpy()[20:]
     )
@@ -74,17 +75,17 @@ def test_same_seed_same_result_different_seed_differs(sample_config, prepared):
 @pytest.mark.parametrize("algorithm", ["nsga2", "spea2", "nsga3"])
 def test_multi_objective_algorithms_run_on_the_same_loop(sample_config, prepared, algorithm):
     cfg = sample_config.with_overrides({"search.algorithm": algorithm, "search.population": 20})
-    result = run_search(cfg, prepared=prepared)
+    result = run_search(cfg, prepared)
     assert len(result.logbook) == cfg.search.generations + 1
     assert result.summary["evaluations"] == len(result.archive)
     assert len(result.front) >= 3
-    again = run_search(cfg, prepared=prepared)
+    again = run_search(cfg, prepared)
     assert result.front.equals(again.front)
 
 
 def test_evaluation_budget_stops_the_loop(sample_config, prepared):
     cfg = sample_config.with_overrides({"search.generations": 500, "search.max_evaluations": 50})
-    result = run_search(cfg, prepared=prepared)
+    result = run_search(cfg, prepared)
     evaluations = result.logbook["evaluations"].tolist()
     assert evaluations[-1] >= 50 and evaluations[-2] < 50
     assert len(result.logbook) < 500
@@ -94,7 +95,7 @@ def test_search_is_immune_to_other_threads_drawing_random(sample_config, prepare
     """Dask workers' own threads use Python's random while a trial runs."""
     import threading
 
-    reference = run_search(sample_config, prepared=prepared)
+    reference = run_search(sample_config, prepared)
     stop = threading.Event()
 
     def noise():
@@ -104,7 +105,7 @@ def test_search_is_immune_to_other_threads_drawing_random(sample_config, prepare
     thread = threading.Thread(target=noise)
     thread.start()
     try:
-        noisy = run_search(sample_config, prepared=prepared)
+        noisy = run_search(sample_config, prepared)
     finally:
         stop.set()
         thread.join()

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evoprune.cli import main
-from evoprune.config import _SECTIONS, POPULATION_MAX, SEED_MAX, Config, from_dict, load_config
+from evoprune.config import _SECTIONS, POPULATION_MAX, SEED_MAX, Config
 from evoprune.errors import ConfigError
+from evoprune.experiments.configure import from_dict, load_config
 
 FIELDS = {name: {f.name: type(f.default) for f in dataclasses.fields(cls)} for name, cls in _SECTIONS.items()}
 FUZZ = settings(

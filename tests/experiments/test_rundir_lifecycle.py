@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from evoprune.config import Config, load_config
+from evoprune.config import Config
 from evoprune.errors import EvopruneError
 from evoprune.experiments import rundir
+from evoprune.experiments.configure import load_config
 
 SMALL = {"search.generations": 1}
 
@@ -44,31 +45,33 @@ def test_run_config_resume_refuses_a_different_config(tmp_path):
 def test_open_run_fresh_writes_config_and_marks_unfinished(tmp_path):
     cfg = Config().with_overrides(SMALL)
     out = tmp_path / "run"
-    rundir.check_run_dir(out, resume=False, overwrite=False)
+    run = rundir.RunDir(out)
+    run.check(resume=False, overwrite=False)
     assert not out.exists()
-    with rundir.open_run(out, cfg, resume=False, overwrite=False) as opened:
-        assert opened == out and load_config(out / "config.toml") == cfg
+    with run.open(cfg, resume=False, overwrite=False) as opened:
+        assert opened.path == out and load_config(out / "config.toml") == cfg
         with pytest.raises(EvopruneError, match="Another evoprune run"):
-            rundir.check_unlocked(out)  # the lock is held while the run is open
-    rundir.check_unlocked(out)
+            run.check_unlocked()  # the lock is held while the run is open
+    run.check_unlocked()
 
 
 def test_finished_run_needs_overwrite(tmp_path):
     cfg = Config().with_overrides(SMALL)
     (tmp_path / "summary.json").write_text("{}")
+    run = rundir.RunDir(tmp_path)
     for check in (
-        lambda: rundir.check_run_dir(tmp_path, False, False),
-        lambda: rundir.open_run(tmp_path, cfg, False, False).__enter__(),
+        lambda: run.check(False, False),
+        lambda: run.open(cfg, False, False).__enter__(),
     ):
         with pytest.raises(EvopruneError, match="finished run"):
             check()
-    with rundir.open_run(tmp_path, cfg, resume=False, overwrite=True):
+    with run.open(cfg, resume=False, overwrite=True):
         assert not (tmp_path / "summary.json").exists()  # unfinished from now on
 
 
 def test_open_run_resume_keeps_the_saved_config(tmp_path):
     (tmp_path / "config.toml").write_text("saved")
-    with rundir.open_run(tmp_path, Config(), resume=True, overwrite=False):
+    with rundir.RunDir(tmp_path).open(Config(), resume=True, overwrite=False):
         assert (tmp_path / "config.toml").read_text() == "saved"
 
 

@@ -65,7 +65,7 @@ def _wait_for_generation(proc, out, generation, timeout=120.0):
 
 def _resume(out, monkeypatch) -> int:
     """Resumes the run in ``out`` in-process; returns the generation the loop restarted from."""
-    from evoprune.experiments import run as experiments
+    from evoprune.experiments.methods import evolution as experiments
 
     started, real = [], experiments.evolve
 

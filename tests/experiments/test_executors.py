@@ -13,7 +13,7 @@ import pytest
 from evoprune.errors import ConfigError, EvopruneError
 from evoprune.experiments.executors import CONNECT_TIMEOUT_S, TrialError, resolve, run_tasks
 
-TESTS_DIR = str(Path(__file__).resolve().parent)
+TESTS_DIR = str(Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -81,7 +81,8 @@ def test_cli_bench_rejects_bad_executor(small, tmp_path):
     result = runner.invoke(
         app, ["bench", "--config", str(config), "--executor", "threads", "--out", str(tmp_path / "o")]
     )
-    assert result.exit_code == 1 and "bench.executor='threads'" in result.output
+    assert result.exit_code == 2 and "'threads' is not one of" in result.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_bench_resume_allows_more_seeds_but_not_other_settings(small, tmp_path):

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from evoprune.errors import EvopruneError
-from evoprune.experiments.trials import TrialStore, accuracy_bar, within
+from evoprune.experiments.trials import TrialStore
+from evoprune.reporting.metrics import accuracy_bar, within
 
 
 def _key(row: dict) -> str:

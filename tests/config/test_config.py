@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from evoprune.config import Config, load_config
+from evoprune.config import Config
 from evoprune.errors import ConfigError
+from evoprune.experiments.configure import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_paper_config_matches_the_notebook():
@@ -81,15 +82,18 @@ def test_memory_estimate_refuses_absurd_searches_before_allocating():
     assert memory_estimate(SearchConfig()) == (20 * 31, (20 * 31 + 30 + 40) * 600)
     assert memory_estimate(SearchConfig(max_evaluations=100))[0] == 120  # budget + one generation
     start = time.perf_counter()
+    from evoprune.experiments.configure import with_overrides
+
     with pytest.raises(ConfigError, match=r"100,000,100,000 evaluations of 'mask' genomes") as info:
-        Config().with_overrides(
+        with_overrides(
+            Config(),
             {
                 "search.encoding": "mask",
                 "search.crossover": "uniform",
                 "search.mutation": "flip_bit",
                 "search.population": 100_000,
                 "search.generations": 1_000_000,
-            }
+            },
         )
     assert time.perf_counter() - start < 1.0
     assert f"{memory_limit() / 2**30:,.1f} GiB" in str(info.value)
@@ -116,7 +120,7 @@ def test_numbers_must_be_finite_and_in_range(key, value):
 @pytest.mark.parametrize(
     "registry,field,module,attr",
     [
-        ("algorithm", "search.algorithm", "evoprune.search.algorithms", "STRATEGIES"),
+        ("algorithm", "search.algorithm", "evoprune.experiments.methods", "METHODS"),
         ("encoding", "search.encoding", "evoprune.search.encodings", "ENCODINGS"),
         ("executor", "bench.executor", "evoprune.experiments.executors", "EXECUTORS"),
         ("crossover", "search.crossover", "evoprune.search.operators", "CROSSOVERS"),
@@ -126,11 +130,18 @@ def test_numbers_must_be_finite_and_in_range(key, value):
 def test_config_names_come_from_the_registries(registry, field, module, attr):
     import importlib
 
-    from evoprune.config import registry_names
+    from evoprune.experiments.configure import registry_names, with_overrides
 
-    extra = ("magnitude",) if registry == "algorithm" else ()  # the baseline is not a DEAP strategy
-    assert registry_names(registry) == tuple(getattr(importlib.import_module(module), attr)) + extra
+    assert registry_names(registry) == tuple(getattr(importlib.import_module(module), attr))
     with pytest.raises(ConfigError) as info:
-        Config().with_overrides({field: "no-such-name"})
+        with_overrides(Config(), {field: "no-such-name"})
     assert f"Expected one of: {', '.join(registry_names(registry))}. " in str(info.value)
     assert f"Received: {field}='no-such-name'" in str(info.value)
+
+
+def test_every_deap_strategy_and_baseline_is_a_method():
+    from evoprune.experiments.methods import METHODS
+    from evoprune.search.algorithms import STRATEGIES
+
+    assert set(STRATEGIES) < set(METHODS)
+    assert {"magnitude", "pymoo-nsga2"} < set(METHODS)

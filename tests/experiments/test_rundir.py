@@ -18,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from evoprune.cli import app
-from evoprune.experiments.run import run_search
+from evoprune.experiments.methods import RunContext
+from evoprune.experiments.methods.evolution import run_search
 from evoprune.models.training import build_model, save_model
 from evoprune.search import checkpoint
 
@@ -54,17 +55,10 @@ def model_file(tmp_path_factory, prepared):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, sample_config, model_file):
+def finished(tmp_path_factory, finished_run, model_file):
     """A finished run of a user's model file, and an unfinished copy (as after a SIGKILL)."""
-    base = tmp_path_factory.mktemp("runs")
-    config = base / "c.toml"
-    config.write_text(sample_config.with_overrides({"search.generations": 3}).to_toml())
-    done = base / "done"
-    result = runner.invoke(
-        app, ["run", "--config", str(config), "--out", str(done), "--model-file", str(model_file)]
-    )
-    assert result.exit_code == 0, result.output
-    unfinished = base / "unfinished"
+    _, done = finished_run(generations=3, args=("--model-file", model_file))
+    unfinished = tmp_path_factory.mktemp("runs") / "unfinished"
     unfinished.mkdir()
     for name in ("config.toml", "checkpoint.npz", ".evoprune.lock"):
         shutil.copy(done / name, unfinished / name)
@@ -72,7 +66,7 @@ def finished(tmp_path_factory, sample_config, model_file):
 
 
 def test_summary_and_checkpoint_record_data_and_model(finished, model_file):
-    from evoprune.experiments.rundir import file_sha256
+    from evoprune.io import file_sha256
 
     done, _ = finished
     summary = json.loads((done / "summary.json").read_text())
@@ -158,7 +152,7 @@ DAMAGES = {
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_damaged_checkpoint_is_one_clear_error(tmp_path, finished, damage):
-    from evoprune.config import load_config
+    from evoprune.experiments.configure import load_config
 
     _, unfinished = finished
     path = tmp_path / "checkpoint.npz"
@@ -208,15 +202,15 @@ def test_interrupted_search_resumes_exactly(
             "search.population": 20,
         }
     )
-    whole = run_search(config, prepared=prepared)
+    whole = run_search(config, prepared)
 
     def stop(state):
         if state.generation == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_search(config, prepared=prepared, checkpoint_dir=tmp_path, observers=[stop])
-    resumed = run_search(config, prepared=prepared, checkpoint_dir=tmp_path, resume=True)
+        run_search(config, prepared, RunContext(observers=[stop], checkpoint=tmp_path / "checkpoint.npz"))
+    resumed = run_search(config, prepared, RunContext(checkpoint=tmp_path / "checkpoint.npz", resume=True))
     pd.testing.assert_frame_equal(resumed.front, whole.front)
     pd.testing.assert_frame_equal(resumed.population, whole.population)
     cols = ["gen", "evaluations", "fitness_max", "fitness_avg", "best_genome"]

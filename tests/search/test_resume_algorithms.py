@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from evoprune.experiments import run as experiments
-from evoprune.experiments.run import run_search
+from evoprune.experiments.methods import RunContext
+from evoprune.experiments.methods import evolution as experiments
+from evoprune.experiments.methods.evolution import run_search
 
 STOP_AT = 2
 
@@ -53,9 +54,9 @@ def _same(a, b) -> None:
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_resume_matches_an_uninterrupted_run(name, tmp_path, sample_config, prepared, monkeypatch):
     cfg = sample_config.with_overrides({"search.population": 20, "search.generations": 5, **VARIANTS[name]})
-    reference = run_search(cfg, prepared=prepared)
+    reference = run_search(cfg, prepared)
     with pytest.raises(Stop):
-        run_search(cfg, prepared=prepared, checkpoint_dir=tmp_path, observers=[_stop])
+        run_search(cfg, prepared, RunContext(observers=[_stop], checkpoint=tmp_path / "checkpoint.npz"))
     started, real = [], experiments.evolve
 
     def spy(*args, state=None, **kwargs):
@@ -63,7 +64,7 @@ def test_resume_matches_an_uninterrupted_run(name, tmp_path, sample_config, prep
         return real(*args, state=state, **kwargs)
 
     monkeypatch.setattr(experiments, "evolve", spy)
-    resumed = run_search(cfg, prepared=prepared, checkpoint_dir=tmp_path, resume=True)
+    resumed = run_search(cfg, prepared, RunContext(checkpoint=tmp_path / "checkpoint.npz", resume=True))
     assert started == [STOP_AT]  # continued from the checkpoint, not from scratch
     assert len(resumed.logbook) > STOP_AT + 1  # and ran further generations
     _same(resumed, reference)

@@ -20,14 +20,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, sample_config, prepared):
-    base = tmp_path_factory.mktemp("deploy")
-    config = base / "c.toml"
-    config.write_text(sample_config.with_overrides({"search.generations": 2}).to_toml())
-    out = base / "run"
-    result = runner.invoke(app, ["run", "--config", str(config), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+def finished(finished_run):
+    return finished_run()[1]
 
 
 @pytest.fixture(scope="module")

@@ -36,15 +36,15 @@ def test_dcd_population_is_validated_before_any_work(small, tmp_path):
 
 def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
     calls = []
-    real = tr.run_search
+    real = tr.run_method
 
-    def counting(config, **kwargs):
+    def counting(config, prepared):
         calls.append((config.search.algorithm, config.search.seed))
         if len(calls) == 3:
             raise KeyboardInterrupt  # interrupted in the middle of seed 1
-        return real(config, **kwargs)
+        return real(config, prepared)
 
-    monkeypatch.setattr(tr, "run_search", counting)
+    monkeypatch.setattr(tr, "run_method", counting)
     with pytest.raises(KeyboardInterrupt):
         cmp.compare(small, tmp_path)
     partial = pd.read_csv(tmp_path / "trials.csv")
@@ -55,7 +55,7 @@ def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
         ("sweep", 1),
     }
     calls.clear()
-    monkeypatch.setattr(tr, "run_search", real)
+    monkeypatch.setattr(tr, "run_method", real)
     result = cmp.compare(small, tmp_path)
     trials = result.trials
     assert len(trials) == 6 and not trials.duplicated(["algorithm", "seed"]).any()

@@ -13,7 +13,7 @@ import evoprune
 from evoprune.data.idx import find_mnist_files, load_idx_dir, read_idx, write_idx
 from evoprune.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SAMPLE_DIR = Path(evoprune.__file__).resolve().parent / "datasets" / "mnist_sample"
 STANDARD = (

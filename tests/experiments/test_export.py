@@ -32,7 +32,7 @@ def _load(path):
 
 def _check_export(out, rank, prepared, tmp_path):
     """Exports ``rank`` and checks it against the front point of that fitness rank."""
-    from evoprune.config import load_config
+    from evoprune.experiments.configure import load_config
     from evoprune.models.target import build_target
     from evoprune.models.training import accuracy
 

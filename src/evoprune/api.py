@@ -1,0 +1,536 @@
+"""evoprune's public API: prune a Keras model in memory, read runs back, export and evaluate.
+
+Everything the command line does goes through these functions::
+
+    import evoprune
+
+    result = evoprune.prune(model, train=(x, y), test=(xt, yt), layers="dense",
+                            algorithm="nsga2", population=24, generations=5, seed=0)
+    result.front                # one row per front point
+    result.selected             # summary.json's "selected" (None when nothing qualifies)
+    pruned = result.model()     # the selected point as a keras.Model
+    result.save("runs/x")       # a run directory the CLI reads
+    again = evoprune.load_run("runs/x")
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from evoprune.config import Config
+from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
+from evoprune.errors import ConfigError, EvopruneError
+from evoprune.experiments import configure, methods, rundir
+from evoprune.experiments.assemble import Prepared, check_split, prepare
+from evoprune.experiments.bench import run_bench
+from evoprune.experiments.compare import run_compare
+from evoprune.experiments.export import ExportReport, export_model, run_point
+from evoprune.experiments.methods import Progress, RunContext
+from evoprune.experiments.result import RunResult
+from evoprune.experiments.rundir import LOCK, RunDir
+from evoprune.io import prepare_out_dir
+from evoprune.models.deploy import file_accuracy, kind_of
+from evoprune.models.training import accuracy, adopt_model, import_tensorflow_quietly, load_or_train
+from evoprune.search.checkpoint import GracefulInterrupt, config_difference
+
+__all__ = [
+    "PruneResult",
+    "bench",
+    "choices",
+    "compare",
+    "evaluate",
+    "export",
+    "load_config",
+    "load_data",
+    "load_run",
+    "model_kind",
+    "prune",
+    "train",
+]
+
+Split = tuple  # (images, labels)
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def _option_keys(config: Config) -> dict[str, list[str]]:
+    """``key -> ["section.key", ...]`` over the core sections and the methods' tables."""
+    keys: dict[str, list[str]] = {}
+    sections = {name: type(config.section(name)) for name in Config.__dataclass_fields__ if name != "extra"}
+    sections.update(methods.sections())
+    for section, cls in sections.items():
+        for f in fields(cls):
+            keys.setdefault(f.name, []).append(f"{section}.{f.name}")
+    return keys
+
+
+def _dotted(config: Config, options: dict[str, Any]) -> dict[str, Any]:
+    """Keyword options as ``{"section.key": value}``: ``population=24`` or ``finetune__epochs=3``.
+
+    Raises:
+        ConfigError: an unknown option, or one that several sections have (the message
+            names the ``section__key`` spellings).
+    """
+    keys, out = _option_keys(config), {}
+    for name, value in options.items():
+        if "__" in name:
+            section, _, key = name.partition("__")
+            out[f"{section}.{key}"] = value
+            continue
+        if name not in keys:
+            raise ConfigError(
+                f"Unknown option. Expected a config key such as population, generations, layers or "
+                f"section__key (see the configuration reference). Received: {name}={value!r}"
+            )
+        if len(keys[name]) > 1:
+            spellings = " or ".join(k.replace(".", "__") for k in keys[name])
+            raise ConfigError(
+                f"Option {name!r} is in several sections. Expected {spellings}. Received: {name}"
+            )
+        out[keys[name][0]] = value
+    layers = out.get("search.layers")
+    if isinstance(layers, str) and layers not in configure.registry_names("layers"):
+        out["search.layers"] = tuple(n.strip() for n in layers.split(",") if n.strip())  # layer names
+    return out
+
+
+def load_config(
+    config: Config | str | Path | None = None, overrides: dict | None = None, **options
+) -> Config:
+    """A complete, checked config: a TOML file (or a :class:`Config`, or the defaults) plus overrides.
+
+    Args:
+        config: a TOML file, a :class:`~evoprune.config.Config`, or ``None`` (defaults).
+        overrides: ``{"section.key": value}`` (``None`` values are skipped).
+        options: the same as keywords: a key that one section has (``population=24``,
+            ``layers="dense"``) or ``section__key`` (``finetune__epochs=3``).
+
+    Raises:
+        ConfigError: one line naming the key and the bad value.
+    """
+    base = config if isinstance(config, Config) else configure.load_config(config)
+    merged = {**(overrides or {}), **_dotted(base, options)}
+    return configure.with_overrides(base, merged)
+
+
+def choices(registry: str) -> tuple[str, ...]:
+    """The names a setting takes: ``algorithm`` (the methods), ``encoding``, ``executor``,
+    ``crossover``, ``mutation``, ``architecture`` or ``layers``."""
+    return configure.registry_names(registry)
+
+
+def load_data(
+    dataset: str = "mnist",
+    data_dir: str | Path | None = None,
+    data_file: str | Path | None = None,
+    validation_fraction: float = 0.1,
+    split_seed: int = 0,
+    *,
+    config: Config | None = None,
+) -> Dataset:
+    """Loads a dataset as the CLI does: ``.train``, ``.validation``, ``.test`` as ``(images, labels)``.
+
+    Args:
+        dataset: ``mnist-sample`` (bundled) or a tensorflow-datasets name.
+        data_dir: IDX files or an image folder (replaces ``dataset``).
+        data_file: an ``.npz`` file (replaces ``dataset``).
+        validation_fraction, split_seed: the validation split carved from train.
+        config: take all of these from a config's ``[data]`` instead.
+
+    Raises:
+        DataError, ConfigError: one line naming the file or the value.
+    """
+    if config is not None:
+        return load_dataset(rundir.resolve_environment(config).data)
+    config = load_config(
+        overrides={
+            "data.dataset": dataset,
+            "data.data_dir": str(data_dir) if data_dir else "",
+            "data.data_file": str(data_file) if data_file else "",
+            "data.validation_fraction": validation_fraction,
+            "data.split_seed": split_seed,
+        }
+    )
+    return load_dataset(config.data)
+
+
+# ---------------------------------------------------------------------------- results
+
+
+class PruneResult:
+    """One finished run, in memory: its tables, its summary and its models.
+
+    Attributes:
+        config: the resolved config.
+        summary: the ``summary.json`` mapping.
+        front, population, logbook: tables (pandas DataFrames).
+        refined: fine-tuned front points (``None`` when the run did not fine-tune).
+        curve: one row per ``select.compressions`` level (``None`` without levels).
+        selected: ``summary["selected"]``, the run's answer (``None`` when nothing qualifies).
+        path: the run directory it was read from or saved to (``None`` when only in memory).
+    """
+
+    def __init__(self, run: RunResult, prepared: Prepared | None, where: RunDir, path: Path | None) -> None:
+        self._run, self._prepared, self._dir, self.path = run, prepared, where, path
+
+    def __repr__(self) -> str:
+        chosen = self.selected
+        what = f"selected {chosen['compression']:.2f}x" if chosen else "nothing selected"
+        return f"<PruneResult {self.config.search.algorithm}, {len(self.front)} front points, {what}>"
+
+    config = property(lambda self: self._run.config)
+    summary = property(lambda self: self._run.summary)
+    front = property(lambda self: self._run.front)
+    population = property(lambda self: self._run.population)
+    logbook = property(lambda self: self._run.logbook)
+    refined = property(lambda self: self._run.refined)
+    curve = property(lambda self: self._run.curve)
+    selected = property(lambda self: self._run.summary.get("selected"))
+
+    def _prepare(self) -> Prepared:
+        if self._prepared is None:
+            self._prepared = prepare(self._dir.resolved(self._dir.read_config()))
+        return self._prepared
+
+    def model(self, eval_index: int | None = None):
+        """A point of the run as a new ``keras.Model``: the selected one by default.
+
+        Retrained points (fine-tuned, or a baseline's rounds) come with the weights the run
+        measured; any other point is its masks on the original weights.
+
+        Raises:
+            EvopruneError: nothing was selected (give ``eval_index``), or no such point.
+        """
+        if eval_index is None:
+            if self.selected is None:
+                raise EvopruneError(
+                    "The run selected no model (none within select.tolerance_pp). Expected "
+                    "eval_index=... of a front point. Received: eval_index=None"
+                )
+            eval_index = int(self.selected["eval_index"])
+        refined = self.refined is not None and eval_index in set(self.refined["eval_index"])
+        model, _ = run_point(self._dir, self.config, self._prepare(), int(eval_index), refined)
+        return model
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Writes the run directory to ``path`` (what ``evoprune export`` and ``evaluate`` read).
+
+        A model or data that came from memory are written too (``model.keras``, ``data.npz``).
+
+        Raises:
+            EvopruneError: ``path`` holds a finished run (unless ``overwrite``) or cannot be written.
+        """
+        target = RunDir(path)
+        target.check(resume=False, overwrite=overwrite)
+        if Path(path).resolve() != self._dir.path.resolve():
+            prepare_out_dir(target.path)
+            with target.lock():
+                for item in self._dir.path.iterdir():
+                    if item.is_file() and item.name != LOCK:
+                        shutil.copy2(item, target.path / item.name)
+        if self._prepared is not None:
+            _keep_inputs(target, self._prepared)
+        self.path = target.path
+        return target.path
+
+    def export(self, path: str | Path, format: str | None = None, **options) -> ExportReport:
+        """:func:`export` of this run (saved first when it lives only in memory)."""
+        if self.path is None:
+            raise EvopruneError(
+                "Save the run first: result.save(DIR), then export. Received: a run held in memory"
+            )
+        return export(self.path, path, format=format, **options)
+
+
+def load_run(path: str | Path) -> PruneResult:
+    """A finished run directory, read back: the same tables, summary and models.
+
+    Raises:
+        EvopruneError: not a finished run directory, or a damaged file.
+    """
+    where = RunDir(path)
+    summary = where.read_summary()
+    config = where.read_config()
+    tables = {}
+    for name in (rundir.LOGBOOK, rundir.POPULATION, rundir.FRONT, rundir.REFINED, rundir.CURVE):
+        tables[name] = where.read_table(name) if where.has(name) else None
+    run = RunResult(
+        config,
+        summary,
+        tables[rundir.LOGBOOK],
+        tables[rundir.POPULATION],
+        tables[rundir.FRONT],
+        tables[rundir.FRONT],
+        refined=tables[rundir.REFINED],
+        curve=tables[rundir.CURVE],
+    )
+    return PruneResult(run, None, where, where.path)
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def _printer(stream=sys.stderr) -> tuple[Callable[[str], None], Progress]:
+    """``verbose=True``: status lines and one line per progress step."""
+
+    def status(message: str) -> None:
+        print(message, file=stream, flush=True)
+
+    def progress(phase: str, done: int, total: int, note: str = "") -> None:
+        print(f"{phase} {done}/{total or '?'}{', ' + note if note else ''}", file=stream, flush=True)
+
+    return status, progress
+
+
+def _inputs(config: Config, model, train, validation, test, status) -> tuple[Config, Prepared | None]:
+    """Config entries and a prepared model for data and a model given in memory."""
+    if model is None and train is None:
+        return config, None
+    overrides = {}
+    if train is not None:
+        overrides["data.data_file"] = rundir.DATA  # what save() writes, read back from the directory
+        overrides["data.data_dir"] = ""
+        dataset = from_arrays(
+            train, validation, test, config.data.validation_fraction, config.data.split_seed
+        )
+        check_split(config, dataset)
+    else:
+        status(f"Loading dataset {config.data.source}")
+        dataset = load_dataset(config.data)
+        check_split(config, dataset)
+    if model is not None:
+        import_tensorflow_quietly()
+        trained = adopt_model(model, dataset)
+        overrides["model.model_file"] = rundir.MODEL
+    else:
+        trained = load_or_train(dataset, config.model, config.search.seed)
+    config = configure.with_overrides(config, overrides)
+    prepared = Prepared(dataset, trained)
+    prepared.target(config.search.layers)  # a layer name the model lacks fails before any work
+    return config, prepared
+
+
+def prune(
+    model=None,
+    train: Split | None = None,
+    validation: Split | None = None,
+    test: Split | None = None,
+    *,
+    config: Config | str | Path | None = None,
+    overrides: dict | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    status: Callable[[str], None] | None = None,
+    verbose: bool = False,
+    **options,
+) -> PruneResult:
+    """Prunes a Keras classifier with the configured method and returns the finished run.
+
+    Args:
+        model: a trained Keras 3 classifier in memory (never saved by you); ``None``
+            prunes the config's model (``model.model_file`` or a built-in architecture).
+        train, validation, test: ``(images, labels)`` arrays; ``None`` reads the config's
+            data. ``validation`` is carved from train when not given; without ``test``,
+            test accuracies are NaN.
+        config: a TOML file, a :class:`~evoprune.config.Config`, or ``None`` (defaults).
+        overrides, options: config overrides, as for :func:`load_config` (``layers="dense"``,
+            ``algorithm="nsga2"``, ``population=24``, ``generations=5``, ``seed=0``, ...).
+        out: a run directory to write (checkpointed after every generation, and
+            resumable); ``None`` keeps the run in a temporary directory until :meth:`PruneResult.save`.
+        resume: continue the interrupted run in ``out`` (its saved config is used).
+        overwrite: replace a finished run in ``out``.
+        progress: ``(phase, done, total, note)``: phases ``search`` (generations),
+            ``round`` (baseline rounds), ``retrain`` (epochs), ``finetune`` (points).
+        status: one-line messages.
+        verbose: print status and progress lines to stderr (when no callbacks are given).
+
+    Raises:
+        EvopruneError: one clear line for bad options, data, models or directories.
+    """
+    start = time.perf_counter()
+    say, tell = _printer() if verbose else (None, None)
+    status = status or say or (lambda message: None)
+    progress = progress or tell or (lambda *args: None)
+    if resume and out is None:
+        raise EvopruneError("Expected out=DIR with resume=True. Received: out=None")
+    if resume:  # the saved config, with the overrides given; a config given too must equal it
+        base = Config() if isinstance(config, Config) else configure.load_config(None)
+        merged = {**(overrides or {}), **_dotted(base, options)}
+        file = None if isinstance(config, Config) else config
+        _, cfg = rundir.run_config(None, Path(out), file, merged)
+        if isinstance(config, Config) and config != cfg:
+            difference = config_difference(cfg.to_dict(), config.to_dict())
+            raise EvopruneError(f"--config differs from the run being resumed: {difference}")
+    else:
+        cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    where = RunDir(out) if out is not None else RunDir(tempfile.mkdtemp(prefix="evoprune-run-"))
+    if out is not None:
+        where.check(resume, overwrite)  # creates nothing yet
+    cfg, prepared = _inputs(cfg, model, train, validation, test, status)
+    if prepared is None:
+        import_tensorflow_quietly()
+        prepared = prepare(where.resolved(cfg), status)  # bad data or model fail here, before any write
+
+    interrupt = GracefulInterrupt(f"evoprune run --resume {where.path}")
+    catch = out is not None and threading.current_thread() is threading.main_thread()
+    with where.open(cfg, resume, overwrite):
+        if out is not None and not resume:
+            _keep_inputs(where, prepared)
+        context = RunContext(
+            observers=[interrupt.check] if catch else [],
+            progress=progress,
+            status=status,
+            checkpoint=where.checkpoint,
+            resume=resume,
+        )
+        if catch:
+            with interrupt:
+                result = methods.run(cfg, prepared, context)
+        else:
+            result = methods.run(cfg, prepared, context)
+        where.finish(result, time.perf_counter() - start)
+    return PruneResult(result, prepared, where, where.path if out is not None else None)
+
+
+def _keep_inputs(where: RunDir, prepared: Prepared) -> None:
+    """Writes a model and data given in memory into the run directory (so it can resume)."""
+    model = prepared.trained.model if prepared.trained.path is None else None
+    data = as_npz_arrays(prepared.dataset) if prepared.dataset.name == "memory" else None
+    if model is not None or data is not None:
+        where.write_inputs(model, data)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained (or cached, or given) model and its accuracy on each non-empty split.
+
+    Attributes:
+        model: the compiled ``keras.Model``.
+        path: its ``.keras`` file (the cache entry, or the given model file).
+        cached: loaded, not trained now.
+        model_file: it is the config's ``model.model_file``.
+        train_time_s: seconds spent training (0 when loaded).
+        accuracy: ``split -> accuracy`` for validation and test.
+        dataset: the data it was measured on.
+    """
+
+    model: Any
+    path: Path | None
+    cached: bool
+    model_file: bool
+    train_time_s: float
+    accuracy: dict
+    dataset: Dataset
+
+
+def train(
+    config: Config | str | Path | None = None, *, status=None, overrides: dict | None = None, **options
+) -> Trained:
+    """Trains the config's built-in architecture (or loads it from the cache, or the model file)."""
+
+    cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    import_tensorflow_quietly()
+    prepared = prepare(cfg, status or (lambda message: None))
+    ds, trained = prepared.dataset, prepared.trained
+    scores = {s: accuracy(trained.model, ds.split(s)) for s in ("validation", "test") if len(ds.split(s)[1])}
+    return Trained(
+        trained.model,
+        trained.path,
+        trained.cached,
+        bool(cfg.model.model_file),
+        trained.train_time_s,
+        scores,
+        ds,
+    )
+
+
+def export(
+    run: str | Path | PruneResult,
+    path: str | Path,
+    format: str | None = None,
+    rank: int | None = None,
+    shrink: bool = False,
+    latency_repeats: int = 100,
+) -> ExportReport:
+    """Writes a run's selected (or ``rank``-th) model as ``.keras`` or sparse ``.tflite``, with a sidecar.
+
+    The sidecar (``path.json``) holds its size, nonzero weights, latency and its test
+    accuracy measured on the written file.
+    """
+
+    import_tensorflow_quietly()
+    directory = run.path if isinstance(run, PruneResult) else run
+    if directory is None:
+        raise EvopruneError(
+            "Save the run first: result.save(DIR), then export. Received: a run held in memory"
+        )
+    return export_model(Path(directory), Path(path), rank, format, shrink, latency_repeats)
+
+
+def model_kind(path: str | Path) -> str:
+    """``keras`` or ``tflite``, from the file's contents.
+
+    Raises:
+        EvopruneError: not a model file (one line naming it).
+    """
+
+    return kind_of(Path(path))
+
+
+def evaluate(
+    model: str | Path,
+    data: Dataset | Split | None = None,
+    split: str = "test",
+    **data_options,
+) -> float:
+    """Accuracy of a ``.keras`` or ``.tflite`` file on a split of ``data`` (or of :func:`load_data`'s).
+
+    Args:
+        data: a dataset, an ``(images, labels)`` pair, or ``None`` to load one with
+            ``data_options`` (as :func:`load_data`).
+    """
+
+    model_kind(model)  # a non-model file fails before the data loads
+    if data is None:
+        data = load_data(**data_options)
+    pair = data.split(split) if isinstance(data, Dataset) else data
+    import_tensorflow_quietly()
+    return file_accuracy(Path(model), pair)
+
+
+def compare(config: Config | str | Path | None, out: str | Path, progress=None, overrides=None, **options):
+    """Algorithms x seeds at equal budgets (``evoprune compare``).
+
+    Returns:
+        A :class:`~evoprune.experiments.compare.CompareResult`: ``trials``, ``generations``,
+        ``fronts`` tables and ``medians()``.
+    """
+
+    cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    return run_compare(cfg, Path(out), progress=progress or (lambda *a: None))
+
+
+def bench(
+    config: Config | str | Path | None,
+    out: str | Path,
+    scheduler: str | None = None,
+    progress=None,
+    overrides=None,
+    **options,
+) -> pd.DataFrame:
+    """Genomes x algorithms x operator variants at equal budgets (``evoprune bench``); the ranking."""
+
+    cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    return run_bench(cfg, Path(out), scheduler=scheduler, progress=progress or (lambda *a: None))

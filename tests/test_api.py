@@ -1,0 +1,109 @@
+"""The public API: ``evoprune.prune`` on a model and arrays in memory, saved, read back, exported."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import evoprune
+from evoprune.cli import app
+from evoprune.errors import ConfigError, EvopruneError
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    ds = evoprune.load_data(dataset="mnist-sample")
+    return ds.train, ds.validation, ds.test
+
+
+@pytest.fixture(scope="module")
+def own_model(arrays):
+    """A classifier built and trained in this script, never saved."""
+    import keras
+
+    (x, y), _, _ = arrays
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(48, activation="relu", name="hidden"),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x / 255.0, y, batch_size=128, epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def pruned(arrays, own_model):
+    (x, y), (xv, yv), (xt, yt) = arrays
+    return evoprune.prune(
+        own_model,
+        train=(x, y),
+        validation=(xv, yv),
+        test=(xt, yt),
+        layers="dense",
+        algorithm="nsga2",
+        population=12,
+        generations=3,
+        seed=0,
+        encoding="layer_thresholds",
+        crossover="sbx",
+        mutation="polynomial",
+    )
+
+
+def _accuracy(model, split) -> float:
+    import keras
+
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return float(model.evaluate(split[0] / 255.0, split[1], verbose=0)[1])
+
+
+def test_prune_in_memory_selects_a_model_that_scores_as_reported(pruned, arrays, own_model):
+    front = pruned.front
+    assert {"eval_index", "nonzero", "compression", "accuracy", "test_accuracy"} <= set(front.columns)
+    assert pruned.selected is not None and pruned.path is None
+    model = pruned.model()
+    assert model is not own_model
+    assert _accuracy(model, arrays[2]) == pytest.approx(pruned.selected["test_accuracy"], abs=1e-6)
+    # any evaluated point: its masks on the original weights
+    row = front.iloc[-1]
+    point = pruned.model(eval_index=int(row["eval_index"]))
+    kept = sum(int((point.get_layer(n).kernel.numpy() != 0).sum()) for n in ("hidden", "logits"))
+    assert kept == int(row["nonzero"])
+    # the caller's model is untouched
+    assert all((own_model.get_layer(n).kernel.numpy() != 0).all() for n in ("hidden", "logits"))
+
+
+def test_saved_run_reads_back_and_exports_with_the_cli(pruned, arrays, tmp_path):
+    path = pruned.save(tmp_path / "run")
+    assert (path / "model.keras").is_file() and (path / "data.npz").is_file()
+    again = evoprune.load_run(path)
+    assert again.front.equals(pruned.front) and again.selected == pruned.selected
+    assert _accuracy(again.model(), arrays[2]) == pytest.approx(pruned.selected["test_accuracy"], abs=1e-6)
+    out = tmp_path / "pruned.tflite"
+    result = CliRunner().invoke(app, ["export", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = evoprune.export(path, tmp_path / "again.tflite")
+    assert report.sidecar["test_accuracy"] == pytest.approx(pruned.selected["test_accuracy"], abs=1e-6)
+    assert evoprune.evaluate(out, arrays[2]) == pytest.approx(pruned.selected["test_accuracy"], abs=1e-6)
+
+
+def test_options_are_checked_with_one_line_errors(own_model, arrays):
+    with pytest.raises(ConfigError, match=r"Received: popluation=4"):
+        evoprune.prune(own_model, train=arrays[0], popluation=4)
+    with pytest.raises(ConfigError, match=r"model__epochs or finetune__epochs"):
+        evoprune.prune(own_model, train=arrays[0], epochs=3)
+    with pytest.raises(ConfigError, match=r"search.algorithm='nsga-2'"):
+        evoprune.prune(own_model, train=arrays[0], algorithm="nsga-2")
+    with pytest.raises(EvopruneError, match="Expected a keras.Model"):
+        evoprune.prune("model.keras", train=arrays[0])
+
+
+def test_without_test_split_test_accuracies_are_nan(own_model, arrays):
+    result = evoprune.prune(own_model, train=arrays[0], generations=1, seed=0, layers="logits")
+    assert result.front["test_accuracy"].isna().all()
+    assert result.summary["baseline"]["accuracy"] > 0.5
