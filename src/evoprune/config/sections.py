@@ -327,9 +327,21 @@ class SelectConfig:
         tolerance_pp: the selected model is the smallest one whose accuracy on the
             fitness split (after fine-tuning, when the front is refined) is within this
             many percentage points of the baseline's.
+        compressions: levels (each > 1) at which every method also makes its model at
+            exactly that size (``nonzero = round(total / level)`` over the pruned layers),
+            after the same final retraining (``finetune.epochs``): the run's
+            matched-compression curve (``curve.csv``). Empty: no curve.
     """
 
     tolerance_pp: float = 1.0
+    compressions: tuple = field(default=(), metadata={"types": tuple, "items": float})
 
     def validate(self) -> None:
         check_range("select.tolerance_pp", self.tolerance_pp, 0.0, 100.0)
+        for level in self.compressions:
+            check_range("select.compressions", level, 1.0, 1e9, low_open=True)
+        if len(set(self.compressions)) != len(self.compressions):
+            levels = list(self.compressions)
+            raise ConfigError(
+                f"Expected distinct select.compressions. Received: select.compressions={levels}"
+            )
