@@ -280,6 +280,9 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
     )
     chosen, tolerance = summary.get("selected"), summary["select"]["tolerance_pp"]
     points = "point" if tolerance == 1 else "points"
+    rule = f"smallest within {tolerance:g} {points} on {fitness_split}"
+    if chosen and "within_tolerance" in chosen:  # a method that makes one model at its target
+        rule = f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {tolerance:g} {points}"
     selected = (
         f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
         f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"
@@ -294,7 +297,7 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
         f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({best['compression']:.2f}x), "
         f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
         f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
-        f"selected (smallest within {tolerance:g} {points} on {fitness_split}): {selected}",
+        f"selected ({rule}): {selected}",
         f"{summary['evaluations']} evaluations, {split}, {summary['wall_time_s']:.1f} s in all; "
         f"results in {out}",
     ]
@@ -501,7 +504,9 @@ def _bar(label: str, total: int):
 PHASES = {
     "search": "generation",
     "finetune": "fine-tuning point",
-    "round": "magnitude round",
+    "round": "round",
+    "level": "level",
+    "curve": "curve level",
     "retrain": "retraining epoch",
     "score": "test scoring",
 }

@@ -21,7 +21,7 @@ from evoprune.experiments.assemble import (
     prepare,
 )
 from evoprune.experiments.configure import with_overrides
-from evoprune.experiments.rundir import FRONT, OLD_CHECKPOINT, REFINED, RunDir
+from evoprune.experiments.rundir import FRONT, OLD_CHECKPOINT, POPULATION, REFINED, RunDir
 from evoprune.io import atomic_write_text
 from evoprune.models.deploy import file_accuracy
 from evoprune.models.export import check_output, measure, nonzero_count, sidecar_path
@@ -83,7 +83,10 @@ def pick(run: RunDir, rank: Optional[int], summary: dict) -> tuple[int, bool, Op
     selected = summary.get("selected") or {}
     if rank is None and selected.get("eval_index") is not None:
         index = int(selected["eval_index"])
-        if index not in set(run.read_table(FRONT, {"eval_index": "i"})["eval_index"]):
+        known = set(run.read_table(FRONT, {"eval_index": "i"})["eval_index"])
+        if run.has(POPULATION):  # a retraining method's models are its population
+            known |= set(run.read_table(POPULATION, {"eval_index": "i"})["eval_index"])
+        if index not in known:
             raise EvopruneError(
                 f"Run file is damaged: the selected point {index} is not on the front in {run.file(FRONT)}"
             )

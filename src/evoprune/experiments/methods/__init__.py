@@ -58,4 +58,4 @@ def run(config, prepared, context: RunContext | None = None):
 
 def sections() -> dict[str, type]:
     """The config tables the methods declare, ``name -> class`` (e.g. ``gmp``)."""
-    return {m.name: m.section for m in METHODS.values() if m.section is not None}
+    return {m.table_name: m.section for m in METHODS.values() if m.section is not None}

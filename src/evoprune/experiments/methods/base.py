@@ -46,7 +46,9 @@ class Method:
         run: ``(config, prepared, context) -> RunResult``.
         genomes: it searches a genome (bench crosses it with ``bench.encodings``).
         operators: it uses evoprune's operators (bench crosses it with ``bench.variants``).
-        section: the class of its own config table ``[name]`` (``None``: it has none).
+        section: the class of its own config table (``None``: it has none).
+        table: the name of that table (default: the method's name); methods that share
+            settings share a table (``gmp-global`` reads ``[gmp]``).
         check: refuses settings the method cannot run with (a ``ConfigError``).
     """
 
@@ -56,4 +58,10 @@ class Method:
     genomes: bool = False
     operators: bool = False
     section: type | None = None
+    table: str = ""
     check: Callable = field(default=_quiet)
+
+    @property
+    def table_name(self) -> str:
+        """The name of its config table (``[gmp]``)."""
+        return self.table or self.name
