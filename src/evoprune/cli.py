@@ -282,7 +282,9 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
     points = "point" if tolerance == 1 else "points"
     rule = f"smallest within {tolerance:g} {points} on {fitness_split}"
     if chosen and "within_tolerance" in chosen:  # a method that makes one model at its target
-        rule = f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {tolerance:g} {points}"
+        rule = (
+            f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {tolerance:g} {points}"
+        )
     selected = (
         f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
         f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"

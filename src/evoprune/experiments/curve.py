@@ -17,7 +17,7 @@ import pandas as pd
 
 from evoprune.config import Config
 from evoprune.experiments.assemble import Prepared, make_model_finetuner
-from evoprune.experiments.methods.base import RunContext
+from evoprune.experiments.context import RunContext
 from evoprune.experiments.result import RunResult
 from evoprune.refine.gradual import schedule_for, target_nonzero
 from evoprune.refine.retrain import ModelFinetuner
