@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,6 @@ class Point:
     masks: list
     accuracy: float
     test_accuracy: float
-    extra: Mapping = dataclasses.field(default_factory=dict)
 
 
 def finetuner(config: Config, prepared: Prepared) -> ModelFinetuner:
@@ -107,10 +106,9 @@ def table(points: list[Point], result: RunResult, target) -> pd.DataFrame:
                 "per_layer": json.dumps(
                     {k: round(v, 6) for k, v in target.kept_fractions(point.masks).items()}, sort_keys=False
                 ),
-                **dict(point.extra),
             }
         )
-    return pd.DataFrame(rows, columns=COLUMNS + [c for c in (rows[0] if rows else {}) if c not in COLUMNS])
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def with_curve(

@@ -11,7 +11,8 @@ import importlib
 import pkgutil
 
 from evoprune.errors import ConfigError
-from evoprune.experiments.methods.base import Method, Progress, RunContext, Status
+from evoprune.experiments.context import Progress, RunContext, Status
+from evoprune.experiments.methods.base import Method
 
 __all__ = ["METHODS", "Method", "Progress", "RunContext", "Status", "get", "names", "run", "sections"]
 

@@ -9,9 +9,12 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.experiments import curve
 from evoprune.experiments.assemble import Prepared, identity, make_problem, make_scorer
-from evoprune.experiments.methods.base import Method, RunContext
+from evoprune.experiments.context import RunContext
+from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
+from evoprune.refine import gradual
 from evoprune.refine.finetune import best_refined, refine_front
 from evoprune.refine.select import select
 from evoprune.reporting.metrics import compression, pareto_front
@@ -87,7 +90,46 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     if config.finetune.refine == "front":
         context.status("Fine-tuning the front")
         result = refine(config, prepared, problem, result, context)
-    return with_selection(config, problem, result)
+    result = with_selection(config, problem, result)
+    return evolved_curve(config, prepared, problem, result, context) if config.select.compressions else result
+
+
+def front_allocation(problem: PruningProblem, front: pd.DataFrame, level: float) -> dict[str, float]:
+    """The per-layer kept fractions the search found for ``level``.
+
+    Among the front points at least as compressed as ``level``, the most accurate one
+    (on the fitness split, before retraining); if none is, the most compressed point.
+    """
+    reached = front[front["compression"] >= level]
+    row = reached.loc[reached["accuracy"].idxmax()] if len(reached) else front.loc[front["nonzero"].idxmin()]
+    keys = [key for key, _ in problem.archive()]
+    masks = [m[0] for m in problem.encoding.decode([keys[int(row["eval_index"])]])]
+    return problem.evaluator.target.kept_fractions(masks)
+
+
+def evolved_curve(
+    config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult, context: RunContext
+) -> RunResult:
+    """Evolution's model at each ``select.compressions`` level: the evolved allocation, retrained.
+
+    The search's front gives each level its per-layer allocation (:func:`front_allocation`);
+    the model at the level is the same gradual-magnitude retraining as ``gmp``'s (``[gmp]``
+    schedule settings, ``finetune.epochs``) toward that allocation, so a curve compares
+    allocations at equal final retraining.
+    """
+    g = config.section("gmp")
+    schedule = (
+        (g.initial_sparsity, g.begin, g.end, g.frequency)
+        if g is not None
+        else (gradual.INITIAL_SPARSITY, gradual.BEGIN, gradual.END, gradual.FREQUENCY)
+    )
+    tuner = curve.finetuner(config, prepared)
+
+    def make(level: float) -> curve.Point:
+        allocation = front_allocation(problem, result.front, level)
+        return curve.gmp_point(tuner, level, allocation, *schedule, context=context)
+
+    return curve.with_curve(config, prepared, result, make, context)
 
 
 def with_selection(config: Config, problem: PruningProblem, result: RunResult) -> RunResult:

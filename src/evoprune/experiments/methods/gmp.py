@@ -21,7 +21,8 @@ from evoprune.config import Config, check_choice, check_range
 from evoprune.errors import ConfigError
 from evoprune.experiments import curve
 from evoprune.experiments.assemble import Prepared, identity, make_problem
-from evoprune.experiments.methods.base import Method, RunContext
+from evoprune.experiments.context import RunContext
+from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
 from evoprune.refine import gradual
 from evoprune.refine.select import selected_summary
