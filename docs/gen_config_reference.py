@@ -50,8 +50,8 @@ def _plain(text: str) -> str:
 def attribute_docs(cls: type) -> dict[str, str]:
     """``field -> text`` from the ``Attributes:`` block of a class's (Google-style) docstring.
 
-    An entry may name several fields (``steps, batch_size, learning_rate: ...``): the first
-    gets the entry's text, the others point to it.
+    An entry may name several fields (``steps, batch_size, learning_rate: ...``): each gets
+    the entry's text, prefixed with the group's names.
     """
     lines = (inspect.getdoc(cls) or "").splitlines()
     try:
@@ -75,8 +75,8 @@ def attribute_docs(cls: type) -> dict[str, str]:
             entries[-1][1].append(line.strip())
     docs = {}
     for names, text in entries:
-        docs[names[0]] = _plain(" ".join(text))
-        docs.update({name: f"See `{names[0]}`." for name in names[1:]})
+        group = f"({', '.join(f'`{n}`' for n in names)}) " if len(names) > 1 else ""
+        docs.update({name: group + _plain(" ".join(text)) for name in names})
     return docs
 
 

@@ -55,8 +55,8 @@ def test_grouped_attribute_entries_document_each_name(reference):
 
     docs = reference.attribute_docs(Example)
     assert docs == {
-        "steps": "Adam mini-batch training, continued here.",
-        "batch_size": "See `steps`.",
+        "steps": "(`steps`, `batch_size`) Adam mini-batch training, continued here.",
+        "batch_size": "(`steps`, `batch_size`) Adam mini-batch training, continued here.",
         "seed": "a seed.",
     }
 
