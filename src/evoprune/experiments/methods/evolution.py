@@ -10,7 +10,14 @@ import pandas as pd
 
 from evoprune.config import Config
 from evoprune.experiments import curve
-from evoprune.experiments.assemble import Prepared, identity, make_problem, make_scorer
+from evoprune.experiments.assemble import (
+    Prepared,
+    identity,
+    loss_bound,
+    make_problem,
+    make_scorer,
+    point_model,
+)
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
@@ -90,7 +97,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     if config.finetune.refine == "front":
         context.status("Fine-tuning the front")
         result = refine(config, prepared, problem, result, context)
-    result = with_selection(config, problem, result)
+    result = with_selection(config, prepared, problem, result)
     return evolved_curve(config, prepared, problem, result, context) if config.select.compressions else result
 
 
@@ -132,12 +139,21 @@ def evolved_curve(
     return curve.with_curve(config, prepared, result, make, context)
 
 
-def with_selection(config: Config, problem: PruningProblem, result: RunResult) -> RunResult:
+def with_selection(
+    config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult
+) -> RunResult:
     """Adds ``selected`` (see :mod:`evoprune.refine.select`) to the result's summary."""
     keys = [key for key, _ in problem.archive()]
     encoding = problem.encoding
     summary = dict(result.summary)
-    summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
+    summary["select"] = {"tolerance_pp": config.select.tolerance_pp, "confidence": config.select.confidence}
+    tuned = set(result.refined["eval_index"]) if result.refined is not None else set()
+
+    def model_of(i: int):
+        retrained = i in tuned or config.finetune.refine == "each"
+        model, _ = point_model(config, prepared, keys[i], result.weights.get(i), tune=retrained)
+        return model
+
     summary["selected"] = select(
         result.front,
         result.refined,
@@ -146,6 +162,7 @@ def with_selection(config: Config, problem: PruningProblem, result: RunResult) -
         lambda i: encoding.describe(keys[i]),
         lambda i: [m[0] for m in encoding.decode([keys[i]])],
         problem.evaluator.target,
+        loss_bound(config, prepared, model_of),
     )
     return dataclasses.replace(result, summary=summary)
 

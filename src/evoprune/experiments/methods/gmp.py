@@ -20,7 +20,7 @@ import pandas as pd
 from evoprune.config import Config, check_choice, check_range
 from evoprune.errors import ConfigError
 from evoprune.experiments import curve
-from evoprune.experiments.assemble import Prepared, identity, make_problem
+from evoprune.experiments.assemble import Prepared, identity, loss_bound, make_problem, point_model
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
@@ -153,15 +153,23 @@ def run_gmp(
                 "allocation": allocation,
                 "retrain_epochs": config.finetune.epochs,
             },
-            "select": {"tolerance_pp": config.select.tolerance_pp},
+            "select": {"tolerance_pp": config.select.tolerance_pp, "confidence": config.select.confidence},
         }
     )
     first = pd.concat([table.iloc[0], pd.Series({"refined": True})])
     chosen = selected_summary(
         first, summary["baseline"], first["genome"], target.kept_fractions(points[0].masks)
     )
-    bar = problem.base_accuracy - config.select.tolerance_pp / 100.0 - 1e-12
-    summary["selected"] = {**chosen, "within_tolerance": bool(points[0].accuracy >= bar)}
+    bound = loss_bound(
+        config, prepared, lambda i: point_model(config, prepared, weights=points[i].weights)[0]
+    )
+    if bound is None:
+        within = points[0].accuracy >= problem.base_accuracy - config.select.tolerance_pp / 100.0 - 1e-12
+        summary["selected"] = {**chosen, "within_tolerance": bool(within)}
+    else:
+        loss = bound(0)
+        within = loss <= config.select.tolerance_pp + 1e-9
+        summary["selected"] = {**chosen, "within_tolerance": bool(within), "loss_bound_pp": loss}
     result = RunResult(
         config, summary, logbook, table, front, table, weights={i: p.weights for i, p in enumerate(points)}
     )

@@ -8,7 +8,14 @@ import numpy as np
 
 from evoprune.config import Config
 from evoprune.experiments import curve
-from evoprune.experiments.assemble import Prepared, identity, make_model_finetuner, make_problem
+from evoprune.experiments.assemble import (
+    Prepared,
+    identity,
+    loss_bound,
+    make_model_finetuner,
+    make_problem,
+    point_model,
+)
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
@@ -102,7 +109,8 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
             },
         }
     )
-    summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
+    summary["select"] = {"tolerance_pp": config.select.tolerance_pp, "confidence": config.select.confidence}
+    bound = loss_bound(config, prepared, lambda i: point_model(config, prepared, weights=weights[i])[0])
     summary["selected"] = select(
         front,
         None,
@@ -111,6 +119,7 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
         lambda i: table.at[i, "genome"],
         lambda i: masks[i],
         target,
+        bound,
     )
     if summary["selected"] is not None:
         summary["selected"]["refined"] = True

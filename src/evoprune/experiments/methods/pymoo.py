@@ -118,7 +118,7 @@ def run_pymoo(config: Config, prepared: Prepared, context: RunContext = RunConte
     result.summary.update(identity(prepared))
     if config.finetune.refine == "front":
         result = refine(config, prepared, problem, result, context)
-    result = with_selection(config, problem, result)
+    result = with_selection(config, prepared, problem, result)
     return evolved_curve(config, prepared, problem, result, context) if config.select.compressions else result
 
 
