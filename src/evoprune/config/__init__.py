@@ -175,7 +175,7 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _coerce(section: str, key: str, value: Any, expected: type | tuple) -> Any:
+def _coerce(section: str, key: str, value: Any, expected: type | tuple[type, ...]) -> Any:
     name = f"{section}.{key}"
     if isinstance(expected, tuple):  # the first type that takes the value
         expected = next(
