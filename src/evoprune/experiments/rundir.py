@@ -100,7 +100,10 @@ class RunDir:
         written: list[Path] = []
 
         def put(name: str, data: str | bytes) -> None:
-            (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(out / name, data)
+            if isinstance(data, str):
+                atomic_write_text(out / name, data)
+            else:
+                atomic_write_bytes(out / name, data)
             written.append(out / name)
 
         try:
@@ -131,7 +134,7 @@ class RunDir:
             save_model(model, self.path / MODEL)
         if data is not None:
             buffer = io.BytesIO()
-            np.savez_compressed(buffer, **data)
+            np.savez_compressed(buffer, **data)  # type: ignore[arg-type]  # numpy's stub: **data may fill allow_pickle
             atomic_write_bytes(self.path / DATA, buffer.getvalue())
 
     # ------------------------------------------------------------------ reading
@@ -295,7 +298,9 @@ class RunDir:
 def _weights_bytes(weights: dict[int, list]) -> bytes:
     """``weights.npz``: member ``p<eval_index>_<position>`` per weight array (data only)."""
     buffer = io.BytesIO()
-    arrays = {f"p{int(point)}_{i}": np.asarray(w) for point, ws in weights.items() for i, w in enumerate(ws)}
+    arrays: dict[str, Any] = {
+        f"p{int(point)}_{i}": np.asarray(w) for point, ws in weights.items() for i, w in enumerate(ws)
+    }
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
 
@@ -310,7 +315,7 @@ def resolve_environment(config: Config) -> Config:
 
 
 def run_config(
-    out: Path | None, resume: Path | None, config_file: Path | None, overrides: dict
+    out: Path | None, resume: Path | None, config_file: Path | str | None, overrides: dict
 ) -> tuple[Path, Config]:
     """The run directory and its config: fresh for ``out``, or the saved config of ``resume``.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     with rng.bound():
         state, earlier_search_time = None, 0.0
         if context.resume:
+            assert context.checkpoint is not None  # a run resumes from its checkpoint file
             payload = checkpoint.load(context.checkpoint, config)
             checkpoint.check_identity(payload["meta"], ident, context.checkpoint.parent)
             state = checkpoint.restore(payload, problem, rng)
@@ -53,6 +55,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
         search_start = time.perf_counter()
 
         def save_checkpoint(current: LoopState) -> None:
+            assert context.checkpoint is not None  # observed only with a checkpoint file
             checkpoint.save(
                 context.checkpoint,
                 current,
@@ -148,7 +151,7 @@ def refine(
 def _table(problem: PruningProblem, genomes: list, evaluations: list, index: list) -> pd.DataFrame:
     """One row per genome; ``eval_index`` is its position in the run's evaluation order."""
     nonzero = np.array([ev.nonzero for ev in evaluations], dtype=np.int64)
-    columns = {"eval_index": np.asarray(index, dtype=np.int64)}
+    columns: dict[str, Any] = {"eval_index": np.asarray(index, dtype=np.int64)}
     if problem.encoding.name == "threshold":
         columns["threshold"] = [float(g[0]) for g in genomes]
     else:
