@@ -369,7 +369,7 @@ def prune(
     progress = progress or tell or (lambda *args: None)
     if resume and out is None:
         raise EvopruneError("Expected out=DIR with resume=True. Received: out=None")
-    if resume:  # the saved config, with the overrides given; a config given too must equal it
+    if resume and out is not None:  # the saved config with the overrides; a config given too must equal it
         base = Config() if isinstance(config, Config) else configure.load_config(None)
         merged = {**(overrides or {}), **_dotted(base, options)}
         file = None if isinstance(config, Config) else config

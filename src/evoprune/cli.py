@@ -138,7 +138,9 @@ def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file:
 
 def _model_overrides(architecture, model_file: Optional[Path], layers: Optional[str] = None) -> dict:
     """Config overrides of the model options; ``--layers a,b`` names layers, ``--layers all`` a set."""
-    names = tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
+    names: str | tuple[str, ...] | None = (
+        tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
+    )
     if names and len(names) == 1 and names[0] in ("head", "dense", "all"):
         names = names[0]
     return {
@@ -256,6 +258,7 @@ def run(
                 f"--out and --resume name different directories. Received: --out {out}, --resume {resume}"
             )
         where = resume if resume is not None else out
+        assert where is not None  # one of them is given (checked above)
         with _bars(quiet) as progress:
             result = api.prune(
                 config=config,
@@ -528,6 +531,7 @@ def _bars(quiet: bool):
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
@@ -542,7 +546,7 @@ def _bars(quiet: bool):
         TimeRemainingColumn(),
         TextColumn("{task.description}"),
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     with Progress(*columns, console=Console(stderr=True)) as bars:
 
         def progress(phase: str, done: int, total: int, note: str = "") -> None:
@@ -608,4 +612,4 @@ def _printable(text: str) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()  # exits with run_app's code

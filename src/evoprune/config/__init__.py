@@ -185,7 +185,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _coerce(section: str, key: str, value: Any, expected: type | tuple, items: type = str) -> Any:
+def _coerce(section: str, key: str, value: Any, expected: type | tuple[type, ...], items: type = str) -> Any:
     """``value`` as the field's kind; ``items``: the kind of a list's entries (str or float)."""
     name = f"{section}.{key}"
     if isinstance(expected, tuple):  # the first type that takes the value

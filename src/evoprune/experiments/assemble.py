@@ -100,8 +100,9 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     if config.finetune.refine == "each":  # both splits score the fine-tuned head
         finetuner = make_finetuner(config, prepared, target)
         fitness_refined = RefiningEvaluator(fitness, finetuner)
-        test = fitness_refined if test is fitness else test and RefiningEvaluator(test, finetuner)
-        fitness = fitness_refined
+        # RefiningEvaluator wraps a KerasEvaluator with the same interface (duck-typed, no common base)
+        test = fitness_refined if test is fitness else test and RefiningEvaluator(test, finetuner)  # type: ignore[assignment]
+        fitness = fitness_refined  # type: ignore[assignment]
     return PruningProblem(encoding, fitness, test)
 
 
@@ -111,6 +112,7 @@ def make_finetuner(config: Config, prepared: Prepared, target: PruneTarget) -> H
         prepared.trained.model, prepared.dataset.train, "fast", config.model.batch_size, target
     )
     f = config.finetune
+    assert train.features is not None  # a fast evaluator caches them
     return HeadFinetuner(
         train.features,
         train.labels,
@@ -152,8 +154,8 @@ def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
     if config.finetune.scope == "model":
         finetuner = make_model_finetuner(config, prepared, target)
         return finetuner.score, finetuner.tuned_weights
-    finetuner = make_finetuner(config, prepared, target)
-    return head_scorer(finetuner, problem.evaluator, problem.test_evaluator), None
+    head = make_finetuner(config, prepared, target)
+    return head_scorer(head, problem.evaluator, problem.test_evaluator), None
 
 
 def copy_model(model):

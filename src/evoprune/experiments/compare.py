@@ -264,7 +264,8 @@ def compare(
             store,
             executor,
             workers,
-            on_result=lambda _spec, result, into=results: into.append(result),
+            # mypy cannot infer a lambda whose extra parameter binds a default (kept for B023)
+            on_result=lambda _spec, result, into=results: into.append(result),  # type: ignore[misc]
         )
         if results:
             _add_union(config, store, seed, results)

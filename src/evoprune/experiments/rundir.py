@@ -100,7 +100,10 @@ class RunDir:
         written: list[Path] = []
 
         def put(name: str, data: str | bytes) -> None:
-            (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(out / name, data)
+            if isinstance(data, str):
+                atomic_write_text(out / name, data)
+            else:
+                atomic_write_bytes(out / name, data)
             written.append(out / name)
 
         try:
@@ -131,7 +134,7 @@ class RunDir:
             save_model(model, self.path / MODEL)
         if data is not None:
             buffer = io.BytesIO()
-            np.savez_compressed(buffer, **data)
+            np.savez_compressed(buffer, **data)  # type: ignore[arg-type]  # numpy's stub: **data may fill allow_pickle
             atomic_write_bytes(self.path / DATA, buffer.getvalue())
 
     # ------------------------------------------------------------------ reading
@@ -300,7 +303,7 @@ def _weights_bytes(weights: dict[int, list], curve: dict[int, list]) -> bytes:
     """``weights.npz``: member ``p<eval_index>_<position>`` per weight array of a point, and
     ``c<curve row>_<position>`` of a curve model (data only)."""
     buffer = io.BytesIO()
-    arrays = {
+    arrays: dict[str, Any] = {
         f"{prefix}{int(point)}_{i}": np.asarray(w)
         for prefix, table in (("p", weights), ("c", curve))
         for point, ws in table.items()
@@ -320,7 +323,7 @@ def resolve_environment(config: Config) -> Config:
 
 
 def run_config(
-    out: Path | None, resume: Path | None, config_file: Path | None, overrides: dict
+    out: Path | None, resume: Path | None, config_file: Path | str | None, overrides: dict
 ) -> tuple[Path, Config]:
     """The run directory and its config: fresh for ``out``, or the saved config of ``resume``.
 

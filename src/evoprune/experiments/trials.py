@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -67,7 +67,7 @@ def front_metrics(
 ) -> dict:
     """Hypervolume, IGD to the exact front (NaN without one), smallest sizes within 0.5 / 1 points."""
     ref_nonzero = config.metrics.ref_nonzero or base_nonzero
-    row = {
+    row: dict[str, Any] = {
         "hypervolume": hypervolume(
             front["accuracy"], front["nonzero"], base_nonzero, config.metrics.ref_accuracy, ref_nonzero
         ),
@@ -198,7 +198,7 @@ def run_trial(spec: dict) -> dict:
     result = run_method(config, prepared_for(config))
     exact = pd.DataFrame(spec["exact"]) if spec.get("exact") is not None else None
     full = trial_row(config, result, exact)
-    out = {"row": {**spec["labels"], **{c: full[c] for c in spec["columns"]}}}
+    out: dict[str, Any] = {"row": {**spec["labels"], **{c: full[c] for c in spec["columns"]}}}
     if result.curve is not None:  # a matched-compression curve, one row per level
         out["curve"] = [{**spec["labels"], **c} for c in result.curve.to_dict("records")]
     if spec.get("tables"):

@@ -240,7 +240,7 @@ def adopt_model(model, dataset: Dataset) -> TrainedModel:
 
 def data_shape(dataset: Dataset) -> tuple[int, int, int]:
     """``(height, width, channels)`` of the dataset's images."""
-    return tuple(int(x) for x in dataset.input_shape)
+    return dataset.input_shape  # already ints
 
 
 def n_classes(dataset: Dataset) -> int:

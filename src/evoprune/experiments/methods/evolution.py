@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     with rng.bound():
         state, earlier_search_time = None, 0.0
         if context.resume:
+            assert context.checkpoint is not None  # a run resumes from its checkpoint file
             payload = checkpoint.load(context.checkpoint, config)
             checkpoint.check_identity(payload["meta"], ident, context.checkpoint.parent)
             state = checkpoint.restore(payload, problem, rng)
@@ -63,6 +65,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
         search_start = time.perf_counter()
 
         def save_checkpoint(current: LoopState) -> None:
+            assert context.checkpoint is not None  # observed only with a checkpoint file
             checkpoint.save(
                 context.checkpoint,
                 current,
@@ -125,7 +128,7 @@ def evolved_curve(
     allocations at equal final retraining.
     """
     g = config.section("gmp")
-    schedule = (
+    initial, begin, end, frequency = (
         (g.initial_sparsity, g.begin, g.end, g.frequency)
         if g is not None
         else (gradual.INITIAL_SPARSITY, gradual.BEGIN, gradual.END, gradual.FREQUENCY)
@@ -134,7 +137,7 @@ def evolved_curve(
 
     def make(level: float) -> curve.Point:
         allocation = front_allocation(problem, result.front, level)
-        return curve.gmp_point(tuner, level, allocation, *schedule, context=context)
+        return curve.gmp_point(tuner, level, allocation, initial, begin, end, frequency, context)
 
     return curve.with_curve(config, prepared, result, make, context)
 
@@ -207,7 +210,7 @@ def refine(
 def _table(problem: PruningProblem, genomes: list, evaluations: list, index: list) -> pd.DataFrame:
     """One row per genome; ``eval_index`` is its position in the run's evaluation order."""
     nonzero = np.array([ev.nonzero for ev in evaluations], dtype=np.int64)
-    columns = {"eval_index": np.asarray(index, dtype=np.int64)}
+    columns: dict[str, Any] = {"eval_index": np.asarray(index, dtype=np.int64)}
     if problem.encoding.name == "threshold":
         columns["threshold"] = [float(g[0]) for g in genomes]
     else:

@@ -160,6 +160,7 @@ def run_gmp(
     chosen = selected_summary(
         first, summary["baseline"], first["genome"], target.kept_fractions(points[0].masks)
     )
+    assert chosen is not None  # a row always gives a mapping
     bound = loss_bound(
         config, prepared, lambda i: point_model(config, prepared, weights=points[i].weights)[0]
     )
