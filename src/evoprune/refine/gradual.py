@@ -114,7 +114,10 @@ def scales_for(
 
 
 def final_counts(
-    names: Sequence[str], sizes: Sequence[int], allocation: str | Mapping[str, float], total: int
+    names: Sequence[str],
+    sizes: Sequence[int],
+    allocation: str | Mapping[str, float] | ScaledGlobal,
+    total: int,
 ) -> list[int] | None:
     """Final kept counts per layer for an allocation (``None`` for ``global``: one threshold).
 
