@@ -66,7 +66,7 @@ def test_run_writes_the_run_directory(tmp_path, config_file):
     out = tmp_path / "run"
     result = invoke("run", "--config", config_file, "--seed", "0", "--out", out)
     assert result.exit_code == 0, result.output
-    for name in ("config.toml", "logbook.csv", "population.csv", "front.csv", "pareto.png", "summary.json"):
+    for name in ("config.toml", "logbook.csv", "population.csv", "front.csv", "front.png", "summary.json"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)

@@ -16,9 +16,10 @@ from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import Progress, TrialStore, prepared_for, run, spec
 from evoprune.io import atomic_write_text
 from evoprune.models.training import import_tensorflow_quietly
-from evoprune.reporting.plots import bench_figure, save_figure
+from evoprune.reporting.plots import save_figure
 from evoprune.reporting.report import bench_report
 from evoprune.reporting.stats import a12, holm, mann_whitney_p
+from evoprune.reporting.trial_plots import bench_figure
 from evoprune.search.encodings import ENCODINGS
 from evoprune.search.operators import check_pairing
 
@@ -230,6 +231,8 @@ def write_outputs(config: Config, trials: pd.DataFrame, out: Path) -> pd.DataFra
         "fine-tuning": config.finetune.refine,
         "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
     }
-    atomic_write_text(out / "report.md", bench_report(table, context, skipped, PAPER))
-    save_figure(bench_figure(trials, list(table["cell"])), out / "hypervolume.png")
+    atomic_write_text(
+        out / "report.md", bench_report(table, context, skipped, PAPER, config.model.model_file)
+    )
+    save_figure(bench_figure(trials, list(table["cell"]), PAPER), out / "hypervolume.png")
     return table
