@@ -1,4 +1,6 @@
-"""User-facing error types: each carries one clear line for the CLI."""
+"""User-facing error types: each carries one clear line for the CLI (and :func:`plural` for its counts)."""
+
+import numbers
 
 
 class EvopruneError(Exception):
@@ -23,3 +25,17 @@ class CheckpointError(EvopruneError):
 
 class SearchInterrupted(EvopruneError):
     """The user asked to stop; the work done so far is checkpointed."""
+
+
+def plural(count: float, noun: str, many: str | None = None) -> str:
+    """A count and its noun for one-line messages: ``1 point``, ``2 points``, ``1,500 weights``, ``1 class``.
+
+    Args:
+        many: the plural when it is not ``noun`` + ``s`` (or ``es`` after s, x, ch, sh).
+    """
+    text = (
+        f"{count:,}" if isinstance(count, numbers.Integral) and not isinstance(count, bool) else f"{count:g}"
+    )
+    if count == 1:
+        return f"{text} {noun}"
+    return f"{text} {many or (noun + 'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else noun + 's')}"

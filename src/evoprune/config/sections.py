@@ -19,6 +19,7 @@ from evoprune.config.checks import (
     SEED_MAX,
     TFDS_NAME,
     check_choice,
+    check_keras_file,
     check_path,
     check_range,
 )
@@ -89,7 +90,8 @@ class ModelConfig:
         learning_rate: Adam learning rate (notebook: 0.005).
         cache_dir: where trained models are cached; empty means
             ``$EVOPRUNE_CACHE_DIR`` or ``~/.cache/evoprune``.
-        model_file: a ``.keras`` file to prune instead of training one.
+        model_file: a ``.keras`` file to prune instead of training one (legacy ``.h5``
+            files are refused: load one in Keras and save it as ``.keras``).
         lr_schedule: ``constant`` (the notebook's) or ``cosine`` (decays the learning rate
             to 0 over the training steps: a converged, reproducible baseline).
     """
@@ -105,6 +107,7 @@ class ModelConfig:
     def validate(self) -> None:
         check_path("model.cache_dir", self.cache_dir)
         check_path("model.model_file", self.model_file)
+        check_keras_file("model.model_file", self.model_file)
         check_range("model.epochs", self.epochs, 1, 100_000)
         check_range("model.batch_size", self.batch_size, 1, 1 << 20)
         check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)

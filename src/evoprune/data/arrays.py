@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evoprune.errors import DataError
+from evoprune.errors import DataError, plural
 
 
 def fail(where: str, problem: str) -> DataError:
@@ -114,7 +114,7 @@ def check_counts(n_images: int, n_labels: int, images_where: str, labels_where: 
         raise fail(
             images_where,
             f"image/label count mismatch with {labels_where}. Expected equal counts. "
-            f"Received: {n_images} images and {n_labels} labels.",
+            f"Received: {plural(n_images, 'image')} and {plural(n_labels, 'label')}.",
         )
 
 

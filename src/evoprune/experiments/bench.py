@@ -183,13 +183,18 @@ def bench(
 
 
 def run_bench(
-    config: Config, out: Path, scheduler: str | None = None, progress: Progress = lambda *a: None
+    config: Config,
+    out: Path,
+    scheduler: str | None = None,
+    progress: Progress = lambda *a: None,
+    status: Callable[[str], None] = lambda msg: None,
 ) -> pd.DataFrame:
     """``evoprune bench``: opens (or resumes) ``out``, runs the grid, writes the report; the ranking."""
 
     open_trials_dir(out, config, free=("bench", "compare"))
     import_tensorflow_quietly()
-    return write_outputs(config, bench(config, out, scheduler=scheduler, progress=progress), out)
+    trials = bench(config, out, scheduler=scheduler, progress=progress, status=status)
+    return write_outputs(config, trials, out)
 
 
 def ranking(trials: pd.DataFrame) -> pd.DataFrame:

@@ -331,13 +331,18 @@ def median_table(trials: pd.DataFrame) -> pd.DataFrame:
     return trials.groupby("algorithm", sort=False)[metrics].median(numeric_only=True)
 
 
-def run_compare(config: Config, out: Path, progress: Progress = lambda *a: None) -> CompareResult:
+def run_compare(
+    config: Config,
+    out: Path,
+    progress: Progress = lambda *a: None,
+    status: Callable[[str], None] = lambda msg: None,
+) -> CompareResult:
     """``evoprune compare``: checks, opens (or resumes) ``out``, runs the trials, writes the report."""
 
     check_config(config)
     open_trials_dir(out, config, free=("compare",))
     import_tensorflow_quietly()
-    result = compare(config, out, progress=progress)
+    result = compare(config, out, progress=progress, status=status)
     write_outputs(config, result, out)
     return result
 

@@ -12,7 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from uuid import uuid4
 
-from evoprune.errors import ConfigError, EvopruneError
+from evoprune.errors import ConfigError, EvopruneError, plural
 
 EXECUTORS = ("dask", "local", "serial")
 CONNECT_TIMEOUT_S = 10  # seconds to reach an existing Dask scheduler
@@ -65,7 +65,9 @@ def _failed(spec: dict, exc: BaseException) -> TrialError:
 
 def _lost(spec: dict, times: int, detail: object) -> TrialError:
     """The error raised for a trial whose worker died ``times`` times."""
-    return TrialError(f"Trial {spec['key']!r} lost its worker process {times} times; giving up ({detail}).")
+    return TrialError(
+        f"Trial {spec['key']!r} lost its worker process {plural(times, 'time')}; giving up ({detail})."
+    )
 
 
 def run_tasks(

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.errors import EvopruneError
+from evoprune.errors import EvopruneError, plural
 from evoprune.experiments.assemble import (
     Prepared,
     identity,
@@ -158,7 +158,7 @@ def run_point(run: RunDir, config: Config, prepared: Prepared, eval_index: int, 
     if not 0 <= eval_index < len(genomes):
         raise EvopruneError(
             f"Run file is damaged: eval_index {eval_index} is not one "
-            f"of the checkpoint's {len(genomes)} genomes in {run.path}"
+            f"of the checkpoint's {plural(len(genomes), 'genome')} in {run.path}"
         )
     tune = refined or config.finetune.refine == "each"
     return point_model(config, prepared, genome=genomes[eval_index], tune=tune)

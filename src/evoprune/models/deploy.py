@@ -13,6 +13,7 @@ from typing import Iterator, Union
 
 import numpy as np
 
+from evoprune.config.checks import KERAS_ONLY
 from evoprune.data.dataset import normalize
 from evoprune.errors import ModelError
 
@@ -82,7 +83,8 @@ def kind_of(path: Path) -> str:
         return "tflite"
     if zipfile.is_zipfile(path):
         return "keras"
-    raise ModelError(f"Expected a .keras or .tflite model file. Received: MODEL={path}")
+    why = f" ({KERAS_ONLY})" if path.suffix.lower() in (".h5", ".hdf5") else ""
+    raise ModelError(f"Expected a .keras or .tflite model file{why}. Received: MODEL={path}")
 
 
 def load_keras(path: Path):

@@ -15,6 +15,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from evoprune.errors import plural
+
 ZOOM_PP = 5.0  # the front figure shows drops up to at least this many points
 PALETTE = "colorblind"
 
@@ -106,14 +108,15 @@ def front_figure(
     with style() as sns:
         colors = sns.color_palette(PALETTE)
         fig, ax = plt.subplots(figsize=(10.5, 5.4), constrained_layout=True)
-        ax.axhspan(0, tolerance, color=colors[2], alpha=0.12, lw=0, label=f"within {_points(tolerance)}")
+        ax.axhspan(
+            0, tolerance, color=colors[2], alpha=0.12, lw=0, label=f"within {plural(tolerance, 'point')}"
+        )
         tested = "" if split == "test" else f", test {base['test_accuracy']:.4f}"
         ax.axhline(0, color="black", lw=1, label=f"baseline ({split} {base['accuracy']:.4f}{tested})")
         off = _draw_front(ax, kept, series, top, left, colors)
         if off:
-            label = (
-                f"{_count(off, 'front point')} dropping more than {_points(top)}\n(triangles on the top edge"
-            )
+            label = f"{plural(off, 'front point')} dropping more than {plural(top, 'point')}\n"
+            label += "(triangles on the top edge"
             hidden = int((kept < left).sum())
             label += f"; {hidden} smaller off the left)" if hidden else ")"
             ax.scatter([], [], marker="^", color="grey", label=label)
@@ -203,11 +206,6 @@ def _draw_front(ax, kept: np.ndarray, series: dict[str, np.ndarray], top: float,
     return int(off.sum())
 
 
-def _count(n: int, noun: str) -> str:
-    """``1 point``, ``3 points``."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _inverse(value):
     """Kept percent <-> compression ratio (``100 / x``; the top axis of the front figure)."""
     value = np.asarray(value, dtype=float)
@@ -231,11 +229,6 @@ def _bottom(drops: list[np.ndarray]) -> float:
     return min(-0.5, float(values.min()) - 0.3)
 
 
-def _points(value: float) -> str:
-    """``1 point``, ``0.5 points``, ``2 points``."""
-    return f"{value:g} point" + ("" if value == 1 else "s")
-
-
 def _draw_selected(ax, chosen: dict | None, base: dict, top: float, color) -> None:
     """The selected point as a star, labelled with its size and test drop."""
     if not chosen:
@@ -245,7 +238,7 @@ def _draw_selected(ax, chosen: dict | None, base: dict, top: float, color) -> No
     how = "fine-tuned" if chosen.get("refined") else "as pruned"
     label = (
         f"selected ({how}): {chosen['compression']:.2f}x fewer weights,\n"
-        f"test drop {_points(round(chosen['test_drop_pp'], 2))}"
+        f"test drop {plural(round(chosen['test_drop_pp'], 2), 'point')}"
     )
     ax.scatter([x], [y], marker="*", s=260, color=color, edgecolors="black", lw=0.6, zorder=5, label=label)
 

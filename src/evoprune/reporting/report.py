@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from evoprune.errors import plural
 from evoprune.reporting.stats import pairwise_tests, summarize
 
 KEY_METRICS = ("hypervolume", "nonzero_within_1pp", "best_fitness", "best_test_accuracy")
@@ -62,7 +63,7 @@ def verdicts(tests: pd.DataFrame, metrics: dict[str, bool], baseline: str, alpha
         other = row.b if flip else row.a
         a12, wins = (1 - row.a12, 1 - row.wins) if flip else (row.a12, row.wins)
         stats = (
-            f"higher on {wins:.0%} of {row.pairs} seeds, Wilcoxon p_Holm = "
+            f"higher on {wins:.0%} of {plural(int(row.pairs), 'seed')}, Wilcoxon p_Holm = "
             f"{row.p_paired_holm:.3g}; unpaired A12 = {a12:.2f}, MWU p_Holm = {row.p_holm:.3g}"
         )
         if row.p_paired_holm >= alpha or math.isnan(row.p_paired_holm):

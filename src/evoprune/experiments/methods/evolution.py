@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.errors import plural
 from evoprune.experiments.assemble import Prepared, identity, make_problem, make_scorer
 from evoprune.experiments.methods.base import Method, RunContext
 from evoprune.experiments.result import RunResult, native, run_summary
@@ -48,7 +49,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
             context.status(f"Resuming after generation {state.generation}")
         context.status(
             f"Searching: {config.search.algorithm}, population {config.search.population}, "
-            f"{generations} generations"
+            f"{plural(generations, 'generation')}"
         )
         search_start = time.perf_counter()
 
@@ -128,6 +129,7 @@ def refine(
         config.finetune.max_drop_pp,
         within_pp=config.select.tolerance_pp,
         status=context.status,
+        progress=lambda done, total, note: context.progress("finetune", done, total, note),
     )
     weights = {}
     if tuned_weights is not None:  # memoized: the weights score measured, no second training

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from evoprune.config import Config
+from evoprune.errors import plural
 from evoprune.experiments.assemble import Prepared, identity, make_model_finetuner, make_problem
 from evoprune.experiments.methods.base import Method, RunContext
 from evoprune.experiments.result import RunResult, native, run_summary
@@ -42,7 +43,10 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     finetuner = make_model_finetuner(config, prepared, target)
     budget = retrain_budget_epochs(config)
     rounds = max(budget // config.finetune.epochs, 1)
-    context.status(f"Magnitude pruning: {rounds} rounds of {config.finetune.epochs} epochs ({budget} in all)")
+    context.status(
+        f"Magnitude pruning: {plural(rounds, 'round')} of {plural(config.finetune.epochs, 'epoch')} "
+        f"({budget} in all)"
+    )
     start = time.perf_counter()
     original = finetuner.base
     try:
