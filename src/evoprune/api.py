@@ -38,7 +38,7 @@ from evoprune.experiments.methods import Progress, RunContext
 from evoprune.experiments.result import RunResult
 from evoprune.experiments.rundir import LOCK, RunDir
 from evoprune.io import prepare_out_dir
-from evoprune.models.deploy import file_accuracy, kind_of
+from evoprune.models.deploy import file_accuracy, kind_of, require_litert
 from evoprune.models.training import accuracy, adopt_model, import_tensorflow_quietly, load_or_train
 from evoprune.search.checkpoint import GracefulInterrupt, config_difference
 
@@ -380,6 +380,7 @@ def prune(
             raise EvopruneError(f"--config differs from the run being resumed: {difference}")
     else:
         cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    methods.require(cfg.search.algorithm)  # a missing extra fails before any work
     where = RunDir(out) if out is not None else RunDir(tempfile.mkdtemp(prefix="evoprune-run-"))
     if out is not None:
         where.check(resume, overwrite)  # creates nothing yet
@@ -499,13 +500,17 @@ def export(
 
 
 def model_kind(path: str | Path) -> str:
-    """``keras`` or ``tflite``, from the file's contents.
+    """``keras`` or ``tflite``, from the file's contents, for a file this installation can run.
 
     Raises:
         EvopruneError: not a model file (one line naming it).
+        MissingExtraError: a ``.tflite`` file without the ``tflite`` extra (LiteRT runs it).
     """
 
-    return kind_of(Path(path))
+    kind = kind_of(Path(path))
+    if kind == "tflite":
+        require_litert("evaluating a .tflite file")
+    return kind
 
 
 def evaluate(
@@ -521,7 +526,7 @@ def evaluate(
             ``data_options`` (as :func:`load_data`).
     """
 
-    model_kind(model)  # a non-model file fails before the data loads
+    model_kind(model)  # a non-model file, or a .tflite one without LiteRT, fails before the data loads
     if data is None:
         data = load_data(**data_options)
     pair = data.split(split) if isinstance(data, Dataset) else data

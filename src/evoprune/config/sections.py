@@ -227,7 +227,8 @@ class BenchConfig:
         encodings, algorithms: grid axes.
         variants: operator pairs ``"crossover+mutation"``; a pair that does not fit a
             genome kind is skipped for that genome (and listed in the report).
-        pymoo: add pymoo's NSGA2 on the same problem and budget as a peer row.
+        pymoo: add pymoo's NSGA2 on the same problem and budget as a peer row (needs
+            the ``peer`` extra: ``pip install 'evoprune[peer]'``).
         executor: ``local`` (spawn process pool), ``dask`` or ``serial``.
         workers: processes (local) or Dask workers (LocalCluster).
     """
@@ -242,7 +243,7 @@ class BenchConfig:
         "uniform+flip_bit",
         "two_point+flip_bit",
     )
-    pymoo: bool = True
+    pymoo: bool = False  # the peer needs an extra; the core's bench runs without it
     executor: str = "local"
     workers: int = 2
 

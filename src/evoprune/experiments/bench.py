@@ -12,6 +12,7 @@ from evoprune.errors import ConfigError
 from evoprune.experiments import methods
 from evoprune.experiments.assemble import make_problem
 from evoprune.experiments.configure import with_overrides
+from evoprune.experiments.executors import check_executor
 from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import Progress, TrialStore, prepared_for, run, spec
 from evoprune.io import atomic_write_text
@@ -92,6 +93,25 @@ def _spec(cell: str, config: Config, **extra) -> dict:
     return spec(key, config, labels, COLUMNS, cell=cell, **extra)
 
 
+def chosen_algorithms(config: Config) -> list[str]:
+    """The grid's algorithms: ``bench.algorithms`` and, with ``bench.pymoo``, the pymoo peer."""
+    b = config.bench
+    return [*b.algorithms, *([PEER] if b.pymoo and PEER not in b.algorithms else [])]
+
+
+def check_available(config: Config, executor: str | None = None) -> None:
+    """Refuses, before any model is trained, an executor or algorithm whose extra is missing.
+
+    Raises:
+        ConfigError: an unknown executor.
+        MissingExtraError: ``dask`` without the ``dask`` extra, pymoo's peer without ``peer``.
+    """
+    check_executor(executor or config.bench.executor)
+    for name in chosen_algorithms(config):
+        peer = name == PEER and PEER not in config.bench.algorithms
+        methods.require(name, "bench.pymoo (pymoo's NSGA2 as a peer)" if peer else None)
+
+
 def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]]:
     """Trial specs (plain dicts) for the grid, and the cells skipped as invalid pairings.
 
@@ -101,8 +121,7 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
 
     specs, skipped = [], []
     b = config.bench
-    chosen = [*b.algorithms, *([PEER] if b.pymoo and PEER not in b.algorithms else [])]
-    table = {name: methods.get(name) for name in chosen}
+    table = {name: methods.get(name) for name in chosen_algorithms(config)}
     for encoding in b.encodings:
         for variant in b.variants:
             crossover, mutation = variant.split("+")
@@ -172,7 +191,12 @@ def bench(
     """Runs the grid; each finished trial is appended to ``out/trials.csv`` at once.
 
     A rerun skips the trials already recorded there.
+
+    Raises:
+        MissingExtraError: before any work, when the executor or an algorithm needs an
+            extra that is not installed.
     """
+    check_available(config, executor)
     lengths = pretrain(config, status)
     specs, skipped = grid(config, lengths)
     atomic_write_text(out / "skipped.txt", "".join(f"{line}\n" for line in skipped))
@@ -191,6 +215,7 @@ def run_bench(
 ) -> pd.DataFrame:
     """``evoprune bench``: opens (or resumes) ``out``, runs the grid, writes the report; the ranking."""
 
+    check_available(config, "dask" if scheduler else None)
     open_trials_dir(out, config, free=("bench", "compare"))
     import_tensorflow_quietly()
     trials = bench(config, out, scheduler=scheduler, progress=progress, status=status)

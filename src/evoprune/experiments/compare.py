@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.experiments import methods
 from evoprune.experiments.assemble import Prepared, make_problem
 from evoprune.experiments.configure import with_overrides
+from evoprune.experiments.executors import check_executor
 from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import (
     Progress,
@@ -200,9 +202,12 @@ def check_config(config: Config) -> None:
     Raises:
         ConfigError: a population an algorithm cannot use (e.g. DCD's multiples of 4), or
             operators that do not fit the genome.
+        MissingExtraError: the executor or an algorithm needs an extra that is not installed.
     """
 
+    check_executor(config.compare.executor)
     for algorithm in config.compare.algorithms:
+        methods.require(algorithm)
         algorithm_config(config, algorithm, 0)
     search = config.search  # the genome's length is known once the model is; 1 or 2 decide pairing
     one_layer = search.layers == "head" or (not isinstance(search.layers, str) and len(search.layers) == 1)

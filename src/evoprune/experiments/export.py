@@ -23,7 +23,7 @@ from evoprune.experiments.assemble import (
 from evoprune.experiments.configure import with_overrides
 from evoprune.experiments.rundir import FRONT, OLD_CHECKPOINT, REFINED, RunDir
 from evoprune.io import atomic_write_text
-from evoprune.models.deploy import file_accuracy
+from evoprune.models.deploy import file_accuracy, require_litert
 from evoprune.models.export import check_output, measure, nonzero_count, sidecar_path
 from evoprune.models.shrink import shrink_model
 from evoprune.reporting.metrics import accuracy_bar
@@ -190,6 +190,8 @@ def export_model(
     run, out = RunDir(run_dir), Path(out)
     summary = run.read_summary()  # refuses an unfinished run
     fmt = check_output(out, fmt)
+    if fmt == "tflite":
+        require_litert("export --format tflite")  # before the model loads
     config = run.read_config()
     eval_index, refined, run_test, source = pick(run, rank, summary)
     prepared = prepare(run.resolved(config))

@@ -15,7 +15,7 @@ import numpy as np
 
 from evoprune.config.checks import KERAS_ONLY
 from evoprune.data.dataset import normalize
-from evoprune.errors import ModelError
+from evoprune.errors import ModelError, require_extra
 
 Artifact = Union[str, Path, bytes]
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of a .tflite file
@@ -101,12 +101,23 @@ def load_keras(path: Path):
         raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
 
 
+def require_litert(what: str = "the .tflite format") -> None:
+    """Refuses ``.tflite`` work (export, evaluation) early when LiteRT is not installed.
+
+    Raises:
+        MissingExtraError: the ``tflite`` extra is missing.
+    """
+    require_extra("tflite", what, "ai_edge_litert")
+
+
 def interpreter(artifact: Artifact, batch: int = 1):
     """A LiteRT interpreter over a ``.tflite`` path or flatbuffer, input resized to ``batch``.
 
     Raises:
         ModelError: the flatbuffer does not load.
+        MissingExtraError: the ``tflite`` extra is missing.
     """
+    require_litert()
     from ai_edge_litert.interpreter import Interpreter
 
     content = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()

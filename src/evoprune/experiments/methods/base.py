@@ -48,6 +48,8 @@ class Method:
         operators: it uses evoprune's operators (bench crosses it with ``bench.variants``).
         section: the class of its own config table ``[name]`` (``None``: it has none).
         check: refuses settings the method cannot run with (a ``ConfigError``).
+        extra: the ``pyproject.toml`` extra it needs (``None``: the core is enough).
+        modules: the top-level modules of that extra it imports.
     """
 
     name: str
@@ -57,3 +59,5 @@ class Method:
     operators: bool = False
     section: type | None = None
     check: Callable = field(default=_quiet)
+    extra: str | None = None
+    modules: tuple[str, ...] = ()
