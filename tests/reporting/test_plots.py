@@ -145,7 +145,7 @@ def test_differences_figure_has_a_labelled_panel_per_metric():
     fig = differences_figure(table, "paper", "each seed trains its own model")
     assert len(fig.axes) == 3
     labels = [ax.get_ylabel() for ax in fig.axes]
-    assert labels[0] == "hypervolume: algorithm − paper" and "% of paper's" in labels[2]
+    assert labels[0] == "hypervolume: algorithm − paper" and labels[2] == "selected size: % change vs paper"
     assert all(ax.get_ylabel() for ax in fig.axes)
     for ax, (metric, _) in zip(fig.axes, metrics):  # a dot per seed and a dashed zero line
         dots = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))

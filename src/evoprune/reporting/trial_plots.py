@@ -15,8 +15,8 @@ from evoprune.reporting.plots import PALETTE, pyplot, style
 # column, axis label, "difference" (algorithm - reference) or "relative" (%), higher is better
 PAIRED = (
     ("hypervolume", "hypervolume", "difference", True),
-    ("igd", "IGD to the reference front", "difference", False),
-    ("selected_nonzero", "selected size (weights)", "relative", False),
+    ("igd", "IGD", "difference", False),
+    ("selected_nonzero", "selected size", "relative", False),
 )
 
 
@@ -103,9 +103,8 @@ def differences_figure(differences: pd.DataFrame, reference: str, subtitle: str 
                 for i, name in enumerate(names):
                     if name in medians:
                         ax.hlines(medians[name], i - 0.3, i + 0.3, color="black", lw=2.2, zorder=4)
-            unit = f"% of {reference}'s" if how == "relative" else f"{reference}"
-            sign = "−" if how == "difference" else "vs"
-            ax.set_ylabel(f"{label}: algorithm {sign} {unit}")
+            change = f"% change vs {reference}" if how == "relative" else f"algorithm − {reference}"
+            ax.set_ylabel(f"{label}: {change}")
             ax.set_xlabel("")
             better = "higher" if higher else "lower"
             ax.set_title(f"{label} ({better} is better)")
