@@ -147,7 +147,9 @@ def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file:
 
 def _model_overrides(architecture, model_file: Optional[Path], layers: Optional[str] = None) -> dict:
     """Config overrides of the model options; ``--layers a,b`` names layers, ``--layers all`` a set."""
-    names = tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
+    names: str | tuple[str, ...] | None = (
+        tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
+    )
     if names and len(names) == 1 and names[0] in ("head", "dense", "all"):
         names = names[0]
     return {
@@ -264,6 +266,7 @@ def run(
                 f"--out and --resume name different directories. Received: --out {out}, --resume {resume}"
             )
         where = resume if resume is not None else out
+        assert where is not None  # one of them is given (checked above)
         with _bars(quiet, verbose) as (progress, status):
             result = api.prune(
                 config=config,
@@ -287,7 +290,10 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
         else f"genome {str(best.get('genome', ''))[:40]}"
     )
     chosen, tolerance = summary.get("selected"), summary["select"]["tolerance_pp"]
-    points = "point" if tolerance == 1 else "points"
+    within = plural(tolerance, "point")
+    rule = f"smallest within {within} on {fitness_split}"
+    if chosen and "within_tolerance" in chosen:  # a method that makes one model at its target
+        rule = f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {within}"
     selected = (
         f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
         f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"
@@ -302,7 +308,7 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
         f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({best['compression']:.2f}x), "
         f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
         f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
-        f"selected (smallest within {tolerance:g} {points} on {fitness_split}): {selected}",
+        f"selected ({rule}): {selected}",
         f"{plural(summary['evaluations'], 'evaluation')}, {split}, {summary['wall_time_s']:.1f} s in all; "
         f"results in {out}",
     ]
@@ -473,7 +479,9 @@ PHASES = {
     "train": "training epoch",
     "search": "generation",
     "finetune": "fine-tuning point",
-    "round": "magnitude round",
+    "round": "round",
+    "level": "level",
+    "curve": "curve level",
     "retrain": "retraining epoch",
     "score": "test scoring",
     "trials": "trial",
@@ -503,6 +511,7 @@ def _bars(quiet: bool, verbose: bool = False):
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
@@ -518,7 +527,7 @@ def _bars(quiet: bool, verbose: bool = False):
         TimeRemainingColumn(),
         TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     bars = Progress(*columns, console=Console(stderr=True))  # started at the first step
 
     def status(message: str) -> None:
@@ -611,4 +620,4 @@ def _printable(text: str) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()  # exits with run_app's code

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from evoprune.config import Config
 from evoprune.data.dataset import Dataset, load_dataset
 from evoprune.errors import DataError, plural
 from evoprune.io import file_sha256, weights_sha256
 from evoprune.models.target import PruneTarget, build_target
-from evoprune.models.training import EpochCallback, TrainedModel, load_or_train
+from evoprune.models.training import EpochCallback, TrainedModel, correct, load_or_train
 from evoprune.refine.finetune import FinetuneSettings, HeadFinetuner, RefiningEvaluator, head_scorer
 from evoprune.refine.retrain import ModelFinetuner
+from evoprune.refine.select import loss_bound_pp
 from evoprune.scoring.evaluate import KerasEvaluator, PruningProblem
 from evoprune.search.encodings import make_encoding
 
@@ -116,8 +119,9 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     if config.finetune.refine == "each":  # both splits score the fine-tuned head
         finetuner = make_finetuner(config, prepared, target)
         fitness_refined = RefiningEvaluator(fitness, finetuner)
-        test = fitness_refined if test is fitness else test and RefiningEvaluator(test, finetuner)
-        fitness = fitness_refined
+        # RefiningEvaluator wraps a KerasEvaluator with the same interface (duck-typed, no common base)
+        test = fitness_refined if test is fitness else test and RefiningEvaluator(test, finetuner)  # type: ignore[assignment]
+        fitness = fitness_refined  # type: ignore[assignment]
     return PruningProblem(encoding, fitness, test)
 
 
@@ -127,6 +131,7 @@ def make_finetuner(config: Config, prepared: Prepared, target: PruneTarget) -> H
         prepared.trained.model, prepared.dataset.train, "fast", config.model.batch_size, target
     )
     f = config.finetune
+    assert train.features is not None  # a fast evaluator caches them
     return HeadFinetuner(
         train.features,
         train.labels,
@@ -168,5 +173,76 @@ def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
     if config.finetune.scope == "model":
         finetuner = make_model_finetuner(config, prepared, target)
         return finetuner.score, finetuner.tuned_weights
-    finetuner = make_finetuner(config, prepared, target)
-    return head_scorer(finetuner, problem.evaluator, problem.test_evaluator), None
+    head = make_finetuner(config, prepared, target)
+    return head_scorer(head, problem.evaluator, problem.test_evaluator), None
+
+
+def copy_model(model):
+    """A copy of a Keras model with the same weights (the original stays untouched)."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def point_model(
+    config: Config,
+    prepared: Prepared,
+    genome=None,
+    weights: list | None = None,
+    tune: bool = False,
+):
+    """One evaluated point of a run as a new Keras model, and its masks by layer name.
+
+    Args:
+        genome: the point's genome (its masks on the original weights).
+        weights: every model weight the run kept for the point (retrained points): used
+            as they are, so the model is exactly the one the run measured.
+        tune: fine-tune the masked model as the run did (only without ``weights``).
+
+    Returns:
+        ``(model, masks)``; ``masks``: pruned layer name -> boolean mask.
+    """
+    model = copy_model(prepared.trained.model)
+    target = prepared.target(config.search.layers)
+    if weights is not None:
+        model.set_weights(weights)
+        kernels = [model.layers[i].kernel.numpy() for i in target.indices]
+        return model, {layer.name: k != 0 for layer, k in zip(target.layers, kernels)}
+    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
+    decoded = [m[0] for m in problem.encoding.decode([genome])]
+    masks = {layer.name: np.asarray(mask, dtype=bool) for layer, mask in zip(target.layers, decoded)}
+    if tune and config.finetune.scope == "model":
+        # whole-model fine-tuning starts from (and distils from) the unpruned model, as in the run
+        model.set_weights(make_model_finetuner(config, prepared, target).tuned_weights(decoded))
+        return model, masks
+    for layer, mask in zip(target.layers, decoded):
+        model.layers[layer.index].kernel.assign(np.where(mask, layer.kernel, np.float32(0)))
+    if tune:
+        kernel, bias = make_finetuner(config, prepared, target).tune(decoded[-1])
+        head = model.layers[target.indices[-1]]
+        head.set_weights([kernel, bias] if head.use_bias else [kernel])
+    return model, masks
+
+
+def loss_bound(config: Config, prepared: Prepared, model_of: Callable[[int], object]):
+    """``eval_index -> upper bound (points) on the accuracy it loses`` for ``select.confidence``.
+
+    ``None`` when ``select.confidence`` is 0 (the point estimate decides). The bound is
+    :func:`~evoprune.refine.select.loss_bound_pp` of per-image correctness on the fitness
+    split, the baseline's computed once; ``model_of(eval_index)`` builds a point's model.
+    """
+    confidence = config.select.confidence
+    if not confidence:
+        return None
+    split = prepared.dataset.split(config.data.fitness_split)
+    base = correct(prepared.trained.model, split)
+    memo: dict[int, float] = {}
+
+    def bound(index: int) -> float:
+        if index not in memo:
+            memo[index] = loss_bound_pp(base, correct(model_of(index), split), confidence)
+        return memo[index]
+
+    return bound

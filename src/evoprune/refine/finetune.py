@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class HeadFinetuner:
         self.bias = np.asarray(bias, dtype=np.float32)
         self.settings = settings
         self.train_bias = train_bias
-        self._step = None
+        self._step: tuple[dict[str, Any], Any] | None = None  # (variables, compiled step)
         self._tuned: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def _build(self):
@@ -151,6 +151,9 @@ class RefiningEvaluator:
 
     For ``refine = "each"``: accurate but about ``steps`` optimizer steps per evaluation.
     """
+
+    features: np.ndarray  # copied from the wrapped evaluator, as are its other attributes
+    labels: np.ndarray
 
     def __init__(self, evaluator, finetuner: HeadFinetuner) -> None:
         self.inner = evaluator
@@ -265,12 +268,12 @@ def refine_front(
         low, high = (([-1] + spread)[first], spread[first]) if first is not None else (0, 0)
         while high - low > 1:
             middle = (low + high) // 2
-            holds = tune(
-                middle,
-                lambda holds, low=low, middle=middle, high=high: (
-                    bisection_steps(low, middle) if holds else bisection_steps(middle, high)
-                ),
-            )
+            left, right = bisection_steps(low, middle), bisection_steps(middle, high)
+
+            def narrowed(holds: bool, left: int = left, right: int = right) -> int:
+                return left if holds else right
+
+            holds = tune(middle, narrowed)
             low, high = (low, middle) if holds else (middle, high)
     columns = [
         "eval_index",

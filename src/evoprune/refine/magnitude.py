@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.refine.gradual import target_nonzero
 from evoprune.reporting.metrics import accuracy_bar
 
 FIRST_KEEP = 0.5  # each accepted round keeps this share of the surviving weights ...
@@ -122,6 +123,58 @@ def magnitude_schedule(
             break  # the smallest step failed: a retry would repeat this round exactly
         else:
             keep = min(math.sqrt(keep), MAX_KEEP)
+    return pd.DataFrame(rows), all_masks, all_weights
+
+
+def level_steps(levels: list[float]) -> list[float]:
+    """The compressions an iterative schedule passes through to reach every level: 2x, 4x, 8x, ...
+    below the largest level, and the levels themselves."""
+    top = max(levels)
+    doubling = [2.0**k for k in range(1, 64) if 2.0**k < top]
+    return sorted(set(doubling) | {float(level) for level in levels})
+
+
+def magnitude_levels(
+    finetuner,
+    kernels: list[np.ndarray],
+    levels: list[float],
+    status=lambda msg: None,
+    progress=lambda done, total: None,
+) -> tuple[pd.DataFrame, dict, dict]:
+    """Iterative pruning through fixed compressions: prune to each step, retrain, go on.
+
+    Each step (see :func:`level_steps`) keeps exactly ``round(total / step)`` weights, the
+    largest normalised magnitudes (:func:`normalized_magnitudes`) of the previous step's
+    retrained model, and retrains ``finetuner.epochs`` from it with the masks fixed; the
+    model at a level is the step at that level, so every level had one final retraining
+    of the same length. Returns rows as :func:`magnitude_schedule` (every round accepted)
+    with the step's ``compression`` in ``keep``'s place, masks and weights by round.
+    """
+    steps = level_steps(levels)
+    total = int(sum(np.count_nonzero(k) for k in kernels))
+    masks = [np.ones(k.shape, dtype=bool) for k in kernels]
+    weights = list(finetuner.base)
+    rows, all_masks, all_weights = [], {}, {}
+    for r, step in enumerate(steps):
+        current = [_kernel_of(finetuner.model, weights, i) for i in finetuner.target.indices]
+        masks = prune_to(normalized_magnitudes(current), masks, target_nonzero(total, step))
+        finetuner.rebase(weights)
+        weights = finetuner.tuned_weights(masks)
+        accuracy, test_accuracy = finetuner.evaluate(weights)
+        nonzero = int(sum(m.sum() for m in masks))
+        status(f"magnitude step {r}: {step:g}x, nonzero {nonzero}, accuracy {accuracy:.4f}")
+        rows.append(
+            {
+                "eval_index": r,
+                "keep": 1.0 / step,
+                "nonzero": nonzero,
+                "accuracy": accuracy,
+                "test_accuracy": test_accuracy,
+                "accepted": True,
+            }
+        )
+        all_masks[r], all_weights[r] = masks, weights
+        progress(r + 1, len(steps))
     return pd.DataFrame(rows), all_masks, all_weights
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ def pyplot():
 
 
 @contextlib.contextmanager
-def style() -> Iterator[object]:
+def style() -> Iterator[Any]:
     """seaborn's white-grid style and palette for the figures made inside (global state untouched)."""
     import seaborn as sns
 
