@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.experiments.assemble import Prepared, make_model_finetuner
+from evoprune.experiments.assemble import Prepared, loss_bound, make_model_finetuner, point_model
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.result import RunResult
 from evoprune.refine.gradual import schedule_for, target_nonzero
@@ -130,6 +130,11 @@ def with_curve(
         )
     context.progress("curve", len(points), len(points), "")
     curve = table(points, result, target)
+    bound = loss_bound(
+        config, prepared, lambda i: point_model(config, prepared, weights=points[i].weights)[0]
+    )
+    if bound is not None:  # the selection's bound at each level, to measure its error rates
+        curve["loss_bound_pp"] = [bound(i) for i in range(len(points))]
     summary = {**result.summary, "curve": curve.to_dict("records")}
     weights = {**result.curve_weights, **{i: p.weights for i, p in enumerate(points)}}
     return dataclasses.replace(result, summary=summary, curve=curve, curve_weights=weights)
