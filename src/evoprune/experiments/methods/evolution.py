@@ -121,12 +121,15 @@ def front_allocation(problem: PruningProblem, front: pd.DataFrame, level: float)
 def evolved_curve(
     config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult, context: RunContext
 ) -> RunResult:
-    """Evolution's model at each ``select.compressions`` level: the evolved allocation, retrained.
+    """Evolution's model at each ``select.compressions`` level: its allocation, under a moving threshold.
 
-    The search's front gives each level its per-layer allocation (:func:`front_allocation`);
-    the model at the level is the same gradual-magnitude retraining as ``gmp``'s (``[gmp]``
-    schedule settings, ``finetune.epochs``) toward that allocation, so a curve compares
-    allocations at equal final retraining.
+    The search's front gives each level its per-layer allocation (:func:`front_allocation`).
+    The model at the level is the same gradual-magnitude retraining as ``gmp``'s (``[gmp]``
+    schedule settings, ``finetune.epochs``) under one threshold over per-layer weighted
+    magnitudes (:class:`~evoprune.refine.gradual.ScaledGlobal`), the weights chosen so that
+    the threshold starts at the evolved allocation; as training moves the weights the
+    allocation moves too, as GMP global's does. (A static per-layer target lost to GMP
+    global in the research this design came from: ``docs/results/curves-lenet-300-100``.)
     """
     g = config.section("gmp")
     initial, begin, end, frequency = (
@@ -135,9 +138,12 @@ def evolved_curve(
         else (gradual.INITIAL_SPARSITY, gradual.BEGIN, gradual.END, gradual.FREQUENCY)
     )
     tuner = curve.finetuner(config, prepared)
+    target = problem.evaluator.target
 
     def make(level: float) -> curve.Point:
-        allocation = front_allocation(problem, result.front, level)
+        allocation = gradual.scales_for(
+            target.names, target.kernels, front_allocation(problem, result.front, level)
+        )
         return curve.gmp_point(tuner, level, allocation, initial, begin, end, frequency, context)
 
     return curve.with_curve(config, prepared, result, make, context)
