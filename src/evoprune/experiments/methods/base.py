@@ -31,6 +31,8 @@ class Method:
         table: the name of that table (default: the method's name); methods that share
             settings share a table (``gmp-global`` reads ``[gmp]``).
         check: refuses settings the method cannot run with (a ``ConfigError``).
+        extra: the ``pyproject.toml`` extra it needs (``None``: the core is enough).
+        modules: the top-level modules of that extra it imports.
     """
 
     name: str
@@ -41,6 +43,8 @@ class Method:
     section: type | None = None
     table: str = ""
     check: Callable = field(default=_quiet)
+    extra: str | None = None
+    modules: tuple[str, ...] = ()
 
     @property
     def table_name(self) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.errors import plural
 from evoprune.experiments import curve
 from evoprune.experiments.assemble import (
     Prepared,
@@ -60,7 +61,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
             context.status(f"Resuming after generation {state.generation}")
         context.status(
             f"Searching: {config.search.algorithm}, population {config.search.population}, "
-            f"{generations} generations"
+            f"{plural(generations, 'generation')}"
         )
         search_start = time.perf_counter()
 
@@ -196,6 +197,7 @@ def refine(
         config.finetune.max_drop_pp,
         within_pp=config.select.tolerance_pp,
         status=context.status,
+        progress=lambda done, total, note: context.progress("finetune", done, total, note),
     )
     weights = {}
     if tuned_weights is not None:  # memoized: the weights score measured, no second training

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from evoprune.config import Config
+from evoprune.errors import plural
 from evoprune.experiments import curve
 from evoprune.experiments.assemble import (
     Prepared,
@@ -52,7 +53,10 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     rounds = len(level_steps(levels)) if levels else max(budget // config.finetune.epochs, 1)
     if levels:  # Han's iterative pruning through the levels: one final retraining each
         budget = rounds * config.finetune.epochs
-    context.status(f"Magnitude pruning: {rounds} rounds of {config.finetune.epochs} epochs ({budget} in all)")
+    context.status(
+        f"Magnitude pruning: {plural(rounds, 'round')} of {plural(config.finetune.epochs, 'epoch')} "
+        f"({budget} in all)"
+    )
     start = time.perf_counter()
     original = finetuner.base
     report = lambda done, total: context.progress("round", done, total, "")  # noqa: E731
