@@ -352,7 +352,7 @@ def run_compare(
     """``evoprune compare``: checks, opens (or resumes) ``out``, runs the trials, writes the report."""
 
     check_config(config)
-    open_trials_dir(out, config, free=("compare",))
+    open_trials_dir(out, config, free=("compare", "bench"))  # a comparison uses no [bench] setting
     import_tensorflow_quietly()
     result = compare(config, out, progress=progress, status=status)
     write_outputs(config, result, out)
