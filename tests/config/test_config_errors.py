@@ -39,6 +39,8 @@ CASES = {
     "compare seeds zero": ("[compare]\nseeds = 0\n", "compare.seeds=0"),
     "compare no algorithms": ("[compare]\nalgorithms = []\n", "compare.algorithms=[]"),
     "compare algorithm": ('[compare]\nalgorithms = ["paper", "cmaes"]\n', "compare.algorithms='cmaes'"),
+    "confidence below half": ("[select]\nconfidence = 0.3\n", "select.confidence=0.3"),
+    "compressions not above 1": ("[select]\ncompressions = [12.0, 0.5]\n", "select.compressions=0.5"),
     "unknown section": ("[tuning]\nsteps = 3\n", "[tuning]"),
     "unknown finetune key": ("[finetune]\nrounds = 3\n", "finetune.rounds"),
 }

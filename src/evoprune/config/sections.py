@@ -349,9 +349,10 @@ class SelectConfig:
 
     def validate(self) -> None:
         check_range("select.tolerance_pp", self.tolerance_pp, 0.0, 100.0)
-        if not 0.0 <= self.confidence < 1.0 or not self.confidence == self.confidence:
+        if not (self.confidence == 0.0 or 0.5 <= self.confidence < 1.0):
             raise ConfigError(
-                f"Expected select.confidence >= 0 and < 1. Received: select.confidence={self.confidence!r}"
+                "Expected select.confidence = 0 (off) or >= 0.5 and < 1. "
+                f"Received: select.confidence={self.confidence!r}"
             )
         for level in self.compressions:
             check_range("select.compressions", level, 1.0, 1e9, low_open=True)

@@ -51,15 +51,17 @@ def select_row(
 ) -> pd.Series | None:
     """The smallest row of ``table`` within ``tolerance_pp`` of baseline.
 
-    Without ``bound`` a row is within when its ``accuracy`` is; with it, when
-    ``bound(eval_index)`` (an upper bound on its loss in points, see :func:`loss_bound_pp`)
-    is at most ``tolerance_pp``, computed for the rows in the order they are considered.
+    Without ``bound`` a row is within when its ``accuracy`` is; with it, when also
+    ``bound(eval_index)`` (an upper bound on its loss in points at a confidence of at least
+    0.5, see :func:`loss_bound_pp`) is at most ``tolerance_pp``, computed for the rows in
+    the order they are considered.
     Ties in size go to the more accurate row, then to the earlier one. ``None`` when no
     row is within the tolerance.
     """
     ok = table[table["nonzero"] > 0]
-    if bound is None:
-        ok = ok[ok["accuracy"] >= accuracy_bar(base_accuracy, tolerance_pp)]
+    # a bound at confidence >= 0.5 is never below the observed loss: rows the point
+    # estimate rejects cannot pass it, so they are never measured
+    ok = ok[ok["accuracy"] >= accuracy_bar(base_accuracy, tolerance_pp)]
     ok = ok.assign(_order=np.arange(len(ok)))
     ordered = ok.sort_values(["nonzero", "accuracy", "_order"], ascending=[True, False, True], kind="stable")
     for _, row in ordered.iterrows():
