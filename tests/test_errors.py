@@ -20,10 +20,12 @@ from evoprune.errors import ModelError, plural
         (np.int64(1), "class", "1 class"),
         (np.int64(3), "class", "3 classes"),
         (2, "index", "2 indices"),
+        (20, "epoch", "20 epochs"),
+        (2, "batch", "2 batches"),
     ],
 )
 def test_plural(count, noun, expected):
-    many = "indices" if noun == "index" else None
+    many = {"index": "indices", "batch": "batches"}.get(noun)
     assert plural(count, noun, many) == expected
 
 

@@ -64,11 +64,11 @@ def plural(count: float, noun: str, many: str | None = None) -> str:
     """A count and its noun for one-line messages: ``1 point``, ``2 points``, ``1,500 weights``, ``1 class``.
 
     Args:
-        many: the plural when it is not ``noun`` + ``s`` (or ``es`` after s, x, ch, sh).
+        many: the plural when it is not ``noun`` + ``s`` (or ``es`` after s, x, sh; "epoch" is "epochs").
     """
     text = (
         f"{count:,}" if isinstance(count, numbers.Integral) and not isinstance(count, bool) else f"{count:g}"
     )
     if count == 1:
         return f"{text} {noun}"
-    return f"{text} {many or (noun + 'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else noun + 's')}"
+    return f"{text} {many or (noun + 'es' if noun.endswith(('s', 'x', 'sh')) else noun + 's')}"
