@@ -15,6 +15,7 @@ import numpy as np
 
 from evoprune.data.dataset import normalize
 from evoprune.errors import ModelError
+from evoprune.models.refused import refused
 
 Artifact = Union[str, Path, bytes]
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of a .tflite file
@@ -96,7 +97,7 @@ def load_keras(path: Path):
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
+        raise refused(path, exc) from exc
 
 
 def interpreter(artifact: Artifact, batch: int = 1):

@@ -17,6 +17,7 @@ from evoprune.data.dataset import Dataset, eval_pipeline, train_pipeline
 from evoprune.errors import ModelError
 from evoprune.io import file_lock
 from evoprune.models.architectures import build, check_input
+from evoprune.models.refused import refused
 from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name
 from evoprune.seeding import seed_everything
 
@@ -182,7 +183,7 @@ def load_model_file(path: Path):
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
+        raise refused(path, exc) from exc
     check_model(model, str(path))
     compile_model(model)
     return model
