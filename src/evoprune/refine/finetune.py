@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,6 +177,7 @@ def refine_front(
     max_drop_pp: float,
     within_pp: float = 1.0,
     status=lambda msg: None,
+    progress=lambda done, total: None,
 ):
     """Fine-tunes front points and returns their accuracy before and after.
 
@@ -190,6 +192,10 @@ def refine_front(
             mask per pruned layer
             (see :func:`head_scorer` and :class:`~evoprune.refine.retrain.ModelFinetuner`).
         status: called with one line per fine-tuned point.
+        progress: ``(points fine-tuned, points planned)`` after each point (the plan grows
+            by the bisection's remaining steps at most). The points follow from the scores
+            alone, so a ``score`` that answers logged points from a
+            :class:`~evoprune.refine.retrain_log.RetrainLog` resumes the bisection where it was.
 
     Returns:
         A DataFrame with ``eval_index, nonzero, compression, accuracy, test_accuracy,
@@ -201,6 +207,7 @@ def refine_front(
     pool = front[(front["accuracy"] >= floor) & (front["nonzero"] > 0)]
     pool = pool.sort_values("nonzero", kind="stable").reset_index(drop=True)
     rows: dict[int, dict] = {}
+    planned = [0]
 
     def tune(position: int) -> dict:
         if position not in rows:
@@ -221,12 +228,16 @@ def refine_front(
                 f"({float(row['compression']):.1f}x), accuracy {float(row['accuracy']):.4f} -> {refined:.4f} "
                 f"(baseline {problem.base_accuracy:.4f})"
             )
+            progress(len(rows), max(planned[0], len(rows)))
         return rows[position]
 
     if len(pool):
         sizes = np.log(pool["nonzero"].to_numpy(dtype=float))
         targets = np.linspace(sizes.min(), sizes.max(), min(max_points, len(pool)))
-        for position in np.unique(np.abs(sizes[None, :] - targets[:, None]).argmin(axis=1)):
+        spread = np.unique(np.abs(sizes[None, :] - targets[:, None]).argmin(axis=1))
+        planned[0] = len(spread)
+        progress(0, planned[0])
+        for position in spread:
             tune(int(position))
         bar = accuracy_bar(problem.base_accuracy, within_pp)
         passing = [p for p, r in rows.items() if r["refined_accuracy"] >= bar]
@@ -235,11 +246,13 @@ def refine_front(
             failing = [p for p, r in rows.items() if r["refined_accuracy"] < bar and p < high]
             low = max(failing) if failing else -1
             while high - low > 1:
+                planned[0] = len(rows) + math.ceil(math.log2(high - low))
                 middle = (low + high) // 2
                 if tune(middle)["refined_accuracy"] >= bar:
                     high = middle
                 else:
                     low = middle
+        progress(len(rows), len(rows))  # the plan was an upper bound
     columns = [
         "eval_index",
         "nonzero",

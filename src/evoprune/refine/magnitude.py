@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.errors import CheckpointError
+from evoprune.refine.retrain_log import RetrainLog, mask_key
 from evoprune.reporting.metrics import accuracy_bar
 
 FIRST_KEEP = 0.5  # each accepted round keeps this share of the surviving weights ...
@@ -67,6 +69,7 @@ def magnitude_schedule(
     tolerance_pp: float,
     status=lambda msg: None,
     progress=lambda done, total: None,
+    log: RetrainLog | None = None,
 ) -> tuple[pd.DataFrame, dict, dict]:
     """Iterative pruning: prune the smallest normalised magnitudes, retrain, repeat.
 
@@ -81,6 +84,9 @@ def magnitude_schedule(
     Args:
         finetuner: a :class:`~evoprune.refine.retrain.ModelFinetuner`; its ``base`` weights are
             moved to the accepted model between rounds (:meth:`rebase`).
+        log: each round is logged as it finishes (key ``round r``: its masks' key,
+            accuracies and retrained weights); rounds already there are replayed, not
+            retrained, so a resumed schedule continues with the next round.
 
     Returns:
         One row per round (``eval_index`` = round, ``nonzero``, ``accuracy``,
@@ -91,13 +97,13 @@ def magnitude_schedule(
     masks = [np.ones(k.shape, dtype=bool) for k in kernels]
     weights, keep = list(finetuner.base), FIRST_KEEP
     layer_pos = finetuner.target.indices
+    log = log if log is not None else RetrainLog(None, Config())
     rows, all_masks, all_weights = [], {}, {}
     bar = accuracy_bar(base_accuracy, tolerance_pp)
     for r in range(rounds):
         current = [_kernel_of(finetuner.model, weights, i) for i in layer_pos]
         trial = prune_to(scores_of(current), masks, int(round(keep * sum(m.sum() for m in masks))))
-        finetuner.rebase(weights)
-        accuracy, test_accuracy = finetuner.score(trial)
+        accuracy, test_accuracy, all_weights[r] = _retrain_round(finetuner, log, r, weights, trial)
         accepted = accuracy >= bar
         nonzero = int(sum(m.sum() for m in trial))
         status(
@@ -114,7 +120,7 @@ def magnitude_schedule(
                 "accepted": accepted,
             }
         )
-        all_masks[r], all_weights[r] = trial, finetuner.tuned_weights(trial)  # memoized by score
+        all_masks[r] = trial
         progress(r + 1, rounds)
         if accepted:
             weights, masks = all_weights[r], trial
@@ -123,6 +129,25 @@ def magnitude_schedule(
         else:
             keep = min(math.sqrt(keep), MAX_KEEP)
     return pd.DataFrame(rows), all_masks, all_weights
+
+
+def _retrain_round(finetuner, log: RetrainLog, r: int, weights: list, trial: list) -> tuple:
+    """One round's ``(accuracy, test accuracy, weights)``: from the log, else retrained and logged.
+
+    Raises:
+        CheckpointError: the logged round pruned other masks (a log of another schedule).
+    """
+    key = f"round {r}"
+    if log.done(key):
+        row = log.row(key)
+        if row.get("masks") != mask_key(trial):
+            raise CheckpointError(f"Retraining log does not match magnitude {key}: {log.path}")
+        return row["accuracy"], row["test_accuracy"], log.weights(key)
+    finetuner.rebase(weights)
+    accuracy, test_accuracy = finetuner.score(trial)
+    tuned = finetuner.tuned_weights(trial)  # memoized by score
+    log.add(key, {"masks": mask_key(trial), "accuracy": accuracy, "test_accuracy": test_accuracy}, tuned)
+    return accuracy, test_accuracy, tuned
 
 
 def _kernel_of(model, weights: list, layer_index: int) -> np.ndarray:

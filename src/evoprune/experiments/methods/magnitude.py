@@ -45,6 +45,9 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     context.status(f"Magnitude pruning: {rounds} rounds of {config.finetune.epochs} epochs ({budget} in all)")
     start = time.perf_counter()
     original = finetuner.base
+    log = context.retrain_log(config, prepared, "magnitude round")  # a resumed run replays its rounds
+    if len(log):
+        context.status(f"Resuming: {len(log)} rounds retrained before the interruption")
     try:
         table, masks, weights = magnitude_schedule(
             finetuner,
@@ -54,6 +57,7 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
             config.select.tolerance_pp,
             context.status,
             lambda done, total: context.progress("round", done, total, ""),
+            log,
         )
     finally:
         finetuner.rebase(original)
