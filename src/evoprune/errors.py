@@ -23,3 +23,8 @@ class CheckpointError(EvopruneError):
 
 class SearchInterrupted(EvopruneError):
     """The user asked to stop; the work done so far is checkpointed."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm, ``docker stop``, Kubernetes, systemd), raised in the main thread so that
+    worker pools, Dask clusters and locks are cleaned up as after a Ctrl-C."""
