@@ -133,6 +133,29 @@ def test_sigterm_stops_the_bench_and_its_workers_and_a_rerun_completes(
     _same_rows(pd.read_csv(out / "trials.csv"), uninterrupted)
 
 
+def test_a_worker_killed_mid_bench_is_retried_and_the_grid_completes(grid, uninterrupted, tmp_path):
+    config, out = tmp_path / "bench.toml", tmp_path / "bench"
+    config.write_text(grid.to_toml())
+    command = [sys.executable, "-m", "evoprune", "bench", "--config", str(config), "--out", str(out), "-q"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 900
+        while _rows(out / "trials.csv") < 1:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+            time.sleep(0.05)
+        workers = [
+            p for p in psutil.Process(proc.pid).children() if "resource_tracker" not in " ".join(p.cmdline())
+        ]
+        assert workers, "no pool worker to kill"
+        workers[0].kill()  # like the OOM killer: no goodbye
+        output, _ = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output[-3000:]
+    _same_rows(pd.read_csv(out / "trials.csv"), uninterrupted)
+
+
 def test_sigint_stops_a_compare_on_the_local_pool_and_a_rerun_completes(sample_config, prepared, tmp_path):
     cfg = sample_config.with_overrides(
         {
