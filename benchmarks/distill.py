@@ -50,7 +50,7 @@ def main(argv=None) -> int:
 
     os.environ["EVOPRUNE_CACHE_DIR"] = args.cache_dir
     from evoprune.config import load_config
-    from evoprune.experiments.run import make_model_finetuner, make_problem, prepare
+    from evoprune.experiments.assemble import make_model_finetuner, make_problem, prepare
 
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     base = load_config(CONFIG).with_overrides(
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         kept = int(sum(m.sum() for m in masks))
         for distill in (0.0, config.finetune.distill):
             tuner = make_model_finetuner(
-                config.with_overrides({"finetune.distill": distill}), prepared, problem
+                config.with_overrides({"finetune.distill": distill}), prepared, problem.evaluator.target
             )
             start = time.perf_counter()
             accuracy, test_accuracy = tuner.score(masks)

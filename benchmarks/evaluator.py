@@ -131,7 +131,7 @@ def fast_eval_timing(model, split, repeats: int) -> dict:
 
 def check_identical(config, prepared, nb: dict) -> dict:
     """Re-scores every threshold of the notebook loop with evoprune's fast path and compares."""
-    from evoprune.experiments.run import make_problem
+    from evoprune.experiments.assemble import make_problem
 
     problem = make_problem(config, prepared)
     n = problem.evaluator.n
@@ -168,7 +168,8 @@ def main(argv=None) -> int:
     args = common.parse_args(__doc__.splitlines()[0], argv)
     common.print_header("evaluator", args)
     from evoprune.config import Config, ModelConfig, SearchConfig
-    from evoprune.experiments.run import prepare, run_search
+    from evoprune.experiments.assemble import prepare
+    from evoprune.experiments.methods.evolution import run_search
     from evoprune.models.target import build_target
 
     gens = QUICK_GENERATIONS if args.quick else GENERATIONS
@@ -188,7 +189,7 @@ def main(argv=None) -> int:
     sys.stdout.flush()
 
     nb = notebook_loop(model, build_target(model, "head").indices[-1], notebook_test_pipeline(split), gens)
-    result = run_search(config, prepared=prepared)
+    result = run_search(config, prepared)
     fast = fast_eval_timing(model, split, repeats=20 if args.quick else 100)
     check = check_identical(config, prepared, nb)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 def main() -> None:
     from evoprune.config import load_config
-    from evoprune.experiments.run import prepare
+    from evoprune.experiments.assemble import prepare
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)

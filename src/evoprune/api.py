@@ -112,7 +112,7 @@ def load_config(
     Args:
         config: a TOML file, a :class:`~evoprune.config.Config`, or ``None`` (defaults).
         overrides: ``{"section.key": value}`` (``None`` values are skipped).
-        options: the same as keywords: a key that one section has (``population=24``,
+        **options: the same as keywords: a key that one section has (``population=24``,
             ``layers="dense"``) or ``section__key`` (``finetune__epochs=3``).
 
     Raises:
@@ -144,7 +144,8 @@ def load_data(
         dataset: ``mnist-sample`` (bundled) or a tensorflow-datasets name.
         data_dir: IDX files or an image folder (replaces ``dataset``).
         data_file: an ``.npz`` file (replaces ``dataset``).
-        validation_fraction, split_seed: the validation split carved from train.
+        validation_fraction: share of train carved out as the validation split.
+        split_seed: seed of that (stratified, deterministic) split.
         config: take all of these from a config's ``[data]`` instead.
 
     Raises:
@@ -341,11 +342,14 @@ def prune(
     Args:
         model: a trained Keras 3 classifier in memory (never saved by you); ``None``
             prunes the config's model (``model.model_file`` or a built-in architecture).
-        train, validation, test: ``(images, labels)`` arrays; ``None`` reads the config's
-            data. ``validation`` is carved from train when not given; without ``test``,
-            test accuracies are NaN.
+        train: ``(images, labels)`` arrays to search and fine-tune on; ``None`` reads the
+            config's data (and then ``validation`` and ``test`` too).
+        validation: ``(images, labels)`` that selection scores; carved from ``train``
+            (``data.validation_fraction``) when not given.
+        test: ``(images, labels)`` only reported; without it, test accuracies are NaN.
         config: a TOML file, a :class:`~evoprune.config.Config`, or ``None`` (defaults).
-        overrides, options: config overrides, as for :func:`load_config` (``layers="dense"``,
+        overrides: ``{"section.key": value}`` config overrides, as for :func:`load_config`.
+        **options: config keys as keywords, as for :func:`load_config` (``layers="dense"``,
             ``algorithm="nsga2"``, ``population=24``, ``generations=5``, ``seed=0``, ...).
         out: a run directory to write (checkpointed after every generation and every
             fine-tuned point or retrained round, and resumable); ``None`` keeps the run
@@ -366,7 +370,7 @@ def prune(
     progress = progress or tell or (lambda *args: None)
     if resume and out is None:
         raise EvopruneError("Expected out=DIR with resume=True. Received: out=None")
-    if resume:  # the saved config, with the overrides given; a config given too must equal it
+    if resume and out is not None:  # the saved config with the overrides; a config given too must equal it
         base = Config() if isinstance(config, Config) else configure.load_config(None)
         merged = {**(overrides or {}), **_dotted(base, options)}
         file = None if isinstance(config, Config) else config

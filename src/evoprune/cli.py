@@ -147,7 +147,9 @@ def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file:
 
 def _model_overrides(architecture, model_file: Optional[Path], layers: Optional[str] = None) -> dict:
     """Config overrides of the model options; ``--layers a,b`` names layers, ``--layers all`` a set."""
-    names = tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
+    names: str | tuple[str, ...] | None = (
+        tuple(n.strip() for n in layers.split(",") if n.strip()) if layers is not None else None
+    )
     if names and len(names) == 1 and names[0] in ("head", "dense", "all"):
         names = names[0]
     return {
@@ -265,6 +267,7 @@ def run(
                 f"--out and --resume name different directories. Received: --out {out}, --resume {resume}"
             )
         where = resume if resume is not None else out
+        assert where is not None  # one of them is given (checked above)
         with _bars(quiet) as progress:
             result = api.prune(
                 config=config,
@@ -289,6 +292,11 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
     )
     chosen, tolerance = summary.get("selected"), summary["select"]["tolerance_pp"]
     points = "point" if tolerance == 1 else "points"
+    rule = f"smallest within {tolerance:g} {points} on {fitness_split}"
+    if chosen and "within_tolerance" in chosen:  # a method that makes one model at its target
+        rule = (
+            f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {tolerance:g} {points}"
+        )
     selected = (
         f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
         f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"
@@ -303,7 +311,7 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
         f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({best['compression']:.2f}x), "
         f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
         f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
-        f"selected (smallest within {tolerance:g} {points} on {fitness_split}): {selected}",
+        f"selected ({rule}): {selected}",
         f"{summary['evaluations']} evaluations, {split}, {summary['wall_time_s']:.1f} s in all; "
         f"results in {out}",
     ]
@@ -510,7 +518,9 @@ def _bar(label: str, total: int):
 PHASES = {
     "search": "generation",
     "finetune": "fine-tuning point",
-    "round": "magnitude round",
+    "round": "round",
+    "level": "level",
+    "curve": "curve level",
     "retrain": "retraining epoch",
     "score": "test scoring",
 }
@@ -530,6 +540,7 @@ def _bars(quiet: bool):
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
@@ -544,7 +555,7 @@ def _bars(quiet: bool):
         TimeRemainingColumn(),
         TextColumn("{task.description}"),
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     with Progress(*columns, console=Console(stderr=True)) as bars:
 
         def progress(phase: str, done: int, total: int, note: str = "") -> None:
@@ -610,4 +621,4 @@ def _printable(text: str) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()  # exits with run_app's code

@@ -130,22 +130,22 @@ def test_ctrl_c_between_magnitude_rounds_stops_there_and_resume_continues(
     rounds = len(whole.population)
     assert rounds >= 3 and len(retrainings) == rounds
 
-    real, scored = ModelFinetuner.score, []
+    real, trained = ModelFinetuner.retrain, []
 
-    def interrupted(self, masks):
-        scored.append(1)
-        if len(scored) == 2:
+    def interrupted(self, masks, *args, **kwargs):
+        trained.append(1)
+        if len(trained) == 2:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the second round retrains
-        return real(self, masks)
+        return real(self, masks, *args, **kwargs)
 
-    monkeypatch.setattr(ModelFinetuner, "score", interrupted)
+    monkeypatch.setattr(ModelFinetuner, "retrain", interrupted)
     retrainings.clear()
     run = tmp_path / "run"
     with pytest.raises(SearchInterrupted, match=r"after magnitude round 2; .*--resume"):
         evoprune.prune(config=config, out=run)
     assert _logged(run) == 2
 
-    monkeypatch.setattr(ModelFinetuner, "score", real)
+    monkeypatch.setattr(ModelFinetuner, "retrain", real)
     retrainings.clear()
     progress = []
     resumed = evoprune.prune(out=run, resume=True, progress=lambda *a: progress.append(a[:3]))

@@ -211,3 +211,68 @@ def test_compare_runs_the_magnitude_baseline_beside_evolution_on_a_process_pool(
     assert "selected_test_drop_pp" in trials.columns
     saved = pd.read_csv(tmp_path / "trials.csv")
     assert set(saved["algorithm"]) == {"sweep", "paper", "magnitude"}
+
+
+def test_loss_bound_is_the_paired_upper_bound():
+    from evoprune.refine.select import loss_bound_pp
+
+    base = np.ones(1000, dtype=bool)
+    assert loss_bound_pp(base, base, 0.95) == 0.0
+    model = base.copy()
+    model[:6] = False  # loses 6 images of 1,000: 0.6 points observed
+    assert loss_bound_pp(base, model, 0.5) == pytest.approx(0.6)  # z = 0: the point estimate
+    bound = loss_bound_pp(base, model, 0.95)
+    d = base.astype(float) - model.astype(float)
+    assert bound == pytest.approx(100 * (d.mean() + 1.6448536 * d.std(ddof=1) / np.sqrt(1000)), rel=1e-6)
+    # the same net loss (6 images) with more discordant images (12 lost, 6 gained) is less certain
+    base_b, model_b = base.copy(), base.copy()
+    model_b[:12] = False
+    base_b[12:18] = False
+    assert 100 * (base_b.mean() - model_b.mean()) == pytest.approx(0.6)
+    assert loss_bound_pp(base_b, model_b, 0.95) > bound
+
+
+def test_confidence_bound_decides_in_size_order_and_lazily():
+    from evoprune.refine.select import select_row
+
+    table = pd.DataFrame(
+        {"eval_index": [0, 1, 2, 3], "nonzero": [100, 200, 300, 400], "accuracy": [0.99, 0.99, 0.99, 0.99]}
+    )
+    asked = []
+
+    def bound(index):
+        asked.append(index)
+        return {0: 0.4, 1: 0.15, 2: 0.05, 3: 0.0}[index]
+
+    row = select_row(table, 0.99, 0.1, bound)
+    assert int(row["eval_index"]) == 2 and row["loss_bound_pp"] == 0.05
+    assert asked == [0, 1, 2]  # the larger model was never measured
+    assert select_row(table, 0.99, 0.1) is not None and int(select_row(table, 0.99, 0.1)["eval_index"]) == 0
+
+
+def test_gmp_reports_its_loss_bound(sample_config):
+    import evoprune
+    from evoprune.experiments.assemble import prepare
+    from evoprune.models.training import correct
+    from evoprune.refine.select import loss_bound_pp
+
+    config = evoprune.load_config(
+        sample_config,
+        {
+            "model.architecture": "lenet-300-100",
+            "search.algorithm": "gmp",
+            "search.layers": "dense",
+            "finetune.scope": "model",
+            "finetune.epochs": 1,
+            "gmp.compression": 30.0,
+            "select.confidence": 0.95,
+        },
+    )
+    result = evoprune.prune(config=config)
+    chosen = result.selected
+    prepared = prepare(config)
+    split = prepared.dataset.validation
+    expected = loss_bound_pp(correct(prepared.trained.model, split), correct(result.model(), split), 0.95)
+    assert chosen["loss_bound_pp"] == pytest.approx(expected)
+    assert chosen["loss_bound_pp"] > 100 * (result.summary["baseline"]["accuracy"] - chosen["accuracy"])
+    assert chosen["within_tolerance"] == (chosen["loss_bound_pp"] <= config.select.tolerance_pp)

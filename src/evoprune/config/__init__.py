@@ -171,16 +171,35 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table; keys quoted unless bare
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     # JSON's escapes are TOML's (control characters as \\uXXXX); TOML also escapes DEL
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _coerce(section: str, key: str, value: Any, expected: type | tuple) -> Any:
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key) else _toml_value(key)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _coerce(section: str, key: str, value: Any, expected: type | tuple[type, ...], items: type = str) -> Any:
+    """``value`` as the field's kind; ``items``: the kind of a list's entries (str or float)."""
     name = f"{section}.{key}"
     if isinstance(expected, tuple):  # the first type that takes the value
         expected = next(
             (t for t in expected if isinstance(value, (list, tuple) if t is tuple else t)), expected[0]
         )
+    if expected is dict and isinstance(value, dict):
+        if not all(isinstance(k, str) and _number(v) for k, v in value.items()):
+            raise ConfigError(f"Expected {name} to be a table of numbers. Received: {name}={value!r}")
+        return {k: float(v) for k, v in value.items()}
+    if expected is tuple and items is float and isinstance(value, (list, tuple)):
+        if not all(_number(v) for v in value):
+            raise ConfigError(f"Expected {name} to be a list of numbers. Received: {name}={value!r}")
+        return tuple(float(v) for v in value)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > 2**53:
             raise ConfigError(f"Expected {name} to be a float of sensible size. Received: {name}={value!r}")
@@ -224,6 +243,7 @@ def from_dict(raw: dict[str, Any], sections: Mapping[str, type] | None = None) -
             raise ConfigError(f"Expected [{section}] to be a table. Received: {section}={values!r}")
         cls = allowed[section]
         types = {f.name: f.metadata.get("types", type(f.default)) for f in fields(cls)}
+        items = {f.name: f.metadata.get("items", str) for f in fields(cls)}
         kwargs = {}
         for key, value in values.items():
             if key not in types:
@@ -231,7 +251,7 @@ def from_dict(raw: dict[str, Any], sections: Mapping[str, type] | None = None) -
                     f"Unknown key in [{section}]. Expected one of: {', '.join(types)}. "
                     f"Received: {section}.{key}"
                 )
-            kwargs[key] = _coerce(section, key, value, types[key])
+            kwargs[key] = _coerce(section, key, value, types[key], items[key])
         (core if section in _SECTIONS else extra)[section] = cls(**kwargs)
     return Config(**core, extra=tuple(sorted(extra.items()))).validate()
 

@@ -327,9 +327,32 @@ class SelectConfig:
         tolerance_pp: the selected model is the smallest one whose accuracy on the
             fitness split (after fine-tuning, when the front is refined) is within this
             many percentage points of the baseline's.
+        confidence: 0 decides "within" by the point estimate (accuracy >= baseline -
+            tolerance). Above 0 (e.g. 0.95), a model is within only when the one-sided
+            ``confidence`` upper bound on the accuracy it loses, from paired per-image
+            correctness against the baseline on the fitness split, is at most
+            ``tolerance_pp``: 6,000 validation images cannot resolve 0.1 point by a point
+            estimate (6 images), so the bound makes the noise explicit.
+        compressions: levels (each > 1) at which every method also makes its model at
+            exactly that size (``nonzero = round(total / level)`` over the pruned layers),
+            after the same final retraining (``finetune.epochs``): the run's
+            matched-compression curve (``curve.csv``). Empty: no curve.
     """
 
     tolerance_pp: float = 1.0
+    confidence: float = 0.0
+    compressions: tuple = field(default=(), metadata={"types": tuple, "items": float})
 
     def validate(self) -> None:
         check_range("select.tolerance_pp", self.tolerance_pp, 0.0, 100.0)
+        if not 0.0 <= self.confidence < 1.0 or not self.confidence == self.confidence:
+            raise ConfigError(
+                f"Expected select.confidence >= 0 and < 1. Received: select.confidence={self.confidence!r}"
+            )
+        for level in self.compressions:
+            check_range("select.compressions", level, 1.0, 1e9, low_open=True)
+        if len(set(self.compressions)) != len(self.compressions):
+            levels = list(self.compressions)
+            raise ConfigError(
+                f"Expected distinct select.compressions. Received: select.compressions={levels}"
+            )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from evoprune.errors import DataError
 
 
-def fail(where: str, problem: str) -> DataError:
+def fail(where: str | Path, problem: str) -> DataError:
     """A one-line DataError that starts with what is wrong (a file, or a file and an array).
 
     Args:

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 import numpy as np
 
@@ -63,7 +63,7 @@ class Dataset:
     def input_shape(self) -> tuple[int, int, int]:
         """``(H, W, C)`` of every image."""
         shape = tuple(int(d) for d in self.train[0].shape[1:])
-        return shape + (1,) if len(shape) == 2 else shape
+        return cast(tuple[int, int, int], shape + (1,) if len(shape) == 2 else shape)
 
     def split(self, name: str) -> Split:
         """Returns ``train``, ``validation`` or ``test``."""

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
+
+import numpy as np
 
 from evoprune.config import Config
 from evoprune.data.dataset import Dataset, load_dataset
 from evoprune.errors import DataError
+from evoprune.experiments.context import RunContext
 from evoprune.io import file_sha256, weights_sha256
 from evoprune.models.target import PruneTarget, build_target
-from evoprune.models.training import TrainedModel, load_or_train
+from evoprune.models.training import TrainedModel, correct, load_or_train
 from evoprune.refine.finetune import FinetuneSettings, HeadFinetuner, RefiningEvaluator, head_scorer
 from evoprune.refine.retrain import ModelFinetuner
+from evoprune.refine.retrain_log import RetrainLog
+from evoprune.refine.select import loss_bound_pp
 from evoprune.scoring.evaluate import KerasEvaluator, PruningProblem
 from evoprune.search.encodings import make_encoding
 
@@ -76,6 +81,30 @@ def identity(prepared: Prepared) -> dict[str, str]:
     return ident
 
 
+def retrain_log(
+    config: Config, prepared: Prepared, context: RunContext, what: str = "retraining"
+) -> RetrainLog:
+    """The run's :class:`~evoprune.refine.retrain_log.RetrainLog`: read back on resume, else empty.
+
+    On disk in a run directory (``context.retrain_file``), in memory otherwise. Logged
+    weights must have the model's shapes; each entry added calls ``context.checkpointed``
+    with ``"{what} {n}"`` (n: the entries logged so far), where a Ctrl-C stops the run.
+
+    Raises:
+        CheckpointError: the log on disk is damaged, or of another config, data or model.
+    """
+    model: Any = prepared.trained.model
+    log = RetrainLog.open(
+        context.retrain_file,
+        config,
+        identity(prepared),
+        shapes=[w.shape for w in model.get_weights()],
+        resume=context.resume,
+    )
+    log.on_add = lambda key: context.checkpointed(f"{what} {len(log)}")
+    return log
+
+
 def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     """Builds the encoding and the evaluators on the fitness split (and test, for reports)."""
     model, dataset = prepared.trained.model, prepared.dataset
@@ -97,8 +126,9 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
     if config.finetune.refine == "each":  # both splits score the fine-tuned head
         finetuner = make_finetuner(config, prepared, target)
         fitness_refined = RefiningEvaluator(fitness, finetuner)
-        test = fitness_refined if test is fitness else test and RefiningEvaluator(test, finetuner)
-        fitness = fitness_refined
+        # RefiningEvaluator wraps a KerasEvaluator with the same interface (duck-typed, no common base)
+        test = fitness_refined if test is fitness else test and RefiningEvaluator(test, finetuner)  # type: ignore[assignment]
+        fitness = fitness_refined  # type: ignore[assignment]
     return PruningProblem(encoding, fitness, test)
 
 
@@ -108,6 +138,7 @@ def make_finetuner(config: Config, prepared: Prepared, target: PruneTarget) -> H
         prepared.trained.model, prepared.dataset.train, "fast", config.model.batch_size, target
     )
     f = config.finetune
+    assert train.features is not None  # a fast evaluator caches them
     return HeadFinetuner(
         train.features,
         train.labels,
@@ -149,5 +180,76 @@ def make_scorer(config: Config, prepared: Prepared, problem: PruningProblem):
     if config.finetune.scope == "model":
         finetuner = make_model_finetuner(config, prepared, target)
         return finetuner.score, finetuner.tuned_weights
-    finetuner = make_finetuner(config, prepared, target)
-    return head_scorer(finetuner, problem.evaluator, problem.test_evaluator), None
+    head = make_finetuner(config, prepared, target)
+    return head_scorer(head, problem.evaluator, problem.test_evaluator), None
+
+
+def copy_model(model):
+    """A copy of a Keras model with the same weights (the original stays untouched)."""
+    import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def point_model(
+    config: Config,
+    prepared: Prepared,
+    genome=None,
+    weights: list | None = None,
+    tune: bool = False,
+):
+    """One evaluated point of a run as a new Keras model, and its masks by layer name.
+
+    Args:
+        genome: the point's genome (its masks on the original weights).
+        weights: every model weight the run kept for the point (retrained points): used
+            as they are, so the model is exactly the one the run measured.
+        tune: fine-tune the masked model as the run did (only without ``weights``).
+
+    Returns:
+        ``(model, masks)``; ``masks``: pruned layer name -> boolean mask.
+    """
+    model = copy_model(prepared.trained.model)
+    target = prepared.target(config.search.layers)
+    if weights is not None:
+        model.set_weights(weights)
+        kernels = [model.layers[i].kernel.numpy() for i in target.indices]
+        return model, {layer.name: k != 0 for layer, k in zip(target.layers, kernels)}
+    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
+    decoded = [m[0] for m in problem.encoding.decode([genome])]
+    masks = {layer.name: np.asarray(mask, dtype=bool) for layer, mask in zip(target.layers, decoded)}
+    if tune and config.finetune.scope == "model":
+        # whole-model fine-tuning starts from (and distils from) the unpruned model, as in the run
+        model.set_weights(make_model_finetuner(config, prepared, target).tuned_weights(decoded))
+        return model, masks
+    for layer, mask in zip(target.layers, decoded):
+        model.layers[layer.index].kernel.assign(np.where(mask, layer.kernel, np.float32(0)))
+    if tune:
+        kernel, bias = make_finetuner(config, prepared, target).tune(decoded[-1])
+        head = model.layers[target.indices[-1]]
+        head.set_weights([kernel, bias] if head.use_bias else [kernel])
+    return model, masks
+
+
+def loss_bound(config: Config, prepared: Prepared, model_of: Callable[[int], object]):
+    """``eval_index -> upper bound (points) on the accuracy it loses`` for ``select.confidence``.
+
+    ``None`` when ``select.confidence`` is 0 (the point estimate decides). The bound is
+    :func:`~evoprune.refine.select.loss_bound_pp` of per-image correctness on the fitness
+    split, the baseline's computed once; ``model_of(eval_index)`` builds a point's model.
+    """
+    confidence = config.select.confidence
+    if not confidence:
+        return None
+    split = prepared.dataset.split(config.data.fitness_split)
+    base = correct(prepared.trained.model, split)
+    memo: dict[int, float] = {}
+
+    def bound(index: int) -> float:
+        if index not in memo:
+            memo[index] = loss_bound_pp(base, correct(model_of(index), split), confidence)
+        return memo[index]
+
+    return bound

@@ -16,6 +16,7 @@ from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import Progress, TrialStore, prepared_for, run, spec
 from evoprune.io import atomic_write_text
 from evoprune.models.training import import_tensorflow_quietly
+from evoprune.reporting.curves import curve_figure, curve_report
 from evoprune.reporting.plots import bench_figure, save_figure
 from evoprune.reporting.report import bench_report
 from evoprune.reporting.stats import a12, holm, mann_whitney_p
@@ -175,7 +176,8 @@ def bench(
     lengths = pretrain(config, status)
     specs, skipped = grid(config, lengths)
     atomic_write_text(out / "skipped.txt", "".join(f"{line}\n" for line in skipped))
-    store = TrialStore(out, lambda row: row["key"], progress=progress, total=len(specs))
+    labels = ("key", "cell", "encoding", "algorithm", "variant", "seed")
+    store = TrialStore(out, lambda row: row["key"], ("curves",), labels, progress, len(specs))
     progress("", len(store.done), len(specs))
     run(specs, store, executor or config.bench.executor, workers or config.bench.workers, scheduler)
     return store.trials
@@ -230,6 +232,14 @@ def write_outputs(config: Config, trials: pd.DataFrame, out: Path) -> pd.DataFra
         "fine-tuning": config.finetune.refine,
         "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
     }
-    atomic_write_text(out / "report.md", bench_report(table, context, skipped, PAPER))
+    report = bench_report(table, context, skipped, PAPER)
+    curves = out / "curves.csv"
+    if curves.is_file() and curves.stat().st_size > 1:  # matched-compression curves
+        frame = pd.read_csv(curves)
+        if len(frame):
+            subject = PAPER if PAPER in set(frame["cell"]) else str(frame["cell"].iloc[0])
+            report += curve_report(frame, subject, by="cell")
+            save_figure(curve_figure(frame, by="cell"), out / "curve.png")
+    atomic_write_text(out / "report.md", report)
     save_figure(bench_figure(trials, list(table["cell"])), out / "hypervolume.png")
     return table

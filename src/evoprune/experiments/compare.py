@@ -25,6 +25,7 @@ from evoprune.experiments.trials import (
 )
 from evoprune.io import atomic_write_text
 from evoprune.models.training import import_tensorflow_quietly
+from evoprune.reporting.curves import curve_figure, curve_report
 from evoprune.reporting.metrics import pareto_front
 from evoprune.reporting.plots import boxplots_figure, fronts_figure, hypervolume_figure, save_figure
 from evoprune.reporting.report import compare_report
@@ -86,6 +87,7 @@ class CompareResult:
     trials: pd.DataFrame
     generations: pd.DataFrame
     fronts: pd.DataFrame
+    curves: pd.DataFrame | None = None
 
     def medians(self) -> pd.DataFrame:
         """Median per algorithm of every metric (see :func:`median_table`)."""
@@ -240,7 +242,9 @@ def compare(
     where the reference is the union of a seed's fronts, the seed's rows are written together.
     """
     check_config(config)
-    store = TrialStore(out, _row_key, ("fronts", "generations"), KEY, progress, total_trials(config))
+    store = TrialStore(
+        out, _row_key, ("fronts", "generations", "curves"), KEY, progress, total_trials(config)
+    )
     executor, workers = config.compare.executor, config.compare.workers
     for seed in range(config.compare.seeds):
         todo = [a for a in config.compare.algorithms if trial_key(a, seed) not in store.done]
@@ -260,11 +264,14 @@ def compare(
             store,
             executor,
             workers,
-            on_result=lambda _spec, result, into=results: into.append(result),
+            # mypy cannot infer a lambda whose extra parameter binds a default (kept for B023)
+            on_result=lambda _spec, result, into=results: into.append(result),  # type: ignore[misc]
         )
         if results:
             _add_union(config, store, seed, results)
-    return CompareResult(store.trials, store.tables["generations"], store.tables["fronts"])
+    return CompareResult(
+        store.trials, store.tables["generations"], store.tables["fronts"], store.tables["curves"]
+    )
 
 
 def _add_union(config: Config, store: TrialStore, seed: int, results: list[dict]) -> None:
@@ -285,7 +292,7 @@ def _add_union(config: Config, store: TrialStore, seed: int, results: list[dict]
         store.add(row, union, [])
     for result, front in zip(results, fronts):
         trial = {**result["row"], "igd": front_igd(front, union, base["nonzero"])}
-        store.add(trial, front, result["generations"])
+        store.add(trial, front, result["generations"], result.get("curve"))
 
 
 def convergence(generations: pd.DataFrame, points: int = 60) -> pd.DataFrame:
@@ -357,7 +364,12 @@ def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
         "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
     }
     reference = UNION if UNION in set(trials["algorithm"]) else REFERENCE
-    atomic_write_text(out / "report.md", compare_report(trials, METRICS, reference, context))
+    report = compare_report(trials, METRICS, reference, context)
+    if result.curves is not None and len(result.curves):  # matched-compression curves
+        subject = config.compare.algorithms[0]
+        report += curve_report(result.curves, subject)
+        save_figure(curve_figure(result.curves), out / "curve.png")
+    atomic_write_text(out / "report.md", report)
     save_figure(fronts_figure(result.fronts, reference, int(trials["seed"].min())), out / "fronts.png")
     save_figure(boxplots_figure(trials), out / "boxplots.png")
     reference_hv = trials.loc[trials["algorithm"] == reference, "hypervolume"]

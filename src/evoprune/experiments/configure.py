@@ -66,8 +66,8 @@ def check_config(config: Config) -> Config:
     check_memory(search)
     method = methods.get(search.algorithm)
     method.check(config)
-    if method.section is not None and config.section(method.name) is None:
-        config = config.with_section(method.name, method.section())
+    if method.section is not None and config.section(method.table_name) is None:
+        config = config.with_section(method.table_name, method.section())
     return config
 
 

@@ -212,8 +212,8 @@ def _run_local(task: str, pending: list[dict], workers: int, retries: int, emit:
                     spec = queue.popleft()
                     try:
                         inflight[pool.submit(_call, task, spec)] = spec
-                    except BrokenProcessPool as exc:
-                        lost.append((spec, exc))
+                    except BrokenProcessPool as broken:
+                        lost.append((spec, broken))
                         break
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -255,8 +255,8 @@ def _run_dask(
         if scheduler:
             try:
                 client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            except (OSError, TimeoutError, ValueError) as error:
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
                 gc.collect()  # closes the half-built client while its event loop still runs
                 raise EvopruneError(
                     f"Cannot reach the Dask scheduler at {scheduler} within "

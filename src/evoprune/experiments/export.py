@@ -7,21 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
 from evoprune.errors import EvopruneError
 from evoprune.experiments.assemble import (
     Prepared,
+    copy_model,
     identity,
-    make_finetuner,
-    make_model_finetuner,
-    make_problem,
+    point_model,
     prepare,
 )
-from evoprune.experiments.configure import with_overrides
-from evoprune.experiments.rundir import FRONT, OLD_CHECKPOINT, REFINED, RunDir
+from evoprune.experiments.rundir import FRONT, OLD_CHECKPOINT, POPULATION, REFINED, RunDir
 from evoprune.io import atomic_write_text
 from evoprune.models.deploy import file_accuracy
 from evoprune.models.export import check_output, measure, nonzero_count, sidecar_path
@@ -83,7 +80,10 @@ def pick(run: RunDir, rank: Optional[int], summary: dict) -> tuple[int, bool, Op
     selected = summary.get("selected") or {}
     if rank is None and selected.get("eval_index") is not None:
         index = int(selected["eval_index"])
-        if index not in set(run.read_table(FRONT, {"eval_index": "i"})["eval_index"]):
+        known = set(run.read_table(FRONT, {"eval_index": "i"})["eval_index"])
+        if run.has(POPULATION):  # a retraining method's models are its population
+            known |= set(run.read_table(POPULATION, {"eval_index": "i"})["eval_index"])
+        if index not in known:
             raise EvopruneError(
                 f"Run file is damaged: the selected point {index} is not on the front in {run.file(FRONT)}"
             )
@@ -92,55 +92,6 @@ def pick(run: RunDir, rank: Optional[int], summary: dict) -> tuple[int, bool, Op
     row, refined = choose(run, 0 if rank is None else rank, summary)
     test = row["refined_test_accuracy"] if refined else row["test_accuracy"]
     return int(row["eval_index"]), refined, float(test), f"rank {0 if rank is None else rank}"
-
-
-def _copy(model):
-    """A copy of a Keras model with the same weights (the original stays untouched)."""
-    import keras
-
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def point_model(
-    config: Config,
-    prepared: Prepared,
-    genome=None,
-    weights: list | None = None,
-    tune: bool = False,
-):
-    """One evaluated point of a run as a new Keras model, and its masks by layer name.
-
-    Args:
-        genome: the point's genome (its masks on the original weights).
-        weights: every model weight the run kept for the point (retrained points): used
-            as they are, so the model is exactly the one the run measured.
-        tune: fine-tune the masked model as the run did (only without ``weights``).
-
-    Returns:
-        ``(model, masks)``; ``masks``: pruned layer name -> boolean mask.
-    """
-    model = _copy(prepared.trained.model)
-    target = prepared.target(config.search.layers)
-    if weights is not None:
-        model.set_weights(weights)
-        kernels = [model.layers[i].kernel.numpy() for i in target.indices]
-        return model, {layer.name: k != 0 for layer, k in zip(target.layers, kernels)}
-    problem = make_problem(with_overrides(config, {"finetune.refine": "none"}), prepared)
-    decoded = [m[0] for m in problem.encoding.decode([genome])]
-    masks = {layer.name: np.asarray(mask, dtype=bool) for layer, mask in zip(target.layers, decoded)}
-    if tune and config.finetune.scope == "model":
-        # whole-model fine-tuning starts from (and distils from) the unpruned model, as in the run
-        model.set_weights(make_model_finetuner(config, prepared, target).tuned_weights(decoded))
-        return model, masks
-    for layer, mask in zip(target.layers, decoded):
-        model.layers[layer.index].kernel.assign(np.where(mask, layer.kernel, np.float32(0)))
-    if tune:
-        kernel, bias = make_finetuner(config, prepared, target).tune(decoded[-1])
-        head = model.layers[target.indices[-1]]
-        head.set_weights([kernel, bias] if head.use_bias else [kernel])
-    return model, masks
 
 
 def run_point(run: RunDir, config: Config, prepared: Prepared, eval_index: int, refined: bool):
@@ -195,7 +146,7 @@ def export_model(
     prepared = prepare(run.resolved(config))
     checkpoint.check_identity({"identity": summary}, identity(prepared), run.path)
     model, masks = run_point(run, config, prepared, eval_index, refined)
-    base = _copy(prepared.trained.model)
+    base = copy_model(prepared.trained.model)
     if shrink:
         model, base = shrink_model(model, masks), shrink_model(base)
     test = prepared.dataset.test

@@ -32,6 +32,7 @@ class RunResult:
             made by retraining (fine-tuned points, retrained rounds); a model of any
             other point is its genome's masks on the original weights.
         curve: one row per ``select.compressions`` level (the matched-compression curve).
+        curve_weights: ``curve row -> every model weight`` of the curve's models.
     """
 
     config: Config
@@ -43,6 +44,7 @@ class RunResult:
     refined: pd.DataFrame | None = None
     weights: dict[int, list] = field(default_factory=dict, repr=False, compare=False)
     curve: pd.DataFrame | None = None
+    curve_weights: dict[int, list] = field(default_factory=dict, repr=False, compare=False)
 
 
 def finite(value: Any) -> Any:

@@ -109,7 +109,10 @@ class RunDir:
         written: list[Path] = []
 
         def put(name: str, data: str | bytes) -> None:
-            (atomic_write_text if isinstance(data, str) else atomic_write_bytes)(out / name, data)
+            if isinstance(data, str):
+                atomic_write_text(out / name, data)
+            else:
+                atomic_write_bytes(out / name, data)
             written.append(out / name)
 
         try:
@@ -121,8 +124,8 @@ class RunDir:
                 put(REFINED, result.refined.to_csv(index=False))
             if result.curve is not None:
                 put(CURVE, result.curve.to_csv(index=False))
-            if result.weights:
-                put(WEIGHTS, _weights_bytes(result.weights))
+            if result.weights or result.curve_weights:
+                put(WEIGHTS, _weights_bytes(result.weights, result.curve_weights))
             if plots:
                 summary = result.summary
                 title = f"{summary['algorithm']} on {summary['dataset']}, seed {summary['seed']}"
@@ -140,7 +143,7 @@ class RunDir:
             save_model(model, self.path / MODEL)
         if data is not None:
             buffer = io.BytesIO()
-            np.savez_compressed(buffer, **data)
+            np.savez_compressed(buffer, **data)  # type: ignore[arg-type]  # numpy's stub: **data may fill allow_pickle
             atomic_write_bytes(self.path / DATA, buffer.getvalue())
 
     # ------------------------------------------------------------------ reading
@@ -212,8 +215,11 @@ class RunDir:
         """True when the run has that file."""
         return (self.path / name).is_file()
 
-    def read_weights(self) -> dict[int, list[np.ndarray]]:
+    def read_weights(self, prefix: str = "p") -> dict[int, list[np.ndarray]]:
         """``eval_index -> every model weight`` of the points the run retrained (none: ``{}``).
+
+        Args:
+            prefix: ``p`` (evaluated points, by ``eval_index``) or ``c`` (curve models, by row).
 
         Raises:
             EvopruneError: a damaged file (it is read without pickles).
@@ -229,9 +235,10 @@ class RunDir:
         weights: dict[int, list[tuple[int, np.ndarray]]] = {}
         for name, array in arrays.items():
             point, _, position = name.partition("_")
-            if not (point.startswith("p") and point[1:].isdigit() and position.isdigit()):
+            if not (point[:1] in "pc" and point[1:].isdigit() and position.isdigit()):
                 raise EvopruneError(f"Run file is damaged: unexpected member {name!r} in {path}")
-            weights.setdefault(int(point[1:]), []).append((int(position), array))
+            if point[0] == prefix:
+                weights.setdefault(int(point[1:]), []).append((int(position), array))
         return {point: [a for _, a in sorted(items)] for point, items in weights.items()}
 
     # ------------------------------------------------------------------ lifecycle
@@ -306,10 +313,16 @@ class RunDir:
         self.retrain_log.unlink(missing_ok=True)
 
 
-def _weights_bytes(weights: dict[int, list]) -> bytes:
-    """``weights.npz``: member ``p<eval_index>_<position>`` per weight array (data only)."""
+def _weights_bytes(weights: dict[int, list], curve: dict[int, list]) -> bytes:
+    """``weights.npz``: member ``p<eval_index>_<position>`` per weight array of a point, and
+    ``c<curve row>_<position>`` of a curve model (data only)."""
     buffer = io.BytesIO()
-    arrays = {f"p{int(point)}_{i}": np.asarray(w) for point, ws in weights.items() for i, w in enumerate(ws)}
+    arrays: dict[str, Any] = {
+        f"{prefix}{int(point)}_{i}": np.asarray(w)
+        for prefix, table in (("p", weights), ("c", curve))
+        for point, ws in table.items()
+        for i, w in enumerate(ws)
+    }
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
 
@@ -324,7 +337,7 @@ def resolve_environment(config: Config) -> Config:
 
 
 def run_config(
-    out: Path | None, resume: Path | None, config_file: Path | None, overrides: dict
+    out: Path | None, resume: Path | None, config_file: Path | str | None, overrides: dict
 ) -> tuple[Path, Config]:
     """The run directory and its config: fresh for ``out``, or the saved config of ``resume``.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -67,7 +67,7 @@ def front_metrics(
 ) -> dict:
     """Hypervolume, IGD to the exact front (NaN without one), smallest sizes within 0.5 / 1 points."""
     ref_nonzero = config.metrics.ref_nonzero or base_nonzero
-    row = {
+    row: dict[str, Any] = {
         "hypervolume": hypervolume(
             front["accuracy"], front["nonzero"], base_nonzero, config.metrics.ref_accuracy, ref_nonzero
         ),
@@ -190,7 +190,7 @@ def spec(key: str, config: Config, labels: dict, columns: Iterable[str], **extra
 def run_trial(spec: dict) -> dict:
     """Runs one trial in any process (this one, spawned or a Dask worker).
 
-    Returns ``{"row", "front", "generations"}``.
+    Returns ``{"row", "front", "generations", "curve"}`` (the last three when there are any).
     """
 
     import_tensorflow_quietly()
@@ -198,7 +198,9 @@ def run_trial(spec: dict) -> dict:
     result = run_method(config, prepared_for(config))
     exact = pd.DataFrame(spec["exact"]) if spec.get("exact") is not None else None
     full = trial_row(config, result, exact)
-    out = {"row": {**spec["labels"], **{c: full[c] for c in spec["columns"]}}}
+    out: dict[str, Any] = {"row": {**spec["labels"], **{c: full[c] for c in spec["columns"]}}}
+    if result.curve is not None:  # a matched-compression curve, one row per level
+        out["curve"] = [{**spec["labels"], **c} for c in result.curve.to_dict("records")]
     if spec.get("tables"):
         out["front"] = result.front.to_dict("records")
         out["generations"] = [{**spec["labels"], **g} for g in generation_rows(config, result)]
@@ -223,7 +225,9 @@ def run(
     Each result goes to ``on_result(spec, result)``, by default straight into ``store``.
     """
 
-    add = on_result or (lambda s, r: store.add(r["row"], r.get("front"), r.get("generations")))
+    add = on_result or (
+        lambda s, r: store.add(r["row"], r.get("front"), r.get("generations"), r.get("curve"))
+    )
     run_tasks(
         TASK,
         specs,
@@ -246,7 +250,8 @@ class TrialStore:
     Args:
         out: the directory.
         key: ``row -> key`` of a ``trials.csv`` row (the spec's key).
-        tables: ``("fronts", "generations")`` when the trials' fronts and generations are kept too
+        tables: ``("fronts", "generations", "curves")``: the trials' fronts, generations and
+            matched-compression curves kept too
             (their rows carry the row's ``labels``).
         labels: the columns that name a trial in every table (an empty table's header).
         progress: ``(label, done, total)`` after each trial saved.
@@ -282,12 +287,18 @@ class TrialStore:
         self.done = {key(r) for r in self.trials.to_dict("records")}
 
     def add(
-        self, row: dict, front: list | pd.DataFrame | None = None, generations: list | None = None
+        self,
+        row: dict,
+        front: list | pd.DataFrame | None = None,
+        generations: list | None = None,
+        curve: list | None = None,
     ) -> None:
-        """Adds one finished trial (its front and generations first, then its row) and saves."""
+        """Adds one finished trial (its front, generations and curve first, then its row) and saves."""
         if "fronts" in self.tables and front is not None:
             named = pd.DataFrame(front).assign(**{c: row[c] for c in self.labels})
             self.tables["fronts"] = pd.concat([self.tables["fronts"], named], ignore_index=True)
+        if "curves" in self.tables and curve:
+            self.tables["curves"] = pd.concat([self.tables["curves"], pd.DataFrame(curve)], ignore_index=True)
         if "generations" in self.tables and generations is not None:
             self.tables["generations"] = pd.concat(
                 [self.tables["generations"], pd.DataFrame(generations)], ignore_index=True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -25,11 +26,11 @@ PASSTHROUGH = (
 class _Stage:
     """One Dense or Conv2D layer and the weight-free layers that follow it."""
 
-    layer: object
+    layer: Any  # a keras.layers.Dense or Conv2D
     kernel: np.ndarray
     bias: np.ndarray
     after: list = field(default_factory=list)
-    alive: np.ndarray = None
+    alive: np.ndarray = None  # type: ignore[assignment]  # always given: _stage() sets it
 
     @property
     def conv(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 
@@ -192,7 +192,8 @@ def build_target(model, layers: str | Sequence[str] = "head") -> PruneTarget:
             if bias is None
             else np.asarray(bias.numpy() if hasattr(bias, "numpy") else bias, dtype=np.float32)
         )
-        pruned.append(PrunedLayer(layer.name, i, _kind(layer), kernel, bias, activation_name(layer)))
+        kind = cast(str, _kind(layer))  # select_layers returns Dense and Conv2D layers only
+        pruned.append(PrunedLayer(layer.name, i, kind, kernel, bias, activation_name(layer)))
     return PruneTarget(
         tuple(pruned), activation_name(model.layers[-1]), min(indices), _is_chain(model), len(model.layers)
     )

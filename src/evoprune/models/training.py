@@ -241,7 +241,7 @@ def adopt_model(model, dataset: Dataset) -> TrainedModel:
 
 def data_shape(dataset: Dataset) -> tuple[int, int, int]:
     """``(height, width, channels)`` of the dataset's images."""
-    return tuple(int(x) for x in dataset.input_shape)
+    return dataset.input_shape  # already ints
 
 
 def n_classes(dataset: Dataset) -> int:
@@ -276,3 +276,11 @@ def accuracy(model, split, batch_size: int = 128) -> float:
         return float("nan")
     result = model.evaluate(eval_pipeline(split, batch_size), verbose=0, return_dict=True)
     return float(result["accuracy"])
+
+
+def correct(model, split, batch_size: int = 1024) -> np.ndarray:
+    """Per-image correctness (argmax of the outputs equals the label) on a ``(images, labels)`` split."""
+    if not len(split[1]):
+        return np.zeros(0, dtype=bool)
+    outputs = model.predict(eval_pipeline(split, batch_size), verbose=0)
+    return np.asarray(outputs).argmax(axis=-1) == np.asarray(split[1])

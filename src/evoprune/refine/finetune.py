@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class HeadFinetuner:
         self.bias = np.asarray(bias, dtype=np.float32)
         self.settings = settings
         self.train_bias = train_bias
-        self._step = None
+        self._step: tuple[dict[str, Any], Any] | None = None  # (variables, compiled step)
         self._tuned: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def _build(self):
@@ -149,6 +150,9 @@ class RefiningEvaluator:
 
     For ``refine = "each"``: accurate but about ``steps`` optimizer steps per evaluation.
     """
+
+    features: np.ndarray  # copied from the wrapped evaluator, as are its other attributes
+    labels: np.ndarray
 
     def __init__(self, evaluator, finetuner: HeadFinetuner) -> None:
         self.inner = evaluator

@@ -9,6 +9,7 @@ import pandas as pd
 
 from evoprune.config import Config
 from evoprune.errors import CheckpointError
+from evoprune.refine.gradual import target_nonzero
 from evoprune.refine.retrain_log import RetrainLog, mask_key
 from evoprune.reporting.metrics import accuracy_bar
 
@@ -103,7 +104,7 @@ def magnitude_schedule(
     for r in range(rounds):
         current = [_kernel_of(finetuner.model, weights, i) for i in layer_pos]
         trial = prune_to(scores_of(current), masks, int(round(keep * sum(m.sum() for m in masks))))
-        accuracy, test_accuracy, all_weights[r] = _retrain_round(finetuner, log, r, weights, trial)
+        accuracy, test_accuracy, all_weights[r] = _retrain_round(finetuner, log, f"round {r}", weights, trial)
         accepted = accuracy >= bar
         nonzero = int(sum(m.sum() for m in trial))
         status(
@@ -131,23 +132,78 @@ def magnitude_schedule(
     return pd.DataFrame(rows), all_masks, all_weights
 
 
-def _retrain_round(finetuner, log: RetrainLog, r: int, weights: list, trial: list) -> tuple:
+def _retrain_round(finetuner, log: RetrainLog, key: str, weights: list, trial: list) -> tuple:
     """One round's ``(accuracy, test accuracy, weights)``: from the log, else retrained and logged.
+
+    The round retrains ``trial`` from ``weights`` (the model it prunes further).
 
     Raises:
         CheckpointError: the logged round pruned other masks (a log of another schedule).
     """
-    key = f"round {r}"
     if log.done(key):
         row = log.row(key)
         if row.get("masks") != mask_key(trial):
             raise CheckpointError(f"Retraining log does not match magnitude {key}: {log.path}")
         return row["accuracy"], row["test_accuracy"], log.weights(key)
     finetuner.rebase(weights)
-    accuracy, test_accuracy = finetuner.score(trial)
-    tuned = finetuner.tuned_weights(trial)  # memoized by score
+    tuned = finetuner.tuned_weights(trial)
+    accuracy, test_accuracy = finetuner.evaluate(tuned)
     log.add(key, {"masks": mask_key(trial), "accuracy": accuracy, "test_accuracy": test_accuracy}, tuned)
     return accuracy, test_accuracy, tuned
+
+
+def level_steps(levels: list[float]) -> list[float]:
+    """The compressions an iterative schedule passes through to reach every level: 2x, 4x, 8x, ...
+    below the largest level, and the levels themselves."""
+    top = max(levels)
+    doubling = [2.0**k for k in range(1, 64) if 2.0**k < top]
+    return sorted(set(doubling) | {float(level) for level in levels})
+
+
+def magnitude_levels(
+    finetuner,
+    kernels: list[np.ndarray],
+    levels: list[float],
+    status=lambda msg: None,
+    progress=lambda done, total: None,
+    log: RetrainLog | None = None,
+) -> tuple[pd.DataFrame, dict, dict]:
+    """Iterative pruning through fixed compressions: prune to each step, retrain, go on.
+
+    Each step (see :func:`level_steps`) keeps exactly ``round(total / step)`` weights, the
+    largest normalised magnitudes (:func:`normalized_magnitudes`) of the previous step's
+    retrained model, and retrains ``finetuner.epochs`` from it with the masks fixed; the
+    model at a level is the step at that level, so every level had one final retraining
+    of the same length. Returns rows as :func:`magnitude_schedule` (every round accepted)
+    with the step's ``compression`` in ``keep``'s place, masks and weights by round.
+    Each step is logged as it finishes (``log``; key ``step r``), as the rounds of
+    :func:`magnitude_schedule` are.
+    """
+    steps = level_steps(levels)
+    total = int(sum(np.count_nonzero(k) for k in kernels))
+    masks = [np.ones(k.shape, dtype=bool) for k in kernels]
+    weights = list(finetuner.base)
+    rows, all_masks, all_weights = [], {}, {}
+    log = log if log is not None else RetrainLog(None, Config())
+    for r, step in enumerate(steps):
+        current = [_kernel_of(finetuner.model, weights, i) for i in finetuner.target.indices]
+        masks = prune_to(normalized_magnitudes(current), masks, target_nonzero(total, step))
+        accuracy, test_accuracy, weights = _retrain_round(finetuner, log, f"step {r}", weights, masks)
+        nonzero = int(sum(m.sum() for m in masks))
+        status(f"magnitude step {r}: {step:g}x, nonzero {nonzero}, accuracy {accuracy:.4f}")
+        rows.append(
+            {
+                "eval_index": r,
+                "keep": 1.0 / step,
+                "nonzero": nonzero,
+                "accuracy": accuracy,
+                "test_accuracy": test_accuracy,
+                "accepted": True,
+            }
+        )
+        all_masks[r], all_weights[r] = masks, weights
+        progress(r + 1, len(steps))
+    return pd.DataFrame(rows), all_masks, all_weights
 
 
 def _kernel_of(model, weights: list, layer_index: int) -> np.ndarray:

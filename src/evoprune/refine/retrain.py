@@ -103,27 +103,46 @@ class ModelFinetuner:
 
     def tuned_weights(self, masks) -> list:
         """All model weights after fine-tuning with ``masks`` (one per pruned layer; memoized)."""
+        masks = [np.asarray(m).astype(np.float32) for m in layer_masks(masks)]
+        key = b"".join(np.packbits(m.astype(bool)).tobytes() for m in masks)
+        if key not in self._cache:
+            self._cache[key] = self.retrain(masks)
+        return self._cache[key]
+
+    def steps(self) -> int:
+        """Optimizer steps of one retraining (``epochs`` x batches per epoch)."""
+        return self.epochs * int(np.ceil(len(self.train[1]) / self.batch_size))
+
+    def retrain(self, masks, schedule=None, progress=None) -> list:
+        """All model weights after ``epochs`` of training from ``base`` with the pruned kernels masked.
+
+        Args:
+            masks: the starting mask of each pruned kernel (fixed, unless ``schedule`` moves them).
+            schedule: ``schedule.updates_at(step)`` and ``schedule.masks(step, kernels)``
+                (see :class:`~evoprune.refine.gradual.Schedule`): the masks are recomputed from
+                the current kernels at those steps, before the step's update (gradual pruning).
+            progress: ``(epoch, epochs)`` after every epoch.
+        """
         import keras
 
-        masks = [m.astype(np.float32) for m in layer_masks(masks)]
-        key = b"".join(np.packbits(m.astype(bool)).tobytes() for m in masks)
-        if key in self._cache:
-            return self._cache[key]
+        masks = [np.asarray(m).astype(np.float32) for m in layer_masks(masks)]
         layers = [self.model.layers[i] for i in self.target.indices]
         constraints = [layer.kernel.constraint for layer in layers]
         regularizers = [layer.kernel.regularizer for layer in layers]
         seed_everything(self.seed)
         seed_layer_generators(self.model, self.seed)  # not as the model was built or loaded
         self.model.set_weights(self.base)
+        masked = []
         for layer, mask, own in zip(layers, masks, constraints):
             layer.kernel.assign(layer.kernel * mask)
-            layer.kernel.constraint = _Masked(mask, own)
+            masked.append(_Masked(mask, own))
+            layer.kernel.constraint = masked[-1]
             if self.l2:
                 layer.kernel.regularizer = keras.regularizers.L2(self.l2)
         rate = self.learning_rate
         if self.lr_schedule == "cosine":
-            steps = self.epochs * int(np.ceil(len(self.train[1]) / self.batch_size))
-            rate = keras.optimizers.schedules.CosineDecay(self.learning_rate, steps)
+            rate = keras.optimizers.schedules.CosineDecay(self.learning_rate, self.steps())
+        callbacks = _callbacks(schedule, layers, masked, progress, self.epochs)
         try:
             split = self._compile(rate)
             self.model.fit(
@@ -131,15 +150,23 @@ class ModelFinetuner:
                 epochs=self.epochs,
                 verbose=0,
                 shuffle=False,
+                callbacks=callbacks,
             )
-            self._cache[key] = [w.copy() for w in self.model.get_weights()]
+            return [w.copy() for w in self.model.get_weights()]
         finally:
             for layer, own, penalty in zip(layers, constraints, regularizers):
                 layer.kernel.constraint, layer.kernel.regularizer = own, penalty
             compile_model(self.model)  # plain loss and accuracy again, for evaluation
             self.model.set_weights(self.base)
             self._restore_rng_states()
-        return self._cache[key]
+
+    def evaluate(self, weights: list) -> tuple[float, float]:
+        """Fitness-split and test accuracy (``model.evaluate``) of the model with ``weights``."""
+        self.model.set_weights(weights)
+        try:
+            return accuracy(self.model, self.fit_split), accuracy(self.model, self.test_split)
+        finally:
+            self.model.set_weights(self.base)
 
     def _restore_rng_states(self) -> None:
         """Puts the layers' random-seed states (Dropout's) back as they were at construction."""
@@ -148,24 +175,50 @@ class ModelFinetuner:
 
     def score(self, masks) -> tuple[float, float]:
         """Fitness-split and test accuracy (``model.evaluate``) after fine-tuning."""
-
-        self.model.set_weights(self.tuned_weights(masks))
-        try:
-            return accuracy(self.model, self.fit_split), accuracy(self.model, self.test_split)
-        finally:
-            self.model.set_weights(self.base)
+        return self.evaluate(self.tuned_weights(masks))
 
 
 class _Masked:
-    """A kernel constraint that zeroes the pruned weights (after the layer's own constraint)."""
+    """A kernel constraint that zeroes the pruned weights (after the layer's own constraint).
+
+    The mask is a variable, so gradual pruning can move it between steps of the compiled
+    train step.
+    """
 
     def __init__(self, mask: np.ndarray, own=None) -> None:
         import keras
 
-        self.mask, self.own = keras.ops.convert_to_tensor(mask), own
+        self.mask = keras.Variable(np.asarray(mask, dtype=np.float32), trainable=False, name="prune_mask")
+        self.own = own
 
     def __call__(self, w):
         return (self.own(w) if self.own is not None else w) * self.mask
+
+
+def _callbacks(schedule, layers: list, masked: list, progress, epochs: int) -> list:
+    """Keras callbacks of one retraining: gradual mask updates and per-epoch progress."""
+    import keras
+
+    class GradualMasks(keras.callbacks.Callback):
+        """Recomputes the masks from the kernels at the steps the schedule names, before the step."""
+
+        def on_train_batch_begin(self, batch, logs=None):
+            step = int(self.model.optimizer.iterations.numpy())
+            if not schedule.updates_at(step):
+                return
+            kernels = [layer.kernel.numpy() for layer in layers]
+            for layer, constraint, kernel, mask in zip(
+                layers, masked, kernels, schedule.masks(step, kernels)
+            ):
+                mask = mask.astype(np.float32)
+                constraint.mask.assign(mask)
+                layer.kernel.assign(kernel * mask)
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            progress(epoch + 1, epochs)
+
+    return ([GradualMasks()] if schedule is not None else []) + ([EpochProgress()] if progress else [])
 
 
 def distillation_loss(weight: float, temperature: float, from_logits: bool):

@@ -49,7 +49,7 @@ class RetrainLog:
 
     A retraining method uses it in a few lines::
 
-        log = context.retrain_log(config, prepared)   # resumed with the run, or empty
+        log = retrain_log(config, prepared, context, "gmp step")  # resumed with the run, or empty
         for step in schedule:
             key = f"step {step}"
             if log.done(key):                          # finished before the interruption
@@ -59,8 +59,8 @@ class RetrainLog:
             weights, accuracy = retrain(step)          # seeded: a pure function of its inputs
             log.add(key, {"accuracy": accuracy}, weights)
 
-    (:meth:`~evoprune.experiments.methods.base.RunContext.retrain_log` opens the run
-    directory's log; :func:`logged_score` wraps a ``masks -> accuracies`` scorer.) A
+    (:func:`~evoprune.experiments.assemble.retrain_log` opens the run directory's log;
+    :func:`logged_score` wraps a ``masks -> accuracies`` scorer.) A
     retraining long enough to lose much can log every epoch: its weights, and the
     optimizer's variables among the arrays, under keys such as ``"step 3 epoch 2"``.
 
@@ -152,7 +152,7 @@ class RetrainLog:
             "identity": self.identity,
             "entries": entries,
         }
-        members = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
+        members: dict[str, Any] = {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
         for i, key in enumerate(self._rows):
             members.update({f"a{i}_{j}": a for j, a in enumerate(self._arrays[key])})
         buffer = io.BytesIO()
@@ -161,6 +161,7 @@ class RetrainLog:
 
     def _load(self) -> None:
         path = self.path
+        assert path is not None  # only a log with a file is read back
         members = _read_members(path)
         try:
             meta = json.loads(bytes(members.pop("meta")).decode("utf-8"))
@@ -170,7 +171,7 @@ class RetrainLog:
             raise CheckpointError(f"Not an evoprune retraining log (or another format): {path}")
         current = _plain(self.config.to_dict())
         if meta.get("config") != current:
-            saved = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+            saved = meta["config"] if isinstance(meta.get("config"), dict) else {}
             raise CheckpointError(
                 f"Retraining log in {path.parent} was written for another config: "
                 f"{config_difference(saved, current)}"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 
-def a12(x: Sequence[float], y: Sequence[float]) -> float:
+def a12(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Vargha-Delaney A12: the probability that a draw from ``x`` beats one from ``y``.
 
     Ties count one half. 0.5 means no effect; 0.56 / 0.64 / 0.71 mark small / medium /
@@ -32,7 +32,7 @@ def effect_size_label(value: float) -> str:
     return "large"
 
 
-def mann_whitney_p(x: Sequence[float], y: Sequence[float]) -> float:
+def mann_whitney_p(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Two-sided Mann-Whitney U p-value (1.0 when both samples are constant and equal)."""
     from scipy.stats import mannwhitneyu
 
@@ -95,7 +95,7 @@ def pairwise_tests(
     """
     rows = []
     for metric in metrics:
-        block = []
+        block: list[dict[str, Any]] = []
         for first, second in combinations(groups, 2):
             x = pd.to_numeric(trials.loc[trials[by] == first, metric], errors="coerce").dropna()
             y = pd.to_numeric(trials.loc[trials[by] == second, metric], errors="coerce").dropna()

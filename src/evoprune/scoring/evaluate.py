@@ -134,6 +134,7 @@ class KerasEvaluator:
             self.model.layers[index].kernel.assign(value)
 
     def _correct_tail(self) -> int:
+        assert self.features is not None  # the fast mode caches them
         correct = 0
         tail = self.model.layers[self.start :] if self.target.chain else [self.model]
         for start in range(0, self.n, self.batch_size):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 from deap import algorithms as deap_algorithms
 from deap import base, creator, tools
@@ -185,7 +185,7 @@ def build_toolbox(
     individual = individual_class(strategy.n_objectives)
     enc = problem.encoding
     check_pairing(enc.kind, enc.length, cfg.crossover, cfg.mutation, encoding=enc.name)
-    rng = random if rng is None else rng
+    rng = cast(random.Random, random) if rng is None else rng  # the module's functions are a Random's
     init = initializer(cfg, enc, rng)
     lows = list(enc.lows)
     highs = [max(h, lo) for h, lo in zip(enc.highs, lows)]

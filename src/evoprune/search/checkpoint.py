@@ -57,7 +57,7 @@ def save(
     genomes = list(memo["by_genome"])
     evals = [memo["by_genome"][g] for g in genomes]
     mask_of = {id(ev): key for key, ev in memo["by_mask"].items()}
-    mask_keys = [mask_of.get(id(ev)) for ev in evals]
+    mask_keys: list[Any] = [mask_of.get(id(ev)) for ev in evals]
     if any(k is None for k in mask_keys):  # not the same objects: ask the encoding
         mask_keys = [problem.encoding.mask_key(g) for g in genomes]
     py_version, py_keys, gauss_next = rng.python.getstate()
@@ -81,7 +81,7 @@ def save(
             "cached_gaussian": float(cached_gaussian),
         },
     }
-    arrays = {
+    arrays: dict[str, Any] = {
         "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
         "genomes": _matrix(genomes, np.float64),
         "accuracy": np.array([ev.accuracy for ev in evals], dtype=np.float64),
@@ -155,7 +155,7 @@ def load(path: Path, config: Config, legacy: Path | None = None) -> dict[str, An
         )
     current = _plain(config.to_dict())
     if meta.get("config") != current:
-        saved = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        saved = meta["config"] if isinstance(meta.get("config"), dict) else {}
         raise CheckpointError(
             f"Checkpoint in {path.parent} was written for another config: {config_difference(saved, current)}"
         )
@@ -387,7 +387,7 @@ class GracefulInterrupt:
     def __init__(self, resume_hint: str) -> None:
         self.resume_hint = resume_hint
         self.requested = False
-        self._previous = None
+        self._previous: Any = None  # the SIGINT handler signal.signal replaced
 
     def __enter__(self) -> GracefulInterrupt:
         self._previous = signal.signal(signal.SIGINT, self._handle)

@@ -11,7 +11,8 @@ import importlib
 import pkgutil
 
 from evoprune.errors import ConfigError
-from evoprune.experiments.methods.base import Method, Progress, RunContext, Status
+from evoprune.experiments.context import Progress, RunContext, Status
+from evoprune.experiments.methods.base import Method
 
 __all__ = ["METHODS", "Method", "Progress", "RunContext", "Status", "get", "names", "run", "sections"]
 
@@ -58,4 +59,4 @@ def run(config, prepared, context: RunContext | None = None):
 
 def sections() -> dict[str, type]:
     """The config tables the methods declare, ``name -> class`` (e.g. ``gmp``)."""
-    return {m.name: m.section for m in METHODS.values() if m.section is not None}
+    return {m.table_name: m.section for m in METHODS.values() if m.section is not None}

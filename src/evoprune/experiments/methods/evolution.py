@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.experiments.assemble import Prepared, identity, make_problem, make_scorer
-from evoprune.experiments.methods.base import Method, RunContext
+from evoprune.experiments import curve
+from evoprune.experiments.assemble import (
+    Prepared,
+    identity,
+    loss_bound,
+    make_problem,
+    make_scorer,
+    point_model,
+    retrain_log,
+)
+from evoprune.experiments.context import RunContext
+from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
+from evoprune.refine import gradual
 from evoprune.refine.finetune import best_refined, refine_front
 from evoprune.refine.retrain_log import logged_score, mask_key
 from evoprune.refine.select import select
@@ -47,7 +59,8 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     if config.finetune.refine == "front":
         context.status("Fine-tuning the front")
         result = refine(config, prepared, problem, result, context)
-    return with_selection(config, problem, result)
+    result = with_selection(config, prepared, problem, result)
+    return evolved_curve(config, prepared, problem, result, context) if config.select.compressions else result
 
 
 def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, context: RunContext):
@@ -59,6 +72,7 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
     generations, budget = config.search.generations, config.search.max_evaluations
     state, earlier_search_time = None, 0.0
     if context.resume:
+        assert context.checkpoint is not None  # a run resumes from its checkpoint file
         payload = checkpoint.load(context.checkpoint, config)
         checkpoint.check_identity(payload["meta"], ident, context.checkpoint.parent)
         state = checkpoint.restore(payload, problem, rng)
@@ -75,6 +89,7 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
     search_start = time.perf_counter()
 
     def save_checkpoint(current: LoopState) -> None:
+        assert context.checkpoint is not None  # observed only with a checkpoint file
         checkpoint.save(
             context.checkpoint,
             current,
@@ -97,12 +112,59 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
     return state, earlier_search_time + time.perf_counter() - search_start
 
 
-def with_selection(config: Config, problem: PruningProblem, result: RunResult) -> RunResult:
+def front_allocation(problem: PruningProblem, front: pd.DataFrame, level: float) -> dict[str, float]:
+    """The per-layer kept fractions the search found for ``level``.
+
+    Among the front points at least as compressed as ``level``, the most accurate one
+    (on the fitness split, before retraining); if none is, the most compressed point.
+    """
+    reached = front[front["compression"] >= level]
+    row = reached.loc[reached["accuracy"].idxmax()] if len(reached) else front.loc[front["nonzero"].idxmin()]
+    keys = [key for key, _ in problem.archive()]
+    masks = [m[0] for m in problem.encoding.decode([keys[int(row["eval_index"])]])]
+    return problem.evaluator.target.kept_fractions(masks)
+
+
+def evolved_curve(
+    config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult, context: RunContext
+) -> RunResult:
+    """Evolution's model at each ``select.compressions`` level: the evolved allocation, retrained.
+
+    The search's front gives each level its per-layer allocation (:func:`front_allocation`);
+    the model at the level is the same gradual-magnitude retraining as ``gmp``'s (``[gmp]``
+    schedule settings, ``finetune.epochs``) toward that allocation, so a curve compares
+    allocations at equal final retraining.
+    """
+    g = config.section("gmp")
+    initial, begin, end, frequency = (
+        (g.initial_sparsity, g.begin, g.end, g.frequency)
+        if g is not None
+        else (gradual.INITIAL_SPARSITY, gradual.BEGIN, gradual.END, gradual.FREQUENCY)
+    )
+    tuner = curve.finetuner(config, prepared)
+
+    def make(level: float) -> curve.Point:
+        allocation = front_allocation(problem, result.front, level)
+        return curve.gmp_point(tuner, level, allocation, initial, begin, end, frequency, context)
+
+    return curve.with_curve(config, prepared, result, make, context)
+
+
+def with_selection(
+    config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult
+) -> RunResult:
     """Adds ``selected`` (see :mod:`evoprune.refine.select`) to the result's summary."""
     keys = [key for key, _ in problem.archive()]
     encoding = problem.encoding
     summary = dict(result.summary)
-    summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
+    summary["select"] = {"tolerance_pp": config.select.tolerance_pp, "confidence": config.select.confidence}
+    tuned = set(result.refined["eval_index"]) if result.refined is not None else set()
+
+    def model_of(i: int):
+        retrained = i in tuned or config.finetune.refine == "each"
+        model, _ = point_model(config, prepared, keys[i], result.weights.get(i), tune=retrained)
+        return model
+
     summary["selected"] = select(
         result.front,
         result.refined,
@@ -111,6 +173,7 @@ def with_selection(config: Config, problem: PruningProblem, result: RunResult) -
         lambda i: encoding.describe(keys[i]),
         lambda i: [m[0] for m in encoding.decode([keys[i]])],
         problem.evaluator.target,
+        loss_bound(config, prepared, model_of),
     )
     return dataclasses.replace(result, summary=summary)
 
@@ -124,13 +187,13 @@ def refine(
 ) -> RunResult:
     """Fine-tunes the front's useful points and adds ``refined`` (and their weights) to the result.
 
-    Each fine-tuned point is logged as it finishes (:meth:`RunContext.retrain_log`): a
-    resumed run answers the logged points from the log and fine-tunes only the rest.
+    Each fine-tuned point is logged as it finishes (:func:`~evoprune.experiments.assemble.retrain_log`):
+    a resumed run answers the logged points from the log and fine-tunes only the rest.
     """
     start = time.perf_counter()
     keys = [key for key, _ in problem.archive()]
     score, tuned_weights = make_scorer(config, prepared, problem)
-    log = context.retrain_log(config, prepared, "fine-tuning point")
+    log = retrain_log(config, prepared, context, "fine-tuning point")
     if len(log):
         context.status(f"Resuming fine-tuning: {len(log)} points fine-tuned before the interruption")
     refined = refine_front(
@@ -163,7 +226,7 @@ def refine(
 def _table(problem: PruningProblem, genomes: list, evaluations: list, index: list) -> pd.DataFrame:
     """One row per genome; ``eval_index`` is its position in the run's evaluation order."""
     nonzero = np.array([ev.nonzero for ev in evaluations], dtype=np.int64)
-    columns = {"eval_index": np.asarray(index, dtype=np.int64)}
+    columns: dict[str, Any] = {"eval_index": np.asarray(index, dtype=np.int64)}
     if problem.encoding.name == "threshold":
         columns["threshold"] = [float(g[0]) for g in genomes]
     else:

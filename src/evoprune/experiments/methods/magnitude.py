@@ -7,10 +7,20 @@ import time
 import numpy as np
 
 from evoprune.config import Config
-from evoprune.experiments.assemble import Prepared, identity, make_model_finetuner, make_problem
-from evoprune.experiments.methods.base import Method, RunContext
+from evoprune.experiments import curve
+from evoprune.experiments.assemble import (
+    Prepared,
+    identity,
+    loss_bound,
+    make_model_finetuner,
+    make_problem,
+    point_model,
+    retrain_log,
+)
+from evoprune.experiments.context import RunContext
+from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
-from evoprune.refine.magnitude import magnitude_schedule, retrain_budget_epochs
+from evoprune.refine.magnitude import level_steps, magnitude_levels, magnitude_schedule, retrain_budget_epochs
 from evoprune.refine.select import select
 from evoprune.reporting.metrics import compression, pareto_front
 from evoprune.scoring.evaluate import paper_fitness
@@ -31,34 +41,46 @@ COLUMNS = [
 def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunContext()) -> RunResult:
     """The magnitude baseline as a run: the same run-directory shape as a search.
 
-    ``front`` is the Pareto front of the rounds, ``archive`` and ``population`` every
-    round, ``logbook`` one row per round, and the summary's ``selected`` the smallest
-    round within ``select.tolerance_pp`` of baseline (rounds are already retrained, and
-    the weights of the front's rounds are kept for export).
+    Without ``select.compressions`` the rounds adapt (``magnitude_schedule``, at
+    evolution's retraining budget); with levels they pass through 2x, 4x, 8x, ... and every
+    level (``magnitude_levels``), and the model at a level is that round's. ``front`` is the
+    Pareto front of the rounds, ``archive`` and ``population`` every round, ``logbook`` one
+    row per round, and the summary's ``selected`` the smallest round within
+    ``select.tolerance_pp`` of baseline (rounds are already retrained, and the weights of
+    the front's rounds are kept for export).
     """
     wall_start = time.perf_counter()
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
     target = problem.evaluator.target
     finetuner = make_model_finetuner(config, prepared, target)
+    levels = list(config.select.compressions)
     budget = retrain_budget_epochs(config)
-    rounds = max(budget // config.finetune.epochs, 1)
+    rounds = len(level_steps(levels)) if levels else max(budget // config.finetune.epochs, 1)
+    if levels:  # Han's iterative pruning through the levels: one final retraining each
+        budget = rounds * config.finetune.epochs
     context.status(f"Magnitude pruning: {rounds} rounds of {config.finetune.epochs} epochs ({budget} in all)")
     start = time.perf_counter()
     original = finetuner.base
-    log = context.retrain_log(config, prepared, "magnitude round")  # a resumed run replays its rounds
+    log = retrain_log(config, prepared, context, "magnitude round")  # a resumed run replays its rounds
     if len(log):
         context.status(f"Resuming: {len(log)} rounds retrained before the interruption")
+    report = lambda done, total: context.progress("round", done, total, "")  # noqa: E731
     try:
-        table, masks, weights = magnitude_schedule(
-            finetuner,
-            problem.evaluator.kernels,
-            problem.base_accuracy,
-            rounds,
-            config.select.tolerance_pp,
-            context.status,
-            lambda done, total: context.progress("round", done, total, ""),
-            log,
-        )
+        if levels:
+            table, masks, weights = magnitude_levels(
+                finetuner, problem.evaluator.kernels, levels, context.status, report, log
+            )
+        else:
+            table, masks, weights = magnitude_schedule(
+                finetuner,
+                problem.evaluator.kernels,
+                problem.base_accuracy,
+                rounds,
+                config.select.tolerance_pp,
+                context.status,
+                report,
+                log,
+            )
     finally:
         finetuner.rebase(original)
         finetuner.model.set_weights(original)
@@ -92,7 +114,8 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
             },
         }
     )
-    summary["select"] = {"tolerance_pp": config.select.tolerance_pp}
+    summary["select"] = {"tolerance_pp": config.select.tolerance_pp, "confidence": config.select.confidence}
+    bound = loss_bound(config, prepared, lambda i: point_model(config, prepared, weights=weights[i])[0])
     summary["selected"] = select(
         front,
         None,
@@ -101,11 +124,22 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
         lambda i: table.at[i, "genome"],
         lambda i: masks[i],
         target,
+        bound,
     )
     if summary["selected"] is not None:
         summary["selected"]["refined"] = True
     kept = {int(i): weights[int(i)] for i in front["eval_index"]}
-    return RunResult(config, summary, logbook, table, front, table, weights=kept)
+    result = RunResult(config, summary, logbook, table, front, table, weights=kept)
+    if not levels:
+        return result
+    steps = level_steps(levels)
+
+    def made(level: float) -> curve.Point:
+        r = steps.index(float(level))
+        accuracy, test_accuracy = float(table.at[r, "accuracy"]), float(table.at[r, "test_accuracy"])
+        return curve.Point(level, weights[r], masks[r], accuracy, test_accuracy)
+
+    return curve.with_curve(config, prepared, result, made, context)
 
 
 METHODS = [

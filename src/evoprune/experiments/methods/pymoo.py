@@ -10,8 +10,9 @@ from deap import tools
 
 from evoprune.config import Config
 from evoprune.experiments.assemble import Prepared, identity, make_problem
-from evoprune.experiments.methods.base import Method, RunContext
-from evoprune.experiments.methods.evolution import refine, tabulate, with_selection
+from evoprune.experiments.context import RunContext
+from evoprune.experiments.methods.base import Method
+from evoprune.experiments.methods.evolution import evolved_curve, refine, tabulate, with_selection
 from evoprune.experiments.result import RunResult
 from evoprune.search.algorithms import LoopState, generation_stats, individual_class, initializer
 
@@ -117,7 +118,8 @@ def run_pymoo(config: Config, prepared: Prepared, context: RunContext = RunConte
     result.summary.update(identity(prepared))
     if config.finetune.refine == "front":
         result = refine(config, prepared, problem, result, context)
-    return with_selection(config, problem, result)
+    result = with_selection(config, prepared, problem, result)
+    return evolved_curve(config, prepared, problem, result, context) if config.select.compressions else result
 
 
 METHODS = [

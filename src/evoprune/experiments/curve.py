@@ -1,0 +1,140 @@
+"""Matched-compression curves: each method's model at exactly each ``select.compressions`` level.
+
+Every method makes its model at a level after the same final retraining (``finetune.epochs``
+epochs of whole-model retraining, with ``finetune``'s rate, schedule and distillation), so
+methods are compared where selection noise cannot decide: at the same size and the same
+retraining. The rows are ``curve.csv`` (and ``summary.json``'s ``curve``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from evoprune.config import Config
+from evoprune.experiments.assemble import Prepared, loss_bound, make_model_finetuner, point_model
+from evoprune.experiments.context import RunContext
+from evoprune.experiments.result import RunResult
+from evoprune.refine.gradual import schedule_for, target_nonzero
+from evoprune.refine.retrain import ModelFinetuner
+
+COLUMNS = ["compression", "nonzero", "accuracy", "test_accuracy", "drop_pp", "test_drop_pp", "per_layer"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """A method's model at one level: its weights and what it scored."""
+
+    compression: float
+    weights: list
+    masks: list
+    accuracy: float
+    test_accuracy: float
+
+
+def finetuner(config: Config, prepared: Prepared) -> ModelFinetuner:
+    """The final retraining every method shares (``finetune.epochs`` of whole-model retraining)."""
+    return make_model_finetuner(config, prepared, prepared.target(config.search.layers))
+
+
+def gmp_point(
+    tuner: ModelFinetuner,
+    compression: float,
+    allocation,
+    initial_sparsity: float,
+    begin: float,
+    end: float,
+    frequency: int,
+    context: RunContext = RunContext(),
+    start: list | None = None,
+) -> Point:
+    """One gradual-magnitude-pruning retraining to exactly ``compression``.
+
+    Args:
+        allocation: ``uniform``, ``global`` or a table of kept fractions by layer name.
+        start: the weights to start from (default: the fine-tuner's base, the trained model).
+    """
+    target = tuner.target
+    sizes = [int(k.size) for k in target.kernels]
+    schedule = schedule_for(
+        target.names, sizes, compression, allocation, tuner.steps(), initial_sparsity, begin, end, frequency
+    )
+    if start is not None:
+        tuner.rebase(start)
+    ones = [np.ones(k.shape, dtype=bool) for k in target.kernels]
+    weights = tuner.retrain(
+        ones,
+        schedule,
+        progress=lambda done, total: context.progress("retrain", done, total, f"{compression:g}x"),
+    )
+    masks = [weights[_offset(tuner.model, i)] != 0 for i in target.indices]
+    if sum(int(m.sum()) for m in masks) > schedule.total:  # exact zeros only ever lower the count
+        raise AssertionError("gradual pruning kept more weights than its schedule")
+    accuracy, test_accuracy = tuner.evaluate(weights)
+    return Point(compression, weights, masks, accuracy, test_accuracy)
+
+
+def _offset(model, layer_index: int) -> int:
+    """Position of ``model.layers[layer_index]``'s kernel in ``model.get_weights()``."""
+    return sum(len(layer.weights) for layer in model.layers[:layer_index])
+
+
+def fine_tuned_point(tuner: ModelFinetuner, compression: float, masks: list) -> Point:
+    """A fixed mask (exactly ``compression``'s size) fine-tuned for the final retraining."""
+    weights = tuner.tuned_weights(masks)
+    accuracy, test_accuracy = tuner.evaluate(weights)
+    return Point(compression, weights, [np.asarray(m, dtype=bool) for m in masks], accuracy, test_accuracy)
+
+
+def table(points: list[Point], result: RunResult, target) -> pd.DataFrame:
+    """``curve.csv``'s rows: drops are baseline minus model, in points (validation and test)."""
+    base = result.summary["baseline"]
+    rows = []
+    for point in points:
+        rows.append(
+            {
+                "compression": point.compression,
+                "nonzero": int(sum(int(np.count_nonzero(m)) for m in point.masks)),
+                "accuracy": point.accuracy,
+                "test_accuracy": point.test_accuracy,
+                "drop_pp": 100.0 * (base["accuracy"] - point.accuracy),
+                "test_drop_pp": 100.0 * (base["test_accuracy"] - point.test_accuracy),
+                "per_layer": json.dumps(
+                    {k: round(v, 6) for k, v in target.kept_fractions(point.masks).items()}, sort_keys=False
+                ),
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def with_curve(
+    config: Config,
+    prepared: Prepared,
+    result: RunResult,
+    make: Callable[[float], Point],
+    context: RunContext,
+) -> RunResult:
+    """``result`` with its curve: one point per level, made by ``make(level)``, weights kept."""
+    target = prepared.target(config.search.layers)
+    points = []
+    for i, level in enumerate(config.select.compressions):
+        context.progress("curve", i, len(config.select.compressions), f"{level:g}x")
+        points.append(make(level))
+        context.status(
+            f"curve {level:g}x: nonzero {target_nonzero(target.base_nonzero, level):,}, accuracy "
+            f"{points[-1].accuracy:.4f}, test {points[-1].test_accuracy:.4f}"
+        )
+    context.progress("curve", len(points), len(points), "")
+    curve = table(points, result, target)
+    bound = loss_bound(
+        config, prepared, lambda i: point_model(config, prepared, weights=points[i].weights)[0]
+    )
+    if bound is not None:  # the selection's bound at each level, to measure its error rates
+        curve["loss_bound_pp"] = [bound(i) for i in range(len(points))]
+    summary = {**result.summary, "curve": curve.to_dict("records")}
+    weights = {**result.curve_weights, **{i: p.weights for i, p in enumerate(points)}}
+    return dataclasses.replace(result, summary=summary, curve=curve, curve_weights=weights)

@@ -1,0 +1,210 @@
+"""Gradual magnitude pruning (Zhu & Gupta 2017; TF Model Optimization's method) as a method: ``gmp``.
+
+One retraining of ``finetune.epochs`` prunes the model to exactly ``[gmp] compression``:
+the sparsity of the pruned layers follows the cubic schedule of
+:mod:`evoprune.refine.gradual`, masks move to the largest ``|w|`` every ``frequency`` steps
+inside the compiled train step, and the retraining settings (rate, schedule, distillation)
+are ``[finetune]``'s, as for every method. ``gmp-uniform`` and ``gmp-global`` are the same
+method with the allocation fixed, for comparisons.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from evoprune.config import Config, check_choice, check_range
+from evoprune.errors import ConfigError
+from evoprune.experiments import curve
+from evoprune.experiments.assemble import Prepared, identity, loss_bound, make_problem, point_model
+from evoprune.experiments.context import RunContext
+from evoprune.experiments.methods.base import Method
+from evoprune.experiments.result import RunResult, native, run_summary
+from evoprune.refine import gradual
+from evoprune.refine.select import selected_summary
+from evoprune.reporting.metrics import compression as ratio
+from evoprune.reporting.metrics import pareto_front
+from evoprune.scoring.evaluate import paper_fitness
+
+
+@dataclass(frozen=True)
+class GmpConfig:
+    """``[gmp]``: gradual magnitude pruning.
+
+    Attributes:
+        compression: the target (> 1): the final model keeps ``round(total / compression)``
+            of the pruned layers' weights (``s_f = 1 - 1/compression``).
+        initial_sparsity: ``s_i``, the sparsity at the first step of the schedule.
+        begin, end: fractions of the retraining's steps where the sparsity starts and
+            stops rising.
+        frequency: optimizer steps between mask updates.
+        allocation: ``uniform`` (every pruned layer at the same sparsity), ``global`` (one
+            magnitude threshold over all pruned layers) or a table of kept fractions by
+            layer name (its shape, scaled so the total is exact).
+    """
+
+    compression: float = 12.0
+    initial_sparsity: float = gradual.INITIAL_SPARSITY
+    begin: float = gradual.BEGIN
+    end: float = gradual.END
+    frequency: int = gradual.FREQUENCY
+    allocation: str | dict = field(default="uniform", metadata={"types": (str, dict)})
+
+    def validate(self) -> None:
+        check_range("gmp.compression", self.compression, 1.0, 1e9, low_open=True)
+        check_range("gmp.initial_sparsity", self.initial_sparsity, 0.0, 1.0)
+        check_range("gmp.begin", self.begin, 0.0, 1.0)
+        check_range("gmp.end", self.end, 0.0, 1.0)
+        check_range("gmp.frequency", self.frequency, 1, 10**9)
+        if self.end < self.begin:
+            raise ConfigError(
+                f"Expected gmp.begin <= gmp.end. Received: gmp.begin={self.begin}, gmp.end={self.end}"
+            )
+        if isinstance(self.allocation, str):
+            check_choice("gmp.allocation", self.allocation, gradual.ALLOCATIONS)
+            return
+        if not self.allocation:
+            raise ConfigError(
+                "Expected gmp.allocation to name at least one layer. Received: gmp.allocation={}"
+            )
+        for name, kept in self.allocation.items():
+            check_range(f"gmp.allocation.{name}", kept, 0.0, 1.0, low_open=True)
+
+
+def settings(config: Config) -> GmpConfig:
+    """The run's ``[gmp]`` table (its defaults where the config has none)."""
+    return config.section("gmp", GmpConfig())
+
+
+def _check(config: Config) -> None:
+    table = settings(config).allocation
+    if isinstance(table, dict) and isinstance(config.search.layers, tuple):
+        missing = set(config.search.layers) ^ set(table)
+        if missing:
+            raise ConfigError(
+                f"Expected gmp.allocation to give a kept fraction for each pruned layer "
+                f"({', '.join(config.search.layers)}). Received: gmp.allocation={table}"
+            )
+
+
+def run_gmp(
+    config: Config, prepared: Prepared, context: RunContext = RunContext(), allocation=None
+) -> RunResult:
+    """One GMP retraining to ``[gmp] compression``, and one per ``select.compressions`` level.
+
+    ``selected`` is the model at ``[gmp] compression`` (whether or not it is within
+    ``select.tolerance_pp``: ``within_tolerance`` says); its weights are kept for export.
+    """
+    wall_start = time.perf_counter()
+    g = settings(config)
+    allocation = g.allocation if allocation is None else allocation
+    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
+    target = problem.evaluator.target
+    tuner = curve.finetuner(config, prepared)
+    levels = [g.compression] + [level for level in config.select.compressions if level != g.compression]
+    start = time.perf_counter()
+    points = []
+    for i, level in enumerate(levels):
+        context.status(
+            f"GMP to {level:g}x ({allocation if isinstance(allocation, str) else 'table'} allocation)"
+        )
+        points.append(
+            curve.gmp_point(
+                tuner, level, allocation, g.initial_sparsity, g.begin, g.end, g.frequency, context
+            )
+        )
+        context.progress("level", i + 1, len(levels), f"{level:g}x")
+    search_time = time.perf_counter() - start
+    rows = []
+    for i, point in enumerate(points):
+        nonzero = int(sum(int(m.sum()) for m in point.masks))
+        kept = target.kept_fractions(point.masks)
+        rows.append(
+            {
+                "eval_index": i,
+                "genome": " ".join(f"{v:.4g}" for v in kept.values()),
+                "accuracy": point.accuracy,
+                "test_accuracy": point.test_accuracy,
+                "nonzero": nonzero,
+                "compression": float(ratio(problem.base_nonzero, nonzero)),
+                "fitness": paper_fitness(
+                    point.accuracy, nonzero, problem.base_accuracy, problem.base_nonzero
+                ),
+            }
+        )
+    table = pd.DataFrame(rows)
+    front = pareto_front(table)
+    logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
+    best = table.loc[table["fitness"].idxmax()]
+    summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
+    summary.update(identity(prepared))
+    summary.update(
+        {
+            "evaluations": len(table),
+            "model_evaluations": len(table),
+            "best": {k: native(best[k]) for k in table.columns if k != "eval_index"},
+            "front_size": len(front),
+            "gmp": {
+                **dataclasses.asdict(g),
+                "allocation": allocation,
+                "retrain_epochs": config.finetune.epochs,
+            },
+            "select": {"tolerance_pp": config.select.tolerance_pp, "confidence": config.select.confidence},
+        }
+    )
+    first = pd.concat([table.iloc[0], pd.Series({"refined": True})])
+    chosen = selected_summary(
+        first, summary["baseline"], first["genome"], target.kept_fractions(points[0].masks)
+    )
+    assert chosen is not None  # a row always gives a mapping
+    bound = loss_bound(
+        config, prepared, lambda i: point_model(config, prepared, weights=points[i].weights)[0]
+    )
+    if bound is None:
+        within = points[0].accuracy >= problem.base_accuracy - config.select.tolerance_pp / 100.0 - 1e-12
+        summary["selected"] = {**chosen, "within_tolerance": bool(within)}
+    else:
+        loss = bound(0)
+        within = loss <= config.select.tolerance_pp + 1e-9
+        summary["selected"] = {**chosen, "within_tolerance": bool(within), "loss_bound_pp": loss}
+    result = RunResult(
+        config, summary, logbook, table, front, table, weights={i: p.weights for i, p in enumerate(points)}
+    )
+    if config.select.compressions:
+        made = dict(zip(levels, points))
+        result = curve.with_curve(config, prepared, result, lambda level: made[level], context)
+    return result
+
+
+def _fixed(allocation: str):
+    def run(config: Config, prepared: Prepared, context: RunContext = RunContext()) -> RunResult:
+        return run_gmp(config, prepared, context, allocation)
+
+    return run
+
+
+METHODS = [
+    Method(
+        "gmp",
+        "gradual magnitude pruning (Zhu & Gupta 2017), one retraining to [gmp] compression",
+        run_gmp,
+        section=GmpConfig,
+        check=_check,
+    ),
+    Method(
+        "gmp-uniform",
+        "gmp with every pruned layer at the same sparsity",
+        _fixed("uniform"),
+        section=GmpConfig,
+    ),
+    Method(
+        "gmp-global",
+        "gmp with one magnitude threshold over all pruned layers",
+        _fixed("global"),
+        section=GmpConfig,
+    ),
+]

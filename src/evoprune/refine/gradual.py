@@ -1,0 +1,201 @@
+"""Gradual magnitude pruning (Zhu & Gupta 2017): the cubic schedule, allocations and exact masks.
+
+The sparsity of the pruned layers rises from ``s_i`` to ``s_f`` between steps ``t0`` and
+``t1`` of a retraining as
+
+    s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (t1 - t0))^3
+
+and every ``frequency`` steps (and at ``t1``) each pruned kernel keeps its largest ``|w|``.
+How many weights each layer keeps is the *allocation*:
+
+- ``uniform``: every pruned layer at the same sparsity;
+- ``global``: one magnitude threshold over all pruned layers;
+- a table of kept fractions by layer name: the shape of the allocation, scaled so that
+  the final total is exact (an evolved allocation is one).
+
+Counts are exact: the final masks keep ``round(total / compression)`` weights in all.
+
+References:
+    Zhu, M. & Gupta, S. (2017). To prune, or not to prune: exploring the efficacy of
+    pruning for model compression. arXiv:1710.01878.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+ALLOCATIONS = ("uniform", "global")
+# Defaults of a schedule, as in the paper's and TF Model Optimization's use: prune from half
+# the weights at the start to the target by 70% of the steps, masks updated every 100 steps.
+INITIAL_SPARSITY, BEGIN, END, FREQUENCY = 0.5, 0.0, 0.7, 100
+
+
+def target_nonzero(total: int, compression: float) -> int:
+    """Weights kept at ``compression`` (``round(total / compression)``, at least 1)."""
+    return max(1, int(round(total / compression)))
+
+
+def cubic_sparsity(step: int, initial: float, final: float, begin: int, end: int) -> float:
+    """Zhu & Gupta's sparsity at ``step``: ``initial`` before ``begin``, ``final`` from ``end`` on."""
+    if step <= begin:
+        return initial if end > begin else final
+    if step >= end:
+        return final
+    progress = (step - begin) / (end - begin)
+    return final + (initial - final) * (1.0 - progress) ** 3
+
+
+def allocate(sizes: Sequence[int], shares: Sequence[float], total: int) -> list[int]:
+    """Integer counts proportional to ``shares``, each at most its layer's size, summing to ``total``.
+
+    Water-filling with largest-remainder rounding: a layer that would exceed its size is
+    filled and the rest shared among the others.
+    """
+    sizes = [int(s) for s in sizes]
+    total = int(min(max(total, 0), sum(sizes)))
+    counts = [0] * len(sizes)
+    open_layers = [i for i, s in enumerate(sizes) if s > 0 and shares[i] > 0] or [
+        i for i, s in enumerate(sizes) if s > 0
+    ]
+    left = total
+    while open_layers and left > 0:
+        weight = sum(max(shares[i], 1e-300) for i in open_layers)
+        ideal = {i: left * max(shares[i], 1e-300) / weight for i in open_layers}
+        full = [i for i in open_layers if ideal[i] >= sizes[i] - counts[i]]
+        if full:
+            for i in full:
+                left -= sizes[i] - counts[i]
+                counts[i] = sizes[i]
+            open_layers = [i for i in open_layers if i not in full]
+            continue
+        floors = {i: int(np.floor(ideal[i])) for i in open_layers}
+        rest = left - sum(floors.values())
+        order = sorted(open_layers, key=lambda i: (floors[i] - ideal[i], i))  # largest remainder first
+        for n, i in enumerate(order):
+            counts[i] += floors[i] + (1 if n < rest else 0)
+        left = 0
+    return counts
+
+
+def final_counts(
+    names: Sequence[str], sizes: Sequence[int], allocation: str | Mapping[str, float], total: int
+) -> list[int] | None:
+    """Final kept counts per layer for an allocation (``None`` for ``global``: one threshold).
+
+    Raises:
+        ValueError: a table that misses a layer or names one that is not pruned.
+    """
+    if allocation == "global":
+        return None
+    if allocation == "uniform":
+        return allocate(sizes, [float(s) for s in sizes], total)
+    if not isinstance(allocation, Mapping):
+        raise ValueError(f"Expected uniform, global or a table of kept fractions. Received: {allocation!r}")
+    if set(allocation) != set(names):
+        raise ValueError(
+            f"Expected kept fractions for exactly the pruned layers {list(names)}. "
+            f"Received: {sorted(allocation)}"
+        )
+    return allocate(sizes, [allocation[n] * s for n, s in zip(names, sizes)], total)
+
+
+def top_k_mask(magnitudes: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the ``k`` largest entries (exactly ``k``; ties broken by position)."""
+    flat = magnitudes.ravel()
+    mask = np.zeros(flat.size, dtype=bool)
+    k = int(min(max(k, 0), flat.size))
+    if k:
+        keep = (
+            np.argpartition(-flat, k - 1, kind="introselect")[:k] if k < flat.size else np.arange(flat.size)
+        )
+        mask[keep] = True
+    return mask.reshape(magnitudes.shape)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A GMP schedule over one retraining.
+
+    Attributes:
+        sizes: weights per pruned kernel.
+        final: final kept count per kernel, or ``None`` for one global threshold.
+        total: final kept count over all kernels.
+        initial_sparsity: ``s_i`` (each layer starts at ``min(s_i, its final sparsity)``).
+        begin, end: steps ``t0`` and ``t1``.
+        frequency: steps between mask updates.
+    """
+
+    sizes: tuple[int, ...]
+    final: tuple[int, ...] | None
+    total: int
+    initial_sparsity: float
+    begin: int
+    end: int
+    frequency: int
+
+    def updates_at(self, step: int) -> bool:
+        """True where masks are recomputed: every ``frequency`` steps from ``begin``, and at ``end``."""
+        return self.begin <= step <= self.end and (
+            (step - self.begin) % self.frequency == 0 or step == self.end
+        )
+
+    def counts(self, step: int) -> list[int] | int:
+        """Kept count per kernel at ``step`` (one number over all kernels for a global allocation)."""
+        n = sum(self.sizes)
+        if self.final is None:
+            final = 1.0 - self.total / n
+            sparsity = cubic_sparsity(step, min(self.initial_sparsity, final), final, self.begin, self.end)
+            return self.total if step >= self.end else int(round(n * (1.0 - sparsity)))
+        out = []
+        for size, kept in zip(self.sizes, self.final):
+            final = 1.0 - kept / size
+            sparsity = cubic_sparsity(step, min(self.initial_sparsity, final), final, self.begin, self.end)
+            out.append(kept if step >= self.end else max(kept, int(round(size * (1.0 - sparsity)))))
+        return out
+
+    def masks(self, step: int, kernels: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The masks at ``step``: each kernel's (or all kernels' together) largest ``|w|``."""
+        counts = self.counts(step)
+        if isinstance(counts, list):
+            return [top_k_mask(np.abs(k), c) for k, c in zip(kernels, counts)]
+        flat = np.concatenate([np.abs(k).ravel() for k in kernels])
+        mask = top_k_mask(flat, counts)
+        out, start = [], 0
+        for kernel in kernels:
+            out.append(mask[start : start + kernel.size].reshape(kernel.shape))
+            start += kernel.size
+        return out
+
+
+def schedule_for(
+    names: Sequence[str],
+    sizes: Sequence[int],
+    compression: float,
+    allocation: str | Mapping[str, float],
+    steps: int,
+    initial_sparsity: float,
+    begin: float,
+    end: float,
+    frequency: int,
+) -> Schedule:
+    """The schedule of one GMP retraining of ``steps`` optimizer steps to ``compression``.
+
+    Args:
+        begin, end: fractions of the steps where the sparsity starts and stops rising.
+    """
+    total = target_nonzero(sum(sizes), compression)
+    final = final_counts(names, sizes, allocation, total)
+    t0 = int(round(begin * steps))
+    t1 = max(t0, int(round(end * steps)))
+    return Schedule(
+        tuple(int(s) for s in sizes),
+        None if final is None else tuple(final),
+        total,
+        initial_sparsity,
+        t0,
+        t1,
+        max(1, int(frequency)),
+    )

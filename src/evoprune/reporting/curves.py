@@ -1,0 +1,134 @@
+"""Matched-compression curves across seeds: median drops per level and method, paired tests, a figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from evoprune.reporting.stats import holm, wilcoxon_p
+
+
+def drop_table(curves: pd.DataFrame, by: str = "algorithm") -> pd.DataFrame:
+    """Median [min, max] test and validation drop per level and method, with the seed count.
+
+    Args:
+        curves: one row per trial and level (``seed``, ``by``, ``compression``,
+            ``test_drop_pp``, ``drop_pp``).
+    """
+    rows = []
+    order = {name: i for i, name in enumerate(dict.fromkeys(curves[by]))}  # methods as they came
+    groups = sorted(curves.groupby(["compression", by]), key=lambda g: (g[0][0], order[g[0][1]]))
+    for (level, name), frame in groups:
+        rows.append(
+            {
+                "compression": level,
+                by: name,
+                "seeds": frame["seed"].nunique(),
+                "test_drop_median": frame["test_drop_pp"].median(),
+                "test_drop_min": frame["test_drop_pp"].min(),
+                "test_drop_max": frame["test_drop_pp"].max(),
+                "drop_median": frame["drop_pp"].median(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def paired_tests(curves: pd.DataFrame, subject: str, by: str = "algorithm") -> pd.DataFrame:
+    """Per level, ``subject`` against every other method on the same seeds (test drops).
+
+    ``wins`` counts seeds where the subject's test drop is smaller (ties count one half);
+    ``p`` is the two-sided Wilcoxon signed-rank p-value of the paired differences,
+    Holm-adjusted over the comparisons of each level (``p_holm``).
+    """
+    rows = []
+    for level, frame in curves.groupby("compression", sort=True):
+        table = frame.pivot_table(index="seed", columns=by, values="test_drop_pp", aggfunc="first")
+        if subject not in table:
+            continue
+        level_rows = []
+        for other in (c for c in table.columns if c != subject):
+            pair = table[[subject, other]].dropna()
+            diff = pair[subject] - pair[other]
+            level_rows.append(
+                {
+                    "compression": level,
+                    "subject": subject,
+                    "other": other,
+                    "pairs": len(pair),
+                    "median_difference_pp": float(diff.median()) if len(pair) else np.nan,
+                    "subject_wins": float(((diff < 0) + 0.5 * (diff == 0)).sum()) if len(pair) else np.nan,
+                    "p": wilcoxon_p(pair[subject], pair[other]) if len(pair) else np.nan,
+                }
+            )
+        for row, adjusted in zip(level_rows, holm([r["p"] for r in level_rows])):
+            row["p_holm"] = adjusted
+        rows += level_rows
+    return pd.DataFrame(rows)
+
+
+def curve_report(curves: pd.DataFrame, subject: str, by: str = "algorithm") -> str:
+    """The report section of the curves: medians per level and method, and the paired tests."""
+    drops = drop_table(curves, by)
+    lines = [
+        "\n## Matched compression: test drop (points) at equal final retraining\n\n",
+        "Every method's model at exactly each level (`select.compressions`), retrained for the same "
+        "number of epochs; drop = baseline minus model, in points (test split; validation in "
+        "parentheses). Median [min, max] over seeds.\n\n",
+        "| compression | " + " | ".join(str(m) for m in drops[by].unique()) + " |\n",
+        "|---|" + "---|" * drops[by].nunique() + "\n",
+    ]
+    for level, frame in drops.groupby("compression", sort=True):
+        cells = {
+            row[
+                by
+            ]: f"{row['test_drop_median']:.2f} [{row['test_drop_min']:.2f}, {row['test_drop_max']:.2f}] "
+            f"({row['drop_median']:.2f})"
+            for row in frame.to_dict("records")
+        }
+        lines.append(f"| {level:g}x | " + " | ".join(cells.get(m, "") for m in drops[by].unique()) + " |\n")
+    tests = paired_tests(curves, subject, by)
+    if len(tests):
+        lines += [
+            f"\nPaired by seed, `{subject}` against each other method: the median of "
+            f"(its test drop - the other's), the seeds where `{subject}` loses less, and a two-sided "
+            "Wilcoxon signed-rank test (Holm-adjusted within each level). With n seeds the smallest "
+            "possible p is 2 / 2^n (0.0625 for five).\n\n",
+            "| compression | other | seeds | median difference (pt) | seeds won | p (Holm) |\n",
+            "|---|---|---|---|---|---|\n",
+        ]
+        for row in tests.itertuples():
+            lines.append(
+                f"| {row.compression:g}x | {row.other} | {row.pairs} | {row.median_difference_pp:+.2f} | "
+                f"{row.subject_wins:g} | {row.p_holm:.3g} |\n"
+            )
+    return "".join(lines)
+
+
+def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
+    """Test drop against compression, methods overlaid: per-seed points and the median line."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    names = list(dict.fromkeys(curves[by]))
+    palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
+    for name in names:
+        frame = curves[curves[by] == name]
+        medians = frame.groupby("compression")["test_drop_pp"].median()
+        ax.plot(medians.index, medians.values, marker="o", color=palette[name], label=str(name), linewidth=2)
+        jitter = 1.0 + 0.015 * (names.index(name) - (len(names) - 1) / 2)
+        ax.scatter(
+            frame["compression"] * jitter, frame["test_drop_pp"], color=palette[name], s=14, alpha=0.45
+        )
+    ax.axhline(0.0, color="0.4", linewidth=0.8)
+    ax.set_xscale("log")
+    levels = sorted(curves["compression"].unique())
+    ax.set_xticks(levels)
+    ax.set_xticklabels([f"{level:g}x" for level in levels])
+    ax.minorticks_off()
+    ax.set_xlabel("compression (pruned layers' weights / kept weights)")
+    ax.set_ylabel("test accuracy drop (points)\nlower is better")
+    ax.set_title(title or "Matched compression: median over seeds (line) and each seed (dots)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig

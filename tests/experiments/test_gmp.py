@@ -1,0 +1,108 @@
+"""The gmp method: one gradual-pruning retraining to an exact size, its curve, export, config errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import evoprune
+from evoprune.errors import ConfigError
+
+SETTINGS = {
+    "model.architecture": "lenet-300-100",
+    "search.layers": "dense",
+    "finetune.scope": "model",
+    "finetune.epochs": 1,
+    "finetune.model_learning_rate": 0.003,
+    "gmp.frequency": 20,
+}
+
+
+@pytest.fixture(scope="module")
+def gmp_run(tmp_path_factory, sample_config):
+    out = tmp_path_factory.mktemp("gmp") / "run"
+    config = evoprune.load_config(
+        sample_config,
+        {
+            **SETTINGS,
+            "search.algorithm": "gmp-global",
+            "gmp.compression": 12.0,
+            "select.compressions": [12.0, 30.0],
+        },
+    )
+    return evoprune.prune(config=config, out=out), out
+
+
+def test_gmp_prunes_to_exactly_the_target_in_one_retraining(gmp_run):
+    result, out = gmp_run
+    total = result.summary["baseline"]["nonzero"]
+    chosen = result.selected
+    assert chosen["nonzero"] == round(total / 12.0) and chosen["refined"]
+    assert result.summary["gmp"]["allocation"] == "global" and result.summary["gmp"]["retrain_epochs"] == 1
+    # the curve: one model per level at exactly its size, the 12x one being the selected model
+    curve = result.curve
+    assert list(curve["compression"]) == [12.0, 30.0]
+    assert list(curve["nonzero"]) == [round(total / 12.0), round(total / 30.0)]
+    assert curve.loc[0, "accuracy"] == chosen["accuracy"]
+    base = result.summary["baseline"]
+    assert curve["test_drop_pp"].tolist() == pytest.approx(
+        [100 * (base["test_accuracy"] - a) for a in curve["test_accuracy"]]
+    )
+    per_layer = json.loads(curve.loc[1, "per_layer"])
+    assert set(per_layer) == {"fc1", "fc2", "fc3"}
+    assert per_layer["fc3"] > per_layer["fc1"]  # one global threshold spares the small output layer
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["curve"] == result.curve.to_dict("records")
+    assert (out / "curve.csv").read_text().splitlines()[0] == (
+        "compression,nonzero,accuracy,test_accuracy,drop_pp,test_drop_pp,per_layer"
+    )
+
+
+def test_gmp_model_is_the_one_the_run_measured(gmp_run, tmp_path):
+    result, out = gmp_run
+    model = result.model()
+    kept = sum(int(np.count_nonzero(model.get_layer(n).kernel.numpy())) for n in ("fc1", "fc2", "fc3"))
+    assert kept == result.selected["nonzero"]
+    report = evoprune.export(out, tmp_path / "m.tflite")
+    assert report.sidecar["nonzero"] == result.selected["nonzero"]
+    assert report.sidecar["test_accuracy"] == pytest.approx(result.selected["test_accuracy"], abs=1e-6)
+
+
+def test_uniform_allocation_prunes_every_layer_alike(sample_config):
+    config = evoprune.load_config(
+        sample_config, {**SETTINGS, "search.algorithm": "gmp", "gmp.compression": 20.0}
+    )
+    per_layer = evoprune.prune(config=config).selected["per_layer"]
+    assert max(per_layer.values()) - min(per_layer.values()) < 0.002
+
+
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        ({"gmp.compression": 1.0}, "gmp.compression=1.0"),
+        ({"gmp.begin": 0.8, "gmp.end": 0.5}, "gmp.begin <= gmp.end"),
+        ({"gmp.allocation": "layerwise"}, "gmp.allocation='layerwise'"),
+        ({"gmp.allocation": {"fc1": 1.5}}, "gmp.allocation.fc1=1.5"),
+        ({"gmp.allocation": {"fc1": "a"}}, "table of numbers"),
+        ({"gmp.frequency": 0}, "gmp.frequency=0"),
+        ({"select.compressions": [12.0, 12.0]}, "distinct select.compressions"),
+    ],
+)
+def test_gmp_settings_are_checked(overrides, needle):
+    with pytest.raises(ConfigError, match=None) as info:
+        evoprune.load_config(None, {"search.algorithm": "gmp", **overrides})
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_gmp_table_is_written_with_its_defaults(tmp_path):
+    config = evoprune.load_config(
+        None, {"search.algorithm": "gmp", "gmp.allocation": {"fc1": 0.05, "fc 2": 0.2}}
+    )
+    text = config.to_toml()
+    assert "[gmp]" in text and 'allocation = {fc1 = 0.05, "fc 2" = 0.2}' in text
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert evoprune.load_config(path) == config
+    assert "[gmp]" not in evoprune.load_config(None, {"search.algorithm": "nsga2"}).to_toml()

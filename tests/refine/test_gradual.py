@@ -1,0 +1,82 @@
+"""Gradual magnitude pruning's schedule: the cubic curve, exact allocations and exact masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evoprune.refine.gradual import (
+    Schedule,
+    allocate,
+    cubic_sparsity,
+    final_counts,
+    schedule_for,
+    target_nonzero,
+    top_k_mask,
+)
+
+
+def test_cubic_schedule_matches_zhu_and_gupta():
+    # s_t = s_f + (s_i - s_f)(1 - (t - t0)/(t1 - t0))^3
+    assert cubic_sparsity(0, 0.5, 0.9, 0, 100) == 0.5
+    assert cubic_sparsity(50, 0.5, 0.9, 0, 100) == pytest.approx(0.9 + (0.5 - 0.9) * 0.5**3)
+    assert cubic_sparsity(100, 0.5, 0.9, 0, 100) == 0.9
+    assert cubic_sparsity(500, 0.5, 0.9, 0, 100) == 0.9
+    values = [cubic_sparsity(t, 0.0, 0.95, 10, 90) for t in range(0, 101)]
+    assert all(b >= a for a, b in zip(values, values[1:]))  # never decreases
+    assert np.diff(values[10:91]).argmax() == 0  # prunes fastest at the start (cubic)
+
+
+@pytest.mark.parametrize("total", [0, 1, 17, 1000, 1335, 1500])
+def test_allocate_is_exact_and_capped(total):
+    sizes = [1000, 300, 200]
+    counts = allocate(sizes, [0.01, 0.5, 5.0], total)
+    assert sum(counts) == total and all(0 <= c <= s for c, s in zip(counts, sizes))
+    assert (
+        counts[2] == min(200, total) or counts[2] >= counts[1] * 200 / 300 * 0.99
+    )  # the favoured layer fills
+
+
+def test_uniform_and_table_allocations():
+    names, sizes = ["fc1", "fc2", "fc3"], [235_200, 30_000, 1_000]
+    total = target_nonzero(sum(sizes), 24.0)
+    assert total == round(266_200 / 24)
+    uniform = final_counts(names, sizes, "uniform", total)
+    assert (
+        sum(uniform) == total and max(abs(c / s - total / sum(sizes)) for c, s in zip(uniform, sizes)) < 2e-3
+    )
+    table = final_counts(names, sizes, {"fc1": 0.03, "fc2": 0.1, "fc3": 0.5}, total)
+    assert sum(table) == total and table[2] / 1000 > table[1] / 30_000 > table[0] / 235_200
+    assert final_counts(names, sizes, "global", total) is None
+    with pytest.raises(ValueError, match="exactly the pruned layers"):
+        final_counts(names, sizes, {"fc1": 0.1}, total)
+
+
+def test_top_k_mask_keeps_exactly_k_largest():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(50, 40)).astype(np.float32)
+    w[0, :5] = 0.25  # ties
+    for k in (0, 1, 7, 1999, 2000):
+        mask = top_k_mask(np.abs(w), k)
+        assert mask.sum() == k
+        if 0 < k < w.size:
+            assert np.abs(w[mask]).min() >= np.abs(w[~mask]).max()
+
+
+@pytest.mark.parametrize("allocation", ["uniform", "global", {"a": 0.02, "b": 0.3}])
+def test_schedule_reaches_the_exact_target_and_only_tightens(allocation):
+    rng = np.random.default_rng(1)
+    kernels = [rng.normal(size=(100, 60)), rng.normal(scale=3.0, size=(60, 10))]
+    sizes = [k.size for k in kernels]
+    schedule = schedule_for(["a", "b"], sizes, 20.0, allocation, 1000, 0.5, 0.1, 0.7, 50)
+    assert isinstance(schedule, Schedule) and (schedule.begin, schedule.end) == (100, 700)
+    updates = [t for t in range(1000) if schedule.updates_at(t)]
+    assert updates[0] == 100 and updates[-1] == 700 and all(t % 50 == 0 for t in updates)
+    kept = []
+    for t in updates:
+        masks = schedule.masks(t, kernels)
+        kept.append(sum(int(m.sum()) for m in masks))
+        kernels = [k * m for k, m in zip(kernels, masks)]  # pruned weights stay zero
+    assert kept[-1] == target_nonzero(sum(sizes), 20.0)
+    assert all(b <= a for a, b in zip(kept, kept[1:]))
+    assert kept[0] == pytest.approx(0.5 * sum(sizes), rel=0.01)  # s_i at the first update

@@ -1,0 +1,79 @@
+"""The docs' generated pages: the configuration reference covers every key, the module map every module."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from evoprune.config import Config
+from evoprune.experiments import methods
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _load("gen_config_reference")
+
+
+def _tables() -> dict[str, type]:
+    core = {f.name: type(getattr(Config(), f.name)) for f in dataclasses.fields(Config) if f.name != "extra"}
+    return {**core, **methods.sections()}
+
+
+def test_every_config_key_has_a_documented_row(reference):
+    text = reference.reference_markdown()
+    for table, cls in _tables().items():
+        assert f"## `[{table}]`" in text
+        documented = reference.attribute_docs(cls)
+        for field in dataclasses.fields(cls):
+            assert documented.get(field.name), (
+                f"[{table}] {field.name} has no Attributes: entry in {cls.__name__}"
+            )
+            assert f"| `{field.name}` |" in text
+
+
+def test_grouped_attribute_entries_document_each_name(reference):
+    class Example:
+        """Summary.
+
+        Attributes:
+            steps, batch_size: Adam mini-batch training,
+                continued here.
+            seed: a seed.
+        """
+
+    docs = reference.attribute_docs(Example)
+    assert docs == {
+        "steps": "(`steps`, `batch_size`) Adam mini-batch training, continued here.",
+        "batch_size": "(`steps`, `batch_size`) Adam mini-batch training, continued here.",
+        "seed": "a seed.",
+    }
+
+
+def test_registry_names_and_defaults_come_from_the_code(reference):
+    text = reference.reference_markdown()
+    for name in methods.names():
+        assert f"| `{name}` |" in text
+    assert "| `population` | integer | `20` |" in text
+    assert "`sbx`" in text and "`flip_bit`" in text
+
+
+def test_generated_pages_keep_their_markers(reference):
+    assert reference.MARKER in (ROOT / "docs" / "configuration.md").read_text()
+    module_map = _load("gen_module_map")
+    assert module_map.MARKER in (ROOT / "docs" / "architecture.md").read_text()
+    text = module_map.module_map()
+    for path in (ROOT / "src" / "evoprune").rglob("*.py"):
+        if path.name != "__init__.py":
+            assert path.name in text
