@@ -159,3 +159,53 @@ def test_ctrl_c_between_magnitude_rounds_stops_there_and_resume_continues(
     for point in kept:
         for a, b in zip(kept[point], again[point]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_between_gmp_levels_then_resume_retrains_only_the_rest(
+    tmp_path, sample_config, prepared, retrainings, monkeypatch
+):
+    """A retraining method uses the same log: GMP's levels (``gmp.compression`` and the curve's)."""
+    config = evoprune.load_config(
+        sample_config,
+        {
+            "search.algorithm": "gmp",
+            "gmp.compression": 4.0,
+            "gmp.frequency": 20,
+            "select.compressions": [2.0, 8.0],
+            "finetune.epochs": 1,
+        },
+    )
+    real, trained = ModelFinetuner.retrain, []
+
+    def counted(self, masks, *args, **kwargs):
+        trained.append(1)
+        return real(self, masks, *args, **kwargs)
+
+    monkeypatch.setattr(ModelFinetuner, "retrain", counted)
+    whole = evoprune.prune(config=config, out=tmp_path / "whole")
+    assert len(trained) == 3  # one retraining per level
+
+    def interrupted(self, masks, *args, **kwargs):
+        if not trained:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the first level retrains
+        return counted(self, masks, *args, **kwargs)
+
+    monkeypatch.setattr(ModelFinetuner, "retrain", interrupted)
+    trained.clear()
+    run = tmp_path / "run"
+    with pytest.raises(SearchInterrupted, match=r"after GMP level 1; .*--resume"):
+        evoprune.prune(config=config, out=run)
+    assert _logged(run) == 1 and len(trained) == 1
+
+    monkeypatch.setattr(ModelFinetuner, "retrain", counted)
+    trained.clear()
+    resumed = evoprune.prune(out=run, resume=True)
+    assert len(trained) == 2
+    pd.testing.assert_frame_equal(resumed.population, whole.population)
+    pd.testing.assert_frame_equal(resumed.curve, whole.curve)
+    assert resumed.selected == whole.selected
+    kept, again = RunDir(whole.path).read_weights(), RunDir(run).read_weights()
+    assert sorted(kept) == sorted(again)
+    for point in kept:
+        for a, b in zip(kept[point], again[point]):
+            np.testing.assert_array_equal(a, b)

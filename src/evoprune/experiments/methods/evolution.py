@@ -25,7 +25,7 @@ from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
 from evoprune.refine import gradual
 from evoprune.refine.finetune import best_refined, refine_front
-from evoprune.refine.retrain_log import logged_score, mask_key
+from evoprune.refine.retrain_log import RetrainLog, logged_score, mask_key
 from evoprune.refine.select import select
 from evoprune.reporting.metrics import compression, pareto_front
 from evoprune.scoring.evaluate import PruningProblem
@@ -56,11 +56,14 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
         config, prepared, problem, state, search_time, setup_time, time.perf_counter() - wall_start
     )
     result.summary.update(ident)  # dataset_checksum, model_sha256, model_weights_sha256
+    log = retrain_log(config, prepared, context)  # fine-tuned points and curve levels, as they finish
     if config.finetune.refine == "front":
         context.status("Fine-tuning the front")
-        result = refine(config, prepared, problem, result, context)
+        result = refine(config, prepared, problem, result, context, log)
     result = with_selection(config, prepared, problem, result)
-    return evolved_curve(config, prepared, problem, result, context) if config.select.compressions else result
+    if config.select.compressions:
+        return evolved_curve(config, prepared, problem, result, context, log)
+    return result
 
 
 def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, context: RunContext):
@@ -126,14 +129,20 @@ def front_allocation(problem: PruningProblem, front: pd.DataFrame, level: float)
 
 
 def evolved_curve(
-    config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult, context: RunContext
+    config: Config,
+    prepared: Prepared,
+    problem: PruningProblem,
+    result: RunResult,
+    context: RunContext,
+    log: RetrainLog | None = None,
 ) -> RunResult:
     """Evolution's model at each ``select.compressions`` level: the evolved allocation, retrained.
 
     The search's front gives each level its per-layer allocation (:func:`front_allocation`);
     the model at the level is the same gradual-magnitude retraining as ``gmp``'s (``[gmp]``
     schedule settings, ``finetune.epochs``) toward that allocation, so a curve compares
-    allocations at equal final retraining.
+    allocations at equal final retraining. Each level is logged as it finishes (``log``,
+    the run's retraining log by default).
     """
     g = config.section("gmp")
     initial, begin, end, frequency = (
@@ -142,10 +151,15 @@ def evolved_curve(
         else (gradual.INITIAL_SPARSITY, gradual.BEGIN, gradual.END, gradual.FREQUENCY)
     )
     tuner = curve.finetuner(config, prepared)
+    log = log if log is not None else retrain_log(config, prepared, context)
 
     def make(level: float) -> curve.Point:
         allocation = front_allocation(problem, result.front, level)
-        return curve.gmp_point(tuner, level, allocation, initial, begin, end, frequency, context)
+
+        def retrain() -> curve.Point:
+            return curve.gmp_point(tuner, level, allocation, initial, begin, end, frequency, context)
+
+        return curve.logged_point(log, f"curve {level:g}x", tuner, retrain)
 
     return curve.with_curve(config, prepared, result, make, context)
 
@@ -184,16 +198,18 @@ def refine(
     problem: PruningProblem,
     result: RunResult,
     context: RunContext = RunContext(),
+    log: RetrainLog | None = None,
 ) -> RunResult:
     """Fine-tunes the front's useful points and adds ``refined`` (and their weights) to the result.
 
-    Each fine-tuned point is logged as it finishes (:func:`~evoprune.experiments.assemble.retrain_log`):
-    a resumed run answers the logged points from the log and fine-tunes only the rest.
+    Each fine-tuned point is logged as it finishes (``log``, the run's retraining log by
+    default; see :func:`~evoprune.experiments.assemble.retrain_log`): a resumed run answers
+    the logged points from the log and fine-tunes only the rest.
     """
     start = time.perf_counter()
     keys = [key for key, _ in problem.archive()]
     score, tuned_weights = make_scorer(config, prepared, problem)
-    log = retrain_log(config, prepared, context, "fine-tuning point")
+    log = log if log is not None else retrain_log(config, prepared, context)
     if len(log):
         context.status(f"Resuming fine-tuning: {len(log)} points fine-tuned before the interruption")
     refined = refine_front(
