@@ -38,6 +38,7 @@ TOML_TYPES = {
     "float": "float",
     "bool": "boolean",
     "tuple": "array of strings",
+    "dict": "table of numbers",
 }
 ROLE = re.compile(r":(?:mod|func|class|meth|attr|data):`~?([^`]+)`")
 
@@ -83,7 +84,11 @@ def attribute_docs(cls: type) -> dict[str, str]:
 def toml_type(field: dataclasses.Field) -> str:
     """The field's type as TOML spells it (``string or array of strings`` for unions)."""
     types = field.metadata.get("types")
+    if isinstance(types, type):
+        types = (types,)
     names = [t.__name__ for t in types] if types else [part.strip() for part in str(field.type).split("|")]
+    if field.metadata.get("items") is float:  # a list of numbers, not of strings
+        return "array of numbers"
     return " or ".join(TOML_TYPES.get(name, name) for name in names)
 
 
@@ -95,7 +100,7 @@ def toml_default(field: dataclasses.Field) -> str:
     if isinstance(default, str):
         return f'"{default}"'
     if isinstance(default, (tuple, list)):
-        return "[" + ", ".join(f'"{v}"' for v in default) + "]"
+        return "[" + ", ".join(f'"{v}"' if isinstance(v, str) else repr(v) for v in default) + "]"
     return repr(default)
 
 

@@ -4,7 +4,7 @@ It runs the README's CLI quickstart on the bundled sample,
 
     evoprune run --config configs/paper.toml --dataset mnist-sample --out DIR
 
-copies the run's front figure (``pareto.png``, drawn by evoprune.reporting.plots) to
+copies the run's front figure (``front.png``, drawn by evoprune.reporting.plots) to
 docs/img/quickstart-front.png and prints the command's output, so the README's pasted
 output can be refreshed in the same step. Rerun it whenever the run's figure or the
 command's output changes:
@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from evoprune.experiments.rundir import FIGURE as RUN_FIGURE
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = ROOT / "docs" / "img" / "quickstart-front.png"
@@ -52,7 +54,7 @@ def main() -> None:
             run = Path(scratch) / "quickstart"
             print(quickstart(run))
         FIGURE.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run / "pareto.png", FIGURE)
+        shutil.copyfile(run / RUN_FIGURE, FIGURE)
     print(f"wrote {FIGURE.relative_to(ROOT)}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -66,7 +67,7 @@ def test_run_writes_the_run_directory(tmp_path, config_file):
     out = tmp_path / "run"
     result = invoke("run", "--config", config_file, "--seed", "0", "--out", out)
     assert result.exit_code == 0, result.output
-    for name in ("config.toml", "logbook.csv", "population.csv", "front.csv", "pareto.png", "summary.json"):
+    for name in ("config.toml", "logbook.csv", "population.csv", "front.csv", "front.png", "summary.json"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(summary)
@@ -215,3 +216,49 @@ def test_version():
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.strip() == f"evoprune {__version__}"
+
+
+def test_training_shows_an_epoch_bar_and_verbose_lines_only_when_it_trains(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVOPRUNE_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["train", "--dataset", "mnist-sample", "--epochs", "2"]
+    trained = invoke(*args, "--verbose")
+    assert trained.exit_code == 0, trained.output
+    assert "training epoch 1/2: loss " in trained.output and "training epoch 2/2: loss " in trained.output
+    assert "training epoch" in trained.output.splitlines()[-4] and "2/2" in trained.output  # the bar
+    cached = invoke(*args)
+    assert cached.exit_code == 0 and "loaded from cache" in cached.output
+    assert "training epoch" not in cached.output
+    quiet = invoke(*args, "--quiet")
+    assert quiet.output.splitlines()[0].startswith("model: "), quiet.output
+
+
+def test_run_verbose_prints_a_line_per_generation(tmp_path, config_file):
+    plain = invoke("run", "--config", config_file, "--out", tmp_path / "a")
+    verbose = invoke("run", "--config", config_file, "--out", tmp_path / "b", "--verbose")
+    assert plain.exit_code == verbose.exit_code == 0, plain.output + verbose.output
+    lines = re.findall(r"^generation (\d+)/3: (.*)$", verbose.output, re.M)
+    assert [int(g) for g, _ in lines] == [0, 1, 2, 3]
+    assert "best fitness" in lines[0][1]
+    assert not [line for line in plain.output.splitlines() if line.startswith("generation 1/3:")]
+    assert "Searching: paper" in plain.output and "Searching: paper" in verbose.output
+
+
+def test_quiet_and_verbose_together_is_one_line(tmp_path):
+    result = invoke("run", "--out", tmp_path / "o", "--quiet", "--verbose")
+    assert result.exit_code == 1 and result.output.strip().startswith("Error: Expected at most one of")
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_status_lines_are_printed_above_a_live_bar_not_stuck_to_it(monkeypatch, capsys):
+    from evoprune.cli import _bars
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # a terminal: rich draws the live bar
+    monkeypatch.setenv("COLUMNS", "100")
+    with _bars(quiet=False) as (progress, status):
+        progress("finetune", 1, 7, "1,370 weights")
+        status("Fine-tuned point 2 of at most 7")
+        progress("finetune", 2, 7, "275 weights")
+    err = capsys.readouterr().err
+    # the bar's line is erased first, the status line ends with its own newline, the bar is redrawn
+    assert "\r\x1b[2KFine-tuned point 2 of at most 7\n" in err, repr(err)
+    assert "fine-tuning point" in err and "2/7" in err

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "examples").glob("*.py"))
 # what each script must print and write in the folder given by --out
 EXPECTED = {
-    "paper_algorithm.py": ("selected:", ["summary.json", "front.csv", "pareto.png"]),
+    "paper_algorithm.py": ("selected:", ["summary.json", "front.csv", "front.png"]),
     "scalar_vs_multiobjective.py": ("paired differences against paper", ["trials.csv", "report.md"]),
     "operator_bench.py": ("threshold/paper/average+random_reset", ["ranking.csv", "report.md"]),
     "prune_your_own_model.py": (

@@ -30,7 +30,7 @@ from evoprune.config import Config
 from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
 from evoprune.errors import ConfigError, EvopruneError
 from evoprune.experiments import configure, methods, rundir
-from evoprune.experiments.assemble import Prepared, check_split, prepare
+from evoprune.experiments.assemble import Prepared, check_split, prepare, training_progress
 from evoprune.experiments.bench import run_bench
 from evoprune.experiments.compare import run_compare
 from evoprune.experiments.export import ExportReport, export_model, run_point
@@ -38,7 +38,7 @@ from evoprune.experiments.methods import Progress, RunContext
 from evoprune.experiments.result import RunResult
 from evoprune.experiments.rundir import LOCK, RunDir
 from evoprune.io import prepare_out_dir
-from evoprune.models.deploy import file_accuracy, kind_of
+from evoprune.models.deploy import file_accuracy, kind_of, require_litert
 from evoprune.models.training import accuracy, adopt_model, import_tensorflow_quietly, load_or_train
 from evoprune.search.checkpoint import GracefulInterrupt, config_difference
 
@@ -293,7 +293,9 @@ def _printer(stream=sys.stderr) -> tuple[Callable[[str], None], Progress]:
     return status, progress
 
 
-def _inputs(config: Config, model, train, validation, test, status) -> tuple[Config, Prepared | None]:
+def _inputs(
+    config: Config, model, train, validation, test, status, progress
+) -> tuple[Config, Prepared | None]:
     """Config entries and a prepared model for data and a model given in memory."""
     if model is None and train is None:
         return config, None
@@ -314,7 +316,9 @@ def _inputs(config: Config, model, train, validation, test, status) -> tuple[Con
         trained = adopt_model(model, dataset)
         overrides["model.model_file"] = rundir.MODEL
     else:
-        trained = load_or_train(dataset, config.model, config.search.seed)
+        trained = load_or_train(
+            dataset, config.model, config.search.seed, on_epoch=training_progress(progress)
+        )
     config = configure.with_overrides(config, overrides)
     prepared = Prepared(dataset, trained)
     prepared.target(config.search.layers)  # a layer name the model lacks fails before any work
@@ -356,8 +360,9 @@ def prune(
             in a temporary directory until :meth:`PruneResult.save`.
         resume: continue the interrupted run in ``out`` (its saved config is used).
         overwrite: replace a finished run in ``out``.
-        progress: ``(phase, done, total, note)``: phases ``search`` (generations),
-            ``round`` (baseline rounds), ``retrain`` (epochs), ``finetune`` (points).
+        progress: ``(phase, done, total, note)``: phases ``train`` (epochs of a model
+            trained now), ``search`` (generations), ``round`` (baseline rounds), ``retrain``
+            (epochs), ``finetune`` (points; the total is an upper bound that can shrink).
         status: one-line messages.
         verbose: print status and progress lines to stderr (when no callbacks are given).
 
@@ -380,13 +385,15 @@ def prune(
             raise EvopruneError(f"--config differs from the run being resumed: {difference}")
     else:
         cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    methods.require(cfg.search.algorithm)  # a missing extra fails before any work
     where = RunDir(out) if out is not None else RunDir(tempfile.mkdtemp(prefix="evoprune-run-"))
     if out is not None:
         where.check(resume, overwrite)  # creates nothing yet
-    cfg, prepared = _inputs(cfg, model, train, validation, test, status)
+    cfg, prepared = _inputs(cfg, model, train, validation, test, status, progress)
     if prepared is None:
         import_tensorflow_quietly()
-        prepared = prepare(where.resolved(cfg), status)  # bad data or model fail here, before any write
+        # bad data or model fail here, before any write
+        prepared = prepare(where.resolved(cfg), status, progress)
 
     interrupt = GracefulInterrupt(f"evoprune run --resume {where.path}")
     catch = out is not None and threading.current_thread() is threading.main_thread()
@@ -443,13 +450,26 @@ class Trained:
 
 
 def train(
-    config: Config | str | Path | None = None, *, status=None, overrides: dict | None = None, **options
+    config: Config | str | Path | None = None,
+    *,
+    status=None,
+    progress: Progress | None = None,
+    verbose: bool = False,
+    overrides: dict | None = None,
+    **options,
 ) -> Trained:
-    """Trains the config's built-in architecture (or loads it from the cache, or the model file)."""
+    """Trains the config's built-in architecture (or loads it from the cache, or the model file).
 
+    Args:
+        status: one-line messages.
+        progress: ``("train", epoch, epochs, note)`` after each epoch of a model trained now.
+        verbose: print status and progress lines to stderr (when no callbacks are given).
+    """
+
+    say, tell = _printer() if verbose else (None, None)
     cfg = rundir.resolve_environment(load_config(config, overrides, **options))
     import_tensorflow_quietly()
-    prepared = prepare(cfg, status or (lambda message: None))
+    prepared = prepare(cfg, status or say or (lambda message: None), progress or tell)
     ds, trained = prepared.dataset, prepared.trained
     scores = {s: accuracy(trained.model, ds.split(s)) for s in ("validation", "test") if len(ds.split(s)[1])}
     return Trained(
@@ -487,13 +507,17 @@ def export(
 
 
 def model_kind(path: str | Path) -> str:
-    """``keras`` or ``tflite``, from the file's contents.
+    """``keras`` or ``tflite``, from the file's contents, for a file this installation can run.
 
     Raises:
         EvopruneError: not a model file (one line naming it).
+        MissingExtraError: a ``.tflite`` file without the ``tflite`` extra (LiteRT runs it).
     """
 
-    return kind_of(Path(path))
+    kind = kind_of(Path(path))
+    if kind == "tflite":
+        require_litert("evaluating a .tflite file")
+    return kind
 
 
 def evaluate(
@@ -509,7 +533,7 @@ def evaluate(
             ``data_options`` (as :func:`load_data`).
     """
 
-    model_kind(model)  # a non-model file fails before the data loads
+    model_kind(model)  # a non-model file, or a .tflite one without LiteRT, fails before the data loads
     if data is None:
         data = load_data(**data_options)
     pair = data.split(split) if isinstance(data, Dataset) else data
@@ -517,8 +541,19 @@ def evaluate(
     return file_accuracy(Path(model), pair)
 
 
-def compare(config: Config | str | Path | None, out: str | Path, progress=None, overrides=None, **options):
+def compare(
+    config: Config | str | Path | None,
+    out: str | Path,
+    progress=None,
+    overrides=None,
+    status: Callable[[str], None] | None = None,
+    **options,
+):
     """Algorithms x seeds at equal budgets (``evoprune compare``).
+
+    Args:
+        progress: ``(trial, done, total)`` after each trial saved.
+        status: one-line messages (each seed's data and model).
 
     Returns:
         A :class:`~evoprune.experiments.compare.CompareResult`: ``trials``, ``generations``,
@@ -526,7 +561,9 @@ def compare(config: Config | str | Path | None, out: str | Path, progress=None, 
     """
 
     cfg = rundir.resolve_environment(load_config(config, overrides, **options))
-    return run_compare(cfg, Path(out), progress=progress or (lambda *a: None))
+    return run_compare(
+        cfg, Path(out), progress=progress or (lambda *a: None), status=status or (lambda message: None)
+    )
 
 
 def bench(
@@ -535,9 +572,19 @@ def bench(
     scheduler: str | None = None,
     progress=None,
     overrides=None,
+    status: Callable[[str], None] | None = None,
     **options,
 ) -> pd.DataFrame:
-    """Genomes x algorithms x operator variants at equal budgets (``evoprune bench``); the ranking."""
+    """Genomes x algorithms x operator variants at equal budgets (``evoprune bench``); the ranking.
+
+    ``progress(trial, done, total)`` after each trial saved; ``status``: one-line messages.
+    """
 
     cfg = rundir.resolve_environment(load_config(config, overrides, **options))
-    return run_bench(cfg, Path(out), scheduler=scheduler, progress=progress or (lambda *a: None))
+    return run_bench(
+        cfg,
+        Path(out),
+        scheduler=scheduler,
+        progress=progress or (lambda *a: None),
+        status=status or (lambda message: None),
+    )

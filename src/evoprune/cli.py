@@ -14,7 +14,7 @@ import typer
 
 from evoprune import __version__, api
 from evoprune.config import Config
-from evoprune.errors import EvopruneError, SearchInterrupted, Terminated
+from evoprune.errors import EvopruneError, SearchInterrupted, Terminated, plural
 from evoprune.experiments.executors import sigterm_raises
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter quiet
@@ -82,7 +82,10 @@ ArchitectureOpt = Annotated[
 ]
 ModelFileOpt = Annotated[
     Optional[Path],
-    typer.Option(help="Prune this Keras classifier (.keras) instead of training a built-in one."),
+    typer.Option(
+        help="Prune this Keras classifier (a .keras file; legacy .h5 files are refused) "
+        "instead of training a built-in one."
+    ),
 ]
 LayersOpt = Annotated[
     Optional[str],
@@ -94,6 +97,12 @@ LayersOpt = Annotated[
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print only the results: no progress or status.")
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Also print a line per step (epoch, generation, point, trial) above the bars."
+    ),
 ]
 
 
@@ -159,10 +168,6 @@ def _model_overrides(architecture, model_file: Optional[Path], layers: Optional[
     }
 
 
-def _status(quiet: bool):
-    return (lambda message: None) if quiet else (lambda message: typer.echo(message, err=True))
-
-
 @app.callback(invoke_without_command=True)
 def _root(
     version: Annotated[
@@ -187,6 +192,7 @@ def train(
     architecture: ArchitectureOpt = None,
     model_file: ModelFileOpt = None,
     quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train a built-in architecture (or load it from the cache, or a --model-file) and print its accuracy."""
@@ -197,7 +203,8 @@ def train(
             "model.epochs": epochs,
             **_model_overrides(architecture, model_file),
         }
-        trained = api.train(config, overrides=overrides, status=_status(quiet))
+        with _bars(quiet, verbose) as (progress, status):
+            trained = api.train(config, overrides=overrides, status=status, progress=progress)
         how = (
             "the given model file"
             if trained.model_file
@@ -246,6 +253,7 @@ def run(
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a finished run in --out.")] = False,
     quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run one pruning method (an evolutionary search or a baseline) and write a run directory."""
@@ -268,7 +276,7 @@ def run(
             )
         where = resume if resume is not None else out
         assert where is not None  # one of them is given (checked above)
-        with _bars(quiet) as progress:
+        with _bars(quiet, verbose) as (progress, status):
             result = api.prune(
                 config=config,
                 overrides=overrides,
@@ -276,7 +284,7 @@ def run(
                 resume=resume is not None,
                 overwrite=overwrite,
                 progress=progress,
-                status=_status(quiet),
+                status=status,
             )
         for line in describe(result.summary, result.config.data.fitness_split, Path(where)):
             typer.echo(line)
@@ -291,12 +299,10 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
         else f"genome {str(best.get('genome', ''))[:40]}"
     )
     chosen, tolerance = summary.get("selected"), summary["select"]["tolerance_pp"]
-    points = "point" if tolerance == 1 else "points"
-    rule = f"smallest within {tolerance:g} {points} on {fitness_split}"
+    within = plural(tolerance, "point")
+    rule = f"smallest within {within} on {fitness_split}"
     if chosen and "within_tolerance" in chosen:  # a method that makes one model at its target
-        rule = (
-            f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {tolerance:g} {points}"
-        )
+        rule = f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {within}"
     selected = (
         f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
         f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"
@@ -312,7 +318,7 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
         f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
         f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
         f"selected ({rule}): {selected}",
-        f"{summary['evaluations']} evaluations, {split}, {summary['wall_time_s']:.1f} s in all; "
+        f"{plural(summary['evaluations'], 'evaluation')}, {split}, {summary['wall_time_s']:.1f} s in all; "
         f"results in {out}",
     ]
 
@@ -336,6 +342,7 @@ def compare(
     architecture: ArchitectureOpt = None,
     layers: LayersOpt = None,
     quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Compare algorithms across seeds at equal budgets; resumes an interrupted comparison."""
@@ -348,8 +355,8 @@ def compare(
             **_model_overrides(architecture, model_file, layers),
         }
         cfg = api.load_config(config, overrides)  # bad settings fail before any output
-        with _trial_bar(quiet) as bar:
-            result = api.compare(cfg, out, progress=bar)
+        with _trial_bar(quiet, verbose) as (bar, status):
+            result = api.compare(cfg, out, progress=bar, status=status)
         typer.echo(
             result.medians()[
                 ["hypervolume", "best_fitness", "best_test_accuracy", "nonzero_within_1pp"]
@@ -382,6 +389,7 @@ def bench(
     architecture: ArchitectureOpt = None,
     layers: LayersOpt = None,
     quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Benchmark genomes x algorithms x operator variants at equal budgets (resumable)."""
@@ -395,8 +403,8 @@ def bench(
             **_model_overrides(architecture, model_file, layers),
         }
         cfg = api.load_config(config, overrides)  # bad settings fail before any output
-        with _trial_bar(quiet) as bar:
-            table = api.bench(cfg, out, scheduler=scheduler, progress=bar)
+        with _trial_bar(quiet, verbose) as (bar, status):
+            table = api.bench(cfg, out, scheduler=scheduler, progress=bar, status=status)
         typer.echo(
             table[
                 [
@@ -455,7 +463,9 @@ def export(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="A .keras or .tflite model file.")],
+    model: Annotated[
+        Path, typer.Argument(help="A .keras or .tflite model file (legacy .h5 files are refused).")
+    ],
     config: ConfigOpt = None,
     dataset: DatasetOpt = None,
     data_dir: DataDirOpt = None,
@@ -469,53 +479,13 @@ def evaluate(
         cfg = api.load_config(config, _data_overrides(dataset, data_dir, data_file))
         data = api.load_data(config=cfg).split(split.value)
         value = api.evaluate(model, data)
-        typer.echo(f"{split.value} accuracy: {value:.4f} ({len(data[1]):,} images, {kind} file {model})")
-
-
-@contextlib.contextmanager
-def _trial_bar(quiet: bool):
-    """A progress bar over trials; yields ``update(description, completed, total=None)``."""
-    if quiet:
-        yield lambda *args: None
-        return
-    with _bar("trials", 1) as update:
-        yield update
-
-
-@contextlib.contextmanager
-def _bar(label: str, total: int):
-    """A rich progress bar with an ETA; yields ``update(description, completed, total=None)``."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-    )
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task("", total=total)
-
-        def update(description: str, completed: int, new_total: int | None = None) -> None:
-            progress.update(
-                task, description=description, completed=completed, total=new_total or progress.tasks[0].total
-            )
-
-        yield update
+        typer.echo(
+            f"{split.value} accuracy: {value:.4f} ({plural(len(data[1]), 'image')}, {kind} file {model})"
+        )
 
 
 PHASES = {
+    "train": "training epoch",
     "search": "generation",
     "finetune": "fine-tuning point",
     "round": "round",
@@ -523,17 +493,27 @@ PHASES = {
     "curve": "curve level",
     "retrain": "retraining epoch",
     "score": "test scoring",
+    "trials": "trial",
 }
 
 
-@contextlib.contextmanager
-def _bars(quiet: bool):
-    """One rich progress bar per phase of a run, each with an ETA.
+def _quiet(*args) -> None:
+    """A progress or status callback of ``--quiet``: prints nothing."""
 
-    Yields ``progress(phase, done, total, note)``.
+
+@contextlib.contextmanager
+def _bars(quiet: bool, verbose: bool = False):
+    """One rich progress bar per phase, each with an ETA, and status lines printed above them.
+
+    Yields ``(progress, status)``: ``progress(phase, done, total, note)`` and ``status(line)``.
+    Status lines go through the bars' console, so they never stick to a live bar; with
+    ``verbose`` every progress step with a note is printed as a line too. ``quiet``:
+    both print nothing.
     """
+    if quiet and verbose:
+        raise EvopruneError("Expected at most one of --quiet and --verbose. Received: both")
     if quiet:
-        yield lambda *args: None
+        yield _quiet, _quiet
         return
     from rich.console import Console
     from rich.progress import (
@@ -545,25 +525,53 @@ def _bars(quiet: bool):
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.table import Column
 
     columns = (
-        TextColumn("{task.fields[label]}"),
-        BarColumn(),
+        TextColumn("{task.fields[label]}", table_column=Column(no_wrap=True)),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
     )
     tasks: dict[str, TaskID] = {}
-    with Progress(*columns, console=Console(stderr=True)) as bars:
+    bars = Progress(*columns, console=Console(stderr=True))  # started at the first step
 
-        def progress(phase: str, done: int, total: int, note: str = "") -> None:
-            if phase not in tasks:
-                tasks[phase] = bars.add_task(note, total=total or None, label=PHASES.get(phase, phase))
-            bars.update(tasks[phase], completed=done, total=total or None, description=note)
+    def status(message: str) -> None:
+        bars.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
-        yield progress
+    def progress(phase: str, done: int, total: int, note: str = "") -> None:
+        label = PHASES.get(phase, phase)
+        if not tasks:
+            bars.start()
+        if phase not in tasks:
+            tasks[phase] = bars.add_task(note, total=total or None, label=label)
+        bars.update(tasks[phase], completed=done, total=total or None, description=note)
+        if verbose and note:
+            status(f"{label} {done}/{total or '?'}: {note}")
+
+    try:
+        yield progress, status
+    finally:
+        if tasks:
+            bars.stop()
+
+
+@contextlib.contextmanager
+def _trial_bar(quiet: bool, verbose: bool = False):
+    """A progress bar over trials and status lines above it.
+
+    Yields ``(update, status)``: ``update(trial, completed, total=None)`` after each trial
+    saved (printed as a line with ``verbose``) and ``status(line)``.
+    """
+    with _bars(quiet, verbose) as (progress, status):
+
+        def update(description: str, completed: int, total: int | None = None) -> None:
+            progress("trials", completed, total or 0, description)
+
+        yield update, status
 
 
 def run_app(argv: list[str]) -> int:

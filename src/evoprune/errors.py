@@ -1,4 +1,7 @@
-"""User-facing error types: each carries one clear line for the CLI."""
+"""User-facing error types: each carries one clear line for the CLI (and :func:`plural` for its counts)."""
+
+import importlib.util
+import numbers
 
 
 class EvopruneError(Exception):
@@ -28,3 +31,49 @@ class SearchInterrupted(EvopruneError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM (Slurm, ``docker stop``, Kubernetes, systemd), raised in the main thread so that
     worker pools, Dask clusters and locks are cleaned up as after a Ctrl-C."""
+
+
+class MissingExtraError(EvopruneError):
+    """An optional dependency is not installed: the message names the extra that brings it."""
+
+
+def installed(module: str) -> bool:
+    """True when ``module`` (a top-level name) can be imported; it is not imported here."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken package, or one blocked in sys.modules
+        return False
+
+
+def require_extra(extra: str, what: str, *modules: str) -> None:
+    """Refuses, before any work, a feature whose optional dependencies are missing.
+
+    Args:
+        extra: the extra of ``pyproject.toml`` that installs them (``dask``, ``tflite``, ``peer``).
+        what: the feature, to start the message ("the Dask executor").
+        modules: the top-level modules it imports.
+
+    Raises:
+        MissingExtraError: one line, e.g. "the Dask executor needs the 'dask' extra:
+            pip install 'evoprune[dask]'".
+    """
+    missing = [m for m in modules if not installed(m)]
+    if missing:
+        raise MissingExtraError(
+            f"{what} needs the '{extra}' extra: pip install 'evoprune[{extra}]' "
+            f"(missing module{'s' if len(missing) > 1 else ''}: {', '.join(missing)})"
+        )
+
+
+def plural(count: float, noun: str, many: str | None = None) -> str:
+    """A count and its noun for one-line messages: ``1 point``, ``2 points``, ``1,500 weights``, ``1 class``.
+
+    Args:
+        many: the plural when it is not ``noun`` + ``s`` (or ``es`` after s, x, ch, sh).
+    """
+    text = (
+        f"{count:,}" if isinstance(count, numbers.Integral) and not isinstance(count, bool) else f"{count:g}"
+    )
+    if count == 1:
+        return f"{text} {noun}"
+    return f"{text} {many or (noun + 'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else noun + 's')}"

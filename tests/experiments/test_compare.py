@@ -129,7 +129,7 @@ def test_cli_compare_writes_report_and_plots(small, tmp_path):
         "fronts.csv",
         "report.md",
         "fronts.png",
-        "boxplots.png",
+        cmp.DIFFERENCES,
         "hypervolume.png",
         "config.toml",
     ):
@@ -137,6 +137,7 @@ def test_cli_compare_writes_report_and_plots(small, tmp_path):
     report = (out / "report.md").read_text()
     assert "Mann-Whitney" in report and "A12" in report and "| hypervolume ↑ |" in report
     assert "Does multi-objective search beat" in report
+    assert "Each seed trains its own model" in report and "same given model" not in report
     bad = runner.invoke(
         app, ["compare", "--config", str(config), "--algorithms", "paper,cmaes", "--out", str(tmp_path / "x")]
     )
@@ -191,3 +192,14 @@ def test_cli_compare_rejects_operators_that_do_not_fit_before_any_output(small, 
     assert result.exit_code != 0
     assert "Operator 'average' does not apply to binary genomes" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_report_tells_that_every_seed_prunes_the_given_model_file(small, prepared, tmp_path):
+    model = prepared.trained.path
+    config = small.with_overrides({"model.model_file": str(model), "compare.algorithms": ["paper", "nsga2"]})
+    out = tmp_path / "cmp"
+    result = cmp.run_compare(config, out)
+    report = (out / "report.md").read_text()
+    assert f"Every seed prunes the same given model ({model})" in report
+    assert "trains its own model" not in report and "own model" not in report
+    assert set(result.trials["seed"]) == {0, 1} and (out / cmp.DIFFERENCES).is_file()

@@ -288,3 +288,19 @@ def test_environment_data_dir_is_written_into_config(tmp_path, sample_config, mo
     resolved = _resolve_environment(sample_config.with_overrides({"data.dataset": "mnist"}))
     assert resolved.data.data_dir == str((tmp_path / "idx").resolve())
     assert _resolve_environment(sample_config) == sample_config  # the bundled sample ignores it
+
+
+@pytest.mark.parametrize("umask, file_mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_run_directory_files_follow_the_umask(tmp_path, sample_config, prepared, umask, file_mode):
+    import evoprune
+    from evoprune.experiments.rundir import FIGURE
+
+    previous = os.umask(umask)
+    try:
+        evoprune.prune(config=sample_config, out=tmp_path / "run", generations=2)
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir()}
+    assert {"summary.json", "checkpoint.npz", "front.csv", FIGURE, "config.toml"} <= set(modes)
+    assert modes == dict.fromkeys(modes, file_mode), modes
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o777 & ~umask

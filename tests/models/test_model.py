@@ -89,3 +89,25 @@ def test_cosine_schedule_is_its_own_cached_model_and_decays_to_zero(sample_confi
         schedule(steps)
     ) == pytest.approx(0)
     assert int(trained.optimizer.iterations.numpy()) == steps
+
+
+def test_epochs_are_reported_while_training_and_not_when_cached(sample_config, prepared, tmp_path):
+    from evoprune.experiments.assemble import prepare
+
+    reports = []
+    cfg = sample_config.with_overrides({"model.cache_dir": str(tmp_path), "model.epochs": 2})
+    trained = load_or_train(prepared.dataset, cfg.model, 0, on_epoch=lambda *r: reports.append(r))
+    assert [(epoch, epochs) for epoch, epochs, _ in reports] == [(1, 2), (2, 2)]
+    assert all(np.isfinite(logs["loss"]) and 0 <= logs["accuracy"] <= 1 for _, _, logs in reports)
+    plain = load_or_train(prepared.dataset, cfg.model, 0, on_epoch=lambda *r: reports.append(r))
+    assert plain.cached and len(reports) == 2  # loaded: no epochs
+    for a, b in zip(trained.model.get_weights(), plain.model.get_weights()):
+        assert np.array_equal(a, b)
+    steps = []  # through the assembly layer: the "train" phase of a run's progress
+    fresh = sample_config.with_overrides({"model.cache_dir": str(tmp_path / "again")})
+    again = prepare(fresh, progress=lambda *step: steps.append(step))
+    assert [s[:3] for s in steps] == [("train", 1, 1)] and steps[0][3].startswith("loss ")
+    for a, b in zip(again.trained.model.get_weights(), prepared.trained.model.get_weights()):
+        assert np.array_equal(a, b)  # the callback changes nothing: the same weights as without it
+    prepare(fresh, progress=lambda *step: steps.append(step))
+    assert len(steps) == 1

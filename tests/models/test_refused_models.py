@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from evoprune.cli import app
 from evoprune.errors import ModelError
-from evoprune.models.deploy import load_keras
+from evoprune.models.deploy import kind_of, load_keras
 from evoprune.models.training import load_model_file
 
 
@@ -40,10 +40,9 @@ def refused_files(tmp_path_factory):
     return files
 
 
-@pytest.mark.parametrize("suffix", ["keras", "h5"])
 @pytest.mark.parametrize("load", [load_model_file, load_keras])
-def test_a_lambda_layer_is_refused_saying_why_and_what_to_do(refused_files, suffix, load):
-    path = refused_files["lambda", suffix]
+def test_a_lambda_layer_is_refused_saying_why_and_what_to_do(refused_files, load):
+    path = refused_files["lambda", "keras"]
     with pytest.raises(ModelError) as caught:
         load(path)
     message = str(caught.value)
@@ -53,16 +52,29 @@ def test_a_lambda_layer_is_refused_saying_why_and_what_to_do(refused_files, suff
     assert message.endswith(f"Received: {path}")
 
 
-@pytest.mark.parametrize("suffix", ["keras", "h5"])
 @pytest.mark.parametrize("load", [load_model_file, load_keras])
-def test_an_unregistered_custom_class_is_named(refused_files, suffix, load):
-    path = refused_files["custom", suffix]
+def test_an_unregistered_custom_class_is_named(refused_files, load):
+    path = refused_files["custom", "keras"]
     with pytest.raises(ModelError) as caught:
         load(path)
     message = str(caught.value)
     assert "\n" not in message and "Lambda" not in message
     assert "custom object 'Doubling', which is not registered" in message
     assert "register_keras_serializable" in message and message.endswith(f"Received: {path}")
+
+
+@pytest.mark.parametrize("check", [load_model_file, kind_of])
+def test_a_legacy_h5_file_is_refused_and_a_lambda_in_it_named_at_once(refused_files, check):
+    """Saving it as .keras, as the refusal advises, would only meet the Lambda's refusal next."""
+    for kind in ("lambda", "custom"):
+        path = refused_files[kind, "h5"]
+        with pytest.raises(ModelError) as caught:
+            check(path)
+        message = str(caught.value)
+        assert "\n" not in message and "legacy .h5 files are not supported" in message
+        assert ("Lambda layer ('times_two')" in message) == (kind == "lambda")
+        if kind == "lambda":
+            assert "would run Python code" in message and "register_keras_serializable" in message
 
 
 def test_the_cli_prints_the_reason_on_one_line(refused_files):

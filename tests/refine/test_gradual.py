@@ -80,3 +80,24 @@ def test_schedule_reaches_the_exact_target_and_only_tightens(allocation):
     assert kept[-1] == target_nonzero(sum(sizes), 20.0)
     assert all(b <= a for a, b in zip(kept, kept[1:]))
     assert kept[0] == pytest.approx(0.5 * sum(sizes), rel=0.01)  # s_i at the first update
+
+
+def test_scaled_global_reproduces_an_allocation_and_moves_with_the_weights():
+    from evoprune.refine.gradual import ScaledGlobal, scales_for
+
+    rng = np.random.default_rng(3)
+    kernels = [rng.normal(size=(200, 50)), rng.normal(scale=0.2, size=(50, 10))]
+    kept = {"a": 0.05, "b": 0.6}
+    scaled = scales_for(["a", "b"], kernels, kept)
+    total = round(0.05 * 10_000) + round(0.6 * 500)
+    schedule = schedule_for(["a", "b"], [10_000, 500], 10_500 / total, scaled, 100, 0.5, 0.0, 0.5, 10)
+    masks = schedule.masks(50, kernels)
+    assert [int(m.sum()) for m in masks] == pytest.approx(
+        [500, 300], abs=2
+    )  # the allocation, on these weights
+    moved = [kernels[0] * 3.0, kernels[1]]  # layer a's weights grow: the threshold gives it more
+    assert int(schedule.masks(50, moved)[0].sum()) > 600
+    equal = ScaledGlobal({"a": 1.0, "b": 1.0})
+    plain = schedule_for(["a", "b"], [10_000, 500], 20.0, "global", 100, 0.5, 0.0, 0.5, 10)
+    same = schedule_for(["a", "b"], [10_000, 500], 20.0, equal, 100, 0.5, 0.0, 0.5, 10)
+    assert all(np.array_equal(x, y) for x, y in zip(plain.masks(50, kernels), same.masks(50, kernels)))

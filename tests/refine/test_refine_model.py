@@ -127,3 +127,36 @@ def test_refine_front_with_model_scope(max_points, distill, tmp_path, sample_con
     n = len(prepared.dataset.validation[1])
     assert abs(accuracy(model, prepared.dataset.validation) - chosen["refined_accuracy"]) <= 1 / n
     assert all(np.array_equal(a, b) for a, b in zip(prepared.trained.model.get_weights(), before))
+
+
+@pytest.mark.parametrize("smallest_ok, max_points", [(57, 5), (999, 4), (2000, 4), (1, 3)])
+def test_progress_totals_bound_the_points_tuned_and_only_shrink(smallest_ok, max_points):
+    sizes = list(range(1, 1001))
+    front, genomes, problem = _fake(sizes)
+    reports, lines = [], []
+
+    def score(masks):
+        return (0.9 if int(masks[-1].sum()) >= smallest_ok else 0.8), 0.5
+
+    refined = refine_front(
+        front,
+        genomes,
+        problem,
+        score,
+        max_points=max_points,
+        max_drop_pp=50.0,
+        status=lines.append,
+        progress=lambda done, total, note: reports.append((done, total, note)),
+    )
+    done = [d for d, _, _ in reports]
+    totals = [t for _, t, _ in reports]
+    assert done[0] == 0 and totals[0] <= max_points + math.ceil(math.log2(1000))
+    assert done == sorted(done) and totals == sorted(totals, reverse=True)  # totals only shrink
+    assert all(d <= t for d, t, _ in reports)
+    assert done[-1] == totals[-1] == len(refined)  # the last report is exact
+    tuned = [r for r in reports if r[2]]  # one report with a note per tuned point
+    assert [d for d, _, _ in tuned] == list(range(1, len(refined) + 1))
+    assert len(lines) == len(refined) and lines[-1].startswith(f"Fine-tuned point {len(refined)} of ")
+    assert all(f"point {k} of " in line for k, line in enumerate(lines, start=1))
+    if smallest_ok == 2000:  # nothing holds: no bisection, the total drops to the spread points
+        assert len(refined) == max_points and totals[-1] == max_points

@@ -155,7 +155,7 @@ def test_fine_tuning_resumed_from_the_log_tunes_only_the_rest_and_ends_the_same(
     def weights(masks):
         return [np.full((3, 2), masks[-1].sum(), dtype=np.float32), np.zeros(2, np.float32)]
 
-    def refine(log, progress=lambda done, total: None):
+    def refine(log, progress=lambda done, total, note: None):
         return refine_front(
             front, genomes, problem, logged_score(log, score, weights), 4, 50.0, progress=progress
         )
@@ -174,7 +174,7 @@ def test_fine_tuning_resumed_from_the_log_tunes_only_the_rest_and_ends_the_same(
     limit[0] = False
     calls.clear()
     log, seen = _log(path), []
-    resumed = refine(log, lambda done, total: seen.append((done, total)))
+    resumed = refine(log, lambda done, total, note: seen.append((done, total)))
     logged = min(killed_after, len(everything))
     assert calls == everything[logged:]  # only the points not logged, in the same order
     pd.testing.assert_frame_equal(resumed, uninterrupted)

@@ -150,3 +150,13 @@ def test_nsga2_survivors_are_the_first_fronts_then_the_least_crowded(sample_conf
         assert taken == 20
         pop = survivors
     assert checked_partial  # the crowding rule was exercised, not only whole fronts
+
+
+def test_each_strategy_mates_as_documented():
+    """Tournament mating is the scalar GA's alone; SPEA2 and NSGA-III mate a random permutation."""
+    from evoprune.search.algorithms import STRATEGIES, Strategy
+
+    assert STRATEGIES["tournament"].parents is not Strategy.parents
+    assert STRATEGIES["nsga2"].parents is not Strategy.parents  # DCD tournaments
+    for name in ("spea2", "nsga3"):
+        assert STRATEGIES[name].parents is Strategy.parents, name

@@ -13,6 +13,11 @@ TFDS_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_.]+)?(:[0-9.]+)?$")
 FITNESS_SPLITS = ("validation", "test")
 EVALUATORS = ("fast", "exact")
 REFINES = ("none", "front", "each")
+# why a model file must be .keras, for every message that refuses another one (.h5 included)
+KERAS_ONLY = (
+    "Keras 3's format; legacy .h5 files are not supported: load one in Keras and save it "
+    "with model.save('model.keras')"
+)
 
 
 def check_choice(name: str, value: str, choices) -> None:
@@ -39,6 +44,12 @@ def check_range(
     if too_low or too_high:
         bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
         raise ConfigError(f"Expected {name} {bound}. Received: {name}={value!r}")
+
+
+def check_keras_file(name: str, value: str) -> None:
+    """Refuses a model file that is not ``.keras`` (an ``.h5`` file, say), naming it."""
+    if value and not value.endswith(".keras"):
+        raise ConfigError(f"Expected a .keras file for {name} ({KERAS_ONLY}). Received: {name}={value}")
 
 
 def check_path(name: str, value: str) -> None:

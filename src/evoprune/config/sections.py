@@ -19,6 +19,7 @@ from evoprune.config.checks import (
     SEED_MAX,
     TFDS_NAME,
     check_choice,
+    check_keras_file,
     check_path,
     check_range,
 )
@@ -89,7 +90,8 @@ class ModelConfig:
         learning_rate: Adam learning rate (notebook: 0.005).
         cache_dir: where trained models are cached; empty means
             ``$EVOPRUNE_CACHE_DIR`` or ``~/.cache/evoprune``.
-        model_file: a ``.keras`` file to prune instead of training one.
+        model_file: a ``.keras`` file to prune instead of training one (legacy ``.h5``
+            files are refused: load one in Keras and save it as ``.keras``).
         lr_schedule: ``constant`` (the notebook's) or ``cosine`` (decays the learning rate
             to 0 over the training steps: a converged, reproducible baseline).
     """
@@ -105,6 +107,7 @@ class ModelConfig:
     def validate(self) -> None:
         check_path("model.cache_dir", self.cache_dir)
         check_path("model.model_file", self.model_file)
+        check_keras_file("model.model_file", self.model_file)
         check_range("model.epochs", self.epochs, 1, 100_000)
         check_range("model.batch_size", self.batch_size, 1, 1 << 20)
         check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
@@ -224,7 +227,8 @@ class BenchConfig:
         encodings, algorithms: grid axes.
         variants: operator pairs ``"crossover+mutation"``; a pair that does not fit a
             genome kind is skipped for that genome (and listed in the report).
-        pymoo: add pymoo's NSGA2 on the same problem and budget as a peer row.
+        pymoo: add pymoo's NSGA2 on the same problem and budget as a peer row (needs
+            the ``peer`` extra: ``pip install 'evoprune[peer]'``).
         executor: ``local`` (spawn process pool), ``dask`` or ``serial``.
         workers: processes (local) or Dask workers (LocalCluster).
     """
@@ -239,7 +243,7 @@ class BenchConfig:
         "uniform+flip_bit",
         "two_point+flip_bit",
     )
-    pymoo: bool = True
+    pymoo: bool = False  # the peer needs an extra; the core's bench runs without it
     executor: str = "local"
     workers: int = 2
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evoprune.errors import DataError
+from evoprune.errors import DataError, plural
 
 
 def fail(where: str | Path, problem: str) -> DataError:
@@ -116,7 +116,7 @@ def check_counts(n_images: int, n_labels: int, images_where: str, labels_where: 
         raise fail(
             images_where,
             f"image/label count mismatch with {labels_where}. Expected equal counts. "
-            f"Received: {n_images} images and {n_labels} labels.",
+            f"Received: {plural(n_images, 'image')} and {plural(n_labels, 'label')}.",
         )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from evoprune.data.arrays import check_classes, check_same_shape
-from evoprune.errors import DataError
+from evoprune.errors import DataError, plural
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UINT8_TYPE_CODE = 0x08
@@ -242,7 +242,8 @@ def _load_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
         raise DataError(
             _one_line(
                 f"image/label count mismatch between {images_path} and {labels_path}. "
-                f"Expected equal counts. Received: {images.shape[0]} images and {labels.shape[0]} labels."
+                f"Expected equal counts. Received: {plural(images.shape[0], 'image')} and "
+                f"{plural(labels.shape[0], 'label')}."
             )
         )
     return images, labels

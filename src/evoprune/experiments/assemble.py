@@ -9,11 +9,11 @@ import numpy as np
 
 from evoprune.config import Config
 from evoprune.data.dataset import Dataset, load_dataset
-from evoprune.errors import DataError
+from evoprune.errors import DataError, plural
 from evoprune.experiments.context import RunContext
 from evoprune.io import file_sha256, weights_sha256
 from evoprune.models.target import PruneTarget, build_target
-from evoprune.models.training import TrainedModel, correct, load_or_train
+from evoprune.models.training import EpochCallback, TrainedModel, correct, load_or_train
 from evoprune.refine.finetune import FinetuneSettings, HeadFinetuner, RefiningEvaluator, head_scorer
 from evoprune.refine.retrain import ModelFinetuner
 from evoprune.refine.retrain_log import RetrainLog
@@ -22,6 +22,7 @@ from evoprune.scoring.evaluate import KerasEvaluator, PruningProblem
 from evoprune.search.encodings import make_encoding
 
 Status = Callable[[str], None]
+Progress = Callable[[str, int, int, str], None]  # (phase, done, total, note)
 
 
 def _quiet(message: str) -> None:
@@ -50,8 +51,26 @@ def check_split(config: Config, dataset: Dataset) -> None:
         )
 
 
-def prepare(config: Config, status: Status = _quiet) -> Prepared:
-    """Loads the dataset and loads (or trains and caches) the model for the run's seed."""
+def training_progress(progress: Progress | None) -> EpochCallback | None:
+    """Epochs of a model trained now as ``progress("train", epoch, epochs, "loss ...")``."""
+    if progress is None:
+        return None
+
+    def on_epoch(epoch: int, epochs: int, logs: dict) -> None:
+        loss, accuracy = logs.get("loss"), logs.get("accuracy")
+        note = "" if loss is None else f"loss {loss:.4f}"
+        note += "" if accuracy is None else f", accuracy {accuracy:.4f}"
+        progress("train", epoch, epochs, note)
+
+    return on_epoch
+
+
+def prepare(config: Config, status: Status = _quiet, progress: Progress | None = None) -> Prepared:
+    """Loads the dataset and loads (or trains and caches) the model for the run's seed.
+
+    ``progress`` gets ``("train", epoch, epochs, note)`` while a model is trained (not
+    when it comes from the cache or a file).
+    """
     status(f"Loading dataset {config.data.source}")
     dataset = load_dataset(config.data)
     check_split(config, dataset)
@@ -59,9 +78,9 @@ def prepare(config: Config, status: Status = _quiet) -> Prepared:
         f"Loading model {config.model.model_file}"
         if config.model.model_file
         else f"Preparing model {config.model.architecture} (seed {config.search.seed}, "
-        f"{config.model.epochs} epochs if not cached)"
+        f"{plural(config.model.epochs, 'epoch')} if not cached)"
     )
-    trained = load_or_train(dataset, config.model, config.search.seed)
+    trained = load_or_train(dataset, config.model, config.search.seed, on_epoch=training_progress(progress))
     prepared = Prepared(dataset, trained)
     prepared.target(config.search.layers)  # a layer name the model lacks fails before any output
     return prepared

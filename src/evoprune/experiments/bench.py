@@ -12,14 +12,16 @@ from evoprune.errors import ConfigError
 from evoprune.experiments import methods
 from evoprune.experiments.assemble import make_problem
 from evoprune.experiments.configure import with_overrides
+from evoprune.experiments.executors import check_executor
 from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import Progress, TrialStore, prepared_for, run, spec
 from evoprune.io import atomic_write_text
 from evoprune.models.training import import_tensorflow_quietly
 from evoprune.reporting.curves import curve_figure, curve_report
-from evoprune.reporting.plots import bench_figure, save_figure
+from evoprune.reporting.plots import save_figure
 from evoprune.reporting.report import bench_report
 from evoprune.reporting.stats import a12, holm, mann_whitney_p
+from evoprune.reporting.trial_plots import bench_figure
 from evoprune.search.encodings import ENCODINGS
 from evoprune.search.operators import check_pairing
 
@@ -92,6 +94,25 @@ def _spec(cell: str, config: Config, **extra) -> dict:
     return spec(key, config, labels, COLUMNS, cell=cell, **extra)
 
 
+def chosen_algorithms(config: Config) -> list[str]:
+    """The grid's algorithms: ``bench.algorithms`` and, with ``bench.pymoo``, the pymoo peer."""
+    b = config.bench
+    return [*b.algorithms, *([PEER] if b.pymoo and PEER not in b.algorithms else [])]
+
+
+def check_available(config: Config, executor: str | None = None) -> None:
+    """Refuses, before any model is trained, an executor or algorithm whose extra is missing.
+
+    Raises:
+        ConfigError: an unknown executor.
+        MissingExtraError: ``dask`` without the ``dask`` extra, pymoo's peer without ``peer``.
+    """
+    check_executor(executor or config.bench.executor)
+    for name in chosen_algorithms(config):
+        peer = name == PEER and PEER not in config.bench.algorithms
+        methods.require(name, "bench.pymoo (pymoo's NSGA2 as a peer)" if peer else None)
+
+
 def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]]:
     """Trial specs (plain dicts) for the grid, and the cells skipped as invalid pairings.
 
@@ -101,8 +122,7 @@ def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]
 
     specs, skipped = [], []
     b = config.bench
-    chosen = [*b.algorithms, *([PEER] if b.pymoo and PEER not in b.algorithms else [])]
-    table = {name: methods.get(name) for name in chosen}
+    table = {name: methods.get(name) for name in chosen_algorithms(config)}
     for encoding in b.encodings:
         for variant in b.variants:
             crossover, mutation = variant.split("+")
@@ -172,7 +192,12 @@ def bench(
     """Runs the grid; each finished trial is appended to ``out/trials.csv`` at once.
 
     A rerun skips the trials already recorded there.
+
+    Raises:
+        MissingExtraError: before any work, when the executor or an algorithm needs an
+            extra that is not installed.
     """
+    check_available(config, executor)
     lengths = pretrain(config, status)
     specs, skipped = grid(config, lengths)
     atomic_write_text(out / "skipped.txt", "".join(f"{line}\n" for line in skipped))
@@ -184,13 +209,19 @@ def bench(
 
 
 def run_bench(
-    config: Config, out: Path, scheduler: str | None = None, progress: Progress = lambda *a: None
+    config: Config,
+    out: Path,
+    scheduler: str | None = None,
+    progress: Progress = lambda *a: None,
+    status: Callable[[str], None] = lambda msg: None,
 ) -> pd.DataFrame:
     """``evoprune bench``: opens (or resumes) ``out``, runs the grid, writes the report; the ranking."""
 
+    check_available(config, "dask" if scheduler else None)
     open_trials_dir(out, config, free=("bench", "compare"))
     import_tensorflow_quietly()
-    return write_outputs(config, bench(config, out, scheduler=scheduler, progress=progress), out)
+    trials = bench(config, out, scheduler=scheduler, progress=progress, status=status)
+    return write_outputs(config, trials, out)
 
 
 def ranking(trials: pd.DataFrame) -> pd.DataFrame:
@@ -232,7 +263,7 @@ def write_outputs(config: Config, trials: pd.DataFrame, out: Path) -> pd.DataFra
         "fine-tuning": config.finetune.refine,
         "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
     }
-    report = bench_report(table, context, skipped, PAPER)
+    report = bench_report(table, context, skipped, PAPER, config.model.model_file)
     curves = out / "curves.csv"
     if curves.is_file() and curves.stat().st_size > 1:  # matched-compression curves
         frame = pd.read_csv(curves)
@@ -241,5 +272,5 @@ def write_outputs(config: Config, trials: pd.DataFrame, out: Path) -> pd.DataFra
             report += curve_report(frame, subject, by="cell")
             save_figure(curve_figure(frame, by="cell"), out / "curve.png")
     atomic_write_text(out / "report.md", report)
-    save_figure(bench_figure(trials, list(table["cell"])), out / "hypervolume.png")
+    save_figure(bench_figure(trials, list(table["cell"]), PAPER), out / "hypervolume.png")
     return table

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.experiments import methods
 from evoprune.experiments.assemble import Prepared, make_problem
 from evoprune.experiments.configure import with_overrides
+from evoprune.experiments.executors import check_executor
 from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import (
     Progress,
@@ -27,14 +29,17 @@ from evoprune.io import atomic_write_text
 from evoprune.models.training import import_tensorflow_quietly
 from evoprune.reporting.curves import curve_figure, curve_report
 from evoprune.reporting.metrics import pareto_front
-from evoprune.reporting.plots import boxplots_figure, fronts_figure, hypervolume_figure, save_figure
+from evoprune.reporting.plots import save_figure
 from evoprune.reporting.report import compare_report
+from evoprune.reporting.stats import paired_differences
+from evoprune.reporting.trial_plots import PAIRED, differences_figure, fronts_figure, hypervolume_figure
 from evoprune.scoring.evaluate import paper_fitness
 from evoprune.scoring.sweep import exact_sweep
 from evoprune.search.encodings import ENCODINGS
 from evoprune.search.operators import check_pairing
 
 REFERENCE = "sweep"
+DIFFERENCES = "differences.png"  # per-seed differences against the paper's algorithm
 UNION = "union"  # the reference where no exact front exists: non-dominated union of the seed's trials
 # the reference is the one-threshold genome's exact front: fast evaluator, no fine-tuning
 REFERENCE_SETTINGS = {"search.encoding": "threshold", "search.evaluator": "fast", "finetune.refine": "none"}
@@ -199,9 +204,12 @@ def check_config(config: Config) -> None:
     Raises:
         ConfigError: a population an algorithm cannot use (e.g. DCD's multiples of 4), or
             operators that do not fit the genome.
+        MissingExtraError: the executor or an algorithm needs an extra that is not installed.
     """
 
+    check_executor(config.compare.executor)
     for algorithm in config.compare.algorithms:
+        methods.require(algorithm)
         algorithm_config(config, algorithm, 0)
     search = config.search  # the genome's length is known once the model is; 1 or 2 decide pairing
     one_layer = search.layers == "head" or (not isinstance(search.layers, str) and len(search.layers) == 1)
@@ -335,13 +343,18 @@ def median_table(trials: pd.DataFrame) -> pd.DataFrame:
     return trials.groupby("algorithm", sort=False)[metrics].median(numeric_only=True)
 
 
-def run_compare(config: Config, out: Path, progress: Progress = lambda *a: None) -> CompareResult:
+def run_compare(
+    config: Config,
+    out: Path,
+    progress: Progress = lambda *a: None,
+    status: Callable[[str], None] = lambda msg: None,
+) -> CompareResult:
     """``evoprune compare``: checks, opens (or resumes) ``out``, runs the trials, writes the report."""
 
     check_config(config)
-    open_trials_dir(out, config, free=("compare",))
+    open_trials_dir(out, config, free=("compare", "bench"))  # a comparison uses no [bench] setting
     import_tensorflow_quietly()
-    result = compare(config, out, progress=progress)
+    result = compare(config, out, progress=progress, status=status)
     write_outputs(config, result, out)
     return result
 
@@ -364,16 +377,33 @@ def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
         "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
     }
     reference = UNION if UNION in set(trials["algorithm"]) else REFERENCE
-    report = compare_report(trials, METRICS, reference, context)
+    report = compare_report(trials, METRICS, reference, context, model_file=config.model.model_file)
     if result.curves is not None and len(result.curves):  # matched-compression curves
         subject = config.compare.algorithms[0]
         report += curve_report(result.curves, subject)
         save_figure(curve_figure(result.curves), out / "curve.png")
     atomic_write_text(out / "report.md", report)
     save_figure(fronts_figure(result.fronts, reference, int(trials["seed"].min())), out / "fronts.png")
-    save_figure(boxplots_figure(trials), out / "boxplots.png")
+    save_figure(differences_figure(*differences(trials, reference), seeds_line(config)), out / DIFFERENCES)
     reference_hv = trials.loc[trials["algorithm"] == reference, "hypervolume"]
     if len(result.generations):
         save_figure(
             hypervolume_figure(convergence(result.generations), reference_hv), out / "hypervolume.png"
         )
+
+
+def differences(trials: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, str]:
+    """Per-seed differences of each algorithm against the paper's (or the first one compared)."""
+    searched = [a for a in trials["algorithm"].unique() if a not in (reference, REFERENCE, UNION)]
+    baseline = "paper" if "paper" in searched else (searched[0] if searched else "paper")
+    metrics = [(column, how) for column, _, how, _ in PAIRED]
+    return paired_differences(trials, metrics, baseline, searched), baseline
+
+
+def seeds_line(config: Config) -> str:
+    """What differs between the seeds of a comparison, in words."""
+    if config.model.model_file:
+        return (
+            f"every seed prunes the same model ({Path(config.model.model_file).name}); seeds vary the search"
+        )
+    return "each seed trains its own model; every algorithm prunes that seed's model"

@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from uuid import uuid4
 
-from evoprune.errors import ConfigError, EvopruneError, Terminated
+from evoprune.errors import ConfigError, EvopruneError, Terminated, plural, require_extra
 
 EXECUTORS = ("dask", "local", "serial")
 CONNECT_TIMEOUT_S = 10  # seconds to reach an existing Dask scheduler
@@ -49,6 +49,21 @@ def sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def check_executor(executor: str) -> None:
+    """Refuses an unknown executor, or ``dask`` without the ``dask`` extra, before any work.
+
+    Raises:
+        ConfigError: not one of :data:`EXECUTORS`.
+        MissingExtraError: ``dask`` while Dask or distributed is not installed.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(
+            f"Unknown executor. Expected one of: {', '.join(EXECUTORS)}. Received: {executor!r}"
+        )
+    if executor == "dask":
+        require_extra("dask", "the Dask executor", "dask", "distributed")
 
 
 def resolve(path: str) -> Callable[[dict], dict]:
@@ -92,7 +107,9 @@ def _failed(spec: dict, exc: BaseException) -> TrialError:
 
 def _lost(spec: dict, times: int, detail: object) -> TrialError:
     """The error raised for a trial whose worker died ``times`` times."""
-    return TrialError(f"Trial {spec['key']!r} lost its worker process {times} times; giving up ({detail}).")
+    return TrialError(
+        f"Trial {spec['key']!r} lost its worker process {plural(times, 'time')}; giving up ({detail})."
+    )
 
 
 def run_tasks(
@@ -123,14 +140,12 @@ def run_tasks(
 
     Raises:
         ConfigError: unknown executor, ``workers < 1``, ``retries < 0`` or bad spec keys.
+        MissingExtraError: ``dask`` without the ``dask`` extra.
         EvopruneError: the Dask scheduler cannot be reached.
         TrialError: a task raised (after the other trials are cancelled), or a trial lost
             its worker more than ``retries`` times.
     """
-    if executor not in EXECUTORS:
-        raise ConfigError(
-            f"Unknown executor. Expected one of: {', '.join(EXECUTORS)}. Received: {executor!r}"
-        )
+    check_executor(executor)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"Expected workers >= 1. Received: workers={workers!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:

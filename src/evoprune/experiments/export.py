@@ -10,7 +10,7 @@ from typing import Optional
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.errors import EvopruneError
+from evoprune.errors import EvopruneError, plural
 from evoprune.experiments.assemble import (
     Prepared,
     copy_model,
@@ -20,7 +20,7 @@ from evoprune.experiments.assemble import (
 )
 from evoprune.experiments.rundir import FRONT, OLD_CHECKPOINT, POPULATION, REFINED, RunDir
 from evoprune.io import atomic_write_text
-from evoprune.models.deploy import file_accuracy
+from evoprune.models.deploy import file_accuracy, require_litert
 from evoprune.models.export import check_output, measure, nonzero_count, sidecar_path
 from evoprune.models.shrink import shrink_model
 from evoprune.reporting.metrics import accuracy_bar
@@ -109,7 +109,7 @@ def run_point(run: RunDir, config: Config, prepared: Prepared, eval_index: int, 
     if not 0 <= eval_index < len(genomes):
         raise EvopruneError(
             f"Run file is damaged: eval_index {eval_index} is not one "
-            f"of the checkpoint's {len(genomes)} genomes in {run.path}"
+            f"of the checkpoint's {plural(len(genomes), 'genome')} in {run.path}"
         )
     tune = refined or config.finetune.refine == "each"
     return point_model(config, prepared, genome=genomes[eval_index], tune=tune)
@@ -141,6 +141,8 @@ def export_model(
     run, out = RunDir(run_dir), Path(out)
     summary = run.read_summary()  # refuses an unfinished run
     fmt = check_output(out, fmt)
+    if fmt == "tflite":
+        require_litert("export --format tflite")  # before the model loads
     config = run.read_config()
     eval_index, refined, run_test, source = pick(run, rank, summary)
     prepared = prepare(run.resolved(config))

@@ -16,7 +16,7 @@ A run directory holds (``docs/run-directory.md`` documents every key):
 ``weights.npz``     every weight of the points the run retrained (data only)
 ``model.keras``     the model pruned, when it came from memory (``evoprune.prune``)
 ``data.npz``        the data, when it came from memory
-``pareto.png``      the front, drawn
+``front.png``       the front, drawn: accuracy drop against kept weights
 ``summary.json``    written last: a directory without it holds an unfinished run
 ==================  ===========================================================
 
@@ -43,7 +43,7 @@ from evoprune.experiments import configure, methods
 from evoprune.experiments.result import RunResult, finite
 from evoprune.io import atomic_write_bytes, atomic_write_text, check_out_path, exclusive_lock, prepare_out_dir
 from evoprune.models.training import save_model
-from evoprune.reporting.plots import pareto_figure, save_figure
+from evoprune.reporting.plots import front_figure, run_title, save_figure
 from evoprune.search import checkpoint
 from evoprune.search.checkpoint import config_difference
 
@@ -61,7 +61,7 @@ CURVE = "curve.csv"
 WEIGHTS = "weights.npz"
 MODEL = "model.keras"
 DATA = "data.npz"
-FIGURE = "pareto.png"
+FIGURE = "front.png"
 TRIALS = "trials.csv"  # compare and bench directories
 
 
@@ -127,9 +127,11 @@ class RunDir:
             if result.weights or result.curve_weights:
                 put(WEIGHTS, _weights_bytes(result.weights, result.curve_weights))
             if plots:
-                summary = result.summary
-                title = f"{summary['algorithm']} on {summary['dataset']}, seed {summary['seed']}"
-                save_figure(pareto_figure(result.front, title=title), out / FIGURE)
+                model = result.config.model
+                name = Path(model.model_file).name if model.model_file else model.architecture
+                name = "model given" if model.model_file == MODEL else name
+                title = run_title(result.summary, name)
+                save_figure(front_figure(result.front, result.summary, result.refined, title), out / FIGURE)
                 written.append(out / FIGURE)
             put(SUMMARY, json.dumps(finite(result.summary), indent=2) + "\n")
         except OSError as exc:

@@ -13,9 +13,10 @@ from typing import Iterator, Union
 
 import numpy as np
 
+from evoprune.config.checks import KERAS_ONLY
 from evoprune.data.dataset import normalize
-from evoprune.errors import ModelError
-from evoprune.models.refused import refused
+from evoprune.errors import ModelError, require_extra
+from evoprune.models.refused import lambda_note, refused
 
 Artifact = Union[str, Path, bytes]
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of a .tflite file
@@ -83,7 +84,8 @@ def kind_of(path: Path) -> str:
         return "tflite"
     if zipfile.is_zipfile(path):
         return "keras"
-    raise ModelError(f"Expected a .keras or .tflite model file. Received: MODEL={path}")
+    why = f" ({KERAS_ONLY}){lambda_note(path)}" if path.suffix.lower() in (".h5", ".hdf5") else ""
+    raise ModelError(f"Expected a .keras or .tflite model file{why}. Received: MODEL={path}")
 
 
 def load_keras(path: Path):
@@ -100,12 +102,23 @@ def load_keras(path: Path):
         raise refused(path, exc) from exc
 
 
+def require_litert(what: str = "the .tflite format") -> None:
+    """Refuses ``.tflite`` work (export, evaluation) early when LiteRT is not installed.
+
+    Raises:
+        MissingExtraError: the ``tflite`` extra is missing.
+    """
+    require_extra("tflite", what, "ai_edge_litert")
+
+
 def interpreter(artifact: Artifact, batch: int = 1):
     """A LiteRT interpreter over a ``.tflite`` path or flatbuffer, input resized to ``batch``.
 
     Raises:
         ModelError: the flatbuffer does not load.
+        MissingExtraError: the ``tflite`` extra is missing.
     """
+    require_litert()
     from ai_edge_litert.interpreter import Interpreter
 
     content = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()

@@ -1,9 +1,11 @@
-"""Why Keras refused a model file, as one line that says what was found and what to do.
+"""Why a model file is refused, as one line that says what was found and what to do.
 
-Keras loads ``.keras`` and ``.h5`` files in safe mode: a ``Lambda`` layer (its Python
-code is stored in the file) and a custom class that is not registered are refused. The
-file's architecture is plain JSON (``config.json`` in a ``.keras`` zip, the
-``model_config`` attribute of an ``.h5`` file), read here without loading anything.
+Keras loads ``.keras`` files in safe mode: a ``Lambda`` layer (its Python code is stored in
+the file) and a custom class that is not registered are refused. Legacy ``.h5`` files are
+refused before loading (see :data:`~evoprune.config.checks.KERAS_ONLY`), and one with a
+``Lambda`` layer says so too. The architecture is plain JSON (``config.json`` in a
+``.keras`` zip, the ``model_config`` attribute of an ``.h5`` file), read here without
+loading anything.
 """
 
 from __future__ import annotations
@@ -42,6 +44,20 @@ def refused(path: Path, exc: BaseException) -> ModelError:
             f"Received: {path}"
         )
     return ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})")
+
+
+def lambda_note(path: Path) -> str:
+    """``"; it also has a Lambda layer ..."`` for a file (a legacy ``.h5`` one) that has one, else ``""``.
+
+    Saving such a model as ``.keras`` does not make it loadable: the note says so at once.
+    """
+    lambdas = [name for kind, name in _layers(Path(path)) if kind == "Lambda"]
+    if not lambdas:
+        return ""
+    return (
+        f"; it also has a Lambda layer ({lambdas[0]!r}), refused in any format: loading it would run "
+        f"Python code stored in the file (rebuild the model without it, or use {REGISTER})"
+    )
 
 
 def _layers(path: Path) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evoprune.errors import ModelError
+from evoprune.errors import ModelError, plural
 
 PASSTHROUGH = (
     "InputLayer",
@@ -148,7 +148,7 @@ def _channel_of_rows(before: _Stage, after: _Stage) -> np.ndarray:
     if n_in % channels:
         raise ModelError(
             f"Expected layer {after.layer.name!r} to read whole channels of "
-            f"{before.layer.name!r}. Received: {n_in} inputs for {channels} channels"
+            f"{before.layer.name!r}. Received: {plural(n_in, 'input')} for {plural(channels, 'channel')}"
         )
     return np.arange(n_in) % channels  # channels_last flatten: index = position * C + channel
 

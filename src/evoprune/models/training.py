@@ -9,15 +9,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from evoprune.config import ModelConfig
+from evoprune.config.checks import KERAS_ONLY
 from evoprune.data.dataset import Dataset, eval_pipeline, train_pipeline
-from evoprune.errors import ModelError
+from evoprune.errors import ModelError, plural
 from evoprune.io import file_lock
 from evoprune.models.architectures import build, check_input
-from evoprune.models.refused import refused
+from evoprune.models.refused import lambda_note, refused
 from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name
 from evoprune.seeding import seed_everything
 
@@ -117,8 +119,27 @@ def cache_dir(cfg: ModelConfig) -> Path:
     return Path(cfg.cache_dir or default)
 
 
-def train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0):
-    """Trains the network on ``dataset.train`` with the notebook's settings, seeded."""
+# (epoch done, epochs in all, Keras' logs of that epoch: loss, accuracy)
+EpochCallback = Callable[[int, int, dict], None]
+
+
+def epoch_callback(on_epoch: EpochCallback, epochs: int):
+    """A Keras callback that calls ``on_epoch(epoch, epochs, logs)`` after every epoch (1-based)."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, epochs, dict(logs or {}))
+    )
+
+
+def train(
+    dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0, on_epoch: EpochCallback | None = None
+):
+    """Trains the network on ``dataset.train`` with the notebook's settings, seeded.
+
+    Args:
+        on_epoch: called after every epoch (progress bars); it does not change the weights.
+    """
     seed_everything(seed)
     model = build_model(cfg.architecture, data_shape(dataset), n_classes(dataset), cfg.learning_rate)
     if cfg.lr_schedule == "cosine":
@@ -128,14 +149,27 @@ def train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0):
 
         steps = cfg.epochs * math.ceil(len(dataset.train[1]) / cfg.batch_size)
         compile_model(model, keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps))
+    callbacks = [epoch_callback(on_epoch, cfg.epochs)] if on_epoch is not None else []
     model.fit(
-        train_pipeline(dataset.train, cfg.batch_size, seed), epochs=cfg.epochs, shuffle=False, verbose=verbose
-    )  # the pipeline already shuffles, seeded
+        train_pipeline(dataset.train, cfg.batch_size, seed),
+        epochs=cfg.epochs,
+        shuffle=False,  # the pipeline already shuffles, seeded
+        verbose=verbose,
+        callbacks=callbacks,
+    )
     return model
 
 
-def load_or_train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 0) -> TrainedModel:
+def load_or_train(
+    dataset: Dataset,
+    cfg: ModelConfig,
+    seed: int,
+    verbose: int = 0,
+    on_epoch: EpochCallback | None = None,
+) -> TrainedModel:
     """Returns the user's model file, else the cached model, else trains and caches one.
+
+    ``on_epoch`` reports the epochs of a model trained now (never called for a loaded one).
 
     A cache file that does not load or holds non-finite weights is retrained and replaced.
     A lock file beside the cache entry serializes processes: of two processes asking for
@@ -156,7 +190,7 @@ def load_or_train(dataset: Dataset, cfg: ModelConfig, seed: int, verbose: int = 
             except ModelError:
                 pass  # corrupt cache entry: retrain below and overwrite it
         start = time.perf_counter()
-        model = train(dataset, cfg, seed, verbose=verbose)
+        model = train(dataset, cfg, seed, verbose=verbose, on_epoch=on_epoch)
         elapsed = time.perf_counter() - start
         save_model(model, path)
         return TrainedModel(model, path, False, elapsed)
@@ -174,10 +208,13 @@ def load_model_file(path: Path):
     """Loads a ``.keras`` model and checks it can be pruned (:func:`check_model`).
 
     Raises:
-        ModelError: not a Keras file, non-finite weights, or no Dense layer to prune.
+        ModelError: not a ``.keras`` file (``.h5`` is refused), non-finite weights, or no
+            Dense layer to prune.
     """
     import keras
 
+    if Path(path).suffix != ".keras":
+        raise ModelError(f"Expected a .keras model file ({KERAS_ONLY}){lambda_note(path)}. Received: {path}")
     if not path.is_file():
         raise ModelError(f"Model file not found. Received: {path}")
     try:
@@ -265,7 +302,7 @@ def check_fits(model, dataset: Dataset, source: str) -> None:
     classes, data_classes = model.outputs[0].shape[-1], n_classes(dataset)
     if classes != data_classes:
         raise ModelError(
-            f"Model scores {classes} classes but the data has {data_classes}. "
+            f"Model scores {plural(classes, 'class')} but the data has {data_classes}. "
             f"Received: {source} and dataset {dataset.name}"
         )
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from evoprune.errors import plural
 from evoprune.reporting.metrics import accuracy_bar
 from evoprune.scoring.head import HeadScorer
 
@@ -172,6 +173,12 @@ class RefiningEvaluator:
         return np.array(counts, dtype=np.int64)
 
 
+def bisection_steps(low: int, high: int) -> int:
+    """Points a bisection between positions ``low`` (fails) and ``high`` (holds) tunes at most."""
+    gap = high - low
+    return math.ceil(math.log2(gap)) if gap > 1 else 0
+
+
 def refine_front(
     front,
     genomes: list,
@@ -181,7 +188,7 @@ def refine_front(
     max_drop_pp: float,
     within_pp: float = 1.0,
     status=lambda msg: None,
-    progress=lambda done, total: None,
+    progress=lambda done, total, note: None,
 ):
     """Fine-tunes front points and returns their accuracy before and after.
 
@@ -195,10 +202,11 @@ def refine_front(
         score: ``masks -> (fitness-split accuracy, test accuracy)`` after fine-tuning, one
             mask per pruned layer
             (see :func:`head_scorer` and :class:`~evoprune.refine.retrain.ModelFinetuner`).
-        status: called with one line per fine-tuned point.
-        progress: ``(points fine-tuned, points planned)`` after each point (the plan grows
-            by the bisection's remaining steps at most). The points follow from the scores
-            alone, so a ``score`` that answers logged points from a
+        status: called with one line per fine-tuned point ("point k of at most n").
+        progress: ``(done, total, note)`` before the first point and after each one;
+            ``total`` is the spread points plus the bisection's upper bound, updated (it
+            only shrinks) as the results narrow the bisection. The points follow from the
+            scores alone, so a ``score`` that answers logged points from a
             :class:`~evoprune.refine.retrain_log.RetrainLog` resumes the bisection where it was.
 
     Returns:
@@ -211,9 +219,10 @@ def refine_front(
     pool = front[(front["accuracy"] >= floor) & (front["nonzero"] > 0)]
     pool = pool.sort_values("nonzero", kind="stable").reset_index(drop=True)
     rows: dict[int, dict] = {}
-    planned = [0]
+    total = [0]
 
-    def tune(position: int) -> dict:
+    def tune(position: int, remaining: Callable[[bool], int]) -> bool:
+        """Tunes one point; True when it holds. ``remaining(holds)``: points still to tune, at most."""
         if position not in rows:
             row = pool.iloc[position]
             masks = [m[0] for m in problem.encoding.decode([genomes[int(row["eval_index"])]])]
@@ -227,36 +236,47 @@ def refine_front(
                 "refined_accuracy": refined,
                 "refined_test_accuracy": refined_test,
             }
-            status(
-                f"Fine-tuned point {len(rows)}: {int(row['nonzero']):,} weights "
-                f"({float(row['compression']):.1f}x), accuracy {float(row['accuracy']):.4f} -> {refined:.4f} "
-                f"(baseline {problem.base_accuracy:.4f})"
+            total[0] = min(total[0], len(rows) + remaining(refined >= bar))
+            note = (
+                f"{plural(int(row['nonzero']), 'weight')} ({float(row['compression']):.1f}x), accuracy "
+                f"{float(row['accuracy']):.4f} -> {refined:.4f} (baseline {problem.base_accuracy:.4f})"
             )
-            progress(len(rows), max(planned[0], len(rows)))
-        return rows[position]
+            bound = "of" if total[0] == len(rows) else "of at most"
+            status(f"Fine-tuned point {len(rows)} {bound} {total[0]}: {note}")
+            progress(len(rows), total[0], note)
+        return rows[position]["refined_accuracy"] >= bar
 
+    bar = accuracy_bar(problem.base_accuracy, within_pp)
     if len(pool):
         sizes = np.log(pool["nonzero"].to_numpy(dtype=float))
         targets = np.linspace(sizes.min(), sizes.max(), min(max_points, len(pool)))
-        spread = np.unique(np.abs(sizes[None, :] - targets[:, None]).argmin(axis=1))
-        planned[0] = len(spread)
-        progress(0, planned[0])
-        for position in spread:
-            tune(int(position))
-        bar = accuracy_bar(problem.base_accuracy, within_pp)
-        passing = [p for p, r in rows.items() if r["refined_accuracy"] >= bar]
-        if passing:
-            high = min(passing)
-            failing = [p for p, r in rows.items() if r["refined_accuracy"] < bar and p < high]
-            low = max(failing) if failing else -1
-            while high - low > 1:
-                planned[0] = len(rows) + math.ceil(math.log2(high - low))
-                middle = (low + high) // 2
-                if tune(middle)["refined_accuracy"] >= bar:
-                    high = middle
-                else:
-                    low = middle
-        progress(len(rows), len(rows))  # the plan was an upper bound
+        spread = [int(p) for p in np.unique(np.abs(sizes[None, :] - targets[:, None]).argmin(axis=1))]
+        # the bisection runs between the first spread point that holds and the one before it
+        steps = [bisection_steps(([-1] + spread)[i], p) for i, p in enumerate(spread)]
+        total[0] = len(spread) + max(steps)
+        progress(0, total[0], "")
+        first = None  # index in spread of the first point that holds
+        for i, position in enumerate(spread):
+            later = len(spread) - i - 1
+            known = first
+
+            def after(holds: bool, i=i, later=later, known=known) -> int:
+                if known is not None or holds:
+                    return later + steps[i if known is None else known]
+                return later + max(steps[i + 1 :], default=0)
+
+            if tune(position, after) and first is None:
+                first = i
+        low, high = (([-1] + spread)[first], spread[first]) if first is not None else (0, 0)
+        while high - low > 1:
+            middle = (low + high) // 2
+            left, right = bisection_steps(low, middle), bisection_steps(middle, high)
+
+            def narrowed(holds: bool, left: int = left, right: int = right) -> int:
+                return left if holds else right
+
+            holds = tune(middle, narrowed)
+            low, high = (low, middle) if holds else (middle, high)
     columns = [
         "eval_index",
         "nonzero",

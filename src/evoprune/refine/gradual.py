@@ -11,7 +11,10 @@ How many weights each layer keeps is the *allocation*:
 - ``uniform``: every pruned layer at the same sparsity;
 - ``global``: one magnitude threshold over all pruned layers;
 - a table of kept fractions by layer name: the shape of the allocation, scaled so that
-  the final total is exact (an evolved allocation is one).
+  the final total is exact (static: each layer follows its own schedule);
+- :class:`ScaledGlobal`: one threshold over ``scale_l x |w|`` (global magnitude with a
+  per-layer exchange rate, e.g. from an evolved allocation, see :func:`scales_for`): the
+  allocation starts where the scales put it and moves with the weights, as global's does.
 
 Counts are exact: the final masks keep ``round(total / compression)`` weights in all.
 
@@ -80,15 +83,48 @@ def allocate(sizes: Sequence[int], shares: Sequence[float], total: int) -> list[
     return counts
 
 
+@dataclass(frozen=True)
+class ScaledGlobal:
+    """One magnitude threshold over all pruned layers, layer ``l``'s ``|w|`` weighted by ``scales[l]``.
+
+    ``scales`` all equal is ``global``.
+    """
+
+    scales: Mapping[str, float]
+
+
+def scales_for(
+    names: Sequence[str], kernels: Sequence[np.ndarray], kept: Mapping[str, float]
+) -> ScaledGlobal:
+    """Scales under which one global threshold keeps the fractions ``kept`` of these kernels.
+
+    Layer ``l`` keeping a fraction ``f_l`` has its ``f_l``-th largest ``|w|`` at ``q_l``;
+    weighting its magnitudes by ``1 / q_l`` puts every layer's cut at 1, so a global
+    threshold of 1 reproduces the allocation exactly on these weights (scales are
+    normalised to a geometric mean of 1).
+    """
+    cuts = []
+    for name, kernel in zip(names, kernels):
+        magnitudes = np.sort(np.abs(np.asarray(kernel, dtype=np.float64)).ravel())[::-1]
+        index = min(max(int(round(kept[name] * magnitudes.size)) - 1, 0), magnitudes.size - 1)
+        cuts.append(max(float(magnitudes[index]), 1e-12))
+    scales = 1.0 / np.asarray(cuts)
+    scales = scales / np.exp(np.log(scales).mean())
+    return ScaledGlobal({name: float(s) for name, s in zip(names, scales)})
+
+
 def final_counts(
-    names: Sequence[str], sizes: Sequence[int], allocation: str | Mapping[str, float], total: int
+    names: Sequence[str],
+    sizes: Sequence[int],
+    allocation: str | Mapping[str, float] | ScaledGlobal,
+    total: int,
 ) -> list[int] | None:
     """Final kept counts per layer for an allocation (``None`` for ``global``: one threshold).
 
     Raises:
         ValueError: a table that misses a layer or names one that is not pruned.
     """
-    if allocation == "global":
+    if allocation == "global" or isinstance(allocation, ScaledGlobal):
         return None
     if allocation == "uniform":
         return allocate(sizes, [float(s) for s in sizes], total)
@@ -126,6 +162,7 @@ class Schedule:
         initial_sparsity: ``s_i`` (each layer starts at ``min(s_i, its final sparsity)``).
         begin, end: steps ``t0`` and ``t1``.
         frequency: steps between mask updates.
+        scales: per-kernel weights of ``|w|`` under one global threshold (``None``: 1).
     """
 
     sizes: tuple[int, ...]
@@ -135,6 +172,7 @@ class Schedule:
     begin: int
     end: int
     frequency: int
+    scales: tuple[float, ...] | None = None
 
     def updates_at(self, step: int) -> bool:
         """True where masks are recomputed: every ``frequency`` steps from ``begin``, and at ``end``."""
@@ -161,7 +199,8 @@ class Schedule:
         counts = self.counts(step)
         if isinstance(counts, list):
             return [top_k_mask(np.abs(k), c) for k, c in zip(kernels, counts)]
-        flat = np.concatenate([np.abs(k).ravel() for k in kernels])
+        scales = self.scales or (1.0,) * len(kernels)
+        flat = np.concatenate([np.abs(k).ravel() * s for k, s in zip(kernels, scales)])
         mask = top_k_mask(flat, counts)
         out, start = [], 0
         for kernel in kernels:
@@ -174,7 +213,7 @@ def schedule_for(
     names: Sequence[str],
     sizes: Sequence[int],
     compression: float,
-    allocation: str | Mapping[str, float],
+    allocation: str | Mapping[str, float] | ScaledGlobal,
     steps: int,
     initial_sparsity: float,
     begin: float,
@@ -198,4 +237,5 @@ def schedule_for(
         t0,
         t1,
         max(1, int(frequency)),
+        tuple(float(allocation.scales[n]) for n in names) if isinstance(allocation, ScaledGlobal) else None,
     )

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from evoprune.errors import plural
 from evoprune.reporting.stats import pairwise_tests, summarize
 
 KEY_METRICS = ("hypervolume", "nonzero_within_1pp", "best_fitness", "best_test_accuracy")
@@ -62,7 +63,7 @@ def verdicts(tests: pd.DataFrame, metrics: dict[str, bool], baseline: str, alpha
         other = row.b if flip else row.a
         a12, wins = (1 - row.a12, 1 - row.wins) if flip else (row.a12, row.wins)
         stats = (
-            f"higher on {wins:.0%} of {row.pairs} seeds, Wilcoxon p_Holm = "
+            f"higher on {wins:.0%} of {plural(int(row.pairs), 'seed')}, Wilcoxon p_Holm = "
             f"{row.p_paired_holm:.3g}; unpaired A12 = {a12:.2f}, MWU p_Holm = {row.p_holm:.3g}"
         )
         if row.p_paired_holm >= alpha or math.isnan(row.p_paired_holm):
@@ -74,8 +75,20 @@ def verdicts(tests: pd.DataFrame, metrics: dict[str, bool], baseline: str, alpha
     return out
 
 
-def compare_report(trials: pd.DataFrame, metrics: dict[str, bool], reference: str, context: dict) -> str:
-    """The whole ``report.md`` of a comparison."""
+def models_sentence(model_file: str = "", what: str = "every algorithm prunes") -> str:
+    """Where a comparison's models come from: a model file shared by every seed, or one per seed."""
+    if model_file:
+        return (
+            f"Every seed prunes the same given model ({model_file}): the seeds vary the search "
+            f"(and fine-tuning), not the model; {what} it"
+        )
+    return f"Each seed trains its own model; {what} that seed's model"
+
+
+def compare_report(
+    trials: pd.DataFrame, metrics: dict[str, bool], reference: str, context: dict, model_file: str = ""
+) -> str:
+    """The whole ``report.md`` of a comparison (``model_file``: the model every seed prunes, if given)."""
     algorithms = [a for a in trials["algorithm"].unique() if a != reference]
     groups = algorithms + [reference]
     searched = trials[trials["algorithm"] != reference]
@@ -83,7 +96,7 @@ def compare_report(trials: pd.DataFrame, metrics: dict[str, bool], reference: st
     parts = [
         "# evoprune compare\n",
         "".join(f"- {key}: {value}\n" for key, value in context.items()),
-        f"\nEach seed trains its own model; every algorithm prunes that model with the same "
+        f"\n{models_sentence(model_file)} with the same "
         f"evaluation budget. `{reference}` is the exact front of the one-threshold genome "
         f"(all distinct masks), shown for reference and left out of the tests. Metrics on the "
         f"fitness split unless named `test_`; ↑ higher is better, ↓ lower is better.\n",
@@ -102,7 +115,7 @@ def compare_report(trials: pd.DataFrame, metrics: dict[str, bool], reference: st
             "independent samples). Because every algorithm prunes the same model for a "
             "given seed, the runs are also paired: *seeds a > b* counts the seeds where *a* "
             "is larger, with a two-sided Wilcoxon signed-rank test on the per-seed "
-            "differences. The paired test removes the model-to-model variation that "
+            "differences. The paired test removes the seed-to-seed variation that "
             "dominates the unpaired one, so the verdicts above use it. All p-values are "
             "Holm-adjusted within each metric and test.\n\n",
             tests_table(tests),
@@ -110,7 +123,9 @@ def compare_report(trials: pd.DataFrame, metrics: dict[str, bool], reference: st
     return "".join(parts)
 
 
-def bench_report(table: pd.DataFrame, context: dict, skipped: list[str], paper: str) -> str:
+def bench_report(
+    table: pd.DataFrame, context: dict, skipped: list[str], paper: str, model_file: str = ""
+) -> str:
     """The ``report.md`` of a bench: cells ranked by median hypervolume, A12 vs the paper."""
     lines = [
         "| rank | genome / algorithm / operators | seeds | HV median [IQR] | A12 vs paper | "
@@ -129,7 +144,8 @@ def bench_report(table: pd.DataFrame, context: dict, skipped: list[str], paper: 
     parts = [
         "# evoprune bench\n\n",
         "".join(f"- {k}: {v}\n" for k, v in context.items()),
-        "\nEvery trial has the same evaluation budget and prunes its seed's own model. "
+        "\nEvery trial has the same evaluation budget. "
+        f"{models_sentence(model_file, 'every trial prunes')}. "
         "HV: normalized hypervolume of (validation accuracy, nonzero) with a fixed reference; "
         "A12 = P(cell's HV > paper's HV); two-sided Mann-Whitney U, Holm-adjusted. Sizes are "
         "the smallest nonzero count within 1 accuracy point of baseline on the validation "

@@ -134,3 +134,37 @@ def _paired(
         index=pair_on, columns=by, values=metric, aggfunc="first"
     )
     return table.reindex(columns=[first, second]).apply(pd.to_numeric, errors="coerce").dropna()
+
+
+def paired_differences(
+    trials: pd.DataFrame, metrics: Sequence[tuple[str, str]], reference: str, others: Sequence[str]
+) -> pd.DataFrame:
+    """Per-seed differences of each algorithm against ``reference`` on the same seed.
+
+    Args:
+        trials: one row per ``algorithm, seed`` with the metric columns.
+        metrics: ``(column, how)`` pairs; ``how`` is ``difference`` (algorithm minus
+            reference) or ``relative`` (algorithm as a percentage change of the reference).
+        others: the algorithms measured against it.
+
+    Returns:
+        Tidy rows ``metric, algorithm, seed, value``; seeds where either value is missing
+        (NaN, or the reference's is 0 for a relative change) are left out.
+    """
+    rows = []
+    for column, how in metrics:
+        if column not in trials:
+            continue
+        table = trials.pivot_table(index="seed", columns="algorithm", values=column, aggfunc="first")
+        if reference not in table:
+            continue
+        base = pd.to_numeric(table[reference], errors="coerce")
+        for algorithm in (a for a in others if a in table and a != reference):
+            value = pd.to_numeric(table[algorithm], errors="coerce")
+            if how == "relative":
+                change = 100.0 * (value / base.where(base != 0) - 1.0)
+            else:
+                change = value - base
+            for seed, number in change.dropna().items():
+                rows.append({"metric": column, "algorithm": algorithm, "seed": seed, "value": float(number)})
+    return pd.DataFrame(rows, columns=["metric", "algorithm", "seed", "value"])

@@ -125,6 +125,9 @@ class TournamentStrategy(Strategy):
     n_objectives = 1
     summary = "scalar-fitness GA: tournament parents, (mu + lambda) elitism"
 
+    def parents(self, toolbox: base.Toolbox, population: list) -> list:
+        return toolbox.select_parents(population, len(population))
+
 
 class SPEA2Strategy(Strategy):
     """Zitzler's SPEA2 survival (DEAP's selSPEA2) over random-permutation mating."""
@@ -136,9 +139,6 @@ class NSGA3Strategy(Strategy):
     """Deb and Jain's NSGA-III survival (DEAP's selNSGA3, reference points) over random mating."""
 
     summary = "NSGA-III: reference-point survival"
-
-    def parents(self, toolbox: base.Toolbox, population: list) -> list:
-        return toolbox.select_parents(population, len(population))
 
 
 STRATEGIES: dict[str, type[Strategy]] = {

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from deap import tools
 
-from evoprune.errors import ConfigError
+from evoprune.errors import ConfigError, plural
 
 
 def init_logspace(n: int, low: float, high: float) -> list[list[float]]:
@@ -182,7 +182,9 @@ def sel_random_pairs(individuals: Sequence, k: int, rng=random) -> list[tuple]:
     """
     n = len(individuals)
     if k > n * (n - 1):
-        raise ValueError(f"Expected k <= {n * (n - 1)} pairs of {n} individuals. Received: k={k}")
+        raise ValueError(
+            f"Expected k <= {plural(n * (n - 1), 'pair')} of {plural(n, 'individual')}. Received: k={k}"
+        )
     pairs = []
     for code in rng.sample(range(n * (n - 1)), k):
         first, second = divmod(code, n - 1)

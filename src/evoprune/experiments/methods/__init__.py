@@ -10,11 +10,22 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from evoprune.errors import ConfigError
+from evoprune.errors import ConfigError, require_extra
 from evoprune.experiments.context import Progress, RunContext, Status
 from evoprune.experiments.methods.base import Method
 
-__all__ = ["METHODS", "Method", "Progress", "RunContext", "Status", "get", "names", "run", "sections"]
+__all__ = [
+    "METHODS",
+    "Method",
+    "Progress",
+    "RunContext",
+    "Status",
+    "get",
+    "names",
+    "require",
+    "run",
+    "sections",
+]
 
 
 def _discover() -> dict[str, Method]:
@@ -52,8 +63,20 @@ def get(name: str) -> Method:
     return METHODS[name]
 
 
+def require(name: str, what: str | None = None) -> None:
+    """Refuses, before any work, a method whose extra is not installed.
+
+    Raises:
+        MissingExtraError: "the algorithm pymoo-nsga2 needs the 'peer' extra: ...".
+    """
+    method = get(name)
+    if method.extra is not None:
+        require_extra(method.extra, what or f"the algorithm {name}", *method.modules)
+
+
 def run(config, prepared, context: RunContext | None = None):
     """Runs the config's method (``search.algorithm``) on a prepared model: its ``RunResult``."""
+    require(config.search.algorithm)
     return get(config.search.algorithm).run(config, prepared, context or RunContext())
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.errors import plural
 from evoprune.experiments import curve
 from evoprune.experiments.assemble import (
     Prepared,
@@ -87,7 +88,7 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
         context.progress("search", state.generation, generations, "resumed")
     context.status(
         f"Searching: {config.search.algorithm}, population {config.search.population}, "
-        f"{generations} generations"
+        f"{plural(generations, 'generation')}"
     )
     search_start = time.perf_counter()
 
@@ -136,13 +137,16 @@ def evolved_curve(
     context: RunContext,
     log: RetrainLog | None = None,
 ) -> RunResult:
-    """Evolution's model at each ``select.compressions`` level: the evolved allocation, retrained.
+    """Evolution's model at each ``select.compressions`` level: its allocation, under a moving threshold.
 
-    The search's front gives each level its per-layer allocation (:func:`front_allocation`);
-    the model at the level is the same gradual-magnitude retraining as ``gmp``'s (``[gmp]``
-    schedule settings, ``finetune.epochs``) toward that allocation, so a curve compares
-    allocations at equal final retraining. Each level is logged as it finishes (``log``,
-    the run's retraining log by default).
+    The search's front gives each level its per-layer allocation (:func:`front_allocation`).
+    The model at the level is the same gradual-magnitude retraining as ``gmp``'s (``[gmp]``
+    schedule settings, ``finetune.epochs``) under one threshold over per-layer weighted
+    magnitudes (:class:`~evoprune.refine.gradual.ScaledGlobal`), the weights chosen so that
+    the threshold starts at the evolved allocation; as training moves the weights the
+    allocation moves too, as GMP global's does. (A static per-layer target lost to GMP
+    global in the research this design came from: ``docs/results/curves-lenet-300-100``.)
+    Each level is logged as it finishes (``log``, the run's retraining log by default).
     """
     g = config.section("gmp")
     initial, begin, end, frequency = (
@@ -151,10 +155,13 @@ def evolved_curve(
         else (gradual.INITIAL_SPARSITY, gradual.BEGIN, gradual.END, gradual.FREQUENCY)
     )
     tuner = curve.finetuner(config, prepared)
+    target = problem.evaluator.target
     log = log if log is not None else retrain_log(config, prepared, context)
 
     def make(level: float) -> curve.Point:
-        allocation = front_allocation(problem, result.front, level)
+        allocation = gradual.scales_for(
+            target.names, target.kernels, front_allocation(problem, result.front, level)
+        )
 
         def retrain() -> curve.Point:
             return curve.gmp_point(tuner, level, allocation, initial, begin, end, frequency, context)
@@ -221,7 +228,7 @@ def refine(
         config.finetune.max_drop_pp,
         within_pp=config.select.tolerance_pp,
         status=context.status,
-        progress=lambda done, total: context.progress("finetune", done, total, ""),
+        progress=lambda done, total, note: context.progress("finetune", done, total, note),
     )
     weights = {}
     for index in refined["eval_index"]:  # the weights score measured (logged), no second training

@@ -14,28 +14,17 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from evoprune.config import Config, check_choice, check_range
 from evoprune.errors import ConfigError
 from evoprune.experiments import curve
-from evoprune.experiments.assemble import (
-    Prepared,
-    identity,
-    loss_bound,
-    make_problem,
-    point_model,
-    retrain_log,
-)
+from evoprune.experiments.assemble import Prepared, loss_bound, make_problem, point_model, retrain_log
 from evoprune.experiments.context import RunContext
-from evoprune.experiments.methods.base import Method
-from evoprune.experiments.result import RunResult, native, run_summary
+from evoprune.experiments.methods.base import Method, retrained_tables
+from evoprune.experiments.result import RunResult
 from evoprune.refine import gradual
 from evoprune.refine.select import selected_summary
-from evoprune.reporting.metrics import compression as ratio
-from evoprune.reporting.metrics import pareto_front
-from evoprune.scoring.evaluate import paper_fitness
 
 
 @dataclass(frozen=True)
@@ -131,7 +120,6 @@ def run_gmp(
     search_time = time.perf_counter() - start
     rows = []
     for i, point in enumerate(points):
-        nonzero = int(sum(int(m.sum()) for m in point.masks))
         kept = target.kept_fractions(point.masks)
         rows.append(
             {
@@ -139,33 +127,18 @@ def run_gmp(
                 "genome": " ".join(f"{v:.4g}" for v in kept.values()),
                 "accuracy": point.accuracy,
                 "test_accuracy": point.test_accuracy,
-                "nonzero": nonzero,
-                "compression": float(ratio(problem.base_nonzero, nonzero)),
-                "fitness": paper_fitness(
-                    point.accuracy, nonzero, problem.base_accuracy, problem.base_nonzero
-                ),
+                "nonzero": int(sum(int(m.sum()) for m in point.masks)),
             }
         )
-    table = pd.DataFrame(rows)
-    front = pareto_front(table)
-    logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
-    best = table.loc[table["fitness"].idxmax()]
-    summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
-    summary.update(identity(prepared))
-    summary.update(
-        {
-            "evaluations": len(table),
-            "model_evaluations": len(table),
-            "best": {k: native(best[k]) for k in table.columns if k != "eval_index"},
-            "front_size": len(front),
-            "gmp": {
-                **dataclasses.asdict(g),
-                "allocation": allocation,
-                "retrain_epochs": config.finetune.epochs,
-            },
-            "select": {"tolerance_pp": config.select.tolerance_pp, "confidence": config.select.confidence},
-        }
+    columns = ["eval_index", "genome", "accuracy", "test_accuracy", "nonzero", "compression", "fitness"]
+    table, front, logbook, summary = retrained_tables(
+        config, prepared, problem, pd.DataFrame(rows), search_time, wall_start, columns
     )
+    summary["gmp"] = {
+        **dataclasses.asdict(g),
+        "allocation": allocation,
+        "retrain_epochs": config.finetune.epochs,
+    }
     first = pd.concat([table.iloc[0], pd.Series({"refined": True})])
     chosen = selected_summary(
         first, summary["baseline"], first["genome"], target.kept_fractions(points[0].masks)

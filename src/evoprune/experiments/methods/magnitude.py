@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from evoprune.config import Config
+from evoprune.errors import plural
 from evoprune.experiments import curve
 from evoprune.experiments.assemble import (
     Prepared,
-    identity,
     loss_bound,
     make_model_finetuner,
     make_problem,
@@ -18,12 +16,10 @@ from evoprune.experiments.assemble import (
     retrain_log,
 )
 from evoprune.experiments.context import RunContext
-from evoprune.experiments.methods.base import Method
-from evoprune.experiments.result import RunResult, native, run_summary
+from evoprune.experiments.methods.base import Method, retrained_tables
+from evoprune.experiments.result import RunResult
 from evoprune.refine.magnitude import level_steps, magnitude_levels, magnitude_schedule, retrain_budget_epochs
 from evoprune.refine.select import select
-from evoprune.reporting.metrics import compression, pareto_front
-from evoprune.scoring.evaluate import paper_fitness
 
 COLUMNS = [
     "eval_index",
@@ -58,7 +54,10 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     rounds = len(level_steps(levels)) if levels else max(budget // config.finetune.epochs, 1)
     if levels:  # Han's iterative pruning through the levels: one final retraining each
         budget = rounds * config.finetune.epochs
-    context.status(f"Magnitude pruning: {rounds} rounds of {config.finetune.epochs} epochs ({budget} in all)")
+    context.status(
+        f"Magnitude pruning: {plural(rounds, 'round')} of {plural(config.finetune.epochs, 'epoch')} "
+        f"({budget} in all)"
+    )
     start = time.perf_counter()
     original = finetuner.base
     log = retrain_log(config, prepared, context, "magnitude round")  # a resumed run replays its rounds
@@ -85,36 +84,19 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
         finetuner.rebase(original)
         finetuner.model.set_weights(original)
     search_time = time.perf_counter() - start
-    table["compression"] = compression(problem.base_nonzero, table["nonzero"].to_numpy(dtype=np.int64))
-    table["fitness"] = [
-        paper_fitness(a, n, problem.base_accuracy, problem.base_nonzero)
-        for a, n in zip(table["accuracy"], table["nonzero"])
-    ]
     table["genome"] = [
         " ".join(f"{v:.4g}" for v in target.kept_fractions(masks[i]).values()) for i in table["eval_index"]
     ]
-    table = table[COLUMNS]
-    front = pareto_front(table)
-    logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
-    best = table.loc[table["fitness"].idxmax()]
-    summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
-    summary.update(identity(prepared))
-    summary.update(
-        {
-            "evaluations": len(table),
-            "model_evaluations": len(table),
-            "best": {k: native(best[k]) for k in COLUMNS if k not in ("eval_index", "keep", "accepted")},
-            "front_size": len(front),
-            "magnitude": {
-                "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
-                "retrain_budget_epochs": budget,
-                "rounds": rounds,
-                "rounds_run": len(table),
-                "epochs_per_round": config.finetune.epochs,
-            },
-        }
+    table, front, logbook, summary = retrained_tables(
+        config, prepared, problem, table, search_time, wall_start, COLUMNS
     )
-    summary["select"] = {"tolerance_pp": config.select.tolerance_pp, "confidence": config.select.confidence}
+    summary["magnitude"] = {
+        "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",
+        "retrain_budget_epochs": budget,
+        "rounds": rounds,
+        "rounds_run": len(table),
+        "epochs_per_round": config.finetune.epochs,
+    }
     bound = loss_bound(config, prepared, lambda i: point_model(config, prepared, weights=weights[i])[0])
     summary["selected"] = select(
         front,

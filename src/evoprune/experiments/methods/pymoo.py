@@ -128,5 +128,7 @@ METHODS = [
         "a peer from another library: pymoo's NSGA2 with its own operators, on the same problem and budget",
         run_pymoo,
         genomes=True,
+        extra="peer",
+        modules=("pymoo",),
     )
 ]

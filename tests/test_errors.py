@@ -1,0 +1,58 @@
+"""Counts in messages agree with their nouns: "1 point", "2 points", "1 class"."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evoprune.errors import ModelError, plural
+
+
+@pytest.mark.parametrize(
+    "count, noun, expected",
+    [
+        (1, "point", "1 point"),
+        (1.0, "point", "1 point"),
+        (0.5, "point", "0.5 points"),
+        (2, "point", "2 points"),
+        (0, "evaluation", "0 evaluations"),
+        (1500, "weight", "1,500 weights"),
+        (np.int64(1), "class", "1 class"),
+        (np.int64(3), "class", "3 classes"),
+        (2, "index", "2 indices"),
+    ],
+)
+def test_plural(count, noun, expected):
+    many = "indices" if noun == "index" else None
+    assert plural(count, noun, many) == expected
+
+
+def test_a_one_class_model_is_named_in_the_singular(prepared):
+    from evoprune.models.training import build_model, check_fits
+
+    model = build_model("lenet-300-100", (28, 28, 1), 1)
+    with pytest.raises(ModelError, match="Model scores 1 class but the data has 10"):
+        check_fits(model, prepared.dataset, "one.keras")
+
+
+def test_run_summary_says_one_point_and_one_evaluation():
+    from evoprune.cli import describe
+
+    summary = {
+        "best": {
+            "threshold": 0.1,
+            "nonzero": 5,
+            "compression": 2.0,
+            "accuracy": 0.9,
+            "test_accuracy": 0.9,
+            "fitness": 1.0,
+        },
+        "baseline": {"nonzero": 10, "accuracy": 0.95},
+        "select": {"tolerance_pp": 1.0},
+        "selected": None,
+        "evaluations": 1,
+        "search_time_s": 0.1,
+        "wall_time_s": 1.0,
+    }
+    lines = describe(summary, "validation", "out")
+    assert "within 1 point on validation" in lines[1] and lines[2].startswith("1 evaluation, ")
