@@ -355,8 +355,9 @@ def prune(
         overrides: ``{"section.key": value}`` config overrides, as for :func:`load_config`.
         **options: config keys as keywords, as for :func:`load_config` (``layers="dense"``,
             ``algorithm="nsga2"``, ``population=24``, ``generations=5``, ``seed=0``, ...).
-        out: a run directory to write (checkpointed after every generation, and
-            resumable); ``None`` keeps the run in a temporary directory until :meth:`PruneResult.save`.
+        out: a run directory to write (checkpointed after every generation and every
+            fine-tuned point or retrained round, and resumable); ``None`` keeps the run
+            in a temporary directory until :meth:`PruneResult.save`.
         resume: continue the interrupted run in ``out`` (its saved config is used).
         overwrite: replace a finished run in ``out``.
         progress: ``(phase, done, total, note)``: phases ``train`` (epochs of a model
@@ -405,6 +406,8 @@ def prune(
             status=status,
             checkpoint=where.checkpoint,
             resume=resume,
+            retrain_file=where.retrain_log,
+            checkpointed=interrupt.stop_after if catch else (lambda what: None),
         )
         if catch:
             with interrupt:

@@ -14,7 +14,8 @@ import typer
 
 from evoprune import __version__, api
 from evoprune.config import Config
-from evoprune.errors import EvopruneError, SearchInterrupted, plural
+from evoprune.errors import EvopruneError, SearchInterrupted, Terminated, plural
+from evoprune.experiments.executors import sigterm_raises
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter quiet
 
@@ -111,9 +112,17 @@ def _err(message: str) -> None:
 
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
-    """Turns user errors into one line on stderr and exit code 1 (tracebacks with --debug)."""
+    """Turns user errors into one line on stderr and exit code 1 (tracebacks with --debug).
+
+    SIGTERM ends a command as Ctrl-C does (worker pools and clusters stopped first), with
+    exit code 143.
+    """
     try:
-        yield
+        with sigterm_raises():
+            yield
+    except Terminated:
+        _err("terminated (SIGTERM); finished work is saved: rerun compare or bench, or run --resume DIR")
+        raise typer.Exit(code=143) from None
     except SearchInterrupted as exc:
         _err(str(exc))
         raise typer.Exit(code=130) from None

@@ -28,6 +28,11 @@ class SearchInterrupted(EvopruneError):
     """The user asked to stop; the work done so far is checkpointed."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm, ``docker stop``, Kubernetes, systemd), raised in the main thread so that
+    worker pools, Dask clusters and locks are cleaned up as after a Ctrl-C."""
+
+
 class MissingExtraError(EvopruneError):
     """An optional dependency is not installed: the message names the extra that brings it."""
 

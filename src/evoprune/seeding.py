@@ -3,6 +3,10 @@
 The design, in one place:
 
 - Training (:func:`seed_everything`) seeds Python's, NumPy's and Keras' global generators.
+- A layer's own seed generator (Dropout's) is seeded where the layer is built, from
+  Python's generator as it is then (a model file loaded at any point of a process):
+  :func:`seed_layer_generators` sets them all from a seed before a fit that must not
+  depend on where the model came from.
 - A search owns a :class:`SearchRandom` seeded from ``search.seed``: ``python`` (a
   ``random.Random``) takes every draw of the search, and ``numpy`` (a ``RandomState``) the
   draws of DEAP's ``selNSGA3``, the only NumPy draws of a search. evoprune's own operators,
@@ -43,6 +47,24 @@ def seed_everything(seed: int, tensorflow: bool = True) -> None:
 
         keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
+
+
+SEED_STATE = "seed_generator_state"  # the variable of every keras.random.SeedGenerator
+
+
+def seed_layer_generators(model, seed: int) -> None:
+    """Sets every layer seed generator of a Keras model (Dropout's, ...) from ``seed``.
+
+    Each generator state becomes ``[s, 0]`` with ``s`` drawn from ``seed`` and the
+    generator's position among the model's variables, so a fit that follows draws the
+    same dropout masks in any process, whatever state the generators had (a layer picks
+    its initial seed from Python's ``random`` when it is built or loaded).
+    """
+    weights = {id(w) for w in model.weights}
+    states = [v for v in model.variables if id(v) not in weights and v.name == SEED_STATE]
+    draws = np.random.default_rng(seed).integers(1, 10**9, size=len(states))
+    for variable, draw in zip(states, draws):
+        variable.assign(np.array([draw, 0], dtype=variable.dtype))
 
 
 # DEAP modules that draw at module level, and the module names they draw through.

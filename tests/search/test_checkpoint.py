@@ -121,6 +121,24 @@ def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path, slow_config, refere
     _assert_same_results(out, reference)
 
 
+def test_sigterm_stops_the_run_at_once_and_it_resumes(tmp_path, slow_config, reference, monkeypatch):
+    """What Slurm, docker stop and systemd send: the run ends now (exit 143), its checkpoint intact."""
+    out = tmp_path / "run"
+    proc = _start(slow_config, out)
+    _wait_for_generation(proc, out, 2)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"no exit after SIGTERM:\n{proc.communicate()}") from None
+    assert proc.returncode == 143, stderr
+    assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert not (out / "summary.json").exists()
+    assert 2 <= _resume(out, monkeypatch) < GENERATIONS
+    _assert_same_results(out, reference)
+
+
 def test_resume_errors(tmp_path, slow_config, reference, sample_config):
     done = runner.invoke(app, ["run", "--resume", str(reference)])
     assert done.exit_code == 1 and "already complete" in done.output

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from evoprune.config import Config
 from evoprune.data.dataset import Dataset, load_dataset
 from evoprune.errors import DataError, plural
+from evoprune.experiments.context import RunContext
 from evoprune.io import file_sha256, weights_sha256
 from evoprune.models.target import PruneTarget, build_target
 from evoprune.models.training import EpochCallback, TrainedModel, correct, load_or_train
 from evoprune.refine.finetune import FinetuneSettings, HeadFinetuner, RefiningEvaluator, head_scorer
 from evoprune.refine.retrain import ModelFinetuner
+from evoprune.refine.retrain_log import RetrainLog
 from evoprune.refine.select import loss_bound_pp
 from evoprune.scoring.evaluate import KerasEvaluator, PruningProblem
 from evoprune.search.encodings import make_encoding
@@ -96,6 +98,30 @@ def identity(prepared: Prepared) -> dict[str, str]:
     if prepared.trained.path is not None:
         ident["model_sha256"] = file_sha256(prepared.trained.path)
     return ident
+
+
+def retrain_log(
+    config: Config, prepared: Prepared, context: RunContext, what: str = "retraining"
+) -> RetrainLog:
+    """The run's :class:`~evoprune.refine.retrain_log.RetrainLog`: read back on resume, else empty.
+
+    On disk in a run directory (``context.retrain_file``), in memory otherwise. Logged
+    weights must have the model's shapes; each entry added calls ``context.checkpointed``
+    with ``"{what} {n}"`` (n: the entries logged so far), where a Ctrl-C stops the run.
+
+    Raises:
+        CheckpointError: the log on disk is damaged, or of another config, data or model.
+    """
+    model: Any = prepared.trained.model
+    log = RetrainLog.open(
+        context.retrain_file,
+        config,
+        identity(prepared),
+        shapes=[w.shape for w in model.get_weights()],
+        resume=context.resume,
+    )
+    log.on_add = lambda key: context.checkpointed(f"{what} {len(log)}")
+    return log
 
 
 def make_problem(config: Config, prepared: Prepared) -> PruningProblem:

@@ -26,7 +26,11 @@ class RunContext:
         progress: ``(phase, done, total, note)`` as the run moves through its phases.
         status: one-line messages.
         checkpoint: the checkpoint file of a run directory (``None``: no checkpoints).
-        resume: continue from ``checkpoint``.
+        resume: continue from ``checkpoint`` and ``retrain_file``.
+        retrain_file: the run directory's log of finished retrainings (``None``: kept in
+            memory only); see :func:`~evoprune.experiments.assemble.retrain_log`.
+        checkpointed: called with a description (``"fine-tuning point 3"``) each time a
+            retraining is logged: the caller's interrupt check (it may raise to stop there).
     """
 
     observers: Sequence[Callable] = ()
@@ -34,3 +38,5 @@ class RunContext:
     status: Status = _quiet
     checkpoint: Path | None = None
     resume: bool = False
+    retrain_file: Path | None = None
+    checkpointed: Status = _quiet

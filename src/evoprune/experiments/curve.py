@@ -21,6 +21,7 @@ from evoprune.experiments.context import RunContext
 from evoprune.experiments.result import RunResult
 from evoprune.refine.gradual import schedule_for, target_nonzero
 from evoprune.refine.retrain import ModelFinetuner
+from evoprune.refine.retrain_log import RetrainLog
 
 COLUMNS = ["compression", "nonzero", "accuracy", "test_accuracy", "drop_pp", "test_drop_pp", "per_layer"]
 
@@ -76,6 +77,31 @@ def gmp_point(
         raise AssertionError("gradual pruning kept more weights than its schedule")
     accuracy, test_accuracy = tuner.evaluate(weights)
     return Point(compression, weights, masks, accuracy, test_accuracy)
+
+
+def logged_point(
+    log: RetrainLog, key: str, tuner: ModelFinetuner, make: Callable[[], Point], masks: list | None = None
+) -> Point:
+    """``make()``, logged under ``key`` as it finishes; a resumed run gets it from ``log`` instead.
+
+    Args:
+        masks: the point's masks (a fixed mask's); ``None``: the nonzero weights of its
+            pruned kernels (a gradual pruning's, as :func:`gmp_point` makes them).
+    """
+    if log.done(key):
+        row, weights = log.row(key), log.weights(key)
+        assert weights is not None  # every point is logged with its weights
+        kept = (
+            masks
+            if masks is not None
+            else [weights[_offset(tuner.model, i)] != 0 for i in tuner.target.indices]
+        )
+        kept = [np.asarray(m, dtype=bool) for m in kept]
+        return Point(row["compression"], weights, kept, row["accuracy"], row["test_accuracy"])
+    point = make()
+    row = {"compression": point.compression, "accuracy": point.accuracy, "test_accuracy": point.test_accuracy}
+    log.add(key, row, point.weights)
+    return point
 
 
 def _offset(model, layer_index: int) -> int:

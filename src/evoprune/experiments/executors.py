@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import multiprocessing
+import signal
+import threading
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from uuid import uuid4
 
-from evoprune.errors import ConfigError, EvopruneError, plural, require_extra
+from evoprune.errors import ConfigError, EvopruneError, Terminated, plural, require_extra
 
 EXECUTORS = ("dask", "local", "serial")
 CONNECT_TIMEOUT_S = 10  # seconds to reach an existing Dask scheduler
@@ -22,6 +25,30 @@ OnResult = Callable[[dict, dict], None]
 
 class TrialError(EvopruneError):
     """A trial raised an exception, or lost its worker process more often than allowed."""
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Inside, SIGTERM raises :class:`~evoprune.errors.Terminated` in the main thread.
+
+    SIGTERM's default action ends the process at once, leaving its spawn workers and Dask
+    processes running; raised as an exception it runs the cleanup a Ctrl-C runs (workers
+    terminated, the cluster closed). A handler the caller installed is kept, and outside
+    the main thread nothing changes.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handle(signum, frame) -> None:
+        raise Terminated("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def check_executor(executor: str) -> None:
@@ -141,12 +168,13 @@ def run_tasks(
             on_result(spec, result)
 
     if pending:
-        if executor == "serial":
-            _run_serial(task, pending, emit)
-        elif executor == "local":
-            _run_local(task, pending, workers, retries, emit)
-        else:
-            _run_dask(task, pending, workers, scheduler, retries, emit)
+        with sigterm_raises():  # SIGTERM and SIGINT stop the workers before the process ends
+            if executor == "serial":
+                _run_serial(task, pending, emit)
+            elif executor == "local":
+                _run_local(task, pending, workers, retries, emit)
+            else:
+                _run_dask(task, pending, workers, scheduler, retries, emit)
     return [results[spec["key"]] for spec in pending]
 
 
@@ -160,14 +188,23 @@ def _run_serial(task: str, pending: list[dict], emit: OnResult) -> None:
         emit(spec, result)
 
 
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Kills the pool's workers (cancelling running trials) and shuts the pool down."""
+def _terminate(pool: ProcessPoolExecutor, grace_s: float = 5.0) -> None:
+    """Kills the pool's workers (cancelling running trials) and shuts the pool down.
+
+    Workers get SIGTERM, and SIGKILL after ``grace_s`` seconds; none outlives the call.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
     if terminate is not None:
         terminate()
-        return
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        proc.terminate()
+    else:
+        for proc in processes:
+            proc.terminate()
+    for proc in processes:
+        proc.join(grace_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
     pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -211,10 +248,10 @@ def _run_local(task: str, pending: list[dict], workers: int, retries: int, emit:
                     else:
                         lost.append((spec, BrokenProcessPool("worker process died")))
                 inflight.clear()
-        except BaseException:
+            pool.shutdown(wait=True)
+        except BaseException:  # a failed trial, Ctrl-C, SIGTERM (see sigterm_raises)
             _terminate(pool)
             raise
-        pool.shutdown(wait=True)
         for spec, exc in reversed(lost):
             attempts[spec["key"]] += 1
             if attempts[spec["key"]] > retries:

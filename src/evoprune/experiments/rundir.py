@@ -5,6 +5,9 @@ A run directory holds (``docs/run-directory.md`` documents every key):
 ==================  ===========================================================
 ``config.toml``     the resolved config (written when the run starts)
 ``checkpoint.npz``  the search's state after every generation (data only)
+``retrain.npz``     each retraining as it finishes (fine-tuned points, magnitude
+                    rounds; data only): what ``--resume`` replays; removed when the
+                    run finishes (its weights are in ``weights.npz`` then)
 ``logbook.csv``     one row per generation (or round)
 ``population.csv``  the final population
 ``front.csv``       the non-dominated points of everything evaluated
@@ -36,7 +39,7 @@ import pandas as pd
 from evoprune.config import Config
 from evoprune.data.dataset import SAMPLE_NAME
 from evoprune.errors import EvopruneError
-from evoprune.experiments import configure
+from evoprune.experiments import configure, methods
 from evoprune.experiments.result import RunResult, finite
 from evoprune.io import atomic_write_bytes, atomic_write_text, check_out_path, exclusive_lock, prepare_out_dir
 from evoprune.models.training import save_model
@@ -49,6 +52,7 @@ SUMMARY = "summary.json"
 LOCK = ".evoprune.lock"
 CHECKPOINT = "checkpoint.npz"
 OLD_CHECKPOINT = "checkpoint.pkl"  # an old pickle checkpoint: refused, never loaded
+RETRAIN = "retrain.npz"  # the log of finished retrainings (refine.retrain_log), while unfinished
 LOGBOOK = "logbook.csv"
 POPULATION = "population.csv"
 FRONT = "front.csv"
@@ -82,6 +86,11 @@ class RunDir:
     def checkpoint(self) -> Path:
         """The search checkpoint."""
         return self.path / CHECKPOINT
+
+    @property
+    def retrain_log(self) -> Path:
+        """The log of finished retrainings (see :class:`~evoprune.refine.retrain_log.RetrainLog`)."""
+        return self.path / RETRAIN
 
     @property
     def finished(self) -> bool:
@@ -280,8 +289,8 @@ class RunDir:
         """Creates the directory and holds its lock for the run's life.
 
         A fresh run checks again that no run finished there meanwhile (unless ``overwrite``),
-        removes ``summary.json`` (the directory is unfinished from now on) and writes
-        ``config.toml``; a resumed run keeps both.
+        removes ``summary.json`` (the directory is unfinished from now on) and an earlier
+        run's retraining log, and writes ``config.toml``; a resumed run keeps them all.
 
         Raises:
             EvopruneError: unwritable path, a finished run, or another run holding the lock.
@@ -292,13 +301,18 @@ class RunDir:
                 if not overwrite:
                     self.refuse_finished()
                 (self.path / SUMMARY).unlink(missing_ok=True)
+                self.retrain_log.unlink(missing_ok=True)
                 atomic_write_text(self.path / CONFIG, config.to_toml())
             yield self
 
     def finish(self, result: RunResult, wall_time_s: float) -> None:
-        """Records the run's wall time and writes its files, ``summary.json`` last."""
+        """Records the run's wall time and writes its files, ``summary.json`` last.
+
+        The retraining log goes once the run is finished: ``weights.npz`` holds what export needs.
+        """
         result.summary["wall_time_s"] = wall_time_s
         self.write(result)
+        self.retrain_log.unlink(missing_ok=True)
 
 
 def _weights_bytes(weights: dict[int, list], curve: dict[int, list]) -> bytes:
@@ -361,7 +375,8 @@ def run_config(
             f"--config differs from the run being resumed: "
             f"{checkpoint.config_difference(config.to_dict(), given.to_dict())}"
         )
-    checkpoint.load(run.checkpoint, config, legacy=run.file(OLD_CHECKPOINT))  # fail before any training
+    if methods.get(config.search.algorithm).checkpoint:  # fail before any training
+        checkpoint.load(run.checkpoint, config, legacy=run.file(OLD_CHECKPOINT))
     return run.path, config
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from evoprune.config.checks import KERAS_ONLY
 from evoprune.data.dataset import normalize
 from evoprune.errors import ModelError, require_extra
+from evoprune.models.refused import lambda_note, refused
 
 Artifact = Union[str, Path, bytes]
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of a .tflite file
@@ -83,7 +84,7 @@ def kind_of(path: Path) -> str:
         return "tflite"
     if zipfile.is_zipfile(path):
         return "keras"
-    why = f" ({KERAS_ONLY})" if path.suffix.lower() in (".h5", ".hdf5") else ""
+    why = f" ({KERAS_ONLY}){lambda_note(path)}" if path.suffix.lower() in (".h5", ".hdf5") else ""
     raise ModelError(f"Expected a .keras or .tflite model file{why}. Received: MODEL={path}")
 
 
@@ -98,7 +99,7 @@ def load_keras(path: Path):
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
+        raise refused(path, exc) from exc
 
 
 def require_litert(what: str = "the .tflite format") -> None:

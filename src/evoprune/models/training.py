@@ -19,6 +19,7 @@ from evoprune.data.dataset import Dataset, eval_pipeline, train_pipeline
 from evoprune.errors import ModelError, plural
 from evoprune.io import file_lock
 from evoprune.models.architectures import build, check_input
+from evoprune.models.refused import lambda_note, refused
 from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name
 from evoprune.seeding import seed_everything
 
@@ -213,13 +214,13 @@ def load_model_file(path: Path):
     import keras
 
     if Path(path).suffix != ".keras":
-        raise ModelError(f"Expected a .keras model file ({KERAS_ONLY}). Received: {path}")
+        raise ModelError(f"Expected a .keras model file ({KERAS_ONLY}){lambda_note(path)}. Received: {path}")
     if not path.is_file():
         raise ModelError(f"Model file not found. Received: {path}")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise ModelError(f"Not a loadable Keras model file: {path} ({exc.__class__.__name__})") from exc
+        raise refused(path, exc) from exc
     check_model(model, str(path))
     compile_model(model)
     return model

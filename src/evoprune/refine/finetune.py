@@ -205,7 +205,9 @@ def refine_front(
         status: called with one line per fine-tuned point ("point k of at most n").
         progress: ``(done, total, note)`` before the first point and after each one;
             ``total`` is the spread points plus the bisection's upper bound, updated (it
-            only shrinks) as the results narrow the bisection.
+            only shrinks) as the results narrow the bisection. The points follow from the
+            scores alone, so a ``score`` that answers logged points from a
+            :class:`~evoprune.refine.retrain_log.RetrainLog` resumes the bisection where it was.
 
     Returns:
         A DataFrame with ``eval_index, nonzero, compression, accuracy, test_accuracy,

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.errors import CheckpointError
 from evoprune.refine.gradual import target_nonzero
+from evoprune.refine.retrain_log import RetrainLog, mask_key
 from evoprune.reporting.metrics import accuracy_bar
 
 FIRST_KEEP = 0.5  # each accepted round keeps this share of the surviving weights ...
@@ -68,6 +70,7 @@ def magnitude_schedule(
     tolerance_pp: float,
     status=lambda msg: None,
     progress=lambda done, total: None,
+    log: RetrainLog | None = None,
 ) -> tuple[pd.DataFrame, dict, dict]:
     """Iterative pruning: prune the smallest normalised magnitudes, retrain, repeat.
 
@@ -82,6 +85,9 @@ def magnitude_schedule(
     Args:
         finetuner: a :class:`~evoprune.refine.retrain.ModelFinetuner`; its ``base`` weights are
             moved to the accepted model between rounds (:meth:`rebase`).
+        log: each round is logged as it finishes (key ``round r``: its masks' key,
+            accuracies and retrained weights); rounds already there are replayed, not
+            retrained, so a resumed schedule continues with the next round.
 
     Returns:
         One row per round (``eval_index`` = round, ``nonzero``, ``accuracy``,
@@ -92,13 +98,13 @@ def magnitude_schedule(
     masks = [np.ones(k.shape, dtype=bool) for k in kernels]
     weights, keep = list(finetuner.base), FIRST_KEEP
     layer_pos = finetuner.target.indices
+    log = log if log is not None else RetrainLog(None, Config())
     rows, all_masks, all_weights = [], {}, {}
     bar = accuracy_bar(base_accuracy, tolerance_pp)
     for r in range(rounds):
         current = [_kernel_of(finetuner.model, weights, i) for i in layer_pos]
         trial = prune_to(scores_of(current), masks, int(round(keep * sum(m.sum() for m in masks))))
-        finetuner.rebase(weights)
-        accuracy, test_accuracy = finetuner.score(trial)
+        accuracy, test_accuracy, all_weights[r] = _retrain_round(finetuner, log, f"round {r}", weights, trial)
         accepted = accuracy >= bar
         nonzero = int(sum(m.sum() for m in trial))
         status(
@@ -115,7 +121,7 @@ def magnitude_schedule(
                 "accepted": accepted,
             }
         )
-        all_masks[r], all_weights[r] = trial, finetuner.tuned_weights(trial)  # memoized by score
+        all_masks[r] = trial
         progress(r + 1, rounds)
         if accepted:
             weights, masks = all_weights[r], trial
@@ -124,6 +130,26 @@ def magnitude_schedule(
         else:
             keep = min(math.sqrt(keep), MAX_KEEP)
     return pd.DataFrame(rows), all_masks, all_weights
+
+
+def _retrain_round(finetuner, log: RetrainLog, key: str, weights: list, trial: list) -> tuple:
+    """One round's ``(accuracy, test accuracy, weights)``: from the log, else retrained and logged.
+
+    The round retrains ``trial`` from ``weights`` (the model it prunes further).
+
+    Raises:
+        CheckpointError: the logged round pruned other masks (a log of another schedule).
+    """
+    if log.done(key):
+        row = log.row(key)
+        if row.get("masks") != mask_key(trial):
+            raise CheckpointError(f"Retraining log does not match magnitude {key}: {log.path}")
+        return row["accuracy"], row["test_accuracy"], log.weights(key)
+    finetuner.rebase(weights)
+    tuned = finetuner.tuned_weights(trial)
+    accuracy, test_accuracy = finetuner.evaluate(tuned)
+    log.add(key, {"masks": mask_key(trial), "accuracy": accuracy, "test_accuracy": test_accuracy}, tuned)
+    return accuracy, test_accuracy, tuned
 
 
 def level_steps(levels: list[float]) -> list[float]:
@@ -140,6 +166,7 @@ def magnitude_levels(
     levels: list[float],
     status=lambda msg: None,
     progress=lambda done, total: None,
+    log: RetrainLog | None = None,
 ) -> tuple[pd.DataFrame, dict, dict]:
     """Iterative pruning through fixed compressions: prune to each step, retrain, go on.
 
@@ -149,18 +176,19 @@ def magnitude_levels(
     model at a level is the step at that level, so every level had one final retraining
     of the same length. Returns rows as :func:`magnitude_schedule` (every round accepted)
     with the step's ``compression`` in ``keep``'s place, masks and weights by round.
+    Each step is logged as it finishes (``log``; key ``step r``), as the rounds of
+    :func:`magnitude_schedule` are.
     """
     steps = level_steps(levels)
     total = int(sum(np.count_nonzero(k) for k in kernels))
     masks = [np.ones(k.shape, dtype=bool) for k in kernels]
     weights = list(finetuner.base)
     rows, all_masks, all_weights = [], {}, {}
+    log = log if log is not None else RetrainLog(None, Config())
     for r, step in enumerate(steps):
         current = [_kernel_of(finetuner.model, weights, i) for i in finetuner.target.indices]
         masks = prune_to(normalized_magnitudes(current), masks, target_nonzero(total, step))
-        finetuner.rebase(weights)
-        weights = finetuner.tuned_weights(masks)
-        accuracy, test_accuracy = finetuner.evaluate(weights)
+        accuracy, test_accuracy, weights = _retrain_round(finetuner, log, f"step {r}", weights, masks)
         nonzero = int(sum(m.sum() for m in masks))
         status(f"magnitude step {r}: {step:g}x, nonzero {nonzero}, accuracy {accuracy:.4f}")
         rows.append(

@@ -7,7 +7,7 @@ import numpy as np
 from evoprune.data.dataset import eval_pipeline, train_pipeline
 from evoprune.models.training import accuracy, compile_model
 from evoprune.refine.finetune import layer_masks
-from evoprune.seeding import seed_everything
+from evoprune.seeding import seed_everything, seed_layer_generators
 
 
 class ModelFinetuner:
@@ -22,9 +22,12 @@ class ModelFinetuner:
     and optionally an L2 penalty ``l2 x sum(w^2)`` on the pruned kernels (Han et al. 2015
     retrain with L2 regularisation), set as each kernel's Keras regularizer while it trains.
 
-    Every fine-tuning starts from the same state, the random-seed states of layers such as
-    Dropout included, so a mask's result does not depend on what was tuned before it (an
-    export retrains the selected mask alone and must get the run's model).
+    Every fine-tuning is a pure function of (model weights, masks, data, settings, seed):
+    the global generators and the layers' own seed generators (Dropout's) are set from
+    ``seed`` before each fit, so a mask's result depends neither on what was tuned before
+    it nor on how the model came into the process (an export retrains the selected mask
+    alone, in a fresh process, and must get the run's model). The layers' generator
+    states are put back afterwards.
 
     Args:
         model: the trained model (its weights are restored after every call).
@@ -127,7 +130,7 @@ class ModelFinetuner:
         constraints = [layer.kernel.constraint for layer in layers]
         regularizers = [layer.kernel.regularizer for layer in layers]
         seed_everything(self.seed)
-        self._restore_rng_states()  # layers' own seed generators start over too
+        seed_layer_generators(self.model, self.seed)  # not as the model was built or loaded
         self.model.set_weights(self.base)
         masked = []
         for layer, mask, own in zip(layers, masks, constraints):

@@ -284,6 +284,11 @@ def generation_stats(
 Observer = Callable[[LoopState], None]
 
 
+def finished(state: LoopState, generations: int, evaluations: int, max_evaluations: int = 0) -> bool:
+    """True when the loop stops at ``state``: all generations run, or the evaluation budget spent."""
+    return state.generation >= generations or bool(max_evaluations and evaluations >= max_evaluations)
+
+
 def evolve(
     toolbox: base.Toolbox,
     strategy: Strategy,
@@ -314,9 +319,7 @@ def evolve(
         state = LoopState(0, population, logbook)
         for observer in observers:
             observer(state)
-    while state.generation < generations and not (
-        max_evaluations and toolbox.evaluations() >= max_evaluations
-    ):
+    while not finished(state, generations, toolbox.evaluations(), max_evaluations):
         offspring = strategy.offspring(toolbox, state.population)
         nevals = evaluate_invalid(toolbox, offspring)
         population = strategy.survive(toolbox, state.population, offspring)

@@ -379,7 +379,8 @@ class GracefulInterrupt:
     """Context manager: the first Ctrl-C sets a flag instead of raising mid-generation.
 
     Use :meth:`check` as the last loop observer: it raises :class:`SearchInterrupted`
-    once the current generation is complete (and checkpointed by earlier observers).
+    once the current generation is complete (and checkpointed by earlier observers);
+    :meth:`stop_after` does the same after other checkpointed work (a fine-tuned point).
     A second Ctrl-C interrupts at once.
     """
 
@@ -401,8 +402,11 @@ class GracefulInterrupt:
         self.requested = True
 
     def check(self, state: LoopState) -> None:
+        self.stop_after(f"generation {state.generation}")
+
+    def stop_after(self, what: str) -> None:
+        """Raises :class:`SearchInterrupted` once a Ctrl-C came, naming the work saved last."""
         if self.requested:
             raise SearchInterrupted(
-                f"Interrupted after generation {state.generation}; "
-                f"checkpoint saved. Resume with: {self.resume_hint}"
+                f"Interrupted after {what}; checkpoint saved. Resume with: {self.resume_hint}"
             )

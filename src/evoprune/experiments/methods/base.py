@@ -31,6 +31,10 @@ class Method:
         table: the name of that table (default: the method's name); methods that share
             settings share a table (``gmp-global`` reads ``[gmp]``).
         check: refuses settings the method cannot run with (a ``ConfigError``).
+        checkpoint: it resumes from the search checkpoint (``checkpoint.npz``), which a
+            resumed run must then have; a method without one resumes from its
+            retraining log alone (:func:`~evoprune.experiments.assemble.retrain_log`), or
+            starts again.
         extra: the ``pyproject.toml`` extra it needs (``None``: the core is enough).
         modules: the top-level modules of that extra it imports.
     """
@@ -43,6 +47,7 @@ class Method:
     section: type | None = None
     table: str = ""
     check: Callable = field(default=_quiet)
+    checkpoint: bool = False
     extra: str | None = None
     modules: tuple[str, ...] = ()
 

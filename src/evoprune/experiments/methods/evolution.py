@@ -19,17 +19,19 @@ from evoprune.experiments.assemble import (
     make_problem,
     make_scorer,
     point_model,
+    retrain_log,
 )
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.methods.base import Method
 from evoprune.experiments.result import RunResult, native, run_summary
 from evoprune.refine import gradual
 from evoprune.refine.finetune import best_refined, refine_front
+from evoprune.refine.retrain_log import RetrainLog, logged_score, mask_key
 from evoprune.refine.select import select
 from evoprune.reporting.metrics import compression, pareto_front
 from evoprune.scoring.evaluate import PruningProblem
 from evoprune.search import checkpoint
-from evoprune.search.algorithms import STRATEGIES, LoopState, build_toolbox, evolve
+from evoprune.search.algorithms import STRATEGIES, LoopState, build_toolbox, evolve, finished
 from evoprune.seeding import SearchRandom
 
 
@@ -49,60 +51,69 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     toolbox, strategy = build_toolbox(config.search, problem, rng.python)
     setup_time = time.perf_counter() - setup_start
     ident = identity(prepared)
-    generations = config.search.generations
     with rng.bound():
-        state, earlier_search_time = None, 0.0
-        if context.resume:
-            assert context.checkpoint is not None  # a run resumes from its checkpoint file
-            payload = checkpoint.load(context.checkpoint, config)
-            checkpoint.check_identity(payload["meta"], ident, context.checkpoint.parent)
-            state = checkpoint.restore(payload, problem, rng)
-            earlier_search_time = payload["meta"]["search_time_s"]
-            context.status(f"Resuming after generation {state.generation}")
-        context.status(
-            f"Searching: {config.search.algorithm}, population {config.search.population}, "
-            f"{plural(generations, 'generation')}"
-        )
-        search_start = time.perf_counter()
-
-        def save_checkpoint(current: LoopState) -> None:
-            assert context.checkpoint is not None  # observed only with a checkpoint file
-            checkpoint.save(
-                context.checkpoint,
-                current,
-                problem,
-                rng,
-                config,
-                earlier_search_time + time.perf_counter() - search_start,
-                ident,
-            )
-
-        def report(current: LoopState) -> None:
-            row = current.logbook[-1]
-            note = f"best fitness {row['fitness_max']:.4f}, evals {row['evaluations']}"
-            context.progress("search", current.generation, generations, note)
-
-        observers = [save_checkpoint] if context.checkpoint else []
-        observers += [report, *context.observers]
-        state = evolve(
-            toolbox,
-            strategy,
-            config.search.population,
-            generations,
-            observers,
-            state=state,
-            max_evaluations=config.search.max_evaluations,
-        )
-        search_time = earlier_search_time + time.perf_counter() - search_start
+        state, search_time = _search(config, problem, toolbox, strategy, rng, ident, context)
     result = tabulate(
         config, prepared, problem, state, search_time, setup_time, time.perf_counter() - wall_start
     )
     result.summary.update(ident)  # dataset_checksum, model_sha256, model_weights_sha256
+    log = retrain_log(config, prepared, context)  # fine-tuned points and curve levels, as they finish
     if config.finetune.refine == "front":
         context.status("Fine-tuning the front")
-        result = refine(config, prepared, problem, result, context)
+        result = refine(config, prepared, problem, result, context, log)
     result = with_selection(config, prepared, problem, result)
-    return evolved_curve(config, prepared, problem, result, context) if config.select.compressions else result
+    if config.select.compressions:
+        return evolved_curve(config, prepared, problem, result, context, log)
+    return result
+
+
+def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, context: RunContext):
+    """Runs (or resumes) the DEAP loop, checkpointed; returns its final state and search time.
+
+    A run resumed after its search had finished (interrupted while fine-tuning) does not
+    enter the loop again: its checkpoint is the final state.
+    """
+    generations, budget = config.search.generations, config.search.max_evaluations
+    state, earlier_search_time = None, 0.0
+    if context.resume:
+        assert context.checkpoint is not None  # a run resumes from its checkpoint file
+        payload = checkpoint.load(context.checkpoint, config)
+        checkpoint.check_identity(payload["meta"], ident, context.checkpoint.parent)
+        state = checkpoint.restore(payload, problem, rng)
+        earlier_search_time = payload["meta"]["search_time_s"]
+        if finished(state, generations, toolbox.evaluations(), budget):
+            context.status(f"The search had finished (generation {state.generation}); resuming after it")
+            return state, earlier_search_time
+        context.status(f"Resuming after generation {state.generation}")
+        context.progress("search", state.generation, generations, "resumed")
+    context.status(
+        f"Searching: {config.search.algorithm}, population {config.search.population}, "
+        f"{plural(generations, 'generation')}"
+    )
+    search_start = time.perf_counter()
+
+    def save_checkpoint(current: LoopState) -> None:
+        assert context.checkpoint is not None  # observed only with a checkpoint file
+        checkpoint.save(
+            context.checkpoint,
+            current,
+            problem,
+            rng,
+            config,
+            earlier_search_time + time.perf_counter() - search_start,
+            ident,
+        )
+
+    def report(current: LoopState) -> None:
+        row = current.logbook[-1]
+        note = f"best fitness {row['fitness_max']:.4f}, evals {row['evaluations']}"
+        context.progress("search", current.generation, generations, note)
+
+    observers = [save_checkpoint] if context.checkpoint else []
+    observers += [report, *context.observers]
+    population = config.search.population
+    state = evolve(toolbox, strategy, population, generations, observers, state=state, max_evaluations=budget)
+    return state, earlier_search_time + time.perf_counter() - search_start
 
 
 def front_allocation(problem: PruningProblem, front: pd.DataFrame, level: float) -> dict[str, float]:
@@ -119,7 +130,12 @@ def front_allocation(problem: PruningProblem, front: pd.DataFrame, level: float)
 
 
 def evolved_curve(
-    config: Config, prepared: Prepared, problem: PruningProblem, result: RunResult, context: RunContext
+    config: Config,
+    prepared: Prepared,
+    problem: PruningProblem,
+    result: RunResult,
+    context: RunContext,
+    log: RetrainLog | None = None,
 ) -> RunResult:
     """Evolution's model at each ``select.compressions`` level: its allocation, under a moving threshold.
 
@@ -130,6 +146,7 @@ def evolved_curve(
     the threshold starts at the evolved allocation; as training moves the weights the
     allocation moves too, as GMP global's does. (A static per-layer target lost to GMP
     global in the research this design came from: ``docs/results/curves-lenet-300-100``.)
+    Each level is logged as it finishes (``log``, the run's retraining log by default).
     """
     g = config.section("gmp")
     initial, begin, end, frequency = (
@@ -139,12 +156,17 @@ def evolved_curve(
     )
     tuner = curve.finetuner(config, prepared)
     target = problem.evaluator.target
+    log = log if log is not None else retrain_log(config, prepared, context)
 
     def make(level: float) -> curve.Point:
         allocation = gradual.scales_for(
             target.names, target.kernels, front_allocation(problem, result.front, level)
         )
-        return curve.gmp_point(tuner, level, allocation, initial, begin, end, frequency, context)
+
+        def retrain() -> curve.Point:
+            return curve.gmp_point(tuner, level, allocation, initial, begin, end, frequency, context)
+
+        return curve.logged_point(log, f"curve {level:g}x", tuner, retrain)
 
     return curve.with_curve(config, prepared, result, make, context)
 
@@ -183,16 +205,25 @@ def refine(
     problem: PruningProblem,
     result: RunResult,
     context: RunContext = RunContext(),
+    log: RetrainLog | None = None,
 ) -> RunResult:
-    """Fine-tunes the front's useful points and adds ``refined`` (and their weights) to the result."""
+    """Fine-tunes the front's useful points and adds ``refined`` (and their weights) to the result.
+
+    Each fine-tuned point is logged as it finishes (``log``, the run's retraining log by
+    default; see :func:`~evoprune.experiments.assemble.retrain_log`): a resumed run answers
+    the logged points from the log and fine-tunes only the rest.
+    """
     start = time.perf_counter()
     keys = [key for key, _ in problem.archive()]
     score, tuned_weights = make_scorer(config, prepared, problem)
+    log = log if log is not None else retrain_log(config, prepared, context)
+    if len(log):
+        context.status(f"Resuming fine-tuning: {len(log)} points fine-tuned before the interruption")
     refined = refine_front(
         result.front,
         keys,
         problem,
-        score,
+        logged_score(log, score, tuned_weights),
         config.finetune.max_points,
         config.finetune.max_drop_pp,
         within_pp=config.select.tolerance_pp,
@@ -200,10 +231,10 @@ def refine(
         progress=lambda done, total, note: context.progress("finetune", done, total, note),
     )
     weights = {}
-    if tuned_weights is not None:  # memoized: the weights score measured, no second training
-        for index in refined["eval_index"]:
-            masks = [m[0] for m in problem.encoding.decode([keys[int(index)]])]
-            weights[int(index)] = tuned_weights(masks)
+    for index in refined["eval_index"]:  # the weights score measured (logged), no second training
+        kept = log.weights(mask_key([m[0] for m in problem.encoding.decode([keys[int(index)]])]))
+        if kept is not None:
+            weights[int(index)] = kept
     summary = dict(result.summary)
     summary["refined"] = {
         "points": len(refined),
@@ -293,6 +324,7 @@ METHODS = [
         genomes=True,
         operators=True,
         check=lambda config, strategy=strategy: strategy.check(config.search),
+        checkpoint=True,
     )
     for name, strategy in STRATEGIES.items()
 ]

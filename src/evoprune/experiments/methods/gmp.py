@@ -19,7 +19,7 @@ import pandas as pd
 from evoprune.config import Config, check_choice, check_range
 from evoprune.errors import ConfigError
 from evoprune.experiments import curve
-from evoprune.experiments.assemble import Prepared, loss_bound, make_problem, point_model
+from evoprune.experiments.assemble import Prepared, loss_bound, make_problem, point_model, retrain_log
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.methods.base import Method, retrained_tables
 from evoprune.experiments.result import RunResult
@@ -102,17 +102,20 @@ def run_gmp(
     target = problem.evaluator.target
     tuner = curve.finetuner(config, prepared)
     levels = [g.compression] + [level for level in config.select.compressions if level != g.compression]
+    log = retrain_log(config, prepared, context, "GMP level")  # a resumed run replays its levels
     start = time.perf_counter()
     points = []
     for i, level in enumerate(levels):
         context.status(
             f"GMP to {level:g}x ({allocation if isinstance(allocation, str) else 'table'} allocation)"
         )
-        points.append(
-            curve.gmp_point(
+
+        def make(level: float = level) -> curve.Point:
+            return curve.gmp_point(
                 tuner, level, allocation, g.initial_sparsity, g.begin, g.end, g.frequency, context
             )
-        )
+
+        points.append(curve.logged_point(log, f"level {level:g}x", tuner, make))
         context.progress("level", i + 1, len(levels), f"{level:g}x")
     search_time = time.perf_counter() - start
     rows = []

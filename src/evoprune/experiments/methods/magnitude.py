@@ -13,6 +13,7 @@ from evoprune.experiments.assemble import (
     make_model_finetuner,
     make_problem,
     point_model,
+    retrain_log,
 )
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.methods.base import Method, retrained_tables
@@ -59,11 +60,14 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     )
     start = time.perf_counter()
     original = finetuner.base
+    log = retrain_log(config, prepared, context, "magnitude round")  # a resumed run replays its rounds
+    if len(log):
+        context.status(f"Resuming: {len(log)} rounds retrained before the interruption")
     report = lambda done, total: context.progress("round", done, total, "")  # noqa: E731
     try:
         if levels:
             table, masks, weights = magnitude_levels(
-                finetuner, problem.evaluator.kernels, levels, context.status, report
+                finetuner, problem.evaluator.kernels, levels, context.status, report, log
             )
         else:
             table, masks, weights = magnitude_schedule(
@@ -74,6 +78,7 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
                 config.select.tolerance_pp,
                 context.status,
                 report,
+                log,
             )
     finally:
         finetuner.rebase(original)
