@@ -76,10 +76,16 @@ def identity(prepared: Prepared) -> dict[str, str]:
     return ident
 
 
-def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
-    """Builds the encoding and the evaluators on the fitness split (and test, for reports)."""
+def make_problem(config: Config, prepared: Prepared, status: Status = _quiet) -> PruningProblem:
+    """Builds the encoding and the evaluators on the fitness split (and test, for reports).
+
+    ``status`` hears one line naming the layers ``search.layers = "all"`` leaves alone (and
+    why), and one line when scoring cannot take the fast path.
+    """
     model, dataset = prepared.trained.model, prepared.dataset
     target = prepared.target(config.search.layers)
+    if target.skipped:
+        status(f"Not pruned: {', '.join(target.skipped)}")
     fitness = KerasEvaluator(
         model,
         dataset.split(config.data.fitness_split),
@@ -93,6 +99,8 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
         test = KerasEvaluator(model, dataset.test, "fast", config.model.batch_size, target)
     else:  # no test split: test accuracies are NaN
         test = None
+    if fitness.note:
+        status(fitness.note)
     encoding = make_encoding(config.search.encoding, fitness.kernels, config.search.min_threshold)
     if config.finetune.refine == "each":  # both splits score the fine-tuned head
         finetuner = make_finetuner(config, prepared, target)

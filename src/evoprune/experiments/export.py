@@ -125,7 +125,7 @@ def point_model(
     target = prepared.target(config.search.layers)
     if weights is not None:
         model.set_weights(weights)
-        kernels = [model.layers[i].kernel.numpy() for i in target.indices]
+        kernels = [v.numpy() for v in target.variables(model)]
         return model, {layer.name: k != 0 for layer, k in zip(target.layers, kernels)}
     problem = make_problem(with_overrides(config, {"finetune.refine": "none"}), prepared)
     decoded = [m[0] for m in problem.encoding.decode([genome])]
@@ -134,8 +134,8 @@ def point_model(
         # whole-model fine-tuning starts from (and distils from) the unpruned model, as in the run
         model.set_weights(make_model_finetuner(config, prepared, target).tuned_weights(decoded))
         return model, masks
-    for layer, mask in zip(target.layers, decoded):
-        model.layers[layer.index].kernel.assign(np.where(mask, layer.kernel, np.float32(0)))
+    for layer, variable, mask in zip(target.layers, target.variables(model), decoded):
+        variable.assign(np.where(mask, layer.kernel, np.float32(0)))
     if tune:
         kernel, bias = make_finetuner(config, prepared, target).tune(decoded[-1])
         head = model.layers[target.indices[-1]]

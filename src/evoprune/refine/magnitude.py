@@ -90,11 +90,11 @@ def magnitude_schedule(
     scores_of = normalized_magnitudes  # rescored on the accepted model's weights each round
     masks = [np.ones(k.shape, dtype=bool) for k in kernels]
     weights, keep = list(finetuner.base), FIRST_KEEP
-    layer_pos = finetuner.target.indices
+    positions = finetuner.target.weight_positions(finetuner.model)
     rows, all_masks, all_weights = [], {}, {}
     bar = accuracy_bar(base_accuracy, tolerance_pp)
     for r in range(rounds):
-        current = [_kernel_of(finetuner.model, weights, i) for i in layer_pos]
+        current = [np.asarray(weights[i]) for i in positions]
         trial = prune_to(scores_of(current), masks, int(round(keep * sum(m.sum() for m in masks))))
         finetuner.rebase(weights)
         accuracy, test_accuracy = finetuner.score(trial)
@@ -123,9 +123,3 @@ def magnitude_schedule(
         else:
             keep = min(math.sqrt(keep), MAX_KEEP)
     return pd.DataFrame(rows), all_masks, all_weights
-
-
-def _kernel_of(model, weights: list, layer_index: int) -> np.ndarray:
-    """The kernel of ``model.layers[layer_index]`` inside a ``model.get_weights()`` list."""
-    offset = sum(len(layer.weights) for layer in model.layers[:layer_index])
-    return np.asarray(weights[offset])

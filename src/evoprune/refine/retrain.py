@@ -106,17 +106,17 @@ class ModelFinetuner:
         key = b"".join(np.packbits(m.astype(bool)).tobytes() for m in masks)
         if key in self._cache:
             return self._cache[key]
-        layers = [self.model.layers[i] for i in self.target.indices]
-        constraints = [layer.kernel.constraint for layer in layers]
-        regularizers = [layer.kernel.regularizer for layer in layers]
+        variables = self.target.variables(self.model)  # each kernel its own (a separable layer's two)
+        constraints = [v.constraint for v in variables]
+        regularizers = [v.regularizer for v in variables]
         seed_everything(self.seed)
         self._restore_rng_states()  # layers' own seed generators start over too
         self.model.set_weights(self.base)
-        for layer, mask, own in zip(layers, masks, constraints):
-            layer.kernel.assign(layer.kernel * mask)
-            layer.kernel.constraint = _Masked(mask, own)
+        for variable, mask, own in zip(variables, masks, constraints):
+            variable.assign(variable.numpy() * mask)
+            variable.constraint = _Masked(mask, own)
             if self.l2:
-                layer.kernel.regularizer = keras.regularizers.L2(self.l2)
+                variable.regularizer = keras.regularizers.L2(self.l2)
         rate = self.learning_rate
         if self.lr_schedule == "cosine":
             steps = self.epochs * int(np.ceil(len(self.train[1]) / self.batch_size))
@@ -131,8 +131,8 @@ class ModelFinetuner:
             )
             self._cache[key] = [w.copy() for w in self.model.get_weights()]
         finally:
-            for layer, own, penalty in zip(layers, constraints, regularizers):
-                layer.kernel.constraint, layer.kernel.regularizer = own, penalty
+            for variable, own, penalty in zip(variables, constraints, regularizers):
+                variable.constraint, variable.regularizer = own, penalty
             compile_model(self.model)  # plain loss and accuracy again, for evaluation
             self.model.set_weights(self.base)
             self._restore_rng_states()

@@ -32,7 +32,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     """
     wall_start = time.perf_counter()
     setup_start = time.perf_counter()
-    problem = make_problem(config, prepared)
+    problem = make_problem(config, prepared, context.status)
     rng = SearchRandom(config.search.seed)
     toolbox, strategy = build_toolbox(config.search, problem, rng.python)
     setup_time = time.perf_counter() - setup_start

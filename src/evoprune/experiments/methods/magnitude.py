@@ -37,7 +37,7 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     the weights of the front's rounds are kept for export).
     """
     wall_start = time.perf_counter()
-    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
+    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared, context.status)
     target = problem.evaluator.target
     finetuner = make_model_finetuner(config, prepared, target)
     budget = retrain_budget_epochs(config)
