@@ -27,10 +27,11 @@ def mobilenet_file(tmp_path_factory, prepared):
 
 @pytest.fixture(scope="module")
 def mobile_run(tmp_path_factory, mobilenet_file, sample_config):
-    """``evoprune run --layers all`` on the MobileNet with the sample config's settings."""
+    """``evoprune run --layers all`` on the MobileNet with every other setting at its default
+    (the sample config's five generations)."""
     base = tmp_path_factory.mktemp("mobile-run")
     config = base / "c.toml"
-    config.write_text(sample_config.with_overrides({"search.encoding": "layer_thresholds"}).to_toml())
+    config.write_text(sample_config.to_toml())
     out = base / "run"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -46,7 +47,9 @@ def test_depthwise_and_separable_kernels_are_searched_and_selected(mobile_run):
     result, out, caught = mobile_run
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["encoding"] == "layer_thresholds"  # auto: one threshold per kernel
     selected = summary["selected"]
+    assert selected is not None and selected["compression"] > 1.0  # the defaults find something
     assert {"stem", "dw1", "pw1", "sep/depthwise", "sep/pointwise", "dw2", "logits"} <= set(
         selected["per_layer"]
     )

@@ -73,7 +73,7 @@ def run_summary(
         "dataset_checksum": prepared.dataset.checksum,
         "fitness_split": config.data.fitness_split,
         "evaluator": config.search.evaluator,
-        "encoding": config.search.encoding,
+        "encoding": problem.encoding.name,  # "auto" resolved for the model
         "layers": config.search.layers,
         "population": config.search.population,
         "generations": config.search.generations,
