@@ -88,6 +88,11 @@ def test_run_writes_the_run_directory(tmp_path, config_file):
     assert summary["evaluations"] == logbook["nevals"].sum()
     assert load_config(out / "config.toml").search.generations == 3
     assert f"{summary['best']['fitness']:.4f}" in result.output
+    times = summary["times_s"]  # every phase of the run, adding up to its wall time
+    assert list(times) == ["prepare", "setup", "search", "test", "other"] and min(times.values()) >= 0
+    assert sum(times.values()) == pytest.approx(summary["wall_time_s"], rel=1e-6)
+    assert times["search"] == summary["search_time_s"]
+    assert f"search {times['search']:.1f} s, test {times['test']:.1f} s" in result.output
 
 
 def test_train_prints_accuracy(config_file):

@@ -382,6 +382,7 @@ def prune(
     if prepared is None:
         import_tensorflow_quietly()
         prepared = prepare(where.resolved(cfg), status)  # bad data or model fail here, before any write
+    prepare_s = time.perf_counter() - start
 
     interrupt = GracefulInterrupt(f"evoprune run --resume {where.path}")
     catch = out is not None and threading.current_thread() is threading.main_thread()
@@ -400,7 +401,7 @@ def prune(
                 result = methods.run(cfg, prepared, context)
         else:
             result = methods.run(cfg, prepared, context)
-        where.finish(result, time.perf_counter() - start)
+        where.finish(result, time.perf_counter() - start, prepare_s)
     return PruneResult(result, prepared, where, where.path if out is not None else None)
 
 

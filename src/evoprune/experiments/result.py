@@ -89,6 +89,7 @@ def run_summary(
         "train_time_s": prepared.trained.train_time_s,
         "model_cached": prepared.trained.cached,
         "wall_time_s": wall_time,
+        "times_s": {"setup": setup_time, "search": search_time},  # the run adds its other phases
         "versions": versions(),
     }
 

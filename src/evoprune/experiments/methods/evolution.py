@@ -135,9 +135,11 @@ def refine(
             masks = [m[0] for m in problem.encoding.decode([keys[int(index)]])]
             weights[int(index)] = tuned_weights(masks)
     summary = dict(result.summary)
+    elapsed = time.perf_counter() - start
+    summary["times_s"] = {**summary.get("times_s", {}), "finetune": elapsed}
     summary["refined"] = {
         "points": len(refined),
-        "time_s": time.perf_counter() - start,
+        "time_s": elapsed,
         "best_within_1pp": best_refined(refined, problem.base_accuracy),
     }
     return dataclasses.replace(
@@ -196,6 +198,7 @@ def tabulate(
         [position[k] for k in pop_keys],
     )
     best_row = archive.loc[[archive["fitness"].idxmax()]].reset_index(drop=True)
+    test_start = time.perf_counter()
     problem.test_accuracy(
         [
             keys[i]
@@ -203,6 +206,7 @@ def tabulate(
             for i in table["eval_index"]
         ]
     )
+    test_time = time.perf_counter() - test_start
     front = _with_test_accuracy(problem, front, keys)
     population = _with_test_accuracy(problem, population, keys)
     population = population.sort_values("fitness", ascending=False, kind="stable").reset_index(drop=True)
@@ -212,6 +216,7 @@ def tabulate(
     logbook["best_genome"] = logbook["best_genome"].map(lambda g: " ".join(f"{x:.8g}" for x in g))
     summary = run_summary(config, prepared, problem, search_time, setup_time, wall_time)
     summary.update({"best": best, "front_size": len(front)})
+    summary["times_s"]["test"] = test_time
     return RunResult(config, summary, logbook, population, front, archive)
 
 

@@ -44,6 +44,7 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     rounds = max(budget // config.finetune.epochs, 1)
     context.status(f"Magnitude pruning: {rounds} rounds of {config.finetune.epochs} epochs ({budget} in all)")
     start = time.perf_counter()
+    setup_time = start - wall_start
     original = finetuner.base
     try:
         table, masks, weights = magnitude_schedule(
@@ -71,7 +72,8 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     front = pareto_front(table)
     logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
     best = table.loc[table["fitness"].idxmax()]
-    summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - wall_start)
+    wall_time = time.perf_counter() - wall_start
+    summary = run_summary(config, prepared, problem, search_time, setup_time, wall_time)
     summary.update(identity(prepared))
     summary.update(
         {
