@@ -378,9 +378,9 @@ def prune(
     where = RunDir(out) if out is not None else RunDir(tempfile.mkdtemp(prefix="evoprune-run-"))
     if out is not None:
         where.check(resume, overwrite)  # creates nothing yet
+    import_tensorflow_quietly()  # and sizes the thread pools to the usable cores
     cfg, prepared = _inputs(cfg, model, train, validation, test, status)
     if prepared is None:
-        import_tensorflow_quietly()
         prepared = prepare(where.resolved(cfg), status)  # bad data or model fail here, before any write
     prepare_s = time.perf_counter() - start
 

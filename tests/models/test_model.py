@@ -89,3 +89,60 @@ def test_cosine_schedule_is_its_own_cached_model_and_decays_to_zero(sample_confi
         schedule(steps)
     ) == pytest.approx(0)
     assert int(trained.optimizer.iterations.numpy()) == steps
+
+
+def test_thread_pools_are_sized_to_the_cores_the_process_may_use():
+    """BLAS and TensorFlow pools larger than the usable cores spin against each other under load."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import os
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one usable core
+from evoprune.models.training import import_tensorflow_quietly
+import_tensorflow_quietly()
+import tensorflow as tf
+from threadpoolctl import threadpool_info
+blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+print(len(os.sched_getaffinity(0)), blas, tf.config.threading.get_intra_op_parallelism_threads(),
+      tf.config.threading.get_inter_op_parallelism_threads())
+"""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "1 [1] 1 1"
+
+
+def test_free_cores_leave_out_the_other_runnable_tasks(tmp_path):
+    from evoprune.models.threads import free_cores
+
+    loadavg = tmp_path / "loadavg"
+    for running, free in ((1, 4), (2, 3), (4, 1), (9, 1)):  # the caller itself is one of them
+        loadavg.write_text(f"0.50 0.40 0.30 {running}/321 4242\n")
+        assert free_cores(4, str(loadavg)) == free
+    assert free_cores(3, str(tmp_path / "missing")) == 3
+
+
+def test_head_products_use_only_the_free_cores(monkeypatch):
+    """Two BLAS threads on a core that another process keeps busy wait for each other."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from evoprune.models import threads
+    from evoprune.scoring.head import HeadScorer
+
+    rng = np.random.default_rng(0)
+    scorer = HeadScorer(rng.random((50, 8), np.float32), rng.normal(size=(8, 3)), np.zeros(3), np.zeros(50))
+    seen = []
+    real = scorer._chunk_counts
+
+    def spy(masks):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(masks)
+
+    monkeypatch.setattr(scorer, "_chunk_counts", spy)
+    monkeypatch.setattr(threads, "free_cores", lambda: 1)  # another process runs on the other core
+    with threadpool_limits(2, user_api="blas"):
+        scorer.correct_counts(np.ones((3, 8, 3), bool))
+        assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == [2]  # restored
+    assert seen == [1]

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from evoprune.models.threads import blas_limited
+
 CHUNK = 64  # masks per batched product: bounds memory at chunk x classes x rows floats
 
 
@@ -162,7 +164,8 @@ class HeadScorer:
             masks: bool ``(P, inputs, classes)`` (or a one-element list of it).
         """
         masks = np.asarray(masks[0] if isinstance(masks, list) else masks, dtype=bool)
-        parts = [self._chunk_counts(masks[i : i + CHUNK]) for i in range(0, len(masks), CHUNK)]
+        with blas_limited():  # only the cores other processes leave free: no threads spinning
+            parts = [self._chunk_counts(masks[i : i + CHUNK]) for i in range(0, len(masks), CHUNK)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def _chunk_counts(self, masks: np.ndarray) -> np.ndarray:
