@@ -93,7 +93,7 @@ class Graph:
             values = self.run({id(self.input): images}, self.clean_nodes)
             return [values[id(t)] for t in tensors]
 
-        return tf.function(compute)
+        return tf.function(compute, reduce_retracing=True)
 
     def row_floats(self, tensors) -> int:
         """Floats per image of ``tensors`` (Keras tensors with static shapes)."""
@@ -275,8 +275,15 @@ def activations(model, layers: Sequence, images: np.ndarray, rows: int = ROWS) -
 
     graph = Graph(model, layers)
     compute = graph.clean_function(graph.frontier)
-    blocks = (tf.constant(images[i : i + rows]) for i in range(0, len(images), rows))
-    parts = [[np.asarray(v) for v in compute(block)] for block in blocks]
+    if not len(images):
+        return [np.zeros((0, *(d or 0 for d in t.shape[1:])), np.float32) for t in graph.frontier]
+    rows = min(rows, len(images))
+    parts = []
+    for start in range(0, len(images), rows):  # whole blocks (the last one padded): one trace
+        block = images[start : start + rows]
+        padded = np.zeros((rows,) + images.shape[1:], np.float32)
+        padded[: len(block)] = block
+        parts.append([np.asarray(v)[: len(block)] for v in compute(tf.constant(padded))])
     return [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts)]
 
 
