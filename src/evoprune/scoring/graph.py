@@ -244,6 +244,8 @@ class GraphScorer:
             masks: one bool array ``(P, *kernel.shape)`` per pruned kernel (a bare array
                 when one kernel is pruned).
         """
+        import tensorflow as tf
+
         masks = [np.asarray(m, dtype=bool) for m in (masks if isinstance(masks, list) else [masks])]
         if (
             len(masks) != len(self.shapes)
@@ -257,7 +259,7 @@ class GraphScorer:
         total = len(masks[0])
         counts = np.zeros(total, dtype=np.int64)
         for start in range(0, total, self.chunk):
-            chunk = [_padded(m[start : start + self.chunk], self.chunk) for m in masks]
+            chunk = [tf.constant(_padded(m[start : start + self.chunk], self.chunk)) for m in masks]
             size = min(self.chunk, total - start)
             for cut, labels in self._blocks:
                 counts[start : start + size] += self._count(*cut, labels, *chunk).numpy()[:size]
