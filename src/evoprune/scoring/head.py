@@ -141,6 +141,10 @@ class HeadScorer:
         self.mass = mass.max(axis=1, initial=0.0)
         self.certified = bool(np.all(np.isfinite(self.mass)) and self.mass.max(initial=0.0) < 2.0**100)
         self._margin = self._float32_margin(inputs) if self.certified else None
+        if self.certified and rows:  # compiles (or loads) the canonical loop now, in setup
+            one = np.zeros(1, np.int64)
+            full = np.ones((1,) + self.kernel.shape, bool)
+            canonical_predictions(self.features, self.kernel, self.bias, full, one, one)
 
     def _float32_margin(self, inputs: int) -> np.ndarray:
         """Per row, a float32 gap above which the float32 and canonical rankings agree.
