@@ -196,6 +196,38 @@ def test_a_subclassed_model_runs_whole_and_says_so(small_split):
     np.testing.assert_array_equal(fast.correct_counts(masks), exact.correct_counts(masks))
 
 
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")  # nothing flows back through NumPy
+def test_a_model_that_cannot_be_traced_falls_back_to_the_keras_pass_and_says_so(small_split):
+    import keras
+
+    class EagerOnly(keras.layers.Layer):
+        """A layer that leaves TensorFlow for NumPy: it runs eagerly and cannot be traced."""
+
+        def call(self, x):
+            return keras.ops.convert_to_tensor(np.maximum(np.asarray(x), 0.0))
+
+        def compute_output_shape(self, shape):
+            return shape
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Dense(16, name="hidden")(keras.layers.Flatten()(inputs))
+    outputs = keras.layers.Dense(10, name="out")(EagerOnly()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        "adam",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        run_eagerly=True,
+    )
+    model.fit(small_split[0][..., None] / 255.0, small_split[1].astype(np.int64), epochs=1, verbose=0)
+    target = build_target(model, "all")
+    fast = KerasEvaluator(model, small_split, "fast", target=target)
+    assert fast.path == "keras" and fast.note.startswith("Scoring falls back to one Keras pass per mask")
+    exact = KerasEvaluator(model, small_split, "exact", target=target)
+    masks = _random_masks(target.kernels, 3, 18)
+    np.testing.assert_array_equal(fast.correct_counts(masks), exact.correct_counts(masks))
+
+
 def test_unsupported_layers_are_traced_too(small_split):
     import keras
 

@@ -89,8 +89,7 @@ class KerasEvaluator:
             return
         self.features = None
         try:
-            self.scorer = GraphScorer(self.model, self.target, x, self.labels)
-            self.scorer.correct_counts([np.ones((1,) + k.shape, bool) for k in self.kernels])  # traces
+            self.scorer = GraphScorer(self.model, self.target, x, self.labels)  # traces its graph
         except Exception as exc:  # noqa: BLE001  (any tracing failure: the eager pass still scores)
             self.scorer, self.path = None, "keras"
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""

@@ -201,6 +201,7 @@ class GraphScorer:
         signature.append(tf.TensorSpec((self.rows,), tf.int64))
         signature += [tf.TensorSpec((self.chunk,) + shape, tf.bool) for shape in self.shapes]
         self._count = tf.function(self._block_correct, input_signature=signature)
+        self._count.get_concrete_function()  # traced here: a model that cannot be traced fails now
 
     def _cut_values(self, block: np.ndarray) -> list:
         """The cut's tensors for one block of images (computed once, here)."""
