@@ -117,11 +117,15 @@ print(len(os.sched_getaffinity(0)), blas, tf.config.threading.get_intra_op_paral
 def test_free_cores_leave_out_the_other_runnable_tasks(tmp_path):
     from evoprune.models.threads import free_cores
 
-    loadavg = tmp_path / "loadavg"
-    for running, free in ((1, 4), (2, 3), (4, 1), (9, 1)):  # the caller itself is one of them
+    loadavg, tasks = tmp_path / "loadavg", tmp_path / "task"
+    for tid, state in ((11, "R"), (12, "S"), (13, "R")):  # two of our threads run (one a BLAS worker)
+        (tasks / str(tid)).mkdir(parents=True)
+        (tasks / str(tid) / "stat").write_text(f"{tid} (python3 (x)) {state} 1 2 3\n")
+    for running, free in ((2, 4), (3, 3), (5, 1), (9, 1)):  # ours are two of them
         loadavg.write_text(f"0.50 0.40 0.30 {running}/321 4242\n")
-        assert free_cores(4, str(loadavg)) == free
-    assert free_cores(3, str(tmp_path / "missing")) == 3
+        assert free_cores(4, str(loadavg), str(tasks)) == free
+    assert free_cores(3, str(tmp_path / "missing"), str(tasks)) == 3
+    assert free_cores(2, str(loadavg), str(tmp_path / "none")) == 1  # 9 running, ours unknown: 1
 
 
 def test_head_products_use_only_the_free_cores(monkeypatch):

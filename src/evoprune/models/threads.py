@@ -36,18 +36,33 @@ def usable_cores() -> int:
     return max(cores, 1)
 
 
-def free_cores(cores: int | None = None, loadavg: str = "/proc/loadavg") -> int:
-    """Usable cores that no other runnable task takes right now (at least 1).
+def free_cores(
+    cores: int | None = None, loadavg: str = "/proc/loadavg", tasks: str = "/proc/self/task"
+) -> int:
+    """Usable cores that no other process's runnable task takes right now (at least 1).
 
-    Reads the kernel's count of runnable tasks (``loadavg``'s fourth field), which
-    includes the calling thread; without it, every usable core counts as free.
+    Reads the kernel's count of runnable tasks (``loadavg``'s fourth field) and leaves out
+    this process's own (its threads in state ``R``, the caller and any BLAS worker still
+    spinning after the last product among them); without ``loadavg``, every usable core
+    counts as free.
     """
     cores = cores or usable_cores()
     try:
         running = int(Path(loadavg).read_text().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return cores
-    return max(1, min(cores, cores - (running - 1)))
+    return max(1, min(cores, cores - (running - max(_own_running(tasks), 1))))
+
+
+def _own_running(tasks: str) -> int:
+    """This process's threads that are runnable (``R`` in their ``stat``)."""
+    count = 0
+    for task in Path(tasks).glob("*/stat"):
+        try:
+            count += task.read_text().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return count
 
 
 def size_thread_pools(cores: int | None = None) -> int:
