@@ -4,7 +4,7 @@ For each target (a model and the layers pruned), on the validation split, side b
 one process:
 
 a. evoprune: ``KerasEvaluator(mode="fast").correct_counts`` on a population of random
-   masks (head scorer for a final Dense head, suffix scorer otherwise), ms per individual;
+   masks (head scorer for a final Dense head, graph scorer otherwise), ms per individual;
 b. the exact path: ``model.evaluate`` per individual with the masked kernels written in
    (``mode="exact"``), on the first masks of the same population;
 c. the floor: multiply-adds of one evaluation (the layers from the first pruned one on,
@@ -15,7 +15,13 @@ Counts of (a) and (b) are compared on the masks both scored; the table gives how
 masks differ. Models are trained briefly (1 epoch on at most 10,000 training images):
 the timings do not depend on how well.
 
-Run: ``python -m benchmarks.targets [--data-dir DIR] [--quick]``.
+Then (``--real``) real searches: seconds per model evaluation of ``evoprune.prune`` runs with
+the defaults, against one compiled forward pass of the model and the GEMM floor, on
+ResNet-style and MobileNet-style models of the tests' zoo, the paper CNN and the keras.io
+convnet (see :mod:`benchmarks.searches`).
+
+Run: ``python -m benchmarks.targets [--data-dir DIR] [--quick] [--real] [--no-random]``
+(``--data-dir /usr/share/datasets/fashion-mnist`` where Debian's dataset-fashion-mnist is installed).
 """
 
 from __future__ import annotations
@@ -110,7 +116,7 @@ def measure(model, layers, split, population: int, exact_masks: int) -> dict:
     start = time.perf_counter()
     exact_counts = exact.correct_counts([m[:exact_masks] for m in masks])
     exact_s = (time.perf_counter() - start) / exact_masks
-    path = "head" if fast.head is not None else "suffix" if fast.suffix is not None else "keras"
+    path = fast.path
     return dict(
         path=path,
         weights=sum(k.size for k in target.kernels),
@@ -132,12 +138,29 @@ TARGETS = (
 )
 
 
+def _options(parser) -> None:
+    parser.add_argument("--real", action="store_true", help="also time real searches (benchmarks.searches)")
+    parser.add_argument("--no-random", action="store_true", help="skip the random-mask table")
+
+
 def main(argv=None) -> int:
-    args = common.parse_args(__doc__.splitlines()[0], argv)
+    args = common.parse_args(__doc__.splitlines()[0], argv, _options)
     common.print_header("targets", args)
     from evoprune.data.dataset import load_dataset
 
     dataset = load_dataset(common.data_config(args, validation_fraction=0.1))
+    ok = True if args.no_random else random_masks(args, dataset)
+    if args.real:
+        from benchmarks import searches
+
+        rows, epochs = (2000, 1) if args.quick else (20_000, 2)
+        trained = searches.models(dataset.train, rows, epochs)
+        ok &= searches.report(searches.measure(trained, dataset, gemm_rate()))
+    return 0 if ok else 1
+
+
+def random_masks(args, dataset) -> bool:
+    """The random-mask table; True when every compared count equals model.evaluate's."""
     split = dataset.validation
     population, exact_masks = (8, 2) if args.quick else (12, 4)
     train_rows = 1000 if args.quick else TRAIN_ROWS
@@ -194,7 +217,7 @@ def main(argv=None) -> int:
     )
     ok = all(r["differ"] == 0 for _, r in results)
     print("\nidentical counts to model.evaluate on every compared mask:", "YES" if ok else "NO")
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":

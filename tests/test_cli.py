@@ -89,6 +89,12 @@ def test_run_writes_the_run_directory(tmp_path, config_file):
     assert summary["evaluations"] == logbook["nevals"].sum()
     assert load_config(out / "config.toml").search.generations == 3
     assert f"{summary['best']['fitness']:.4f}" in result.output
+    times = summary["times_s"]  # every phase of the run, adding up to its wall time
+    assert list(times) == ["prepare", "setup", "search", "test", "checkpoint", "other"]
+    assert min(times.values()) >= 0 and times["checkpoint"] > 0  # a file written each generation
+    assert sum(times.values()) == pytest.approx(summary["wall_time_s"], rel=1e-6)
+    assert times["search"] == summary["search_time_s"]
+    assert f"search {times['search']:.1f} s, test {times['test']:.1f} s" in result.output
 
 
 def test_train_prints_accuracy(config_file):
@@ -205,7 +211,8 @@ def test_help_shows_defaults_and_choices():
         "[default: paper]",
         "nsga2|spea2",
         "layer_thresholds",
-        "head, dense, all, or comma-separated layer names",
+        "head, dense, all (every Dense, convolution, depthwise",
+        "comma-separated layer names",
         "(required unless --resume)",
     ):
         assert needle in text.replace("│ ", "").replace(" │", ""), needle

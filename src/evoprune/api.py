@@ -389,11 +389,12 @@ def prune(
     where = RunDir(out) if out is not None else RunDir(tempfile.mkdtemp(prefix="evoprune-run-"))
     if out is not None:
         where.check(resume, overwrite)  # creates nothing yet
+    import_tensorflow_quietly()  # and sizes the thread pools to the usable cores
     cfg, prepared = _inputs(cfg, model, train, validation, test, status, progress)
     if prepared is None:
-        import_tensorflow_quietly()
         # bad data or model fail here, before any write
         prepared = prepare(where.resolved(cfg), status, progress)
+    prepare_s = time.perf_counter() - start
 
     interrupt = GracefulInterrupt(f"evoprune run --resume {where.path}")
     catch = out is not None and threading.current_thread() is threading.main_thread()
@@ -414,7 +415,7 @@ def prune(
                 result = methods.run(cfg, prepared, context)
         else:
             result = methods.run(cfg, prepared, context)
-        where.finish(result, time.perf_counter() - start)
+        where.finish(result, time.perf_counter() - start, prepare_s)
     return PruneResult(result, prepared, where, where.path if out is not None else None)
 
 

@@ -90,7 +90,9 @@ ModelFileOpt = Annotated[
 LayersOpt = Annotated[
     Optional[str],
     typer.Option(
-        help="Pruned layers: head, dense, all, or comma-separated layer names. "
+        help="Pruned layers: head, dense, all (every Dense, convolution, depthwise, separable and "
+        "transposed-convolution kernel), or comma-separated layer names (sep/depthwise for one "
+        "kernel of a separable layer). "
         f"\\[default: {_DEFAULTS.search.layers}]",
     ),
 ]

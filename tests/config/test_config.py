@@ -79,7 +79,8 @@ def test_memory_estimate_refuses_absurd_searches_before_allocating():
     from evoprune.config import ConfigError, SearchConfig
     from evoprune.search.budget import memory_estimate, memory_limit
 
-    assert memory_estimate(SearchConfig()) == (20 * 31, (20 * 31 + 30 + 40) * 600)
+    assert memory_estimate(SearchConfig(encoding="threshold")) == (20 * 31, (20 * 31 + 30 + 40) * 600)
+    assert memory_estimate(SearchConfig()) == (20 * 31, (20 * 31 + 30 + 40) * 800)  # auto: per layer
     assert memory_estimate(SearchConfig(max_evaluations=100))[0] == 120  # budget + one generation
     start = time.perf_counter()
     from evoprune.experiments.configure import with_overrides
@@ -121,7 +122,7 @@ def test_numbers_must_be_finite_and_in_range(key, value):
     "registry,field,module,attr",
     [
         ("algorithm", "search.algorithm", "evoprune.experiments.methods", "METHODS"),
-        ("encoding", "search.encoding", "evoprune.search.encodings", "ENCODINGS"),
+        ("encoding", "search.encoding", "evoprune.search.encodings", "ENCODING_CHOICES"),
         ("executor", "bench.executor", "evoprune.experiments.executors", "EXECUTORS"),
         ("crossover", "search.crossover", "evoprune.search.operators", "CROSSOVERS"),
         ("mutation", "search.mutation", "evoprune.search.operators", "MUTATIONS"),

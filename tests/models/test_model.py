@@ -111,3 +111,67 @@ def test_epochs_are_reported_while_training_and_not_when_cached(sample_config, p
         assert np.array_equal(a, b)  # the callback changes nothing: the same weights as without it
     prepare(fresh, progress=lambda *step: steps.append(step))
     assert len(steps) == 1
+
+
+def test_thread_pools_are_sized_to_the_cores_the_process_may_use():
+    """BLAS and TensorFlow pools larger than the usable cores spin against each other under load."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import os
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one usable core
+from evoprune.models.training import import_tensorflow_quietly
+import_tensorflow_quietly()
+import tensorflow as tf
+from threadpoolctl import threadpool_info
+blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+print(len(os.sched_getaffinity(0)), blas, tf.config.threading.get_intra_op_parallelism_threads(),
+      tf.config.threading.get_inter_op_parallelism_threads())
+"""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "1 [1] 1 1"
+
+
+def test_free_cores_leave_out_the_other_runnable_tasks(tmp_path):
+    from evoprune.models.threads import free_cores
+
+    loadavg, tasks = tmp_path / "loadavg", tmp_path / "task"
+    for tid, state in ((11, "R"), (12, "S"), (13, "R")):  # two of our threads run (one a BLAS worker)
+        (tasks / str(tid)).mkdir(parents=True)
+        (tasks / str(tid) / "stat").write_text(f"{tid} (python3 (x)) {state} 1 2 3\n")
+    for running, free in ((2, 4), (3, 3), (5, 1), (9, 1)):  # ours are two of them
+        loadavg.write_text(f"0.50 0.40 0.30 {running}/321 4242\n")
+        assert free_cores(4, str(loadavg), str(tasks)) == free
+    assert free_cores(3, str(tmp_path / "missing"), str(tasks)) == 3
+    assert free_cores(2, str(loadavg), str(tmp_path / "none")) == 1  # 9 running, ours unknown: 1
+
+
+def test_head_products_use_only_the_free_cores(monkeypatch):
+    """Two BLAS threads on a core that another process keeps busy wait for each other."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from evoprune.models import threads
+    from evoprune.scoring.head import HeadScorer
+
+    threads._controller()  # made before SciPy (its own OpenBLAS) is imported: it must still be limited
+    import scipy.linalg  # noqa: F401
+
+    rng = np.random.default_rng(0)
+    scorer = HeadScorer(rng.random((50, 8), np.float32), rng.normal(size=(8, 3)), np.zeros(3), np.zeros(50))
+    seen = []
+    real = scorer._chunk_counts
+
+    def spy(masks):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(masks)
+
+    monkeypatch.setattr(scorer, "_chunk_counts", spy)
+    monkeypatch.setattr(threads, "free_cores", lambda: 1)  # another process runs on the other core
+    with threadpool_limits(2, user_api="blas"):
+        scorer.correct_counts(np.ones((3, 8, 3), bool))
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {2}  # restored
+    assert seen and set(seen) == {1}  # every BLAS library loaded (NumPy's, SciPy's) held to one

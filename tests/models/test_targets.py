@@ -238,7 +238,8 @@ def test_review_fixes_softmax_layer_float_images_and_rank3_dense():
 
     from evoprune.models.deploy import model_inputs
     from evoprune.models.target import activation_name
-    from evoprune.scoring.suffix import supports
+    from evoprune.models.training import compile_model
+    from evoprune.scoring.evaluate import KerasEvaluator
 
     assert activation_name(keras.layers.Softmax()) == "softmax"  # probabilities, not logits
     floats = np.full((2, 4, 4, 1), 0.5, np.float32)
@@ -248,7 +249,15 @@ def test_review_fixes_softmax_layer_float_images_and_rank3_dense():
     x = keras.layers.Dense(4)(x)  # a per-pixel Dense
     outputs = keras.layers.Dense(3)(keras.layers.Flatten()(x))
     model = keras.Model(inputs, outputs)
-    assert not supports(model, build_target(model, "all"))  # the eager path takes it
+    compile_model(model)
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 255, (40, 6, 6, 1)).astype(np.uint8), rng.integers(0, 3, 40)
+    target = build_target(model, "all")
+    fast = KerasEvaluator(model, (images, labels), "fast", target=target)
+    exact = KerasEvaluator(model, (images, labels), "exact", target=target)
+    assert fast.path == "graph"  # a per-pixel Dense is traced like any other layer
+    masks = [rng.random((3,) + k.shape) < 0.6 for k in target.kernels]
+    assert np.array_equal(fast.correct_counts(masks), exact.correct_counts(masks))
 
 
 def test_exact_evaluator_with_head_fine_tuning_is_refused_before_work(sample_config):

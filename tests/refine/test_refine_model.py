@@ -108,6 +108,7 @@ def test_refine_front_with_model_scope(max_points, distill, tmp_path, sample_con
     summary = json.loads((out / "summary.json").read_text())
     assert 1 <= len(refined) <= max_points + 12 and summary["refined"]["points"] == len(refined)
     assert refined["nonzero"].is_monotonic_increasing and refined["eval_index"].is_unique
+    assert summary["times_s"]["finetune"] == summary["refined"]["time_s"] > 0  # its own phase
     # retraining the convolutions too recovers accuracy at the smallest refined size
     smallest = refined.iloc[0]
     assert smallest["refined_accuracy"] > smallest["accuracy"]

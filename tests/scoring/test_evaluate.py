@@ -85,7 +85,7 @@ def test_fast_and_exact_agree_when_every_kernel_is_pruned(prepared):
     assert len(target.layers) == 3
     fast = KerasEvaluator(model, split, "fast", target=target)
     exact = KerasEvaluator(model, split, "exact", target=target)
-    assert fast.start == 0 and not fast.head_only
+    assert fast.path == "graph" and not fast.head_only
     rng = np.random.default_rng(1)
     masks = [rng.random((4,) + k.shape) < rng.random((4,) + (1,) * k.ndim) for k in fast.kernels]
     assert np.array_equal(fast.correct_counts(masks), exact.correct_counts(masks))

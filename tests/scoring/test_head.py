@@ -55,8 +55,8 @@ def test_exact_ties_are_decided_canonically(monkeypatch):
     scorer = HeadScorer(features, kernel, bias, labels)
     masks = _random_masks(kernel, 10, 2)
     calls = []
-    real = head.canonical_logits
-    monkeypatch.setattr(head, "canonical_logits", lambda *a: calls.append(len(a[0])) or real(*a))
+    real = head.canonical_predictions
+    monkeypatch.setattr(head, "canonical_predictions", lambda *a: calls.append(len(a[-1])) or real(*a))
     counts = scorer.correct_counts(masks)
     assert sum(calls) > 0  # the ties went to the fallback
     monkeypatch.undo()

@@ -77,5 +77,15 @@ def test_generic_mask_key_matches_decode_equality():
 
 
 def test_unknown_encoding_lists_names():
-    with pytest.raises(ConfigError, match="Expected one of: threshold, layer_thresholds"):
+    with pytest.raises(ConfigError, match="Expected one of: auto, threshold, layer_thresholds"):
         make_encoding("bits", KERNELS, 1e-6)
+
+
+def test_auto_is_the_papers_threshold_for_one_kernel_and_one_per_kernel_for_more():
+    from evoprune.config import Config
+
+    assert Config().search.encoding == "auto"
+    assert make_encoding("auto", KERNELS[:1], 1e-6).name == "threshold"  # the paper's run is unchanged
+    per_layer = make_encoding("auto", KERNELS, 1e-6)
+    assert per_layer.name == "layer_thresholds" and per_layer.length == len(KERNELS)
+    assert make_encoding("threshold", KERNELS, 1e-6).length == 1  # asked for by name: kept

@@ -129,10 +129,13 @@ class SearchConfig:
         mutpb: mutation probability (multi-objective algorithms).
         max_evaluations: stop after the generation that reaches this many distinct
             evaluations (0: no budget, run all generations).
-        encoding: genome: ``threshold`` (paper), ``layer_thresholds``, ``unit_thresholds``
-            or ``mask``.
+        encoding: genome: ``auto`` (the default: ``threshold`` when one kernel is pruned,
+            as in the paper, else ``layer_thresholds``), ``threshold`` (one magnitude
+            threshold for every pruned kernel), ``layer_thresholds``, ``unit_thresholds`` or ``mask``.
         layers: pruned layers: ``head`` (the last Dense, as in the paper), ``dense`` (every
-            Dense kernel), ``all`` (every Dense and Conv2D kernel) or a list of layer names.
+            Dense kernel), ``all`` (every kernel of a Dense, Conv1D/2D/3D, DepthwiseConv,
+            SeparableConv or ConvTranspose layer) or a list of layer names (``sep`` for
+            both kernels of a separable layer, ``sep/depthwise`` or ``sep/pointwise`` for one).
         crossover, mutation: operator names (see ``evoprune.search.operators``).
         alpha, eta, sigma, indpb, tournsize: operator parameters (blend alpha, SBX and
             polynomial eta, Gaussian sigma as a share of the gene's range, per-gene
@@ -148,7 +151,7 @@ class SearchConfig:
     cxpb: float = 0.9
     mutpb: float = 0.2
     max_evaluations: int = 0
-    encoding: str = "threshold"
+    encoding: str = "auto"
     layers: str | tuple = field(default="head", metadata={"types": (str, tuple)})
     crossover: str = "average"
     mutation: str = "random_reset"

@@ -124,10 +124,16 @@ def retrain_log(
     return log
 
 
-def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
-    """Builds the encoding and the evaluators on the fitness split (and test, for reports)."""
+def make_problem(config: Config, prepared: Prepared, status: Status = _quiet) -> PruningProblem:
+    """Builds the encoding and the evaluators on the fitness split (and test, for reports).
+
+    ``status`` hears one line naming the layers ``search.layers = "all"`` leaves alone (and
+    why), and one line when scoring cannot take the fast path.
+    """
     model, dataset = prepared.trained.model, prepared.dataset
     target = prepared.target(config.search.layers)
+    if target.skipped:
+        status(f"Not pruned: {', '.join(target.skipped)}")
     fitness = KerasEvaluator(
         model,
         dataset.split(config.data.fitness_split),
@@ -141,6 +147,8 @@ def make_problem(config: Config, prepared: Prepared) -> PruningProblem:
         test = KerasEvaluator(model, dataset.test, "fast", config.model.batch_size, target)
     else:  # no test split: test accuracies are NaN
         test = None
+    if fitness.note:
+        status(fitness.note)
     encoding = make_encoding(config.search.encoding, fitness.kernels, config.search.min_threshold)
     if config.finetune.refine == "each":  # both splits score the fine-tuned head
         finetuner = make_finetuner(config, prepared, target)
@@ -234,7 +242,7 @@ def point_model(
     target = prepared.target(config.search.layers)
     if weights is not None:
         model.set_weights(weights)
-        kernels = [model.layers[i].kernel.numpy() for i in target.indices]
+        kernels = [v.numpy() for v in target.variables(model)]
         return model, {layer.name: k != 0 for layer, k in zip(target.layers, kernels)}
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
     decoded = [m[0] for m in problem.encoding.decode([genome])]
@@ -243,8 +251,8 @@ def point_model(
         # whole-model fine-tuning starts from (and distils from) the unpruned model, as in the run
         model.set_weights(make_model_finetuner(config, prepared, target).tuned_weights(decoded))
         return model, masks
-    for layer, mask in zip(target.layers, decoded):
-        model.layers[layer.index].kernel.assign(np.where(mask, layer.kernel, np.float32(0)))
+    for layer, variable, mask in zip(target.layers, target.variables(model), decoded):
+        variable.assign(np.where(mask, layer.kernel, np.float32(0)))
     if tune:
         kernel, bias = make_finetuner(config, prepared, target).tune(decoded[-1])
         head = model.layers[target.indices[-1]]

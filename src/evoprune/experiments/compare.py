@@ -35,7 +35,7 @@ from evoprune.reporting.stats import paired_differences
 from evoprune.reporting.trial_plots import PAIRED, differences_figure, fronts_figure, hypervolume_figure
 from evoprune.scoring.evaluate import paper_fitness
 from evoprune.scoring.sweep import exact_sweep
-from evoprune.search.encodings import ENCODINGS
+from evoprune.search.encodings import ENCODINGS, resolve_encoding
 from evoprune.search.operators import check_pairing
 
 REFERENCE = "sweep"
@@ -116,7 +116,8 @@ def algorithm_config(config: Config, algorithm: str, seed: int) -> Config:
 def uses_sweep(config: Config, prepared: Prepared) -> bool:
     """True when the exact sweep is the reference: the threshold genome on one final Dense
     layer whose activation keeps the argmax (otherwise the union of the trials' fronts)."""
-    return config.search.encoding == "threshold" and prepared.target(config.search.layers).head_only
+    target = prepared.target(config.search.layers)
+    return resolve_encoding(config.search.encoding, len(target.layers)) == "threshold" and target.head_only
 
 
 def _reference_row(
@@ -213,11 +214,10 @@ def check_config(config: Config) -> None:
         algorithm_config(config, algorithm, 0)
     search = config.search  # the genome's length is known once the model is; 1 or 2 decide pairing
     one_layer = search.layers == "head" or (not isinstance(search.layers, str) and len(search.layers) == 1)
-    one_gene = search.encoding == "threshold" or (search.encoding == "layer_thresholds" and one_layer)
+    encoding = resolve_encoding(search.encoding, 1 if one_layer else 2)
+    one_gene = encoding == "threshold" or (encoding == "layer_thresholds" and one_layer)
     length = 1 if one_gene else 2
-    check_pairing(
-        ENCODINGS[search.encoding].kind, length, search.crossover, search.mutation, encoding=search.encoding
-    )
+    check_pairing(ENCODINGS[encoding].kind, length, search.crossover, search.mutation, encoding=encoding)
 
 
 def trial_specs(config: Config, algorithms: list[str], seed: int, exact: pd.DataFrame | None) -> list[dict]:

@@ -13,7 +13,7 @@ from evoprune.experiments.executors import EXECUTORS
 from evoprune.models.architectures import ARCHITECTURES
 from evoprune.models.target import LAYER_SETS
 from evoprune.search.budget import check_memory
-from evoprune.search.encodings import ENCODINGS
+from evoprune.search.encodings import ENCODING_CHOICES, ENCODINGS
 from evoprune.search.operators import OPERATORS
 
 
@@ -26,7 +26,7 @@ def registry_names(registry: str) -> tuple[str, ...]:
     """
     tables = {
         "algorithm": methods.names(),
-        "encoding": ENCODINGS,
+        "encoding": ENCODING_CHOICES,
         "executor": EXECUTORS,
         "architecture": ARCHITECTURES,
         "layers": LAYER_SETS,
@@ -60,7 +60,7 @@ def check_config(config: Config) -> Config:
         check_choice("compare.algorithms", name, registry_names("algorithm"))
     check_choice("bench.executor", config.bench.executor, registry_names("executor"))
     for name in config.bench.encodings:
-        check_choice("bench.encodings", name, registry_names("encoding"))
+        check_choice("bench.encodings", name, tuple(ENCODINGS))  # explicit genomes: a grid axis
     for name in config.bench.algorithms:
         check_choice("bench.algorithms", name, registry_names("algorithm"))
     check_memory(search)

@@ -72,7 +72,7 @@ def gmp_point(
         schedule,
         progress=lambda done, total: context.progress("retrain", done, total, f"{compression:g}x"),
     )
-    masks = [weights[_offset(tuner.model, i)] != 0 for i in target.indices]
+    masks = [weights[i] != 0 for i in target.weight_positions(tuner.model)]
     if sum(int(m.sum()) for m in masks) > schedule.total:  # exact zeros only ever lower the count
         raise AssertionError("gradual pruning kept more weights than its schedule")
     accuracy, test_accuracy = tuner.evaluate(weights)
@@ -94,7 +94,7 @@ def logged_point(
         kept = (
             masks
             if masks is not None
-            else [weights[_offset(tuner.model, i)] != 0 for i in tuner.target.indices]
+            else [weights[i] != 0 for i in tuner.target.weight_positions(tuner.model)]
         )
         kept = [np.asarray(m, dtype=bool) for m in kept]
         return Point(row["compression"], weights, kept, row["accuracy"], row["test_accuracy"])
@@ -102,11 +102,6 @@ def logged_point(
     row = {"compression": point.compression, "accuracy": point.accuracy, "test_accuracy": point.test_accuracy}
     log.add(key, row, point.weights)
     return point
-
-
-def _offset(model, layer_index: int) -> int:
-    """Position of ``model.layers[layer_index]``'s kernel in ``model.get_weights()``."""
-    return sum(len(layer.weights) for layer in model.layers[:layer_index])
 
 
 def fine_tuned_point(tuner: ModelFinetuner, compression: float, masks: list) -> Point:

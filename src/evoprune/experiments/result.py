@@ -75,7 +75,7 @@ def run_summary(
         "dataset_checksum": prepared.dataset.checksum,
         "fitness_split": config.data.fitness_split,
         "evaluator": config.search.evaluator,
-        "encoding": config.search.encoding,
+        "encoding": problem.encoding.name,  # "auto" resolved for the model
         "layers": config.search.layers,
         "population": config.search.population,
         "generations": config.search.generations,
@@ -91,6 +91,7 @@ def run_summary(
         "train_time_s": prepared.trained.train_time_s,
         "model_cached": prepared.trained.cached,
         "wall_time_s": wall_time,
+        "times_s": {"setup": setup_time, "search": search_time},  # the run adds its other phases
         "versions": versions(),
     }
 

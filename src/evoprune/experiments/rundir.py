@@ -305,12 +305,18 @@ class RunDir:
                 atomic_write_text(self.path / CONFIG, config.to_toml())
             yield self
 
-    def finish(self, result: RunResult, wall_time_s: float) -> None:
+    def finish(self, result: RunResult, wall_time_s: float, prepare_s: float = 0.0) -> None:
         """Records the run's wall time and writes its files, ``summary.json`` last.
 
-        The retraining log goes once the run is finished: ``weights.npz`` holds what export needs.
+        ``times_s`` gets ``prepare`` (loading data and model, before the method ran) in
+        front of the method's own phases, and ``other`` (selection, bookkeeping) so that
+        its times add up to ``wall_time_s``. The retraining log goes once the run is
+        finished: ``weights.npz`` holds what export needs.
         """
         result.summary["wall_time_s"] = wall_time_s
+        times = {"prepare": prepare_s, **(result.summary.get("times_s") or {})}
+        times["other"] = max(wall_time_s - sum(times.values()), 0.0)
+        result.summary["times_s"] = times
         self.write(result)
         self.retrain_log.unlink(missing_ok=True)
 

@@ -17,6 +17,7 @@ from evoprune.config.checks import KERAS_ONLY
 from evoprune.data.dataset import normalize
 from evoprune.errors import ModelError, require_extra
 from evoprune.models.refused import lambda_note, refused
+from evoprune.models.target import model_input
 
 Artifact = Union[str, Path, bytes]
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of a .tflite file
@@ -163,7 +164,7 @@ def tflite_predict(artifact: Artifact, x: np.ndarray, batch: int = BATCH) -> np.
 def keras_predict(model, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
     """Outputs of a Keras model on ``x``."""
     _check_shape(model.inputs[0].shape[1:], x, "this Keras model")
-    return np.asarray(model.predict(x, batch_size=batch, verbose=0))
+    return np.asarray(model.predict(model_input(model, x), batch_size=batch, verbose=0))
 
 
 def predictions(artifact: Artifact, images: np.ndarray) -> np.ndarray:
@@ -212,7 +213,7 @@ def latency_ms(path: Path, image: np.ndarray, repeats: int = 100, warmup: int = 
         import tensorflow as tf
 
         model = load_keras(Path(path))
-        fn = tf.function(lambda t: model(t, training=False))
+        fn = tf.function(lambda t: model(model_input(model, t), training=False))
         tensor = tf.constant(x)
 
         def call() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from evoprune.errors import EvopruneError
 from evoprune.io import atomic_write_bytes
 from evoprune.models.deploy import latency_ms, to_tflite
+from evoprune.models.target import kernel_variable
 from evoprune.models.training import compile_model, save_model
 
 FORMATS = {"keras": ".keras", "tflite": ".tflite"}
@@ -91,7 +92,8 @@ def write_artifact(model, out: Path, fmt: str) -> None:
 
 
 def nonzero_count(model, names) -> int:
-    return int(sum(np.count_nonzero(model.get_layer(name).kernel.numpy()) for name in names))
+    """Nonzero weights of the kernels called ``names`` (``layer`` or ``layer/pointwise``) in ``model``."""
+    return int(sum(np.count_nonzero(kernel_variable(model, name).numpy()) for name in names))
 
 
 def measure(model, out: Path, fmt: str, test_image: np.ndarray, repeats: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from evoprune.io import file_lock
 from evoprune.models.architectures import build, check_input
 from evoprune.models.refused import lambda_note, refused
 from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name
+from evoprune.models.threads import size_thread_pools
 from evoprune.seeding import seed_everything
 
 
@@ -43,11 +44,14 @@ class TrainedModel:
 
 
 def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with stderr silenced: its C++ start-up lines bypass all log levels.
+    """Imports TensorFlow with stderr silenced (its C++ start-up lines bypass all log levels)
+    and sizes the thread pools to the usable cores (:func:`size_thread_pools`).
 
     An import that fails is retried with stderr open so its error is visible.
     """
     if "tensorflow" in sys.modules:
+        if not _SIZED:
+            _SIZED.append(size_thread_pools())
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
@@ -61,6 +65,11 @@ def import_tensorflow_quietly() -> None:
         os.close(saved)
         os.close(devnull)
     import tensorflow  # noqa: F401,F811
+
+    _SIZED.append(size_thread_pools())
+
+
+_SIZED: list[int] = []  # the pools' size, once sized in this process
 
 
 def build_model(

@@ -97,12 +97,12 @@ def magnitude_schedule(
     scores_of = normalized_magnitudes  # rescored on the accepted model's weights each round
     masks = [np.ones(k.shape, dtype=bool) for k in kernels]
     weights, keep = list(finetuner.base), FIRST_KEEP
-    layer_pos = finetuner.target.indices
+    positions = finetuner.target.weight_positions(finetuner.model)
     log = log if log is not None else RetrainLog(None, Config())
     rows, all_masks, all_weights = [], {}, {}
     bar = accuracy_bar(base_accuracy, tolerance_pp)
     for r in range(rounds):
-        current = [_kernel_of(finetuner.model, weights, i) for i in layer_pos]
+        current = [np.asarray(weights[i]) for i in positions]
         trial = prune_to(scores_of(current), masks, int(round(keep * sum(m.sum() for m in masks))))
         accuracy, test_accuracy, all_weights[r] = _retrain_round(finetuner, log, f"round {r}", weights, trial)
         accepted = accuracy >= bar
@@ -185,8 +185,9 @@ def magnitude_levels(
     weights = list(finetuner.base)
     rows, all_masks, all_weights = [], {}, {}
     log = log if log is not None else RetrainLog(None, Config())
+    positions = finetuner.target.weight_positions(finetuner.model)
     for r, step in enumerate(steps):
-        current = [_kernel_of(finetuner.model, weights, i) for i in finetuner.target.indices]
+        current = [np.asarray(weights[i]) for i in positions]
         masks = prune_to(normalized_magnitudes(current), masks, target_nonzero(total, step))
         accuracy, test_accuracy, weights = _retrain_round(finetuner, log, f"step {r}", weights, masks)
         nonzero = int(sum(m.sum() for m in masks))
@@ -204,9 +205,3 @@ def magnitude_levels(
         all_masks[r], all_weights[r] = masks, weights
         progress(r + 1, len(steps))
     return pd.DataFrame(rows), all_masks, all_weights
-
-
-def _kernel_of(model, weights: list, layer_index: int) -> np.ndarray:
-    """The kernel of ``model.layers[layer_index]`` inside a ``model.get_weights()`` list."""
-    offset = sum(len(layer.weights) for layer in model.layers[:layer_index])
-    return np.asarray(weights[offset])

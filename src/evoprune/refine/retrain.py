@@ -126,23 +126,23 @@ class ModelFinetuner:
         import keras
 
         masks = [np.asarray(m).astype(np.float32) for m in layer_masks(masks)]
-        layers = [self.model.layers[i] for i in self.target.indices]
-        constraints = [layer.kernel.constraint for layer in layers]
-        regularizers = [layer.kernel.regularizer for layer in layers]
+        variables = self.target.variables(self.model)  # each kernel its own (a separable layer's two)
+        constraints = [v.constraint for v in variables]
+        regularizers = [v.regularizer for v in variables]
         seed_everything(self.seed)
         seed_layer_generators(self.model, self.seed)  # not as the model was built or loaded
         self.model.set_weights(self.base)
         masked = []
-        for layer, mask, own in zip(layers, masks, constraints):
-            layer.kernel.assign(layer.kernel * mask)
+        for variable, mask, own in zip(variables, masks, constraints):
+            variable.assign(variable.numpy() * mask)
             masked.append(_Masked(mask, own))
-            layer.kernel.constraint = masked[-1]
+            variable.constraint = masked[-1]
             if self.l2:
-                layer.kernel.regularizer = keras.regularizers.L2(self.l2)
+                variable.regularizer = keras.regularizers.L2(self.l2)
         rate = self.learning_rate
         if self.lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(self.learning_rate, self.steps())
-        callbacks = _callbacks(schedule, layers, masked, progress, self.epochs)
+        callbacks = _callbacks(schedule, variables, masked, progress, self.epochs)
         try:
             split = self._compile(rate)
             self.model.fit(
@@ -154,8 +154,8 @@ class ModelFinetuner:
             )
             return [w.copy() for w in self.model.get_weights()]
         finally:
-            for layer, own, penalty in zip(layers, constraints, regularizers):
-                layer.kernel.constraint, layer.kernel.regularizer = own, penalty
+            for variable, own, penalty in zip(variables, constraints, regularizers):
+                variable.constraint, variable.regularizer = own, penalty
             compile_model(self.model)  # plain loss and accuracy again, for evaluation
             self.model.set_weights(self.base)
             self._restore_rng_states()
@@ -195,7 +195,7 @@ class _Masked:
         return (self.own(w) if self.own is not None else w) * self.mask
 
 
-def _callbacks(schedule, layers: list, masked: list, progress, epochs: int) -> list:
+def _callbacks(schedule, variables: list, masked: list, progress, epochs: int) -> list:
     """Keras callbacks of one retraining: gradual mask updates and per-epoch progress."""
     import keras
 
@@ -206,13 +206,13 @@ def _callbacks(schedule, layers: list, masked: list, progress, epochs: int) -> l
             step = int(self.model.optimizer.iterations.numpy())
             if not schedule.updates_at(step):
                 return
-            kernels = [layer.kernel.numpy() for layer in layers]
-            for layer, constraint, kernel, mask in zip(
-                layers, masked, kernels, schedule.masks(step, kernels)
+            kernels = [variable.numpy() for variable in variables]
+            for variable, constraint, kernel, mask in zip(
+                variables, masked, kernels, schedule.masks(step, kernels)
             ):
                 mask = mask.astype(np.float32)
                 constraint.mask.assign(mask)
-                layer.kernel.assign(kernel * mask)
+                variable.assign(kernel * mask)
 
     class EpochProgress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -1,1 +1,1 @@
-"""Scoring: accuracy of masked models (Keras, head and suffix scorers) and the exact one-threshold sweep."""
+"""Scoring: accuracy of masked models (Keras, head and graph scorers) and the exact one-threshold sweep."""

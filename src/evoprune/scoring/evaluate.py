@@ -9,34 +9,40 @@ import numpy as np
 
 from evoprune.data.dataset import Split, eval_pipeline, normalize
 from evoprune.errors import ModelError
-from evoprune.models.target import PruneTarget, build_target
+from evoprune.models.target import PruneTarget, build_target, model_input
+from evoprune.scoring.graph import ROWS, GraphScorer, activations
 from evoprune.scoring.head import HeadScorer
-from evoprune.scoring.suffix import SuffixScorer, supports
 
 
 class KerasEvaluator:
-    """Counts correct predictions of a model whose pruned layers are masked.
+    """Counts correct predictions of a model whose pruned kernels are masked.
 
     Two paths give the same counts:
 
     * ``exact``: write the masked kernels into the model and call ``model.evaluate``
       (what the notebook does, one call per individual);
-    * ``fast``: run the unpruned layers before the first pruned layer once and keep those
-      activations. When the target is the final Dense layer (linear or softmax: the
-      activation keeps the argmax), a :class:`~evoprune.scoring.head.HeadScorer` scores a whole
-      population with one matrix product per chunk of individuals, and decides near-ties
-      by a canonical float64 sum, so counts do not depend on BLAS or batch size;
-      otherwise a :class:`~evoprune.scoring.suffix.SuffixScorer` runs the layers from the first
-      pruned one on, traced once into a graph that takes the masks as arguments and
-      scores a chunk of individuals per call. A model that is not a chain of supported
-      layers falls back to one eager Keras pass per individual.
+    * ``fast``: when the target is the final Dense layer (linear or softmax: the
+      activation keeps the argmax), a :class:`~evoprune.scoring.head.HeadScorer` scores a
+      whole population with one matrix product per chunk of individuals on the features
+      entering the head (computed once), and decides near-ties by a canonical float64
+      sum, so counts do not depend on BLAS or batch size; otherwise a
+      :class:`~evoprune.scoring.graph.GraphScorer` keeps what no pruned kernel reaches and
+      runs the rest traced once, with the masks as arguments. A model that cannot be
+      traced falls back to one Keras pass per individual (``note`` says so).
 
     Args:
         model: a trained Keras model.
         split: ``(images, labels)`` to score on.
         mode: ``fast`` or ``exact``.
-        batch_size: batch size of the Keras forward passes.
-        target: the pruned layers (default: the model's last Dense layer).
+        batch_size: batch size of the Keras passes.
+        target: the pruned kernels (default: the model's last Dense layer).
+
+    Attributes:
+        path: ``head``, ``graph``, ``whole-model``, ``keras`` (one eager pass per mask) or
+            ``exact``.
+        note: one line saying why a fast evaluator does not take the graph or head path
+            (``None`` when it does).
+        features: the activations entering the head (head path only, else ``None``).
     """
 
     def __init__(
@@ -53,74 +59,71 @@ class KerasEvaluator:
         self.split = split
         self.target = target or build_target(model, "head")
         self.layer_indices = self.target.indices
-        self.start = self.target.prefix_end if self.target.chain else 0
-        self.kernels = self.target.kernels
         self.layer_index = self.layer_indices[-1]
-        self.layer = model.layers[self.layer_index]
+        self.kernels = self.target.kernels
+        self.variables = self.target.variables(model)
         last = self.target.layers[-1]
         self.kernel = last.kernel
         self.bias = last.bias if last.bias is not None else np.zeros(last.kernel.shape[-1], np.float32)
         self.labels = np.asarray(split[1], dtype=np.int64)
         self.n = len(self.labels)
         self.head_only = self.target.head_only
+        self.features: np.ndarray | None = None
+        self.head: HeadScorer | None = None
+        self.scorer: GraphScorer | None = None
+        self.note: str | None = None
         self._pipeline = eval_pipeline(split, batch_size) if mode == "exact" else None
-        self.features = self._features() if mode == "fast" else None
-        self.head = (
-            HeadScorer(self.features, self.kernel, self.bias, self.labels)
-            if mode == "fast" and self.head_only
-            else None
-        )
-        self.suffix = (
-            SuffixScorer(model, self.target, self.features, self.labels)
-            if mode == "fast" and self.head is None and supports(model, self.target)
-            else None
-        )
+        self.path = "exact"
+        if mode == "fast":
+            self._fast()
 
-    def _features(self) -> np.ndarray:
-        """Activations entering the first pruned layer, computed once in the evaluator's batches.
-
-        For a model that is not a chain of layers (branches), the features entering a
-        final Dense head come from a sub-model; otherwise the whole model runs per mask
-        and the features are the normalized images.
-        """
-        import keras
-
+    def _fast(self) -> None:
+        """Chooses the head scorer, the graph scorer, or (saying why) the eager Keras pass."""
         x = normalize(self.split[0])
-        if not self.target.chain:
-            if not self.target.head_only:
-                return x
-            prefix = [keras.Model(self.model.inputs, self.layer.input)]
-        else:
-            prefix = [
-                layer
-                for layer in self.model.layers[: self.start]
-                if not isinstance(layer, keras.layers.InputLayer)
-            ]
-        out = []
-        for start in range(0, len(x), self.batch_size):
-            h = x[start : start + self.batch_size]
-            for layer in prefix:
-                h = layer(h)
-            out.append(np.asarray(h))
-        return np.concatenate(out).astype(np.float32, copy=False)
+        head = self.model.layers[self.target.indices[-1]]
+        if self.head_only:
+            try:
+                self.features = activations(self.model, [head], x, ROWS)[0]
+            except ValueError:  # no graph to find the head's input in
+                pass
+        if self.features is not None and self.features.ndim == 2:
+            self.head = HeadScorer(self.features, self.kernel, self.bias, self.labels)
+            self.path = "head"
+            return
+        self.features = None
+        try:
+            self.scorer = GraphScorer(self.model, self.target, x, self.labels)  # traces its graph
+        except Exception as exc:  # noqa: BLE001  (any tracing failure: the eager pass still scores)
+            self.scorer, self.path = None, "keras"
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            self.note = (
+                f"Scoring falls back to one Keras pass per mask (slow): the model could not be "
+                f"traced with masked kernels ({type(exc).__name__}: {reason})"
+            )
+            return
+        self.path = "whole-model" if self.scorer.whole_model else "graph"
+        if self.scorer.whole_model:
+            self.note = (
+                f"Scoring runs the whole model for every mask: {type(self.model).__name__} is not a "
+                "functional or Sequential model, so nothing before the pruned layers is cached"
+            )
 
     def correct_counts(self, masks) -> np.ndarray:
         """Correct predictions for each individual.
 
         Args:
-            masks: one bool array ``(P, *kernel.shape)`` per pruned layer (a bare array
-                when one layer is pruned).
+            masks: one bool array ``(P, *kernel.shape)`` per pruned kernel (a bare array
+                when one kernel is pruned).
         """
         masks = [np.asarray(m, dtype=bool) for m in (masks if isinstance(masks, list) else [masks])]
-        count = len(masks[0])
         if self.head is not None:
             return self.head.correct_counts(masks[0])
-        if self.suffix is not None:
-            return self.suffix.correct_counts(masks)
-        scorer = self._correct_tail if self.mode == "fast" else self._correct_exact
+        if self.scorer is not None:
+            return self.scorer.correct_counts(masks)
+        scorer = self._correct_keras if self.mode == "fast" else self._correct_exact
         counts = []
         try:
-            for p in range(count):
+            for p in range(len(masks[0])):
                 self._set_masks([m[p] for m in masks])
                 counts.append(scorer())
         finally:
@@ -129,18 +132,14 @@ class KerasEvaluator:
 
     def _set_masks(self, masks) -> None:
         """Writes masked kernels into the model (``None`` restores the originals)."""
-        for i, (index, kernel) in enumerate(zip(self.layer_indices, self.kernels)):
-            value = kernel if masks is None else np.where(masks[i], kernel, np.float32(0))
-            self.model.layers[index].kernel.assign(value)
+        for i, (variable, kernel) in enumerate(zip(self.variables, self.kernels)):
+            variable.assign(kernel if masks is None else np.where(masks[i], kernel, np.float32(0)))
 
-    def _correct_tail(self) -> int:
-        assert self.features is not None  # the fast mode caches them
+    def _correct_keras(self) -> int:
         correct = 0
-        tail = self.model.layers[self.start :] if self.target.chain else [self.model]
+        x = normalize(self.split[0])
         for start in range(0, self.n, self.batch_size):
-            h = self.features[start : start + self.batch_size]
-            for layer in tail:
-                h = layer(h)
+            h = self.model(model_input(self.model, x[start : start + self.batch_size]), training=False)
             correct += int(
                 (np.asarray(h).argmax(axis=1) == self.labels[start : start + self.batch_size]).sum()
             )

@@ -8,7 +8,13 @@ from evoprune.errors import ConfigError
 
 # Bytes one evaluated genome costs in memory (memo entry, mask key, archive row) for the
 # notebook's model (1,500 head weights; 1,689 kernel weights with layers = "all").
-_BYTES_PER_GENOME = {"threshold": 600, "layer_thresholds": 800, "unit_thresholds": 2_000, "mask": 60_000}
+_BYTES_PER_GENOME = {
+    "auto": 800,  # threshold or layer_thresholds
+    "threshold": 600,
+    "layer_thresholds": 800,
+    "unit_thresholds": 2_000,
+    "mask": 60_000,
+}
 
 
 def memory_estimate(search) -> tuple[int, int]:

@@ -188,14 +188,32 @@ class MaskEncoding(Encoding):
 ENCODINGS = {cls.name: cls for cls in (ThresholdEncoding, LayerThresholds, UnitThresholds, MaskEncoding)}
 
 
+AUTO = "auto"  # one pruned kernel: threshold (the paper's genome); more: layer_thresholds
+ENCODING_CHOICES = (AUTO, *ENCODINGS)
+
+
+def resolve_encoding(name: str, kernels: int) -> str:
+    """The genome ``search.encoding`` names for a target of ``kernels`` pruned kernels.
+
+    ``auto`` is the paper's one threshold for one kernel and one threshold per kernel for
+    more (one threshold cannot fit layers of different scales); other names stay.
+    """
+    if name != AUTO:
+        return name
+    return ThresholdEncoding.name if kernels == 1 else LayerThresholds.name
+
+
 def make_encoding(name: str, kernels: Sequence[np.ndarray], min_threshold: float) -> Encoding:
-    """Builds an encoding by name.
+    """Builds an encoding by name (``auto`` resolved for these kernels, see :func:`resolve_encoding`).
 
     Raises:
         ConfigError: unknown name (the message lists the valid names).
     """
+    kernels = list(kernels)
+    name = resolve_encoding(name, len(kernels))
     if name not in ENCODINGS:
         raise ConfigError(
-            f"Unknown encoding. Expected one of: {', '.join(ENCODINGS)}. Received: search.encoding={name!r}"
+            f"Unknown encoding. Expected one of: {', '.join(ENCODING_CHOICES)}. "
+            f"Received: search.encoding={name!r}"
         )
-    return ENCODINGS[name](list(kernels), min_threshold)
+    return ENCODINGS[name](kernels, min_threshold)

@@ -65,13 +65,15 @@ def retrained_tables(
     search_time: float,
     started: float,
     columns: list[str],
+    setup_time: float = 0.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Table, front, logbook and summary of a method whose models are retrained (one row each).
 
     ``table`` has ``eval_index, genome, accuracy, test_accuracy, nonzero`` (and any of
     ``columns``); ``compression`` and the paper's ``fitness`` are added. The logbook has
     one row per model, the summary the keys every run has plus ``best`` and the selection
-    settings (``selected`` is the method's own).
+    settings (``selected`` is the method's own). ``search_time`` is the retraining's,
+    ``setup_time`` what came before it (``summary.times_s``).
     """
     nonzero = table["nonzero"].to_numpy(dtype=np.int64)
     table["compression"] = compression(problem.base_nonzero, nonzero)
@@ -83,7 +85,7 @@ def retrained_tables(
     front = pareto_front(table)
     logbook = table.rename(columns={"eval_index": "gen"}).assign(evaluations=np.arange(1, len(table) + 1))
     best = table.loc[table["fitness"].idxmax()]
-    summary = run_summary(config, prepared, problem, search_time, 0.0, time.perf_counter() - started)
+    summary = run_summary(config, prepared, problem, search_time, setup_time, time.perf_counter() - started)
     summary.update(identity(prepared))
     summary.update(
         {

@@ -43,19 +43,24 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     give the same search. With ``context.checkpoint`` the state is checkpointed after every
     generation; with ``context.resume`` the search continues from that checkpoint and ends
     exactly as an uninterrupted run would.
+
+    ``search_time_s`` is the search loop's time without the checkpoint writes, which
+    ``times_s`` reports as ``checkpoint`` (a synced file per generation: on a small model
+    they take longer than the search).
     """
     wall_start = time.perf_counter()
     setup_start = time.perf_counter()
-    problem = make_problem(config, prepared)
+    problem = make_problem(config, prepared, context.status)
     rng = SearchRandom(config.search.seed)
     toolbox, strategy = build_toolbox(config.search, problem, rng.python)
     setup_time = time.perf_counter() - setup_start
     ident = identity(prepared)
     with rng.bound():
-        state, search_time = _search(config, problem, toolbox, strategy, rng, ident, context)
+        state, search_time, writing = _search(config, problem, toolbox, strategy, rng, ident, context)
     result = tabulate(
         config, prepared, problem, state, search_time, setup_time, time.perf_counter() - wall_start
     )
+    result.summary["times_s"] = {**result.summary["times_s"], "checkpoint": writing}
     result.summary.update(ident)  # dataset_checksum, model_sha256, model_weights_sha256
     log = retrain_log(config, prepared, context)  # fine-tuned points and curve levels, as they finish
     if config.finetune.refine == "front":
@@ -68,7 +73,8 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
 
 
 def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, context: RunContext):
-    """Runs (or resumes) the DEAP loop, checkpointed; returns its final state and search time.
+    """Runs (or resumes) the DEAP loop, checkpointed; returns its final state, search time
+    and the seconds spent writing checkpoints (left out of the search time).
 
     A run resumed after its search had finished (interrupted while fine-tuning) does not
     enter the loop again: its checkpoint is the final state.
@@ -83,7 +89,7 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
         earlier_search_time = payload["meta"]["search_time_s"]
         if finished(state, generations, toolbox.evaluations(), budget):
             context.status(f"The search had finished (generation {state.generation}); resuming after it")
-            return state, earlier_search_time
+            return state, earlier_search_time, 0.0
         context.status(f"Resuming after generation {state.generation}")
         context.progress("search", state.generation, generations, "resumed")
     context.status(
@@ -91,18 +97,21 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
         f"{plural(generations, 'generation')}"
     )
     search_start = time.perf_counter()
+    writing = [0.0]  # seconds spent writing checkpoints (not search time)
 
     def save_checkpoint(current: LoopState) -> None:
         assert context.checkpoint is not None  # observed only with a checkpoint file
+        start = time.perf_counter()
         checkpoint.save(
             context.checkpoint,
             current,
             problem,
             rng,
             config,
-            earlier_search_time + time.perf_counter() - search_start,
+            earlier_search_time + start - search_start - writing[0],
             ident,
         )
+        writing[0] += time.perf_counter() - start
 
     def report(current: LoopState) -> None:
         row = current.logbook[-1]
@@ -113,7 +122,7 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
     observers += [report, *context.observers]
     population = config.search.population
     state = evolve(toolbox, strategy, population, generations, observers, state=state, max_evaluations=budget)
-    return state, earlier_search_time + time.perf_counter() - search_start
+    return state, earlier_search_time + time.perf_counter() - search_start - writing[0], writing[0]
 
 
 def front_allocation(problem: PruningProblem, front: pd.DataFrame, level: float) -> dict[str, float]:
@@ -236,9 +245,11 @@ def refine(
         if kept is not None:
             weights[int(index)] = kept
     summary = dict(result.summary)
+    elapsed = time.perf_counter() - start
+    summary["times_s"] = {**summary.get("times_s", {}), "finetune": elapsed}
     summary["refined"] = {
         "points": len(refined),
-        "time_s": time.perf_counter() - start,
+        "time_s": elapsed,
         "best_within_1pp": best_refined(refined, problem.base_accuracy),
     }
     return dataclasses.replace(
@@ -297,6 +308,7 @@ def tabulate(
         [position[k] for k in pop_keys],
     )
     best_row = archive.loc[[archive["fitness"].idxmax()]].reset_index(drop=True)
+    test_start = time.perf_counter()
     problem.test_accuracy(
         [
             keys[i]
@@ -304,6 +316,7 @@ def tabulate(
             for i in table["eval_index"]
         ]
     )
+    test_time = time.perf_counter() - test_start
     front = _with_test_accuracy(problem, front, keys)
     population = _with_test_accuracy(problem, population, keys)
     population = population.sort_values("fitness", ascending=False, kind="stable").reset_index(drop=True)
@@ -313,6 +326,7 @@ def tabulate(
     logbook["best_genome"] = logbook["best_genome"].map(lambda g: " ".join(f"{x:.8g}" for x in g))
     summary = run_summary(config, prepared, problem, search_time, setup_time, wall_time)
     summary.update({"best": best, "front_size": len(front)})
+    summary["times_s"]["test"] = test_time
     return RunResult(config, summary, logbook, population, front, archive)
 
 

@@ -46,7 +46,7 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     the front's rounds are kept for export).
     """
     wall_start = time.perf_counter()
-    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
+    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared, context.status)
     target = problem.evaluator.target
     finetuner = make_model_finetuner(config, prepared, target)
     levels = list(config.select.compressions)
@@ -59,6 +59,7 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
         f"({budget} in all)"
     )
     start = time.perf_counter()
+    setup_time = start - wall_start
     original = finetuner.base
     log = retrain_log(config, prepared, context, "magnitude round")  # a resumed run replays its rounds
     if len(log):
@@ -88,7 +89,7 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
         " ".join(f"{v:.4g}" for v in target.kept_fractions(masks[i]).values()) for i in table["eval_index"]
     ]
     table, front, logbook, summary = retrained_tables(
-        config, prepared, problem, table, search_time, wall_start, COLUMNS
+        config, prepared, problem, table, search_time, wall_start, COLUMNS, setup_time
     )
     summary["magnitude"] = {
         "rule": "global over |w|/std(layer) (Han's per-layer threshold q*std, one q)",

@@ -79,7 +79,7 @@ def run_pymoo(config: Config, prepared: Prepared, context: RunContext = RunConte
     from pymoo.optimize import minimize
 
     start = time.perf_counter()
-    problem = make_problem(config, prepared)
+    problem = make_problem(config, prepared, context.status)
     setup = time.perf_counter() - start
     budget = config.search.max_evaluations or config.search.population * (config.search.generations + 1)
     search_start = time.perf_counter()
