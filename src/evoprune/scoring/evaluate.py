@@ -229,11 +229,17 @@ class PruningProblem:
             self._by_genome[k] = self._by_mask[mask_keys[k]]
         return [self._by_genome[k] for k in keys]
 
-    def test_accuracy(self, genomes: Sequence[Sequence[float]]) -> list[float]:
-        """Test-split accuracy of each genome (reporting only, never used for selection)."""
+    def test_accuracy(self, genomes: Sequence[Sequence[float]], score: bool = True) -> list[float]:
+        """Test-split accuracy of each genome (reporting only, never used for selection).
+
+        With ``score=False`` nothing new is scored: a genome whose mask was not scored on
+        the test split before gets NaN.
+        """
         if self.test_evaluator is None or not len(genomes):
             return [float("nan")] * len(genomes)
         keys = [self.encoding.mask_key(g) for g in genomes]
+        if not score:
+            return [self._test_by_mask.get(k, float("nan")) for k in keys]
         todo = list({k: g for k, g in zip(keys, genomes) if k not in self._test_by_mask}.items())
         if todo:  # each distinct mask scored once, all in one batch
             correct = self.test_evaluator.correct_counts(self.encoding.decode([g for _, g in todo]))
