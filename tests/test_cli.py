@@ -269,3 +269,51 @@ def test_status_lines_are_printed_above_a_live_bar_not_stuck_to_it(monkeypatch, 
     # the bar's line is erased first, the status line ends with its own newline, the bar is redrawn
     assert "\r\x1b[2KFine-tuned point 2 of at most 7\n" in err, repr(err)
     assert "fine-tuning point" in err and "2/7" in err
+
+
+def test_compare_takes_the_executor_and_workers_from_the_command_line(monkeypatch, tmp_path):
+    from evoprune import api
+
+    seen = {}
+
+    def fake_compare(cfg, out, **kwargs):
+        seen["executor"], seen["workers"] = cfg.compare.executor, cfg.compare.workers
+        raise SystemExit(0)
+
+    monkeypatch.setattr(api, "compare", fake_compare)
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            "--dataset",
+            "mnist-sample",
+            "--out",
+            str(tmp_path),
+            "--executor",
+            "local",
+            "--workers",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert seen == {"executor": "local", "workers": 3}
+    wrong = runner.invoke(app, ["compare", "--out", str(tmp_path), "--executor", "dusk"])
+    assert wrong.exit_code != 0 and "dask" in wrong.output
+
+
+def test_a_missing_model_file_is_named_before_any_data_is_loaded(tmp_path):
+    missing = tmp_path / "missing.keras"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--model-file",
+            str(missing),
+            "--data-dir",
+            str(tmp_path / "no-data"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: Model file not found. Received: {missing}"  # not the data dir

@@ -292,13 +292,20 @@ def run(
             typer.echo(line)
 
 
+def _short_genome(genome: str, genes: int = 6) -> str:
+    """A genome's first ``genes`` genes, then how many more (never cut inside a number)."""
+    values = genome.split()
+    more = f" ... ({len(values)} genes)" if len(values) > genes else ""
+    return " ".join(values[:genes]) + more
+
+
 def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
     """Lines a finished run prints: its best point, its selected model, evaluations, time and ``out``."""
     best, base = summary["best"], summary["baseline"]
     genome = (
         f"threshold {best['threshold']:.4g}"
         if "threshold" in best
-        else f"genome {str(best.get('genome', ''))[:40]}"
+        else f"genome {_short_genome(str(best.get('genome', '')))}"
     )
     chosen, tolerance = summary.get("selected"), summary["select"]["tolerance_pp"]
     within = plural(tolerance, "point")
@@ -340,6 +347,13 @@ def compare(
         Optional[str],
         typer.Option(help=f"Comma-separated. \\[default: {','.join(_DEFAULTS.compare.algorithms)}]"),
     ] = None,
+    executor: Annotated[
+        Optional[Executor],  # type: ignore[valid-type]
+        typer.Option(help=f"Where a seed's trials run. \\[default: {_DEFAULTS.compare.executor}]"),
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option(help=f"Worker processes. \\[default: {_DEFAULTS.compare.workers}]")
+    ] = None,
     model_file: ModelFileOpt = None,
     architecture: ArchitectureOpt = None,
     layers: LayersOpt = None,
@@ -354,6 +368,8 @@ def compare(
             **_data_overrides(dataset, data_dir, data_file),
             "compare.seeds": seeds,
             "compare.algorithms": names,
+            "compare.executor": _value(executor),
+            "compare.workers": workers,
             **_model_overrides(architecture, model_file, layers),
         }
         cfg = api.load_config(config, overrides)  # bad settings fail before any output

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from evoprune.config import Config
 from evoprune.data.dataset import Dataset, load_dataset
-from evoprune.errors import DataError, plural
+from evoprune.errors import DataError, ModelError, plural
 from evoprune.experiments.context import RunContext
 from evoprune.io import file_sha256, weights_sha256
 from evoprune.models.target import PruneTarget, build_target
@@ -71,6 +72,9 @@ def prepare(config: Config, status: Status = _quiet, progress: Progress | None =
     ``progress`` gets ``("train", epoch, epochs, note)`` while a model is trained (not
     when it comes from the cache or a file).
     """
+    model_file = config.model.model_file
+    if model_file and not Path(model_file).is_file():  # before the data: loading them takes seconds
+        raise ModelError(f"Model file not found. Received: {model_file}")
     status(f"Loading dataset {config.data.source}")
     dataset = load_dataset(config.data)
     check_split(config, dataset)
