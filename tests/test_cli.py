@@ -317,3 +317,16 @@ def test_a_missing_model_file_is_named_before_any_data_is_loaded(tmp_path):
     )
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: Model file not found. Received: {missing}"  # not the data dir
+
+
+def test_a_near_miss_among_listed_choices_gets_did_you_mean(tmp_path):
+    config = tmp_path / "typo.toml"
+    config.write_text("[search]\npopluation = 4\n")
+    result = runner.invoke(app, ["run", "--config", str(config), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert "\n" not in line and "Did you mean 'population'? Received: search.popluation" in line
+    far = tmp_path / "far.toml"
+    far.write_text("[search]\nzzz = 4\n")
+    result = runner.invoke(app, ["run", "--config", str(far), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "Did you mean" not in result.output

@@ -131,7 +131,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     except EvopruneError as exc:
         if debug:
             raise
-        _err(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+        _err(_suggested(str(exc).splitlines()[0]) if str(exc) else exc.__class__.__name__)
         raise typer.Exit(code=1) from None
     except OSError as exc:  # disk full, read-only or vanished paths: the environment, not a bug
         if debug:
@@ -639,6 +639,28 @@ def _did_you_mean(message: str, given: str) -> str:
     listed = message.partition("is not one of")[2]
     near = difflib.get_close_matches(given, re.findall(r"'([^']*)'", listed), n=1, cutoff=0.6)
     return f" Did you mean {near[0]!r}?" if near else ""
+
+
+def _suggested(line: str) -> str:
+    """An ``Expected one of: a, b, c. Received: ...x`` line with "Did you mean" its nearest choice.
+
+    The value is the last word of ``Received:`` (a key like ``search.popluation`` is matched
+    by its last part); nothing is added when no choice is close.
+    """
+    import re
+
+    found = re.search(r"Expected one of: (.+?)\. Received: (.+)$", line)
+    if found is None or "Did you mean" in line:
+        return line
+    choices = [c.strip().strip("'\"") for c in found.group(1).split(",")]
+    given = found.group(2).split()[-1].strip("'\"")
+    given = given.split("=", 1)[1] if "=" in given else given.split(".")[-1]  # key=value: the value
+    given = given.strip("'\"")
+    near = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+    if not near or near[0] == given:
+        return line
+    cut = found.start(2) - len("Received: ")
+    return f"{line[:cut]}Did you mean {near[0]!r}? {line[cut:]}"
 
 
 def _printable(text: str) -> str:
