@@ -79,6 +79,9 @@ def _signal_after_first_trial(args: list[str], trials: Path, signum: int, log: P
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: everything it starts is found
+            # SIGINT as a terminal delivers it: a job started in the background (CI runners,
+            # `cmd &`) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         deadline = time.monotonic() + 900
@@ -161,7 +164,7 @@ def test_sigint_stops_a_compare_on_the_local_pool_and_a_rerun_completes(sample_c
     cfg = sample_config.with_overrides(
         {
             "search.max_evaluations": 30,
-            "compare.seeds": 2,  # a second seed still to come when the signal arrives (one is too quick)
+            "compare.seeds": 1,
             "compare.algorithms": ["paper", "nsga2", "spea2"],
             "compare.executor": "local",
             "compare.workers": 2,
@@ -174,7 +177,7 @@ def test_sigint_stops_a_compare_on_the_local_pool_and_a_rerun_completes(sample_c
     code = _signal_after_first_trial(args, out / "trials.csv", signal.SIGINT, tmp_path / "log.txt", rows=2)
     assert code == 130, (tmp_path / "log.txt").read_text()[-3000:]
     partial = pd.read_csv(out / "trials.csv")
-    assert not partial.duplicated(["algorithm", "seed"]).any() and 2 <= len(partial) < 8
+    assert partial["algorithm"].is_unique and 2 <= len(partial) < 4
 
     rerun = runner.invoke(app, args)
     assert rerun.exit_code == 0, rerun.output
