@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from evoprune.cli import app
 
 runner = CliRunner()
-GENERATIONS = 8
+GENERATIONS = 20  # a few seconds of exact search: margin for a signal from a starved test process
 
 
 @pytest.fixture(scope="module")
