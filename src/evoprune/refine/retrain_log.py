@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import math
-import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,7 +27,7 @@ import numpy as np
 from evoprune.config import Config
 from evoprune.errors import CheckpointError
 from evoprune.io import atomic_write_bytes
-from evoprune.search.checkpoint import MAX_BYTES, check_identity, config_difference
+from evoprune.search.checkpoint import check_identity, config_difference, read_data_npz
 
 KIND = "evoprune-retrain-log"
 FORMAT = 1
@@ -265,21 +264,8 @@ def _plain(value: Any) -> Any:
 
 
 def _read_members(path: Path) -> dict[str, np.ndarray]:
-    """The ``.npz`` members, read with ``allow_pickle=False`` after a size check."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            size = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"Retraining log is not a data-only .npz archive: {path} ({exc.__class__.__name__})"
-        ) from exc
-    if size > MAX_BYTES:
-        raise CheckpointError(f"Retraining log is implausibly large: {size:,} bytes. Received: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            members = {name: npz[name] for name in npz.files}
-    except Exception as exc:  # zip, header or dtype problems of a damaged file
-        raise CheckpointError(f"Retraining log is unreadable: {path} ({exc.__class__.__name__})") from exc
+    """The log's members (:func:`~evoprune.search.checkpoint.read_data_npz`), with a header."""
+    members = read_data_npz(path, "Retraining log")
     if "meta" not in members or members["meta"].dtype != np.uint8 or members["meta"].ndim != 1:
         raise CheckpointError(f"Not an evoprune retraining log (no header): {path}")
     return members

@@ -8,7 +8,7 @@ from numba import njit
 SURE_MISS, SURE_HIT, UNSURE = 0, 1, 2
 
 
-def _jit(function):
+def compiled(function):
     """Compiled without the GIL, cached on disk where numba finds a writable place."""
     try:
         return njit(nogil=True, cache=True)(function)
@@ -16,7 +16,7 @@ def _jit(function):
         return njit(nogil=True)(function)
 
 
-@_jit
+@compiled
 def _rank(logits):
     """First index of the largest logit, its value, and the largest of the others."""
     top, best = 0, logits[0]
@@ -30,14 +30,14 @@ def _rank(logits):
     return top, best, second
 
 
-@_jit
+@compiled
 def _status(top, best, second, gap, label):
     if second >= best - gap:
         return UNSURE
     return SURE_HIT if top == label else SURE_MISS
 
 
-@_jit
+@compiled
 def sweep_rows(
     features, logits0, gaps, labels, inputs, classes, weights, visible_at, lo, hi, hits_delta, unsure_delta
 ):

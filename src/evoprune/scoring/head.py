@@ -18,9 +18,9 @@ logits computed by a compiled loop over the kept weights.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from evoprune.models.threads import blas_limited
+from evoprune.scoring._sweep_kernel import compiled
 
 CHUNK = 64  # masks per batched product: bounds memory at chunk x classes x rows floats
 
@@ -50,15 +50,7 @@ def canonical_logits(features: np.ndarray, kernels: np.ndarray, bias: np.ndarray
     return acc
 
 
-def _jit(function):
-    """Compiled without the GIL, cached on disk where numba finds a writable place."""
-    try:
-        return njit(nogil=True, cache=True)(function)
-    except RuntimeError:  # no writable cache location: compile in memory, once per process
-        return njit(nogil=True)(function)
-
-
-@_jit
+@compiled
 def canonical_predictions(features, kernel, bias, masks, which, rows):  # pragma: no cover (compiled)
     """The first largest canonical logit of row ``rows[t]`` under mask ``which[t]``, for each ``t``.
 

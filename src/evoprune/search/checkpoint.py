@@ -167,24 +167,32 @@ def load(path: Path, config: Config, legacy: Path | None = None) -> dict[str, An
     return payload
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The ``.npz`` members, read with ``allow_pickle=False`` after a size check."""
+def read_data_npz(path: Path, what: str = "Checkpoint") -> dict[str, np.ndarray]:
+    """The members of a data-only ``.npz`` file: a size check, then ``allow_pickle=False``.
+
+    Raises:
+        CheckpointError: ``what`` (the file's role, for the message) is not a zip archive,
+            is larger than :data:`MAX_BYTES` uncompressed, or cannot be read as arrays.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             size = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(
-            f"Checkpoint is not a data-only .npz archive: {path} ({exc.__class__.__name__})"
+            f"{what} is not a data-only .npz archive: {path} ({exc.__class__.__name__})"
         ) from exc
     if size > MAX_BYTES:
-        raise CheckpointError(
-            f"Checkpoint is implausibly large: {size:,} bytes uncompressed. Received: {path}"
-        )
+        raise CheckpointError(f"{what} is implausibly large: {size:,} bytes uncompressed. Received: {path}")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            return {name: npz[name] for name in npz.files}
     except Exception as exc:  # zip, header or dtype problems of a damaged file
-        raise CheckpointError(f"Checkpoint is unreadable: {path} ({exc.__class__.__name__})") from exc
+        raise CheckpointError(f"{what} is unreadable: {path} ({exc.__class__.__name__})") from exc
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The checkpoint's members (:func:`read_data_npz`), checked to be the expected ones."""
+    arrays = read_data_npz(path)
     expected = {
         "meta",
         "genomes",
