@@ -112,13 +112,28 @@ def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
     names = list(dict.fromkeys(curves[by]))
     palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
-    for name in names:
+    markers, lines = "os^DvPX", ("-", "--", "-.", ":")  # told apart without colour too
+    for i, name in enumerate(names):
         frame = curves[curves[by] == name]
         medians = frame.groupby("compression")["test_drop_pp"].median()
-        ax.plot(medians.index, medians.values, marker="o", color=palette[name], label=str(name), linewidth=2)
-        jitter = 1.0 + 0.015 * (names.index(name) - (len(names) - 1) / 2)
+        marker, line = markers[i % len(markers)], lines[i % len(lines)]
+        ax.plot(
+            medians.index,
+            medians.values,
+            marker=marker,
+            linestyle=line,
+            color=palette[name],
+            label=str(name),
+            linewidth=2,
+        )
+        jitter = 1.0 + 0.015 * (i - (len(names) - 1) / 2)
         ax.scatter(
-            frame["compression"] * jitter, frame["test_drop_pp"], color=palette[name], s=14, alpha=0.45
+            frame["compression"] * jitter,
+            frame["test_drop_pp"],
+            color=palette[name],
+            marker=marker,
+            s=14,
+            alpha=0.45,
         )
     ax.axhline(0.0, color="0.4", linewidth=0.8)
     ax.set_xscale("log")
@@ -128,7 +143,7 @@ def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
     ax.minorticks_off()
     ax.set_xlabel("compression (pruned layers' weights / kept weights)")
     ax.set_ylabel("test accuracy drop (points)\nlower is better")
-    ax.set_title(title or "Matched compression: median over seeds (line) and each seed (dots)")
+    ax.set_title(title or "Matched compression: median over seeds (line) and each seed (markers)")
     ax.legend(frameon=False)
     fig.tight_layout()
     return fig
