@@ -37,12 +37,11 @@ def test_a_one_class_model_is_named_in_the_singular(prepared):
         check_fits(model, prepared.dataset, "one.keras")
 
 
-def test_run_summary_says_one_point_and_one_evaluation():
-    from evoprune.cli import describe
-
-    summary = {
+def _summary(**best) -> dict:
+    """A finished run's summary with one evaluation; ``best`` adds its genome or threshold."""
+    return {
         "best": {
-            "threshold": 0.1,
+            **best,
             "nonzero": 5,
             "compression": 2.0,
             "accuracy": 0.9,
@@ -56,6 +55,12 @@ def test_run_summary_says_one_point_and_one_evaluation():
         "search_time_s": 0.1,
         "wall_time_s": 1.0,
     }
+
+
+def test_run_summary_says_one_point_and_one_evaluation():
+    from evoprune.cli import describe
+
+    summary = _summary(threshold=0.1)
     lines = describe(summary, "validation", "out")
     assert "within 1 point on validation" in lines[1] and lines[2].startswith("1 evaluation, ")
 
@@ -64,22 +69,7 @@ def test_a_long_genome_is_shortened_between_numbers_and_says_how_many_genes():
     from evoprune.cli import describe
 
     genes = "0.0686028 0.0791531 0.0746783 0.184864 0.0412 0.144279 0.160831 0.2"
-    summary = {
-        "best": {
-            "genome": genes,
-            "nonzero": 5,
-            "compression": 2.0,
-            "accuracy": 0.9,
-            "test_accuracy": 0.9,
-            "fitness": 1.0,
-        },
-        "baseline": {"nonzero": 10, "accuracy": 0.95},
-        "select": {"tolerance_pp": 1.0},
-        "selected": None,
-        "evaluations": 1,
-        "search_time_s": 0.1,
-        "wall_time_s": 1.0,
-    }
+    summary = _summary(genome=genes)
     first = describe(summary, "validation", "out")[0]
     assert "genome 0.0686028 0.0791531 0.0746783 0.184864 0.0412 0.144279 ... (8 genes)," in first
     summary["best"]["genome"] = "0.1 0.2"

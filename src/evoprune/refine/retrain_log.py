@@ -27,7 +27,7 @@ import numpy as np
 from evoprune.config import Config
 from evoprune.errors import CheckpointError
 from evoprune.io import atomic_write_bytes
-from evoprune.search.checkpoint import check_identity, config_difference, read_data_npz
+from evoprune.search.checkpoint import check_identity, config_difference, plain, read_data_npz
 
 KIND = "evoprune-retrain-log"
 FORMAT = 1
@@ -147,7 +147,7 @@ class RetrainLog:
         meta = {
             "kind": KIND,
             "format": FORMAT,
-            "config": _plain(self.config.to_dict()),
+            "config": plain(self.config.to_dict()),
             "identity": self.identity,
             "entries": entries,
         }
@@ -168,7 +168,7 @@ class RetrainLog:
             raise CheckpointError(f"Retraining log has no readable header: {path}") from exc
         if not isinstance(meta, dict) or meta.get("kind") != KIND or meta.get("format") != FORMAT:
             raise CheckpointError(f"Not an evoprune retraining log (or another format): {path}")
-        current = _plain(self.config.to_dict())
+        current = plain(self.config.to_dict())
         if meta.get("config") != current:
             saved = meta["config"] if isinstance(meta.get("config"), dict) else {}
             raise CheckpointError(
@@ -253,14 +253,6 @@ def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{name}={value!r} is not finite")
         out[name] = value
     return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _read_members(path: Path) -> dict[str, np.ndarray]:

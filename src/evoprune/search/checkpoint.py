@@ -66,13 +66,13 @@ def save(
     meta = {
         "kind": KIND,
         "format": FORMAT,
-        "config": _plain(config.to_dict()),
+        "config": plain(config.to_dict()),
         "identity": dict(identity or {}),
         "generation": state.generation,
         "search_time_s": float(search_time_s),
         "evaluations": memo["evaluations"],
         "model_evaluations": memo["model_evaluations"],
-        "logbook": [_plain(dict(row)) for row in state.logbook],
+        "logbook": [plain(dict(row)) for row in state.logbook],
         "mask_key": "int" if mask_keys and isinstance(mask_keys[0], int) else "bytes",
         "python_random": {"version": py_version, "gauss_next": gauss_next},
         "numpy_random": {
@@ -111,12 +111,12 @@ def _matrix(rows: list, dtype) -> np.ndarray:
     return np.array(rows, dtype=dtype).reshape(len(rows), width)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON-ready: tuples become lists, NumPy scalars Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -153,7 +153,7 @@ def load(path: Path, config: Config, legacy: Path | None = None) -> dict[str, An
             f"Checkpoint format not supported. Expected {FORMAT}. Received: "
             f"format={meta.get('format')!r} in {path}"
         )
-    current = _plain(config.to_dict())
+    current = plain(config.to_dict())
     if meta.get("config") != current:
         saved = meta["config"] if isinstance(meta.get("config"), dict) else {}
         raise CheckpointError(
@@ -326,7 +326,7 @@ def config_difference(saved: dict, current: dict) -> str:
         if not isinstance(a_section, dict) or not isinstance(b_section, dict):
             return f"[{section}]={a_section!r} there, {b_section!r} here"
         for key in sorted(set(a_section) | set(b_section)):
-            a, b = _plain(a_section.get(key)), _plain(b_section.get(key))
+            a, b = plain(a_section.get(key)), plain(b_section.get(key))
             if a != b:
                 return f"{section}.{key}={a!r} there, {b!r} here"
     return "no difference"
