@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
 import numpy as np
 
 from evoprune.data.dataset import eval_pipeline, train_pipeline
-from evoprune.models.training import accuracy, compile_model
+from evoprune.models.training import accuracy, compile_model, correct
 from evoprune.refine.finetune import layer_masks
 from evoprune.seeding import seed_everything, seed_layer_generators
 
@@ -123,6 +127,18 @@ class ModelFinetuner:
                 the current kernels at those steps, before the step's update (gradual pruning).
             progress: ``(epoch, epochs)`` after every epoch.
         """
+        with self.session(masks, schedule, progress) as session:
+            session.fit(0, self.epochs, self.seed)
+            return session.state().weights
+
+    @contextlib.contextmanager
+    def session(self, masks, schedule=None, progress=None) -> Iterator[RetrainSession]:
+        """The model compiled for one retraining from ``base`` (see :meth:`retrain`), in pieces.
+
+        A :class:`RetrainSession` fits ranges of epochs and saves and loads the whole
+        training state (weights, masks, optimizer), so several retrainings can take turns
+        on the one model (population-based retraining). The model is put back on exit.
+        """
         import keras
 
         masks = [np.asarray(m).astype(np.float32) for m in layer_masks(masks)]
@@ -142,17 +158,9 @@ class ModelFinetuner:
         rate = self.learning_rate
         if self.lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(self.learning_rate, self.steps())
-        callbacks = _callbacks(schedule, variables, masked, progress, self.epochs)
         try:
             split = self._compile(rate)
-            self.model.fit(
-                train_pipeline(split, self.batch_size, self.seed),
-                epochs=self.epochs,
-                verbose=0,
-                shuffle=False,
-                callbacks=callbacks,
-            )
-            return [w.copy() for w in self.model.get_weights()]
+            yield RetrainSession(self, split, variables, masked, schedule, progress)
         finally:
             for variable, own, penalty in zip(variables, constraints, regularizers):
                 variable.constraint, variable.regularizer = own, penalty
@@ -195,14 +203,71 @@ class _Masked:
         return (self.own(w) if self.own is not None else w) * self.mask
 
 
-def _callbacks(schedule, variables: list, masked: list, progress, epochs: int) -> list:
-    """Keras callbacks of one retraining: gradual mask updates and per-epoch progress."""
+@dataclass
+class TrainingState:
+    """Everything one retraining carries between epochs: weights, masks and optimizer state."""
+
+    weights: list
+    masks: list
+    optimizer: list
+
+
+class RetrainSession:
+    """One retraining in pieces (:meth:`ModelFinetuner.session`): fit epoch ranges, save and load state.
+
+    Attributes:
+        schedule: the gradual-pruning schedule the next :meth:`fit` follows (``None``: masks fixed).
+    """
+
+    def __init__(self, tuner: ModelFinetuner, split, variables: list, masked: list, schedule, progress):
+        self.tuner, self.split, self.variables, self.masked = tuner, split, variables, masked
+        self.schedule = schedule
+        self.progress = progress
+        optimizer = tuner.model.optimizer
+        optimizer.build(tuner.model.trainable_variables)  # its state exists before the first fit
+
+    def fit(self, first: int, last: int, seed: int) -> None:
+        """Epochs ``first`` to ``last - 1`` in data order ``seed`` (steps, rate and schedule follow on)."""
+        tuner = self.tuner
+        tuner.model.fit(
+            train_pipeline(self.split, tuner.batch_size, seed),
+            initial_epoch=first,
+            epochs=last,
+            verbose=0,
+            shuffle=False,
+            callbacks=_callbacks(self, self.variables, self.masked, self.progress, tuner.epochs),
+        )
+
+    def state(self) -> TrainingState:
+        """A copy of the training state now."""
+        return TrainingState(
+            [w.copy() for w in self.tuner.model.get_weights()],
+            [np.array(m.mask.numpy()) for m in self.masked],
+            [np.array(v.numpy()) for v in self.tuner.model.optimizer.variables],
+        )
+
+    def load(self, state: TrainingState) -> None:
+        """Puts the model, its masks and its optimizer in ``state``."""
+        self.tuner.model.set_weights(state.weights)
+        for constraint, mask in zip(self.masked, state.masks):
+            constraint.mask.assign(mask)
+        for variable, value in zip(self.tuner.model.optimizer.variables, state.optimizer):
+            variable.assign(value)
+
+    def fit_accuracy(self) -> float:
+        """Accuracy of the model now on the fitness split."""
+        return float(correct(self.tuner.model, self.tuner.fit_split).mean())
+
+
+def _callbacks(session, variables: list, masked: list, progress, epochs: int) -> list:
+    """Keras callbacks of one retraining: gradual mask updates (``session.schedule``'s) and progress."""
     import keras
 
     class GradualMasks(keras.callbacks.Callback):
         """Recomputes the masks from the kernels at the steps the schedule names, before the step."""
 
         def on_train_batch_begin(self, batch, logs=None):
+            schedule = session.schedule
             step = int(self.model.optimizer.iterations.numpy())
             if not schedule.updates_at(step):
                 return
@@ -218,7 +283,9 @@ def _callbacks(schedule, variables: list, masked: list, progress, epochs: int) -
         def on_epoch_end(self, epoch, logs=None):
             progress(epoch + 1, epochs)
 
-    return ([GradualMasks()] if schedule is not None else []) + ([EpochProgress()] if progress else [])
+    return ([GradualMasks()] if session.schedule is not None else []) + (
+        [EpochProgress()] if progress else []
+    )
 
 
 def distillation_loss(weight: float, temperature: float, from_logits: bool):
