@@ -106,3 +106,61 @@ def test_gmp_table_is_written_with_its_defaults(tmp_path):
     path.write_text(text)
     assert evoprune.load_config(path) == config
     assert "[gmp]" not in evoprune.load_config(None, {"search.algorithm": "nsga2"}).to_toml()
+
+
+def test_population_based_gmp_keeps_one_lineage_at_the_same_budget(sample_config, tmp_path):
+    """gmp-pbt: members evolve exchange rates in rounds; the answer is exact, measured and exportable."""
+    config = evoprune.load_config(
+        sample_config,
+        {
+            **SETTINGS,
+            "finetune.epochs": 3,
+            "search.algorithm": "gmp-pbt",
+            "gmp.compression": 20.0,
+            "gmp.population": 4,
+            "gmp.round_epochs": 1,
+            "gmp.sigma": 1.0,
+        },
+    )
+    out = tmp_path / "run"
+    result = evoprune.prune(config=config, out=out)
+    total = result.summary["baseline"]["nonzero"]
+    assert result.selected["nonzero"] == round(total / 20.0)
+    evolved = result.summary["gmp"]["evolved"]["20"]
+    assert result.summary["gmp"]["allocation"] == "population-based"
+    assert evolved["search_epochs"] == 3 * 3  # three other members of three epochs each
+    assert set(evolved["log_scales"]) == {"fc1", "fc2", "fc3"}
+    model = result.model()
+    kept = sum(int(np.count_nonzero(model.get_layer(n).kernel.numpy())) for n in ("fc1", "fc2", "fc3"))
+    assert kept == result.selected["nonzero"]
+    report = evoprune.export(out, tmp_path / "m.tflite")  # export retrains nothing: the run's weights
+    assert report.sidecar["test_accuracy"] == pytest.approx(result.selected["test_accuracy"], abs=1e-6)
+
+
+def test_population_rounds_select_the_better_half_and_continue_its_state(sample_config):
+    """Each round the worse half continues a survivor (its parent) with a mutated genome; once the
+    ramp ends (half the steps here) the best member trains on alone."""
+    from evoprune.experiments import curve
+    from evoprune.experiments.assemble import prepare
+
+    config = evoprune.load_config(sample_config, {**SETTINGS, "finetune.epochs": 4, "gmp.frequency": 5})
+    tuner = curve.finetuner(config, prepare(config))
+    point, found = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.5, 5, 4, 1, 0.5)
+    assert found.evolving_epochs == 2 and found.search_epochs == 3 * 2
+    assert sorted({row["round"] for row in found.history}) == [0, 1]
+    rounds = [[row for row in found.history if row["round"] == r] for r in (0, 1)]
+    assert [row["member"] for row in rounds[0]] == [0, 1, 2, 3]
+    assert rounds[0][0]["log_scales"] == {"fc1": 0.0, "fc2": 0.0, "fc3": 0.0}  # GMP global starts
+    ranked = sorted(rounds[0], key=lambda row: -row["accuracy"])
+    survivors = {row["member"] for row in ranked[:2]}
+    for row in rounds[1]:
+        if row["member"] in survivors:  # kept unchanged, its own parent
+            assert row["parent"] == row["member"]
+            assert row["log_scales"] == rounds[0][row["member"]]["log_scales"]
+        else:  # a mutated copy of a survivor
+            assert row["parent"] in survivors
+            assert row["log_scales"] != rounds[0][row["parent"]]["log_scales"]
+    best = max(rounds[1], key=lambda row: row["accuracy"])
+    assert found.log_scales == pytest.approx(best["log_scales"], abs=1e-6)
+    assert point.accuracy == pytest.approx(found.accuracy, abs=1e-6)  # measured after its last 2 epochs
+    assert sum(int(m.sum()) for m in point.masks) == round(tuner.target.base_nonzero / 10.0)

@@ -20,6 +20,7 @@ from evoprune.experiments.assemble import Prepared, loss_bound, make_model_finet
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.result import RunResult
 from evoprune.refine.gradual import schedule_for, target_nonzero
+from evoprune.refine.population import PopulationResult, population_retrain
 from evoprune.refine.retrain import ModelFinetuner
 from evoprune.refine.retrain_log import RetrainLog
 
@@ -77,6 +78,48 @@ def gmp_point(
         raise AssertionError("gradual pruning kept more weights than its schedule")
     accuracy, test_accuracy = tuner.evaluate(weights)
     return Point(compression, weights, masks, accuracy, test_accuracy)
+
+
+def population_point(
+    tuner: ModelFinetuner,
+    compression: float,
+    initial_sparsity: float,
+    begin: float,
+    end: float,
+    frequency: int,
+    population: int,
+    round_epochs: int,
+    sigma: float,
+    context: RunContext = RunContext(),
+    starts: list | None = None,
+) -> tuple[Point, PopulationResult]:
+    """Population-based gradual pruning to exactly ``compression`` (:mod:`evoprune.refine.population`).
+
+    Args:
+        starts: log exchange rates of the first members (default: GMP global's, all zeros).
+    """
+    target = tuner.target
+    sizes = [int(k.size) for k in target.kernels]
+    schedule = schedule_for(
+        target.names, sizes, compression, "global", tuner.steps(), initial_sparsity, begin, end, frequency
+    )
+    evolved = population_retrain(
+        tuner,
+        schedule,
+        target.names,
+        population,
+        round_epochs,
+        sigma,
+        tuner.seed,
+        starts or (),
+        progress=lambda done, total: context.progress("retrain", done, total, f"{compression:g}x"),
+    )
+    weights = evolved.weights
+    masks = [weights[i] != 0 for i in target.weight_positions(tuner.model)]
+    if sum(int(m.sum()) for m in masks) > schedule.total:
+        raise AssertionError("gradual pruning kept more weights than its schedule")
+    accuracy, test_accuracy = tuner.evaluate(weights)
+    return Point(compression, weights, masks, accuracy, test_accuracy), evolved
 
 
 def logged_point(

@@ -41,6 +41,10 @@ class GmpConfig:
         allocation: ``uniform`` (every pruned layer at the same sparsity), ``global`` (one
             magnitude threshold over all pruned layers) or a table of kept fractions by
             layer name (its shape, scaled so the total is exact).
+        population, round_epochs, sigma: ``gmp-pbt`` only
+            (:mod:`evoprune.refine.population`): retrainings evolved side by side, epochs
+            between selections, and the mutation's standard deviation of a layer's log
+            exchange rate.
     """
 
     compression: float = 12.0
@@ -49,6 +53,9 @@ class GmpConfig:
     end: float = gradual.END
     frequency: int = gradual.FREQUENCY
     allocation: str | dict = field(default="uniform", metadata={"types": (str, dict)})
+    population: int = 4
+    round_epochs: int = 3
+    sigma: float = 0.3
 
     def validate(self) -> None:
         check_range("gmp.compression", self.compression, 1.0, 1e9, low_open=True)
@@ -56,6 +63,9 @@ class GmpConfig:
         check_range("gmp.begin", self.begin, 0.0, 1.0)
         check_range("gmp.end", self.end, 0.0, 1.0)
         check_range("gmp.frequency", self.frequency, 1, 10**9)
+        check_range("gmp.population", self.population, 2, 1000)
+        check_range("gmp.round_epochs", self.round_epochs, 1, 100_000)
+        check_range("gmp.sigma", self.sigma, 0.0, 10.0)
         if self.end < self.begin:
             raise ConfigError(
                 f"Expected gmp.begin <= gmp.end. Received: gmp.begin={self.begin}, gmp.end={self.end}"
@@ -88,12 +98,19 @@ def _check(config: Config) -> None:
 
 
 def run_gmp(
-    config: Config, prepared: Prepared, context: RunContext = RunContext(), allocation=None
+    config: Config,
+    prepared: Prepared,
+    context: RunContext = RunContext(),
+    allocation=None,
+    evolve: bool = False,
 ) -> RunResult:
     """One GMP retraining to ``[gmp] compression``, and one per ``select.compressions`` level.
 
     ``selected`` is the model at ``[gmp] compression`` (whether or not it is within
     ``select.tolerance_pp``: ``within_tolerance`` says); its weights are kept for export.
+    With ``evolve``, each level is a population-based retraining (``gmp-pbt``): the
+    summary's ``gmp.evolved`` gives each level's winning log exchange rates, and
+    ``search_epochs`` the epochs its other members trained.
     """
     wall_start = time.perf_counter()
     g = settings(config)
@@ -105,15 +122,34 @@ def run_gmp(
     log = retrain_log(config, prepared, context, "GMP level")  # a resumed run replays its levels
     start = time.perf_counter()
     points = []
+    evolved: dict[str, dict] = {}
     for i, level in enumerate(levels):
-        context.status(
-            f"GMP to {level:g}x ({allocation if isinstance(allocation, str) else 'table'} allocation)"
-        )
+        kind = "population-based" if evolve else allocation if isinstance(allocation, str) else "table"
+        context.status(f"GMP to {level:g}x ({kind} allocation)")
 
         def make(level: float = level) -> curve.Point:
-            return curve.gmp_point(
-                tuner, level, allocation, g.initial_sparsity, g.begin, g.end, g.frequency, context
+            if not evolve:
+                return curve.gmp_point(
+                    tuner, level, allocation, g.initial_sparsity, g.begin, g.end, g.frequency, context
+                )
+            point, found = curve.population_point(
+                tuner,
+                level,
+                g.initial_sparsity,
+                g.begin,
+                g.end,
+                g.frequency,
+                g.population,
+                g.round_epochs,
+                g.sigma,
+                context,
             )
+            evolved[f"{level:g}"] = {
+                "log_scales": found.log_scales,
+                "search_epochs": found.search_epochs,
+                "evolving_epochs": found.evolving_epochs,
+            }
+            return point
 
         points.append(curve.logged_point(log, f"level {level:g}x", tuner, make))
         context.progress("level", i + 1, len(levels), f"{level:g}x")
@@ -136,9 +172,12 @@ def run_gmp(
     )
     summary["gmp"] = {
         **dataclasses.asdict(g),
-        "allocation": allocation,
+        "allocation": "population-based" if evolve else allocation,
         "retrain_epochs": config.finetune.epochs,
     }
+    if evolve:  # a level replayed from the retraining log has no record of its search
+        summary["gmp"]["evolved"] = evolved
+        summary["gmp"]["search_epochs"] = sum(level["search_epochs"] for level in evolved.values())
     first = pd.concat([table.iloc[0], pd.Series({"refined": True})])
     chosen = selected_summary(
         first, summary["baseline"], first["genome"], target.kept_fractions(points[0].masks)
@@ -170,6 +209,11 @@ def _fixed(allocation: str):
     return run
 
 
+def run_pbt(config: Config, prepared: Prepared, context: RunContext = RunContext()) -> RunResult:
+    """``gmp-pbt``: each level's model from a population of GMP retrainings evolved as they train."""
+    return run_gmp(config, prepared, context, "global", evolve=True)
+
+
 METHODS = [
     Method(
         "gmp",
@@ -188,6 +232,13 @@ METHODS = [
         "gmp-global",
         "gmp with one magnitude threshold over all pruned layers",
         _fixed("global"),
+        section=GmpConfig,
+    ),
+    Method(
+        "gmp-pbt",
+        "gmp-global retrained as an evolving population: [gmp] population retrainings, the worse "
+        "half replaced every round_epochs by mutated copies of the better (per-layer exchange rates)",
+        run_pbt,
         section=GmpConfig,
     ),
 ]

@@ -1,0 +1,73 @@
+"""Joins matched-compression curves from separate runs and comparisons into one report and figure.
+
+A method added after a comparison was published (or run seed by seed, level by level, on
+several cores) is paired with the published trials on the same seeds: the curves of run
+directories (``curve.csv`` with the run's ``algorithm`` and ``seed`` from ``summary.json``)
+and of comparisons (``curves.csv``) are stacked, and the joined ``curves.csv``, the report
+section of ``evoprune compare`` (median drops, paired Wilcoxon tests of ``--subject``
+against every other method) and ``curve.png`` are written to ``--out``.
+
+Run::
+
+    python -m benchmarks.join_curves --out OUT --subject gmp-pbt \\
+        --curves docs/results/curves-lenet-300-100/curves.csv --runs RUN_DIR [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from evoprune.reporting.curves import curve_figure, curve_report
+
+
+def run_curves(run: Path) -> pd.DataFrame:
+    """A run directory's ``curve.csv`` with its ``algorithm`` and ``seed`` columns."""
+    summary = json.loads((run / "summary.json").read_text())
+    frame = pd.read_csv(run / "curve.csv")
+    frame.insert(0, "seed", summary["seed"])
+    frame.insert(0, "algorithm", summary["algorithm"])
+    return frame
+
+
+def join(curves: list[Path], runs: list[Path]) -> pd.DataFrame:
+    """All curves, one row per (algorithm, seed, level); a level made twice is refused."""
+    frames = [pd.read_csv(path) for path in curves] + [run_curves(run) for run in runs]
+    joined = pd.concat(frames, ignore_index=True).sort_values(
+        ["algorithm", "seed", "compression"], kind="stable"
+    )
+    twice = joined.duplicated(["algorithm", "seed", "compression"])
+    if twice.any():
+        first = joined[twice].iloc[0]
+        raise SystemExit(
+            f"one level in two inputs: {first['algorithm']}, seed {first['seed']}, {first['compression']:g}x"
+        )
+    order = list(dict.fromkeys(pd.concat(frames)["algorithm"]))
+    joined["_order"] = joined["algorithm"].map(order.index)
+    return joined.sort_values(["_order", "seed", "compression"]).drop(columns="_order").reset_index(drop=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--subject", required=True, help="the method tested against every other one")
+    parser.add_argument("--curves", type=Path, nargs="*", default=[], help="comparisons' curves.csv")
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run directories")
+    args = parser.parse_args(argv)
+    joined = join(args.curves, args.runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    joined.to_csv(args.out / "curves.csv", index=False)
+    report = curve_report(joined, args.subject)
+    (args.out / "report.md").write_text(f"# Joined matched-compression curves\n{report}")
+    figure = curve_figure(
+        joined, title=f"{args.subject} against the others, {joined['seed'].nunique()} seeds"
+    )
+    figure.savefig(args.out / "curve.png", dpi=120, bbox_inches="tight")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
