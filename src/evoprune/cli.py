@@ -13,7 +13,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from evoprune import __version__, api
-from evoprune.config import Config
+from evoprune.config import EVALUATORS, Config
 from evoprune.errors import EvopruneError, SearchInterrupted, Terminated, plural
 from evoprune.experiments.executors import sigterm_raises
 
@@ -36,6 +36,7 @@ def _choices(name: str) -> type[Enum]:
 Algorithm, Encoding, Executor, Architecture = (
     _choices(n) for n in ("algorithm", "encoding", "executor", "architecture")
 )
+Evaluator = Enum("Evaluator", {n: n for n in EVALUATORS}, type=str)  # type: ignore[misc]
 
 
 class Split(str, Enum):
@@ -245,7 +246,8 @@ def run(
         typer.Option(help=f"Genome. \\[default: {_DEFAULTS.search.encoding}]"),
     ] = None,
     evaluator: Annotated[
-        Optional[str], typer.Option(help=f"fast or exact. \\[default: {_DEFAULTS.search.evaluator}]")
+        Optional[Evaluator],  # type: ignore[valid-type]
+        typer.Option(help=f"Scorer of a genome. \\[default: {_DEFAULTS.search.evaluator}]"),
     ] = None,
     model_file: ModelFileOpt = None,
     architecture: ArchitectureOpt = None,
@@ -267,7 +269,7 @@ def run(
             "search.population": population,
             "search.generations": generations,
             "search.encoding": _value(encoding),
-            "search.evaluator": evaluator,
+            "search.evaluator": _value(evaluator),
             **_model_overrides(architecture, model_file, layers),
         }
         if resume is None and out is None:
