@@ -105,7 +105,7 @@ def _cases(tmp, config, done):
             lambda: _toml(tmp / "a.toml", '[search]\nalgorithm = "cmaes"\n'),
             "search.algorithm='cmaes'",
         ),
-        "unknown evaluator": (lambda: ["--evaluator", "gpu"], "search.evaluator='gpu'"),
+        "unknown evaluator": (lambda: ["--evaluator", "gpu"], "Received: --evaluator gpu"),
         "unknown dataset": (lambda: ["--dataset", "cifar-10"], "data.dataset='cifar-10'"),
         "not toml": (lambda: _toml(tmp / "x.toml", "[search\n"), "not valid TOML"),
         "missing config": (lambda: ["--config", str(tmp / "none.toml")], "none.toml"),

@@ -109,7 +109,6 @@ def test_train_prints_accuracy(config_file):
         (["--dataset", "Cifar-10"], "data.dataset='Cifar-10'"),
         (["--population", "0"], "search.population=0"),
         (["--generations", "-2"], "search.generations=-2"),
-        (["--evaluator", "slow"], "search.evaluator='slow'"),
         (["--algorithm", "nsga2", "--population", "22"], "multiple of 4"),
     ],
 )
@@ -191,6 +190,7 @@ def test_usage_errors_are_one_line_from_the_console_script(tmp_path):
         (["--algorithm", "nsga-2"], "Did you mean 'nsga2'? Received: --algorithm nsga-2"),
         (["--encoding", "layer_threshold"], "Did you mean 'layer_thresholds'?"),
         (["--architecture", "lenet5"], "Did you mean 'lenet-5'?"),
+        (["--evaluator", "exac"], "is not one of 'fast', 'exact'. Did you mean 'exact'?"),
     ],
 )
 def test_choices_are_listed_and_near_misses_named(tmp_path, capsys, args, needle):

@@ -164,3 +164,56 @@ def test_population_rounds_select_the_better_half_and_continue_its_state(sample_
     assert found.log_scales == pytest.approx(best["log_scales"], abs=1e-6)
     assert point.accuracy == pytest.approx(found.accuracy, abs=1e-6)  # measured after its last 2 epochs
     assert sum(int(m.sum()) for m in point.masks) == round(tuner.target.base_nonzero / 10.0)
+
+
+def test_a_retraining_in_pieces_continues_exactly_from_a_loaded_state(sample_config):
+    """RetrainSession: an epoch fitted from a loaded state is the epoch fitted straight on, bit for bit."""
+    from evoprune.experiments import curve
+    from evoprune.experiments.assemble import prepare
+    from evoprune.refine.gradual import schedule_for
+
+    config = evoprune.load_config(sample_config, {**SETTINGS, "finetune.epochs": 3, "gmp.frequency": 5})
+    tuner = curve.finetuner(config, prepare(config))
+    target = tuner.target
+    schedule = schedule_for(
+        target.names, [k.size for k in target.kernels], 10.0, "global", tuner.steps(), 0.5, 0.0, 0.7, 5
+    )
+    with tuner.session([np.ones(k.shape, dtype=bool) for k in target.kernels], schedule) as session:
+        session.fit(0, 1, 11)
+        after_one = session.state()
+        session.fit(1, 2, 12)
+        straight = session.state()
+        with pytest.raises(ValueError, match="not at the start of epoch 1"):
+            session.fit(1, 2, 12)  # the optimizer is two epochs on
+        session.load(after_one)
+        session.fit(1, 2, 12)
+        again = session.state()
+    per_epoch = tuner.steps() // 3
+    assert int(again.optimizer[0]) == 2 * per_epoch  # Adam's step counter came back and went on
+    for a, b in zip(
+        straight.weights + straight.masks + straight.optimizer, again.weights + again.masks + again.optimizer
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(after_one.weights, straight.weights))
+
+
+def test_population_based_gmp_is_reproducible_and_its_level_replays_with_its_record(sample_config):
+    """Same seed, same members, same answer; a level read back from the retraining log keeps its info."""
+    from evoprune.experiments import curve
+    from evoprune.experiments.assemble import prepare
+    from evoprune.refine.retrain_log import RetrainLog
+
+    config = evoprune.load_config(sample_config, {**SETTINGS, "finetune.epochs": 2, "gmp.frequency": 5})
+    tuner = curve.finetuner(config, prepare(config))
+    runs = [curve.population_point(tuner, 8.0, 0.5, 0.0, 0.7, 5, 3, 1, 0.5) for _ in range(2)]
+    (first, found), (second, again) = runs
+    assert found.history == again.history and found.log_scales == again.log_scales
+    for a, b in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(a, b)
+    log = RetrainLog.open(None, config)
+    made = curve.logged_point(log, "level 8x", tuner, lambda: first)
+    replayed = curve.logged_point(
+        log, "level 8x", tuner, lambda: pytest.fail("replayed levels are not retrained")
+    )
+    assert made.info == replayed.info == first.info
+    assert first.info["search_epochs"] == 2 * 2 and first.info["log_scale.fc1"] == found.log_scales["fc1"]

@@ -101,3 +101,13 @@ def test_scaled_global_reproduces_an_allocation_and_moves_with_the_weights():
     plain = schedule_for(["a", "b"], [10_000, 500], 20.0, "global", 100, 0.5, 0.0, 0.5, 10)
     same = schedule_for(["a", "b"], [10_000, 500], 20.0, equal, 100, 0.5, 0.0, 0.5, 10)
     assert all(np.array_equal(x, y) for x, y in zip(plain.masks(50, kernels), same.masks(50, kernels)))
+
+
+@pytest.mark.parametrize("end", [0.7, 1.0])
+def test_the_ramp_ends_on_a_step_that_runs(end):
+    """end = 1 sets the final masks at the last step (step ``steps`` never runs)."""
+    steps = 40
+    schedule = schedule_for(["a", "b"], [100, 50], 10.0, "global", steps, 0.5, 0.0, end, 7)
+    assert schedule.end <= steps - 1 and schedule.updates_at(schedule.end)
+    kernels = [np.arange(100, dtype=float), np.arange(50, dtype=float)]
+    assert sum(int(m.sum()) for m in schedule.masks(schedule.end, kernels)) == 15

@@ -182,3 +182,19 @@ def test_fine_tuning_resumed_from_the_log_tunes_only_the_rest_and_ends_the_same(
     for size in everything:
         key = mask_key([np.arange(200) < size])
         assert log.weights(key)[0][0, 0] == size  # each point's weights are kept
+
+
+def test_a_log_from_before_a_setting_existed_resumes_while_it_keeps_its_default(tmp_path):
+    """A key the saved config lacks (added to its section since) counts as its default, not a change."""
+    path = tmp_path / "retrain.npz"
+    _log(path).add("round 0", {"accuracy": 0.5}, _weights(1.0))
+    with np.load(path) as stored:
+        arrays = dict(stored)
+    meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
+    del meta["config"]["finetune"]["temperature"]  # as written before finetune.temperature existed
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    np.savez(path, **arrays)
+    assert _log(path).done("round 0")
+    changed = Config().with_overrides({"search.seed": 3, "finetune.temperature": 2.0})
+    with pytest.raises(CheckpointError, match="finetune.temperature=4.0 there, 2.0 here"):
+        _log(path, config=changed)

@@ -142,6 +142,11 @@ class Config:
         core = {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
         return {**core, **{name: dataclasses.asdict(section) for name, section in self.extra}}
 
+    def defaults_dict(self) -> dict[str, dict[str, Any]]:
+        """:meth:`to_dict` of the same sections at their defaults."""
+        core = {name: dataclasses.asdict(type(getattr(self, name))()) for name in _SECTIONS}
+        return {**core, **{name: dataclasses.asdict(type(section)()) for name, section in self.extra}}
+
     def to_toml(self) -> str:
         """Serializes the resolved config as TOML (read back by :func:`load_config`)."""
         lines: list[str] = []

@@ -24,6 +24,7 @@ from evoprune.refine.population import PopulationResult, population_retrain
 from evoprune.refine.retrain import ModelFinetuner
 from evoprune.refine.retrain_log import RetrainLog
 
+INFO = "info."  # prefix of a point's info in its retraining-log row
 COLUMNS = ["compression", "nonzero", "accuracy", "test_accuracy", "drop_pp", "test_drop_pp", "per_layer"]
 
 
@@ -36,6 +37,7 @@ class Point:
     masks: list
     accuracy: float
     test_accuracy: float
+    info: dict = dataclasses.field(default_factory=dict)  # numbers a method keeps about it (logged)
 
 
 def finetuner(config: Config, prepared: Prepared) -> ModelFinetuner:
@@ -119,7 +121,12 @@ def population_point(
     if sum(int(m.sum()) for m in masks) > schedule.total:
         raise AssertionError("gradual pruning kept more weights than its schedule")
     accuracy, test_accuracy = tuner.evaluate(weights)
-    return Point(compression, weights, masks, accuracy, test_accuracy), evolved
+    info = {
+        "search_epochs": evolved.search_epochs,
+        "evolving_epochs": evolved.evolving_epochs,
+        **{f"log_scale.{name}": value for name, value in evolved.log_scales.items()},
+    }
+    return Point(compression, weights, masks, accuracy, test_accuracy, info), evolved
 
 
 def logged_point(
@@ -140,10 +147,11 @@ def logged_point(
             else [weights[i] != 0 for i in tuner.target.weight_positions(tuner.model)]
         )
         kept = [np.asarray(m, dtype=bool) for m in kept]
-        return Point(row["compression"], weights, kept, row["accuracy"], row["test_accuracy"])
+        info = {name[len(INFO) :]: value for name, value in row.items() if name.startswith(INFO)}
+        return Point(row["compression"], weights, kept, row["accuracy"], row["test_accuracy"], info)
     point = make()
     row = {"compression": point.compression, "accuracy": point.accuracy, "test_accuracy": point.test_accuracy}
-    log.add(key, row, point.weights)
+    log.add(key, {**row, **{INFO + name: value for name, value in point.info.items()}}, point.weights)
     return point
 
 

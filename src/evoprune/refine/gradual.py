@@ -223,12 +223,14 @@ def schedule_for(
     """The schedule of one GMP retraining of ``steps`` optimizer steps to ``compression``.
 
     Args:
-        begin, end: fractions of the steps where the sparsity starts and stops rising.
+        begin, end: fractions of the steps where the sparsity starts and stops rising
+            (``end = 1``: at the last step, so the final model is at the target).
     """
     total = target_nonzero(sum(sizes), compression)
     final = final_counts(names, sizes, allocation, total)
-    t0 = int(round(begin * steps))
-    t1 = max(t0, int(round(end * steps)))
+    last = max(int(steps) - 1, 0)  # the last step that runs: the final masks must be set by then
+    t0 = min(int(round(begin * steps)), last)
+    t1 = min(max(t0, int(round(end * steps))), last)
     return Schedule(
         tuple(int(s) for s in sizes),
         None if final is None else tuple(final),

@@ -26,7 +26,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -36,6 +35,7 @@ from deap import base
 from evoprune.refine.gradual import Schedule
 from evoprune.refine.retrain import ModelFinetuner
 from evoprune.search.operators import mut_gaussian, sel_elite
+from evoprune.seeding import SearchRandom
 
 # Bounds of a log exchange rate: a layer's magnitudes weighted by e^-3 .. e^3 under the threshold.
 LOG_SCALE_BOUND = 3.0
@@ -108,18 +108,19 @@ def population_retrain(
         raise ValueError("Population-based retraining evolves a global threshold's exchange rates")
     if population < 2:
         raise ValueError(f"Expected a population of at least 2. Received: population={population}")
-    rng = random.Random(seed)
+    rng = SearchRandom(seed)  # DEAP's draws, this thread only
     width = len(names)
     starts = [list(map(float, s)) for s in starts] or [[0.0] * width]
+    if any(len(s) != width for s in starts):
+        raise ValueError(
+            f"Expected genomes of {width} log exchange rates ({', '.join(names)}). Received: {starts}"
+        )
     low, up = -LOG_SCALE_BOUND, LOG_SCALE_BOUND
     spread = sigma / (up - low)  # mut_gaussian's sigma is a fraction of the range
 
     def mutated(genes) -> list[float]:
-        state = random.getstate()
-        random.setstate(rng.getstate())
-        (child,) = mut_gaussian(list(genes), low, up, sigma=spread, indpb=1.0)
-        rng.setstate(random.getstate())
-        random.setstate(state)
+        with rng.bound():
+            (child,) = mut_gaussian(list(genes), low, up, sigma=spread, indpb=1.0)
         return child
 
     members = [

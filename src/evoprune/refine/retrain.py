@@ -129,7 +129,7 @@ class ModelFinetuner:
         """
         with self.session(masks, schedule, progress) as session:
             session.fit(0, self.epochs, self.seed)
-            return session.state().weights
+            return [w.copy() for w in self.model.get_weights()]
 
     @contextlib.contextmanager
     def session(self, masks, schedule=None, progress=None) -> Iterator[RetrainSession]:
@@ -205,11 +205,13 @@ class _Masked:
 
 @dataclass
 class TrainingState:
-    """Everything one retraining carries between epochs: weights, masks and optimizer state."""
+    """Everything one retraining carries between epochs: weights, masks, optimizer and the
+    layers' random-seed states (Dropout's)."""
 
     weights: list
     masks: list
     optimizer: list
+    seeds: list
 
 
 class RetrainSession:
@@ -227,8 +229,15 @@ class RetrainSession:
         optimizer.build(tuner.model.trainable_variables)  # its state exists before the first fit
 
     def fit(self, first: int, last: int, seed: int) -> None:
-        """Epochs ``first`` to ``last - 1`` in data order ``seed`` (steps, rate and schedule follow on)."""
+        """Epochs ``first`` to ``last - 1`` in data order ``seed`` (steps, rate and schedule follow on).
+
+        Raises:
+            ValueError: the optimizer is not at the start of epoch ``first`` (load that state first).
+        """
         tuner = self.tuner
+        done = int(tuner.model.optimizer.iterations.numpy())
+        if done != first * (tuner.steps() // tuner.epochs):
+            raise ValueError(f"The retraining is at step {done}, not at the start of epoch {first}")
         tuner.model.fit(
             train_pipeline(self.split, tuner.batch_size, seed),
             initial_epoch=first,
@@ -244,6 +253,7 @@ class RetrainSession:
             [w.copy() for w in self.tuner.model.get_weights()],
             [np.array(m.mask.numpy()) for m in self.masked],
             [np.array(v.numpy()) for v in self.tuner.model.optimizer.variables],
+            [np.array(v.numpy()) for v, _ in self.tuner._rng_states],
         )
 
     def load(self, state: TrainingState) -> None:
@@ -252,6 +262,8 @@ class RetrainSession:
         for constraint, mask in zip(self.masked, state.masks):
             constraint.mask.assign(mask)
         for variable, value in zip(self.tuner.model.optimizer.variables, state.optimizer):
+            variable.assign(value)
+        for (variable, _), value in zip(self.tuner._rng_states, state.seeds):
             variable.assign(value)
 
     def fit_accuracy(self) -> float:

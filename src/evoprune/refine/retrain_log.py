@@ -27,7 +27,13 @@ import numpy as np
 from evoprune.config import Config
 from evoprune.errors import CheckpointError
 from evoprune.io import atomic_write_bytes
-from evoprune.search.checkpoint import check_identity, config_difference, plain, read_data_npz
+from evoprune.search.checkpoint import (
+    check_identity,
+    config_difference,
+    plain,
+    read_data_npz,
+    saved_config,
+)
 
 KIND = "evoprune-retrain-log"
 FORMAT = 1
@@ -169,8 +175,8 @@ class RetrainLog:
         if not isinstance(meta, dict) or meta.get("kind") != KIND or meta.get("format") != FORMAT:
             raise CheckpointError(f"Not an evoprune retraining log (or another format): {path}")
         current = plain(self.config.to_dict())
-        if meta.get("config") != current:
-            saved = meta["config"] if isinstance(meta.get("config"), dict) else {}
+        saved = saved_config(meta.get("config"), self.config)
+        if saved != current:
             raise CheckpointError(
                 f"Retraining log in {path.parent} was written for another config: "
                 f"{config_difference(saved, current)}"

@@ -154,8 +154,8 @@ def load(path: Path, config: Config, legacy: Path | None = None) -> dict[str, An
             f"format={meta.get('format')!r} in {path}"
         )
     current = plain(config.to_dict())
-    if meta.get("config") != current:
-        saved = meta["config"] if isinstance(meta.get("config"), dict) else {}
+    saved = saved_config(meta.get("config"), config)
+    if saved != current:
         raise CheckpointError(
             f"Checkpoint in {path.parent} was written for another config: {config_difference(saved, current)}"
         )
@@ -317,6 +317,21 @@ def check_identity(meta: dict, current: dict[str, str], where: Path) -> None:
     for key, label in names.items():
         if key in saved and key in current and saved[key] != current[key]:
             raise CheckpointError(f"{label} {current[key]} here vs {saved[key]} in {where}")
+
+
+def saved_config(saved: object, config: Config) -> dict:
+    """A config saved with a run, keys it lacks at their defaults (a setting added since), to compare.
+
+    A run started before a section gained a key resumes, as long as the run's config
+    leaves that key at its default.
+    """
+    if not isinstance(saved, dict):
+        return {}
+    defaults = plain(config.defaults_dict())
+    return {
+        name: {**defaults.get(name, {}), **values} if isinstance(values, dict) else values
+        for name, values in saved.items()
+    } | {name: values for name, values in defaults.items() if name not in saved}
 
 
 def config_difference(saved: dict, current: dict) -> str:

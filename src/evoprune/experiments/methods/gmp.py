@@ -132,7 +132,7 @@ def run_gmp(
                 return curve.gmp_point(
                     tuner, level, allocation, g.initial_sparsity, g.begin, g.end, g.frequency, context
                 )
-            point, found = curve.population_point(
+            point, _ = curve.population_point(
                 tuner,
                 level,
                 g.initial_sparsity,
@@ -144,14 +144,16 @@ def run_gmp(
                 g.sigma,
                 context,
             )
-            evolved[f"{level:g}"] = {
-                "log_scales": found.log_scales,
-                "search_epochs": found.search_epochs,
-                "evolving_epochs": found.evolving_epochs,
-            }
             return point
 
         points.append(curve.logged_point(log, f"level {level:g}x", tuner, make))
+        if evolve:  # from the log's row too, when the level was replayed
+            info = points[-1].info
+            evolved[f"{level:g}"] = {
+                "log_scales": {k.split(".", 1)[1]: v for k, v in info.items() if k.startswith("log_scale.")},
+                "search_epochs": int(info["search_epochs"]),
+                "evolving_epochs": int(info["evolving_epochs"]),
+            }
         context.progress("level", i + 1, len(levels), f"{level:g}x")
     search_time = time.perf_counter() - start
     rows = []
@@ -175,7 +177,7 @@ def run_gmp(
         "allocation": "population-based" if evolve else allocation,
         "retrain_epochs": config.finetune.epochs,
     }
-    if evolve:  # a level replayed from the retraining log has no record of its search
+    if evolve:
         summary["gmp"]["evolved"] = evolved
         summary["gmp"]["search_epochs"] = sum(level["search_epochs"] for level in evolved.values())
     first = pd.concat([table.iloc[0], pd.Series({"refined": True})])
