@@ -217,3 +217,22 @@ def test_population_based_gmp_is_reproducible_and_its_level_replays_with_its_rec
     )
     assert made.info == replayed.info == first.info
     assert first.info["search_epochs"] == 2 * 2 and first.info["log_scale.fc1"] == found.log_scales["fc1"]
+
+
+def test_averaging_after_the_ramp_keeps_the_mask_and_the_best_ones_own_continuation(sample_config):
+    """average: every member continues the best one; the answer is their mean on its mask, and
+    ``alone`` is exactly the answer without averaging."""
+    from evoprune.experiments import curve
+    from evoprune.experiments.assemble import prepare
+
+    config = evoprune.load_config(sample_config, {**SETTINGS, "finetune.epochs": 4, "gmp.frequency": 5})
+    tuner = curve.finetuner(config, prepare(config))
+    soup, averaged = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.5, 5, 3, 1, 0.5, average=True)
+    plain, alone = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.5, 5, 3, 1, 0.5)
+    assert averaged.search_epochs == 2 * 4 and alone.search_epochs == 2 * 2
+    for a, b in zip(averaged.alone, plain.weights):
+        np.testing.assert_array_equal(a, b)
+    assert [m.tolist() for m in soup.masks] == [m.tolist() for m in plain.masks]  # one mask
+    assert sum(int(m.sum()) for m in soup.masks) == round(tuner.target.base_nonzero / 10.0)
+    assert not all(np.array_equal(a, b) for a, b in zip(soup.weights, plain.weights))
+    assert soup.info["alone.test_accuracy"] == pytest.approx(plain.test_accuracy, abs=1e-9)

@@ -94,11 +94,14 @@ def population_point(
     sigma: float,
     context: RunContext = RunContext(),
     starts: list | None = None,
+    average: bool = False,
 ) -> tuple[Point, PopulationResult]:
     """Population-based gradual pruning to exactly ``compression`` (:mod:`evoprune.refine.population`).
 
     Args:
         starts: log exchange rates of the first members (default: GMP global's, all zeros).
+        average: the answer is the members' average after the ramp; the point's ``info``
+            then also holds the best member's own continuation's accuracies (``alone.*``).
     """
     target = tuner.target
     sizes = [int(k.size) for k in target.kernels]
@@ -115,6 +118,7 @@ def population_point(
         tuner.seed,
         starts or (),
         progress=lambda done, total: context.progress("retrain", done, total, f"{compression:g}x"),
+        average=average,
     )
     weights = evolved.weights
     masks = [weights[i] != 0 for i in target.weight_positions(tuner.model)]
@@ -126,6 +130,8 @@ def population_point(
         "evolving_epochs": evolved.evolving_epochs,
         **{f"log_scale.{name}": value for name, value in evolved.log_scales.items()},
     }
+    if evolved.alone is not None:
+        info["alone.accuracy"], info["alone.test_accuracy"] = tuner.evaluate(evolved.alone)
     return Point(compression, weights, masks, accuracy, test_accuracy, info), evolved
 
 

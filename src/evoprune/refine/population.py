@@ -66,6 +66,8 @@ class PopulationResult:
             log_scales`` (``parent`` is the member whose state it continued).
         search_epochs: epochs trained by members other than the answer's lineage.
         evolving_epochs: epochs the population trained side by side (to the ramp's end).
+        alone: with ``average``, the best member's own continuation (what the answer
+            would be without averaging); else ``None``.
     """
 
     weights: list
@@ -74,6 +76,7 @@ class PopulationResult:
     history: list
     search_epochs: int
     evolving_epochs: int
+    alone: list | None = None
 
 
 def population_retrain(
@@ -86,6 +89,7 @@ def population_retrain(
     seed: int,
     starts: Sequence[Sequence[float]] = (),
     progress: Callable[[int, int], None] | None = None,
+    average: bool = False,
 ) -> PopulationResult:
     """Evolves ``population`` GMP retrainings of ``schedule`` (a global one) in rounds; the best one.
 
@@ -100,6 +104,10 @@ def population_retrain(
         starts: genomes of the first members (default: all zeros, GMP global); the others
             start as mutated copies of them.
         progress: ``(done, total)`` member-rounds.
+        average: after the ramp every member continues the best one's state (its mask
+            fixed, each its own data order) and the answer is their weights' average
+            (averaging crossover; a "model soup"); the best one's own continuation is
+            kept as ``alone``. The other members' tails are search cost too.
 
     Raises:
         ValueError: a per-layer (not global) schedule, or fewer than 2 members.
@@ -165,21 +173,42 @@ def population_retrain(
                 parents[loser.slot] = winner.slot
         best = sel_elite(members, 1)[0]
         answer = states[best.slot]
-        accuracy = best.fitness.values[0]
+        accuracy, alone = best.fitness.values[0], None
         if evolving < tuner.epochs:  # the masks are fixed from here: the best one trains on alone
+            tails = []
+            for slot in range(population) if average else [best.slot]:
+                session.load(answer)
+                session.schedule = dataclasses.replace(schedule, scales=tuple(np.exp(best).tolist()))
+                session.fit(evolving, tuner.epochs, _order_seed(seed, rounds, slot))
+                tails.append(session.state())
+                if slot == best.slot:
+                    alone = tails[-1]
+            assert alone is not None
+            answer = alone
+            if average:  # the paper's averaging crossover, on weights that share one mask
+                answer = dataclasses.replace(alone, weights=_mean_weights(tails, alone, tuner))
             session.load(answer)
-            session.schedule = dataclasses.replace(schedule, scales=tuple(np.exp(best).tolist()))
-            session.fit(evolving, tuner.epochs, _order_seed(seed, rounds, best.slot))
-            answer = session.state()
             accuracy = session.fit_accuracy()
+    extra = (population - 1) * (tuner.epochs if average and evolving < tuner.epochs else evolving)
     return PopulationResult(
         answer.weights,
         accuracy,
         dict(zip(names, (float(g) for g in best))),
         history,
-        (population - 1) * evolving,
+        extra,
         evolving,
+        alone.weights if average and alone is not None else None,
     )
+
+
+def _mean_weights(tails: list, alone, tuner: ModelFinetuner) -> list:
+    """The members' weights averaged, each pruned kernel kept to the best member's mask."""
+    weights = [
+        np.mean([t.weights[i] for t in tails], axis=0).astype(w.dtype) for i, w in enumerate(alone.weights)
+    ]
+    for i in tuner.target.weight_positions(tuner.model):
+        weights[i] = np.where(alone.weights[i] != 0, weights[i], 0).astype(weights[i].dtype)
+    return weights
 
 
 def _shapes(tuner: ModelFinetuner) -> list:

@@ -41,10 +41,11 @@ class GmpConfig:
         allocation: ``uniform`` (every pruned layer at the same sparsity), ``global`` (one
             magnitude threshold over all pruned layers) or a table of kept fractions by
             layer name (its shape, scaled so the total is exact).
-        population, round_epochs, sigma: ``gmp-pbt`` only
+        population, round_epochs, sigma, average: ``gmp-pbt`` only
             (:mod:`evoprune.refine.population`): retrainings evolved side by side, epochs
-            between selections, and the mutation's standard deviation of a layer's log
-            exchange rate.
+            between selections, the mutation's standard deviation of a layer's log
+            exchange rate, and whether the answer averages the members' continuations of
+            the best one after the ramp (else the best one trains on alone).
     """
 
     compression: float = 12.0
@@ -56,6 +57,7 @@ class GmpConfig:
     population: int = 4
     round_epochs: int = 3
     sigma: float = 0.3
+    average: bool = False
 
     def validate(self) -> None:
         check_range("gmp.compression", self.compression, 1.0, 1e9, low_open=True)
@@ -143,6 +145,7 @@ def run_gmp(
                 g.round_epochs,
                 g.sigma,
                 context,
+                average=g.average,
             )
             return point
 
@@ -153,6 +156,7 @@ def run_gmp(
                 "log_scales": {k.split(".", 1)[1]: v for k, v in info.items() if k.startswith("log_scale.")},
                 "search_epochs": int(info["search_epochs"]),
                 "evolving_epochs": int(info["evolving_epochs"]),
+                **{k: v for k, v in info.items() if k.startswith("alone.")},
             }
         context.progress("level", i + 1, len(levels), f"{level:g}x")
     search_time = time.perf_counter() - start
