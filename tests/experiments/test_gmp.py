@@ -106,6 +106,9 @@ def test_gmp_table_is_written_with_its_defaults(tmp_path):
     path.write_text(text)
     assert evoprune.load_config(path) == config
     assert "[gmp]" not in evoprune.load_config(None, {"search.algorithm": "nsga2"}).to_toml()
+    for variant in ("gmp-uniform", "gmp-global", "gmp-pbt"):  # they read [gmp]; no table of their own
+        text = evoprune.load_config(None, {"search.algorithm": variant}).to_toml()
+        assert "[gmp]" in text and f"[{variant}]" not in text, variant
 
 
 def test_population_based_gmp_keeps_one_lineage_at_the_same_budget(sample_config, tmp_path):

@@ -233,12 +233,14 @@ METHODS = [
         "gmp with every pruned layer at the same sparsity",
         _fixed("uniform"),
         section=GmpConfig,
+        table="gmp",
     ),
     Method(
         "gmp-global",
         "gmp with one magnitude threshold over all pruned layers",
         _fixed("global"),
         section=GmpConfig,
+        table="gmp",
     ),
     Method(
         "gmp-pbt",
@@ -246,5 +248,6 @@ METHODS = [
         "half replaced every round_epochs by mutated copies of the better (per-layer exchange rates)",
         run_pbt,
         section=GmpConfig,
+        table="gmp",
     ),
 ]
