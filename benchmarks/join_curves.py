@@ -24,18 +24,34 @@ import pandas as pd
 from evoprune.reporting.curves import curve_figure, curve_report
 
 
-def run_curves(run: Path) -> pd.DataFrame:
-    """A run directory's ``curve.csv`` with its ``algorithm`` and ``seed`` columns."""
+def run_curves(run: Path, alone: str = "") -> pd.DataFrame:
+    """A run directory's ``curve.csv`` with its ``algorithm`` and ``seed`` columns.
+
+    Args:
+        alone: for a ``gmp-pbt`` run with ``average``, also the best member's own
+            continuation at each level (``summary.json`` ``gmp.evolved.<level>.alone.*``),
+            as the method ``alone`` (same mask, so same ``nonzero`` and ``per_layer``).
+    """
     summary = json.loads((run / "summary.json").read_text())
     frame = pd.read_csv(run / "curve.csv")
     frame.insert(0, "seed", summary["seed"])
     frame.insert(0, "algorithm", summary["algorithm"])
-    return frame
+    if not alone:
+        return frame
+    base, evolved = summary["baseline"], summary["gmp"]["evolved"]
+    rows = frame.copy()
+    rows["algorithm"] = alone
+    rows["accuracy"] = [evolved[f"{c:g}"]["alone.accuracy"] for c in rows["compression"]]
+    rows["test_accuracy"] = [evolved[f"{c:g}"]["alone.test_accuracy"] for c in rows["compression"]]
+    rows["drop_pp"] = 100.0 * (base["accuracy"] - rows["accuracy"])
+    rows["test_drop_pp"] = 100.0 * (base["test_accuracy"] - rows["test_accuracy"])
+    rows = rows.drop(columns=[c for c in ("loss_bound_pp",) if c in rows])
+    return pd.concat([frame, rows], ignore_index=True)
 
 
-def join(curves: list[Path], runs: list[Path]) -> pd.DataFrame:
+def join(curves: list[Path], runs: list[Path], alone: str = "") -> pd.DataFrame:
     """All curves, one row per (algorithm, seed, level); a level made twice is refused."""
-    frames = [pd.read_csv(path) for path in curves] + [run_curves(run) for run in runs]
+    frames = [pd.read_csv(path) for path in curves] + [run_curves(run, alone) for run in runs]
     joined = pd.concat(frames, ignore_index=True).sort_values(
         ["algorithm", "seed", "compression"], kind="stable"
     )
@@ -56,8 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subject", required=True, help="the method tested against every other one")
     parser.add_argument("--curves", type=Path, nargs="*", default=[], help="comparisons' curves.csv")
     parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run directories")
+    parser.add_argument(
+        "--alone", default="", help="name for the best member's own continuation in gmp-pbt runs with average"
+    )
     args = parser.parse_args(argv)
-    joined = join(args.curves, args.runs)
+    joined = join(args.curves, args.runs, args.alone)
     args.out.mkdir(parents=True, exist_ok=True)
     joined.to_csv(args.out / "curves.csv", index=False)
     report = curve_report(joined, args.subject)
