@@ -512,6 +512,7 @@ PHASES = {
     "level": "level",
     "curve": "curve level",
     "retrain": "retraining epoch",
+    "population": "member-round",
     "score": "test scoring",
     "trials": "trial",
 }

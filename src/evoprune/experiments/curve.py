@@ -117,7 +117,7 @@ def population_point(
         sigma,
         tuner.seed,
         starts or (),
-        progress=lambda done, total: context.progress("retrain", done, total, f"{compression:g}x"),
+        progress=lambda done, total: context.progress("population", done, total, f"{compression:g}x"),
         average=average,
     )
     weights = evolved.weights
