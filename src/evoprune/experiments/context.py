@@ -8,7 +8,8 @@ from typing import Callable, Sequence
 
 Status = Callable[[str], None]
 # (phase, done, total, note): "search" (generations), "finetune" (points), "retrain" (epochs),
-# "round" (magnitude rounds), "score" (test scoring); total 0 when unknown
+# "population" (gmp-pbt's member-rounds), "round" (magnitude rounds), "level", "curve",
+# "score" (test scoring); total 0 when unknown
 Progress = Callable[[str, int, int, str], None]
 
 
