@@ -120,9 +120,9 @@ def test_population_based_gmp_keeps_one_lineage_at_the_same_budget(sample_config
             "finetune.epochs": 3,
             "search.algorithm": "gmp-pbt",
             "gmp.compression": 20.0,
-            "gmp.population": 4,
+            "gmp.members": 4,
             "gmp.round_epochs": 1,
-            "gmp.sigma": 1.0,
+            "gmp.rate_sigma": 1.0,
         },
     )
     out = tmp_path / "run"

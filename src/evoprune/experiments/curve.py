@@ -63,10 +63,7 @@ def gmp_point(
         start: the weights to start from (default: the fine-tuner's base, the trained model).
     """
     target = tuner.target
-    sizes = [int(k.size) for k in target.kernels]
-    schedule = schedule_for(
-        target.names, sizes, compression, allocation, tuner.steps(), initial_sparsity, begin, end, frequency
-    )
+    schedule = _schedule(tuner, compression, allocation, initial_sparsity, begin, end, frequency)
     if start is not None:
         tuner.rebase(start)
     ones = [np.ones(k.shape, dtype=bool) for k in target.kernels]
@@ -75,11 +72,25 @@ def gmp_point(
         schedule,
         progress=lambda done, total: context.progress("retrain", done, total, f"{compression:g}x"),
     )
-    masks = [weights[i] != 0 for i in target.weight_positions(tuner.model)]
+    return _measured(tuner, compression, schedule, weights)
+
+
+def _schedule(tuner: ModelFinetuner, compression: float, allocation, initial: float, begin, end, frequency):
+    """The GMP schedule of one of ``tuner``'s retrainings to exactly ``compression``."""
+    target = tuner.target
+    sizes = [int(k.size) for k in target.kernels]
+    return schedule_for(
+        target.names, sizes, compression, allocation, tuner.steps(), initial, begin, end, frequency
+    )
+
+
+def _measured(tuner: ModelFinetuner, compression: float, schedule, weights: list, info=None) -> Point:
+    """The point of a gradual pruning's final ``weights``: its masks (its nonzeros) and accuracies."""
+    masks = [weights[i] != 0 for i in tuner.target.weight_positions(tuner.model)]
     if sum(int(m.sum()) for m in masks) > schedule.total:  # exact zeros only ever lower the count
         raise AssertionError("gradual pruning kept more weights than its schedule")
     accuracy, test_accuracy = tuner.evaluate(weights)
-    return Point(compression, weights, masks, accuracy, test_accuracy)
+    return Point(compression, weights, masks, accuracy, test_accuracy, info or {})
 
 
 def population_point(
@@ -104,10 +115,7 @@ def population_point(
             then also holds the best member's own continuation's accuracies (``alone.*``).
     """
     target = tuner.target
-    sizes = [int(k.size) for k in target.kernels]
-    schedule = schedule_for(
-        target.names, sizes, compression, "global", tuner.steps(), initial_sparsity, begin, end, frequency
-    )
+    schedule = _schedule(tuner, compression, "global", initial_sparsity, begin, end, frequency)
     evolved = population_retrain(
         tuner,
         schedule,
@@ -120,11 +128,6 @@ def population_point(
         progress=lambda done, total: context.progress("population", done, total, f"{compression:g}x"),
         average=average,
     )
-    weights = evolved.weights
-    masks = [weights[i] != 0 for i in target.weight_positions(tuner.model)]
-    if sum(int(m.sum()) for m in masks) > schedule.total:
-        raise AssertionError("gradual pruning kept more weights than its schedule")
-    accuracy, test_accuracy = tuner.evaluate(weights)
     info = {
         "search_epochs": evolved.search_epochs,
         "evolving_epochs": evolved.evolving_epochs,
@@ -132,7 +135,7 @@ def population_point(
     }
     if evolved.alone is not None:
         info["alone.accuracy"], info["alone.test_accuracy"] = tuner.evaluate(evolved.alone)
-    return Point(compression, weights, masks, accuracy, test_accuracy, info), evolved
+    return _measured(tuner, compression, schedule, evolved.weights, info), evolved
 
 
 def logged_point(

@@ -41,7 +41,7 @@ class GmpConfig:
         allocation: ``uniform`` (every pruned layer at the same sparsity), ``global`` (one
             magnitude threshold over all pruned layers) or a table of kept fractions by
             layer name (its shape, scaled so the total is exact).
-        population, round_epochs, sigma, average: ``gmp-pbt`` only
+        members, round_epochs, rate_sigma, average: ``gmp-pbt`` only
             (:mod:`evoprune.refine.population`): retrainings evolved side by side, epochs
             between selections, the mutation's standard deviation of a layer's log
             exchange rate, and whether the answer averages the members' continuations of
@@ -54,9 +54,9 @@ class GmpConfig:
     end: float = gradual.END
     frequency: int = gradual.FREQUENCY
     allocation: str | dict = field(default="uniform", metadata={"types": (str, dict)})
-    population: int = 4
+    members: int = 4
     round_epochs: int = 3
-    sigma: float = 0.3
+    rate_sigma: float = 0.3
     average: bool = False
 
     def validate(self) -> None:
@@ -65,9 +65,9 @@ class GmpConfig:
         check_range("gmp.begin", self.begin, 0.0, 1.0)
         check_range("gmp.end", self.end, 0.0, 1.0)
         check_range("gmp.frequency", self.frequency, 1, 10**9)
-        check_range("gmp.population", self.population, 2, 1000)
+        check_range("gmp.members", self.members, 2, 1000)
         check_range("gmp.round_epochs", self.round_epochs, 1, 100_000)
-        check_range("gmp.sigma", self.sigma, 0.0, 10.0)
+        check_range("gmp.rate_sigma", self.rate_sigma, 0.0, 10.0)
         if self.end < self.begin:
             raise ConfigError(
                 f"Expected gmp.begin <= gmp.end. Received: gmp.begin={self.begin}, gmp.end={self.end}"
@@ -141,9 +141,9 @@ def run_gmp(
                 g.begin,
                 g.end,
                 g.frequency,
-                g.population,
+                g.members,
                 g.round_epochs,
-                g.sigma,
+                g.rate_sigma,
                 context,
                 average=g.average,
             )
@@ -244,7 +244,7 @@ METHODS = [
     ),
     Method(
         "gmp-pbt",
-        "gmp-global retrained as an evolving population: [gmp] population retrainings, the worse "
+        "gmp-global retrained as an evolving population: [gmp] members retrainings, the worse "
         "half replaced every round_epochs by mutated copies of the better (per-layer exchange rates)",
         run_pbt,
         section=GmpConfig,
