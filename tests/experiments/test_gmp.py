@@ -117,10 +117,10 @@ def test_population_based_gmp_keeps_one_lineage_at_the_same_budget(sample_config
         sample_config,
         {
             **SETTINGS,
-            "finetune.epochs": 3,
+            "finetune.epochs": 2,
             "search.algorithm": "gmp-pbt",
             "gmp.compression": 20.0,
-            "gmp.members": 4,
+            "gmp.members": 3,
             "gmp.round_epochs": 1,
             "gmp.rate_sigma": 1.0,
         },
@@ -131,7 +131,7 @@ def test_population_based_gmp_keeps_one_lineage_at_the_same_budget(sample_config
     assert result.selected["nonzero"] == round(total / 20.0)
     evolved = result.summary["gmp"]["evolved"]["20"]
     assert result.summary["gmp"]["allocation"] == "population-based"
-    assert evolved["search_epochs"] == 3 * 3  # three other members of three epochs each
+    assert evolved["search_epochs"] == 2 * 2  # two other members of two epochs each
     assert set(evolved["log_scales"]) == {"fc1", "fc2", "fc3"}
     model = result.model()
     kept = sum(int(np.count_nonzero(model.get_layer(n).kernel.numpy())) for n in ("fc1", "fc2", "fc3"))
@@ -140,19 +140,28 @@ def test_population_based_gmp_keeps_one_lineage_at_the_same_budget(sample_config
     assert report.sidecar["test_accuracy"] == pytest.approx(result.selected["test_accuracy"], abs=1e-6)
 
 
-def test_population_rounds_select_the_better_half_and_continue_its_state(sample_config):
-    """Each round the worse half continues a survivor (its parent) with a mutated genome; once the
-    ramp ends (half the steps here) the best member trains on alone."""
+@pytest.fixture(scope="module")
+def population_runs(sample_config):
+    """Two population-based prunings with one seed, 3 members in rounds of one epoch, the ramp
+    ending in the second of 3 epochs: one plain, one averaged after the ramp."""
     from evoprune.experiments import curve
     from evoprune.experiments.assemble import prepare
 
-    config = evoprune.load_config(sample_config, {**SETTINGS, "finetune.epochs": 4, "gmp.frequency": 5})
+    config = evoprune.load_config(sample_config, {**SETTINGS, "finetune.epochs": 3, "gmp.frequency": 5})
     tuner = curve.finetuner(config, prepare(config))
-    point, found = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.5, 5, 4, 1, 0.5)
-    assert found.evolving_epochs == 2 and found.search_epochs == 3 * 2
+    plain = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.6, 5, 3, 1, 0.5)
+    averaged = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.6, 5, 3, 1, 0.5, average=True)
+    return config, tuner, plain, averaged
+
+
+def test_population_rounds_select_the_better_half_and_continue_its_state(population_runs):
+    """Each round the worse half continues a survivor (its parent) with a mutated genome; once the
+    ramp ends (in the second of 3 epochs here) the best member trains on alone."""
+    _, tuner, (point, found), _ = population_runs
+    assert found.evolving_epochs == 2 and found.search_epochs == 2 * 2
     assert sorted({row["round"] for row in found.history}) == [0, 1]
     rounds = [[row for row in found.history if row["round"] == r] for r in (0, 1)]
-    assert [row["member"] for row in rounds[0]] == [0, 1, 2, 3]
+    assert [row["member"] for row in rounds[0]] == [0, 1, 2]
     assert rounds[0][0]["log_scales"] == {"fc1": 0.0, "fc2": 0.0, "fc3": 0.0}  # GMP global starts
     ranked = sorted(rounds[0], key=lambda row: -row["accuracy"])
     survivors = {row["member"] for row in ranked[:2]}
@@ -200,41 +209,29 @@ def test_a_retraining_in_pieces_continues_exactly_from_a_loaded_state(sample_con
     assert not all(np.array_equal(a, b) for a, b in zip(after_one.weights, straight.weights))
 
 
-def test_population_based_gmp_is_reproducible_and_its_level_replays_with_its_record(sample_config):
+def test_population_based_gmp_is_reproducible_and_its_level_replays_with_its_record(population_runs):
     """Same seed, same members, same answer; a level read back from the retraining log keeps its info."""
     from evoprune.experiments import curve
-    from evoprune.experiments.assemble import prepare
     from evoprune.refine.retrain_log import RetrainLog
 
-    config = evoprune.load_config(sample_config, {**SETTINGS, "finetune.epochs": 2, "gmp.frequency": 5})
-    tuner = curve.finetuner(config, prepare(config))
-    runs = [curve.population_point(tuner, 8.0, 0.5, 0.0, 0.7, 5, 3, 1, 0.5) for _ in range(2)]
-    (first, found), (second, again) = runs
-    assert found.history == again.history and found.log_scales == again.log_scales
-    for a, b in zip(first.weights, second.weights):
+    config, tuner, (first, found), (_, again) = population_runs
+    assert found.history == again.history and found.log_scales == again.log_scales  # up to the ramp's end
+    for a, b in zip(again.alone, first.weights):  # and the best one's continuation after it
         np.testing.assert_array_equal(a, b)
     log = RetrainLog.open(None, config)
-    made = curve.logged_point(log, "level 8x", tuner, lambda: first)
+    made = curve.logged_point(log, "level 10x", tuner, lambda: first)
     replayed = curve.logged_point(
-        log, "level 8x", tuner, lambda: pytest.fail("replayed levels are not retrained")
+        log, "level 10x", tuner, lambda: pytest.fail("replayed levels are not retrained")
     )
     assert made.info == replayed.info == first.info
     assert first.info["search_epochs"] == 2 * 2 and first.info["log_scale.fc1"] == found.log_scales["fc1"]
 
 
-def test_averaging_after_the_ramp_keeps_the_mask_and_the_best_ones_own_continuation(sample_config):
+def test_averaging_after_the_ramp_keeps_the_mask_and_the_best_ones_own_continuation(population_runs):
     """average: every member continues the best one; the answer is their mean on its mask, and
     ``alone`` is exactly the answer without averaging."""
-    from evoprune.experiments import curve
-    from evoprune.experiments.assemble import prepare
-
-    config = evoprune.load_config(sample_config, {**SETTINGS, "finetune.epochs": 4, "gmp.frequency": 5})
-    tuner = curve.finetuner(config, prepare(config))
-    soup, averaged = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.5, 5, 3, 1, 0.5, average=True)
-    plain, alone = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.5, 5, 3, 1, 0.5)
-    assert averaged.search_epochs == 2 * 4 and alone.search_epochs == 2 * 2
-    for a, b in zip(averaged.alone, plain.weights):
-        np.testing.assert_array_equal(a, b)
+    _, tuner, (plain, alone), (soup, averaged) = population_runs
+    assert averaged.search_epochs == 2 * 3 and alone.search_epochs == 2 * 2
     assert [m.tolist() for m in soup.masks] == [m.tolist() for m in plain.masks]  # one mask
     assert sum(int(m.sum()) for m in soup.masks) == round(tuner.target.base_nonzero / 10.0)
     assert not all(np.array_equal(a, b) for a, b in zip(soup.weights, plain.weights))
