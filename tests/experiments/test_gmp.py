@@ -87,6 +87,7 @@ def test_uniform_allocation_prunes_every_layer_alike(sample_config):
         ({"gmp.allocation": {"fc1": 1.5}}, "gmp.allocation.fc1=1.5"),
         ({"gmp.allocation": {"fc1": "a"}}, "table of numbers"),
         ({"gmp.frequency": 0}, "gmp.frequency=0"),
+        ({"gmp.rank_by": "los"}, "gmp.rank_by='los'"),
         ({"select.compressions": [12.0, 12.0]}, "distinct select.compressions"),
     ],
 )
@@ -225,6 +226,32 @@ def test_population_based_gmp_is_reproducible_and_its_level_replays_with_its_rec
     )
     assert made.info == replayed.info == first.info
     assert first.info["search_epochs"] == 2 * 2 and first.info["log_scale.fc1"] == found.log_scales["fc1"]
+
+
+def test_members_ranked_by_loss_choose_the_lowest_cross_entropy(population_runs):
+    """rank_by = "loss": every member's fitness-split cross-entropy is the Keras loss of its
+    model, and the answer is the member with the lowest one (not the most accurate)."""
+    import keras
+
+    from evoprune.data.dataset import eval_pipeline
+    from evoprune.experiments import curve
+    from evoprune.models.training import correct_and_loss
+
+    _, tuner, _, _ = population_runs
+    point, found = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.6, 5, 2, 2, 0.5, rank_by="loss")
+    assert [row["member"] for row in found.history] == [0, 1]  # one round: the ramp ends in epoch 2
+    best = min(found.history, key=lambda row: row["loss"])
+    assert found.log_scales == pytest.approx(best["log_scales"], abs=1e-9)
+    assert found.accuracy == pytest.approx(point.accuracy, abs=1e-6)  # after its third epoch, alone
+    tuner.model.set_weights(point.weights)
+    try:
+        outputs = tuner.model.predict(eval_pipeline(tuner.fit_split, 1024), verbose=0)
+        keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=tuner.target.from_logits)
+        right, loss = correct_and_loss(tuner.model, tuner.fit_split, tuner.target.from_logits)
+        assert loss == pytest.approx(float(keras_loss(tuner.fit_split[1], outputs)), rel=1e-4)
+        assert right.mean() == pytest.approx(point.accuracy, abs=1e-6)
+    finally:
+        tuner.model.set_weights(tuner.base)
 
 
 def test_averaging_after_the_ramp_keeps_the_mask_and_the_best_ones_own_continuation(population_runs):

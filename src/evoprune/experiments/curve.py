@@ -106,6 +106,7 @@ def population_point(
     context: RunContext = RunContext(),
     starts: list | None = None,
     average: bool = False,
+    rank_by: str = "accuracy",
 ) -> tuple[Point, PopulationResult]:
     """Population-based gradual pruning to exactly ``compression`` (:mod:`evoprune.refine.population`).
 
@@ -113,6 +114,7 @@ def population_point(
         starts: log exchange rates of the first members (default: GMP global's, all zeros).
         average: the answer is the members' average after the ramp; the point's ``info``
             then also holds the best member's own continuation's accuracies (``alone.*``).
+        rank_by: members ranked by fitness-split ``accuracy`` or ``loss`` (cross-entropy).
     """
     target = tuner.target
     schedule = _schedule(tuner, compression, "global", initial_sparsity, begin, end, frequency)
@@ -127,6 +129,7 @@ def population_point(
         starts or (),
         progress=lambda done, total: context.progress("population", done, total, f"{compression:g}x"),
         average=average,
+        rank_by=rank_by,
     )
     info = {
         "search_epochs": evolved.search_epochs,

@@ -41,8 +41,13 @@ from evoprune.seeding import SearchRandom
 LOG_SCALE_BOUND = 3.0
 
 
+# How members are ranked on the fitness split: its accuracy, or its mean cross-entropy (smoother:
+# every image's confidence counts, so members a few images apart are not ranked by those images).
+RANKINGS = ("accuracy", "loss")
+
+
 class _Fitness(base.Fitness):
-    weights = (1.0,)  # fitness-split accuracy, maximised
+    weights = (1.0,)  # fitness-split accuracy, or minus its cross-entropy; maximised
 
 
 class _Member(list):
@@ -62,7 +67,7 @@ class PopulationResult:
         weights: all model weights of the answer.
         accuracy: its fitness-split accuracy.
         log_scales: its genome, by layer name.
-        history: one row per member and round: ``round, member, parent, accuracy,
+        history: one row per member and round: ``round, member, parent, accuracy, loss,
             log_scales`` (``parent`` is the member whose state it continued).
         search_epochs: epochs trained by members other than the answer's lineage.
         evolving_epochs: epochs the population trained side by side (to the ramp's end).
@@ -90,6 +95,7 @@ def population_retrain(
     starts: Sequence[Sequence[float]] = (),
     progress: Callable[[int, int], None] | None = None,
     average: bool = False,
+    rank_by: str = "accuracy",
 ) -> PopulationResult:
     """Evolves ``population`` GMP retrainings of ``schedule`` (a global one) in rounds; the best one.
 
@@ -108,14 +114,19 @@ def population_retrain(
             fixed, each its own data order) and the answer is their weights' average
             (averaging crossover; a "model soup"); the best one's own continuation is
             kept as ``alone``. The other members' tails are search cost too.
+        rank_by: ``accuracy`` or ``loss`` (mean cross-entropy) on the fitness split, for
+            every selection, the choice of the best member included.
 
     Raises:
-        ValueError: a per-layer (not global) schedule, or fewer than 2 members.
+        ValueError: a per-layer (not global) schedule, fewer than 2 members, or an unknown
+            ``rank_by``.
     """
     if schedule.final is not None:
         raise ValueError("Population-based retraining evolves a global threshold's exchange rates")
     if population < 2:
         raise ValueError(f"Expected a population of at least 2. Received: population={population}")
+    if rank_by not in RANKINGS:
+        raise ValueError(f"Expected rank_by in {RANKINGS}. Received: rank_by={rank_by!r}")
     rng = SearchRandom(seed)  # DEAP's draws, this thread only
     width = len(names)
     starts = [list(map(float, s)) for s in starts] or [[0.0] * width]
@@ -150,13 +161,15 @@ def population_retrain(
                 session.schedule = dataclasses.replace(schedule, scales=tuple(np.exp(member).tolist()))
                 session.fit(bounds[r], bounds[r + 1], _order_seed(seed, r, member.slot))
                 states[member.slot] = session.state()
-                member.fitness.values = (session.fit_accuracy(),)
+                right, loss = session.fit_scores()
+                member.fitness.values = (right if rank_by == "accuracy" else -loss,)
                 history.append(
                     {
                         "round": r,
                         "member": member.slot,
                         "parent": parents[member.slot],
-                        "accuracy": member.fitness.values[0],
+                        "accuracy": right,
+                        "loss": loss,
                         "log_scales": dict(zip(names, (round(g, 6) for g in member))),
                     }
                 )
@@ -173,7 +186,8 @@ def population_retrain(
                 parents[loser.slot] = winner.slot
         best = sel_elite(members, 1)[0]
         answer = states[best.slot]
-        accuracy, alone = best.fitness.values[0], None
+        accuracy = next(h["accuracy"] for h in reversed(history) if h["member"] == best.slot)
+        alone = None
         if evolving < tuner.epochs:  # the masks are fixed from here: the best one trains on alone
             tails = []
             for slot in range(population) if average else [best.slot]:

@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from evoprune.data.dataset import eval_pipeline, train_pipeline
-from evoprune.models.training import accuracy, compile_model, correct
+from evoprune.models.training import accuracy, compile_model, correct, correct_and_loss
 from evoprune.refine.finetune import layer_masks
 from evoprune.seeding import seed_everything, seed_layer_generators
 
@@ -269,6 +269,11 @@ class RetrainSession:
     def fit_accuracy(self) -> float:
         """Accuracy of the model now on the fitness split."""
         return float(correct(self.tuner.model, self.tuner.fit_split).mean())
+
+    def fit_scores(self) -> tuple[float, float]:
+        """Accuracy and mean cross-entropy of the model now on the fitness split (one pass)."""
+        right, loss = correct_and_loss(self.tuner.model, self.tuner.fit_split, self.tuner.target.from_logits)
+        return float(right.mean()), loss
 
 
 def _callbacks(session, variables: list, masked: list, progress, epochs: int) -> list:

@@ -24,6 +24,7 @@ from evoprune.experiments.context import RunContext
 from evoprune.experiments.methods.base import Method, retrained_tables
 from evoprune.experiments.result import RunResult
 from evoprune.refine import gradual
+from evoprune.refine.population import RANKINGS
 from evoprune.refine.select import selected_summary
 
 
@@ -41,11 +42,13 @@ class GmpConfig:
         allocation: ``uniform`` (every pruned layer at the same sparsity), ``global`` (one
             magnitude threshold over all pruned layers) or a table of kept fractions by
             layer name (its shape, scaled so the total is exact).
-        members, round_epochs, rate_sigma, average: ``gmp-pbt`` only
+        members, round_epochs, rate_sigma, average, rank_by: ``gmp-pbt`` only
             (:mod:`evoprune.refine.population`): retrainings evolved side by side, epochs
             between selections, the mutation's standard deviation of a layer's log
-            exchange rate, and whether the answer averages the members' continuations of
-            the best one after the ramp (else the best one trains on alone).
+            exchange rate, whether the answer averages the members' continuations of
+            the best one after the ramp (else the best one trains on alone), and what
+            ranks the members on the fitness split: ``accuracy`` or ``loss`` (its mean
+            cross-entropy, which separates members whose accuracies are a few images apart).
     """
 
     compression: float = 12.0
@@ -58,6 +61,7 @@ class GmpConfig:
     round_epochs: int = 3
     rate_sigma: float = 0.3
     average: bool = False
+    rank_by: str = "accuracy"
 
     def validate(self) -> None:
         check_range("gmp.compression", self.compression, 1.0, 1e9, low_open=True)
@@ -68,6 +72,7 @@ class GmpConfig:
         check_range("gmp.members", self.members, 2, 1000)
         check_range("gmp.round_epochs", self.round_epochs, 1, 100_000)
         check_range("gmp.rate_sigma", self.rate_sigma, 0.0, 10.0)
+        check_choice("gmp.rank_by", self.rank_by, RANKINGS)
         if self.end < self.begin:
             raise ConfigError(
                 f"Expected gmp.begin <= gmp.end. Received: gmp.begin={self.begin}, gmp.end={self.end}"
@@ -146,6 +151,7 @@ def run_gmp(
                 g.rate_sigma,
                 context,
                 average=g.average,
+                rank_by=g.rank_by,
             )
             return point
 
