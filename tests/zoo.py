@@ -1,7 +1,9 @@
 """Small classifiers of the kinds users bring: residual, mobile, squeeze-excite, every convolution kind.
 
 Each builder takes the input shape and the class count and returns an untrained Keras
-model; :func:`fitted` trains one briefly (any weights with varied predictions will do).
+model, its weights initialised from seed 0 (so a model does not depend on which tests ran
+before it in the process); :func:`fitted` trains one briefly (any weights with varied
+predictions will do).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import numpy as np
 def resnet(input_shape=(28, 28, 1), classes: int = 10, width: int = 8, inputs_as_list: bool = False):
     """A small ResNet: BatchNorm, identity and 1x1-projection skips (Add), a softmax head."""
     import keras
+
+    keras.utils.set_random_seed(0)  # initial weights independent of the tests run before
 
     L = keras.layers
     inputs = keras.Input(input_shape, name="image")
@@ -35,6 +39,8 @@ def mobilenet(input_shape=(28, 28, 1), classes: int = 10, width: int = 8):
     """A small MobileNet: DepthwiseConv2D, SeparableConv2D, ReLU6, an inverted residual, a
     squeeze-excite gate (Reshape, Multiply), a Concatenate, Dropout and a logits head."""
     import keras
+
+    keras.utils.set_random_seed(0)  # initial weights independent of the tests run before
 
     L = keras.layers
     inputs = keras.Input(input_shape)
@@ -63,6 +69,8 @@ def every_kind(input_shape=(28, 28, 1), classes: int = 10):
     """Conv1D, Conv2D, Conv3D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D in one model."""
     import keras
 
+    keras.utils.set_random_seed(0)  # initial weights independent of the tests run before
+
     L = keras.layers
     inputs = keras.Input(input_shape)
     h, w = input_shape[:2]
@@ -82,6 +90,8 @@ def every_kind(input_shape=(28, 28, 1), classes: int = 10):
 def dropout_cnn(input_shape=(28, 28, 1), classes: int = 10):
     """A Sequential CNN with Dropout (the held-out kind that is a chain)."""
     import keras
+
+    keras.utils.set_random_seed(0)  # initial weights independent of the tests run before
 
     L = keras.layers
     return keras.Sequential(
