@@ -10,6 +10,28 @@ import pytest
 from evoprune.config import Config
 
 
+def _pin_test_worker() -> None:
+    """Gives each pytest-xdist worker its own cores, before TensorFlow or BLAS start their pools.
+
+    evoprune sizes its thread pools to the cores a process may use; two workers sharing both
+    cores would each start pools of two, and BLAS threads spinning against the other worker's
+    make a search several times slower. Worker ``i`` of ``n`` gets every ``n``-th usable core
+    from the ``i``-th (nothing is pinned when there are fewer cores than workers).
+    """
+    worker, count = (
+        os.environ.get("PYTEST_XDIST_WORKER"),
+        int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+    )
+    if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= count:
+        os.sched_setaffinity(0, set(cores[int(worker.removeprefix("gw")) :: count]))
+
+
+_pin_test_worker()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     """Every test trains into a temporary cache and ignores the user's data directory."""
