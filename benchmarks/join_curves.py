@@ -11,6 +11,9 @@ Run::
 
     python -m benchmarks.join_curves --out OUT --subject gmp-pbt \\
         --curves docs/results/curves-lenet-300-100/curves.csv --runs RUN_DIR [RUN_DIR ...]
+
+``--name`` renames the runs' method (a variant of a method already in ``--curves``);
+``--alone NAME`` adds a ``gmp-pbt`` run's un-averaged continuation as its own method.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import pandas as pd
 from evoprune.reporting.curves import curve_figure, curve_report
 
 
-def run_curves(run: Path, alone: str = "") -> pd.DataFrame:
+def run_curves(run: Path, alone: str = "", name: str = "") -> pd.DataFrame:
     """A run directory's ``curve.csv`` with its ``algorithm`` and ``seed`` columns.
 
     Args:
+        name: the method's name in the joined curves (default: the run's ``algorithm``), to
+            tell a variant (other settings of one method) from that method's published trials.
         alone: for a ``gmp-pbt`` run with ``average``, also the best member's own
             continuation at each level (``summary.json`` ``gmp.evolved.<level>.alone.*``),
             as the method ``alone`` (same mask, so same ``nonzero`` and ``per_layer``).
@@ -35,7 +40,7 @@ def run_curves(run: Path, alone: str = "") -> pd.DataFrame:
     summary = json.loads((run / "summary.json").read_text())
     frame = pd.read_csv(run / "curve.csv")
     frame.insert(0, "seed", summary["seed"])
-    frame.insert(0, "algorithm", summary["algorithm"])
+    frame.insert(0, "algorithm", name or summary["algorithm"])
     if not alone:
         return frame
     base, evolved = summary["baseline"], summary["gmp"]["evolved"]
@@ -49,9 +54,9 @@ def run_curves(run: Path, alone: str = "") -> pd.DataFrame:
     return pd.concat([frame, rows], ignore_index=True)
 
 
-def join(curves: list[Path], runs: list[Path], alone: str = "") -> pd.DataFrame:
+def join(curves: list[Path], runs: list[Path], alone: str = "", name: str = "") -> pd.DataFrame:
     """All curves, one row per (algorithm, seed, level); a level made twice is refused."""
-    frames = [pd.read_csv(path) for path in curves] + [run_curves(run, alone) for run in runs]
+    frames = [pd.read_csv(path) for path in curves] + [run_curves(run, alone, name) for run in runs]
     joined = pd.concat(frames, ignore_index=True).sort_values(
         ["algorithm", "seed", "compression"], kind="stable"
     )
@@ -75,8 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--alone", default="", help="name for the best member's own continuation in gmp-pbt runs with average"
     )
+    parser.add_argument(
+        "--name", default="", help="the run directories' method name (default: their algorithm)"
+    )
     args = parser.parse_args(argv)
-    joined = join(args.curves, args.runs, args.alone)
+    joined = join(args.curves, args.runs, args.alone, args.name)
     args.out.mkdir(parents=True, exist_ok=True)
     joined.to_csv(args.out / "curves.csv", index=False)
     report = curve_report(joined, args.subject)
