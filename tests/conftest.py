@@ -16,7 +16,8 @@ def _pin_test_worker() -> None:
     evoprune sizes its thread pools to the cores a process may use; two workers sharing both
     cores would each start pools of two, and BLAS threads spinning against the other worker's
     make a search several times slower. Worker ``i`` of ``n`` gets every ``n``-th usable core
-    from the ``i``-th (nothing is pinned when there are fewer cores than workers).
+    from the ``i``-th (nothing is pinned when there are fewer cores than workers). A CPU quota
+    below the affinity (a container's ``--cpus``) is not split: each worker sizes its pools to it.
     """
     worker, count = (
         os.environ.get("PYTEST_XDIST_WORKER"),
@@ -25,8 +26,13 @@ def _pin_test_worker() -> None:
     if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
         return
     cores = sorted(os.sched_getaffinity(0))
-    if len(cores) >= count:
-        os.sched_setaffinity(0, set(cores[int(worker.removeprefix("gw")) :: count]))
+    try:  # a replacement for a crashed worker is gw2, gw3, ...: it takes its slot's cores
+        index = int(worker.removeprefix("gw")) % count
+    except ValueError:
+        return
+    share = set(cores[index::count])
+    if len(cores) >= count and share:
+        os.sched_setaffinity(0, share)
 
 
 _pin_test_worker()

@@ -228,30 +228,59 @@ def test_population_based_gmp_is_reproducible_and_its_level_replays_with_its_rec
     assert first.info["search_epochs"] == 2 * 2 and first.info["log_scale.fc1"] == found.log_scales["fc1"]
 
 
-def test_members_ranked_by_loss_choose_the_lowest_cross_entropy(population_runs):
-    """rank_by = "loss": every member's fitness-split cross-entropy is the Keras loss of its
-    model, and the answer is the member with the lowest one (not the most accurate)."""
+def test_members_are_ranked_by_the_chosen_score(population_runs, monkeypatch):
+    """rank_by: with scripted fitness-split scores where the rankings disagree (member 0 the
+    more accurate, member 1 the lower loss), "accuracy" keeps member 0 (GMP global's genome)
+    and "loss" member 1, at every selection and for the answer."""
+    from evoprune.experiments import curve
+    from evoprune.refine.retrain import RetrainSession
+
+    _, tuner, _, _ = population_runs
+    calls = []
+
+    def scripted(self):
+        calls.append(None)
+        return ((0.9, 0.5), (0.8, 0.3))[(len(calls) - 1) % 2]  # members are scored in slot order
+
+    monkeypatch.setattr(RetrainSession, "fit_scores", scripted)
+    _, by_accuracy = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.6, 5, 2, 1, 0.5)
+    assert [row["member"] for row in by_accuracy.history] == [0, 1, 0, 1]
+    assert by_accuracy.log_scales == {"fc1": 0.0, "fc2": 0.0, "fc3": 0.0}
+    assert by_accuracy.history[3]["parent"] == 0  # member 1 continued member 0 after round 0
+    calls.clear()
+    _, by_loss = curve.population_point(tuner, 10.0, 0.5, 0.0, 1.0, 5, 2, 1, 0.5, rank_by="loss")
+    assert [row["member"] for row in by_loss.history] == [0, 1] * 3  # the ramp ends at the last step
+    assert by_loss.history[2]["parent"] == 1 and by_loss.history[3]["parent"] == 1
+    assert by_loss.log_scales == pytest.approx(by_loss.history[-1]["log_scales"], abs=1e-6)
+    assert by_loss.log_scales != by_accuracy.log_scales
+    assert by_loss.accuracy == 0.8  # no epoch after the ramp: the answer's score from its last round
+
+
+@pytest.mark.parametrize("head", ["logits", "softmax"])
+def test_the_members_loss_is_kerass_cross_entropy(head):
+    """correct_and_loss: Keras's sparse cross-entropy for logits and for probabilities (clipped
+    and renormalised), with saturated outputs among them; and the argmax correctness."""
     import keras
 
     from evoprune.data.dataset import eval_pipeline
-    from evoprune.experiments import curve
     from evoprune.models.training import correct_and_loss
 
-    _, tuner, _, _ = population_runs
-    point, found = curve.population_point(tuner, 10.0, 0.5, 0.0, 0.6, 5, 2, 2, 0.5, rank_by="loss")
-    assert [row["member"] for row in found.history] == [0, 1]  # one round: the ramp ends in epoch 2
-    best = min(found.history, key=lambda row: row["loss"])
-    assert found.log_scales == pytest.approx(best["log_scales"], abs=1e-9)
-    assert found.accuracy == pytest.approx(point.accuracy, abs=1e-6)  # after its third epoch, alone
-    tuner.model.set_weights(point.weights)
-    try:
-        outputs = tuner.model.predict(eval_pipeline(tuner.fit_split, 1024), verbose=0)
-        keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=tuner.target.from_logits)
-        right, loss = correct_and_loss(tuner.model, tuner.fit_split, tuner.target.from_logits)
-        assert loss == pytest.approx(float(keras_loss(tuner.fit_split[1], outputs)), rel=1e-4)
-        assert right.mean() == pytest.approx(point.accuracy, abs=1e-6)
-    finally:
-        tuner.model.set_weights(tuner.base)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(300, 8, 8, 1), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=300)
+    activation = None if head == "logits" else "softmax"
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation)]
+    )
+    model.layers[-1].kernel.assign(model.layers[-1].kernel.numpy() * 40.0)  # some outputs saturate
+    right, loss = correct_and_loss(model, (images, labels), from_logits=head == "logits")
+    outputs = model.predict(eval_pipeline((images, labels), 1024), verbose=0)
+    expected = keras.losses.SparseCategoricalCrossentropy(from_logits=head == "logits")(labels, outputs)
+    assert loss == pytest.approx(float(expected), rel=1e-4)
+    np.testing.assert_array_equal(right, outputs.argmax(-1) == labels)
+    if head == "softmax":
+        assert (outputs.max(-1) > 1 - 1e-7).any()  # the clipping was exercised
 
 
 def test_averaging_after_the_ramp_keeps_the_mask_and_the_best_ones_own_continuation(population_runs):

@@ -335,7 +335,8 @@ def correct(model, split, batch_size: int = 1024) -> np.ndarray:
 def correct_and_loss(model, split, from_logits: bool, batch_size: int = 1024) -> tuple[np.ndarray, float]:
     """Per-image correctness and the mean cross-entropy of the labels on a ``(images, labels)`` split.
 
-    One prediction pass; ``from_logits`` says whether the outputs are logits or probabilities.
+    One prediction pass; ``from_logits`` says whether the outputs are logits or probabilities
+    (clipped and renormalised, as Keras's ``SparseCategoricalCrossentropy`` does).
     The cross-entropy counts every image's confidence, not only its argmax, so it separates
     models whose accuracies tie.
     """
@@ -343,10 +344,9 @@ def correct_and_loss(model, split, from_logits: bool, batch_size: int = 1024) ->
         return np.zeros(0, dtype=bool), float("nan")
     outputs = np.asarray(model.predict(eval_pipeline(split, batch_size), verbose=0), dtype=np.float64)
     labels = np.asarray(split[1]).astype(np.int64)
-    if from_logits:
-        shifted = outputs - outputs.max(axis=-1, keepdims=True)
-        log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    else:
-        log_p = np.log(np.clip(outputs, 1e-12, 1.0))
+    if not from_logits:  # as Keras does: clipped probabilities' logs, renormalised below
+        outputs = np.log(np.clip(outputs, 1e-7, 1.0 - 1e-7))
+    shifted = outputs - outputs.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     loss = float(-log_p[np.arange(len(labels)), labels].mean())
     return outputs.argmax(axis=-1) == labels, loss

@@ -162,7 +162,8 @@ def population_retrain(
                 session.fit(bounds[r], bounds[r + 1], _order_seed(seed, r, member.slot))
                 states[member.slot] = session.state()
                 right, loss = session.fit_scores()
-                member.fitness.values = (right if rank_by == "accuracy" else -loss,)
+                score = right if rank_by == "accuracy" else -loss if np.isfinite(loss) else -np.inf
+                member.fitness.values = (score,)  # a diverged member ranks last
                 history.append(
                     {
                         "round": r,
