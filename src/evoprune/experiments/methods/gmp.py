@@ -59,9 +59,9 @@ class GmpConfig:
     allocation: str | dict = field(default="uniform", metadata={"types": (str, dict)})
     members: int = 4
     round_epochs: int = 3
-    rate_sigma: float = 0.3
+    rate_sigma: float = 0.1
     average: bool = False
-    rank_by: str = "accuracy"
+    rank_by: str = "loss"
 
     def validate(self) -> None:
         check_range("gmp.compression", self.compression, 1.0, 1e9, low_open=True)
