@@ -209,13 +209,23 @@ def test_help_shows_defaults_and_choices():
         "[default: 20]",
         "[default: 30]",
         "[default: paper]",
-        "nsga2|spea2",
+        "nsga2, spea2",
         "layer_thresholds",
         "head, dense, all (every Dense, convolution, depthwise",
         "comma-separated layer names",
         "(required unless --resume)",
     ):
         assert needle in text.replace("│ ", "").replace(" │", ""), needle
+
+
+def test_help_keeps_choice_names_whole_in_a_narrow_terminal():
+    from evoprune import api
+
+    result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "100"})
+    words = set(result.output.replace(",", " ").replace(".", " ").split())
+    for kind in ("algorithm", "encoding", "architecture"):
+        for name in api.choices(kind):
+            assert name in words, name  # not broken mid-name (rich once printed gm / p-global)
 
 
 def test_version():

@@ -77,3 +77,14 @@ def test_generated_pages_keep_their_markers(reference):
     for path in (ROOT / "src" / "evoprune").rglob("*.py"):
         if path.name != "__init__.py":
             assert path.name in text
+
+
+def test_command_synopsis_lists_every_method_and_architecture():
+    from evoprune import api
+
+    text = (ROOT / "docs" / "getting-started.md").read_text()
+    synopsis = text.split("## Commands", 1)[1].split("```", 2)[1]
+    listed = synopsis.split("--algorithm ", 1)[1].split("]", 1)[0].split("|")
+    assert listed == list(api.choices("algorithm"))
+    built_in = synopsis.split("--architecture ", 1)[1].split(" ", 1)[0].split("|")
+    assert built_in == list(api.choices("architecture"))

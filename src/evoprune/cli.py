@@ -39,6 +39,13 @@ Algorithm, Encoding, Executor, Architecture = (
 Evaluator = Enum("Evaluator", {n: n for n in EVALUATORS}, type=str)  # type: ignore[misc]
 
 
+def _listed(choices: type[Enum], what: str, default: str) -> dict:
+    """Option settings that list a long set of choices in the help text, where they wrap between
+    names (in the narrow metavar column rich breaks names mid-word: ``gm``/``p-global``)."""
+    names = ", ".join(c.value for c in choices)
+    return {"metavar": f"<{choices.__name__.lower()}>", "help": f"{what}: {names}. \\[default: {default}]"}
+
+
 class Split(str, Enum):
     train = "train"
     validation = "validation"
@@ -78,7 +85,7 @@ SeedOpt = Annotated[
 ArchitectureOpt = Annotated[
     Optional[Architecture],  # type: ignore[valid-type]
     typer.Option(
-        help=f"Built-in architecture, sized from the data. \\[default: {_DEFAULTS.model.architecture}]"
+        **_listed(Architecture, "Built-in architecture, sized from the data", _DEFAULTS.model.architecture)
     ),
 ]
 ModelFileOpt = Annotated[
@@ -233,7 +240,7 @@ def run(
     seed: SeedOpt = None,
     algorithm: Annotated[
         Optional[Algorithm],  # type: ignore[valid-type]
-        typer.Option(help=f"Pruning method. \\[default: {_DEFAULTS.search.algorithm}]"),
+        typer.Option(**_listed(Algorithm, "Pruning method", _DEFAULTS.search.algorithm)),
     ] = None,
     population: Annotated[
         Optional[int], typer.Option(help=f"Population size. \\[default: {_DEFAULTS.search.population}]")
@@ -243,7 +250,7 @@ def run(
     ] = None,
     encoding: Annotated[
         Optional[Encoding],  # type: ignore[valid-type]
-        typer.Option(help=f"Genome. \\[default: {_DEFAULTS.search.encoding}]"),
+        typer.Option(**_listed(Encoding, "Genome", _DEFAULTS.search.encoding)),
     ] = None,
     evaluator: Annotated[
         Optional[Evaluator],  # type: ignore[valid-type]

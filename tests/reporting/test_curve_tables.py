@@ -56,3 +56,12 @@ def test_report_and_figure():
     assert "| 12x | gmp | 5 | -0.07 | 5 | 0.0625 |" in text
     fig = curve_figure(_curves())
     assert fig.axes[0].get_xscale() == "log" and len(fig.axes[0].lines) >= 2
+
+
+def test_figure_keeps_small_drops_readable_beside_a_collapsed_method():
+    curves = _curves()
+    assert curve_figure(curves).axes[0].get_yscale() == "linear"
+    collapsed = curves.copy()
+    collapsed.loc[collapsed["algorithm"] == "gmp", "test_drop_pp"] += 20.0
+    ax = curve_figure(collapsed).axes[0]
+    assert ax.get_yscale() == "symlog" and "log scale" in ax.get_ylabel()

@@ -7,6 +7,10 @@ import pandas as pd
 
 from evoprune.reporting.stats import holm, wilcoxon_p
 
+# Drops beyond this (points) switch the figure's y axis to linear within +-1 point and log beyond,
+# so a method that collapses (GMP uniform at 100x: 23 points) does not flatten the others' curves.
+COLLAPSE_PP = 5.0
+
 
 def drop_table(curves: pd.DataFrame, by: str = "algorithm") -> pd.DataFrame:
     """Median [min, max] test and validation drop per level and method, with the seed count.
@@ -142,7 +146,11 @@ def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
     ax.set_xticklabels([f"{level:g}x" for level in levels])
     ax.minorticks_off()
     ax.set_xlabel("compression (pruned layers' weights / kept weights)")
-    ax.set_ylabel("test accuracy drop (points)\nlower is better")
+    ylabel = "test accuracy drop (points)\nlower is better"
+    if curves["test_drop_pp"].abs().max() > COLLAPSE_PP:  # one collapsed method would flatten the rest
+        ax.set_yscale("symlog", linthresh=1.0, linscale=2.0)
+        ylabel = "test accuracy drop (points; log scale above 1)\nlower is better"
+    ax.set_ylabel(ylabel)
     ax.set_title(title or "Matched compression: median over seeds (line) and each seed (markers)")
     ax.legend(frameon=False)
     fig.tight_layout()
