@@ -175,3 +175,26 @@ def test_head_products_use_only_the_free_cores(monkeypatch):
         scorer.correct_counts(np.ones((3, 8, 3), bool))
         assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {2}  # restored
     assert seen and set(seen) == {1}  # every BLAS library loaded (NumPy's, SciPy's) held to one
+
+
+def test_new_models_predicting_in_a_loop_print_no_retracing_advice():
+    """A run predicts with a new model per point; TensorFlow's retracing page must not appear."""
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np
+from evoprune.models.training import import_tensorflow_quietly, correct
+import_tensorflow_quietly()
+import keras
+split = (np.zeros((32, 4, 4, 1), "float32"), np.zeros(32, "int64"))
+for i in range(8):
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    correct(model, split)
+import logging
+logging.getLogger("tensorflow").warning("another warning still shows")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "retracing" not in done.stderr + done.stdout
+    assert "another warning still shows" in done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -49,6 +50,7 @@ def import_tensorflow_quietly() -> None:
 
     An import that fails is retried with stderr open so its error is visible.
     """
+    _quiet_retracing()
     if "tensorflow" in sys.modules:
         if not _SIZED:
             _SIZED.append(size_thread_pools())
@@ -70,6 +72,24 @@ def import_tensorflow_quietly() -> None:
 
 
 _SIZED: list[int] = []  # the pools' size, once sized in this process
+
+
+class _NoRetracingWarning(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing".
+
+    A run predicts with one new Keras model per retrained point (its own compiled function,
+    traced once, as it must be); TensorFlow counts those traces as if one function retraced
+    and prints a page of advice that does not apply, in the middle of the progress bars.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing() -> None:
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NoRetracingWarning) for f in logger.filters):
+        logger.addFilter(_NoRetracingWarning())
 
 
 def build_model(

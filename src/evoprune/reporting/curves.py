@@ -147,8 +147,15 @@ def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
     ax.minorticks_off()
     ax.set_xlabel("compression (pruned layers' weights / kept weights)")
     ylabel = "test accuracy drop (points)\nlower is better"
-    if curves["test_drop_pp"].abs().max() > COLLAPSE_PP:  # one collapsed method would flatten the rest
+    low, high = float(curves["test_drop_pp"].min()), float(curves["test_drop_pp"].max())
+    if max(abs(low), high) > COLLAPSE_PP:  # one collapsed method would flatten the rest
         ax.set_yscale("symlog", linthresh=1.0, linscale=2.0)
+        ax.set_ylim(min(low, 0.0) - 0.1, high * 1.3)
+        ticks = [
+            t for t in (-1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50, 100) if min(low, 0.0) - 0.1 <= t <= high * 1.3
+        ]
+        ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+        ax.yaxis.set_minor_locator(plt.NullLocator())
         ylabel = "test accuracy drop (points; log scale above 1)\nlower is better"
     ax.set_ylabel(ylabel)
     ax.set_title(title or "Matched compression: median over seeds (line) and each seed (markers)")
