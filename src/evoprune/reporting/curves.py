@@ -150,9 +150,10 @@ def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
     low, high = float(curves["test_drop_pp"].min()), float(curves["test_drop_pp"].max())
     if max(abs(low), high) > COLLAPSE_PP:  # one collapsed method would flatten the rest
         ax.set_yscale("symlog", linthresh=1.0, linscale=2.0)
-        ax.set_ylim(min(low, 0.0) - 0.1, high * 1.3)
+        bottom, top = min(low, 0.0) - 0.1, max(high * 1.3, 1.0)
+        ax.set_ylim(bottom, top)
         ticks = [
-            t for t in (-1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50, 100) if min(low, 0.0) - 0.1 <= t <= high * 1.3
+            t for t in (-20, -10, -5, -2, -1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50, 100) if bottom <= t <= top
         ]
         ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
         ax.yaxis.set_minor_locator(plt.NullLocator())
