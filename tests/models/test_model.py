@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -179,9 +182,6 @@ def test_head_products_use_only_the_free_cores(monkeypatch):
 
 def test_new_models_predicting_in_a_loop_print_no_retracing_advice():
     """A run predicts with a new model per point; TensorFlow's retracing page must not appear."""
-    import subprocess
-    import sys
-
     script = """
 import numpy as np
 from evoprune.models.training import import_tensorflow_quietly, correct
