@@ -107,3 +107,33 @@ def test_without_test_split_test_accuracies_are_nan(own_model, arrays):
     result = evoprune.prune(own_model, train=arrays[0], generations=1, seed=0, layers="logits")
     assert result.front["test_accuracy"].isna().all()
     assert result.summary["baseline"]["accuracy"] > 0.5
+
+
+def test_float_arrays_in_the_models_own_scale_are_fed_as_given(arrays):
+    """A model trained on standardized pixels (here about [-2, 2]) is scored on the arrays as
+    they are: the baseline accuracy evoprune reports is the one ``model.evaluate`` gives."""
+    import keras
+    import numpy as np
+
+    (x, y), (xv, yv), (xt, yt) = arrays
+
+    def standardized(images):
+        return ((images.astype("float32") / 255.0 - 0.5) / 0.25).astype("float32")
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(standardized(x), y, batch_size=128, epochs=1, verbose=0)
+    assert float(standardized(xt).min()) < -1.5 and float(standardized(xt).max()) > 1.5
+    result = evoprune.prune(
+        model,
+        train=(standardized(x), y),
+        validation=(standardized(xv), yv),
+        test=(standardized(xt), yt),
+        generations=1,
+        seed=0,
+    )
+    expected = float(model.evaluate(standardized(xt), yt, verbose=0)[1])
+    assert result.summary["baseline"]["test_accuracy"] == pytest.approx(expected, abs=1e-6)
+    assert expected > 0.5  # far from what the same weights give on [0, 1] pixels
+    assert float(model.evaluate(np.asarray(xt, "float32") / 255.0, yt, verbose=0)[1]) < expected - 0.1

@@ -41,6 +41,24 @@ def test_rgb_float_with_own_validation_split(tmp_path):
     np.testing.assert_array_equal(data.normalize(ds.validation[0]), x_val)  # floats are not divided again
 
 
+def test_floats_outside_zero_one_are_kept_as_given(tmp_path):
+    """Standardized or ``[-1, 1]`` pixels are a model's own input scale: loaded and fed unchanged."""
+    x = np.linspace(-3.0, 250.0, 30 * 12 * 12, dtype=np.float32).reshape(30, 12, 12)
+    path = write_npz(
+        tmp_path / "scaled.npz",
+        (12, 12),
+        3,
+        n_train=30,
+        n_test=12,
+        x_train=x,
+        x_test=np.full((12, 12, 12), -1.0, np.float32),
+    )
+    ds = _load(path, validation_fraction=0.2)
+    kept = np.concatenate([ds.train[0], ds.validation[0]])
+    assert sorted(kept.ravel().tolist()) == sorted(x.ravel().tolist())
+    np.testing.assert_array_equal(data.normalize(ds.test[0]), np.full((12, 12, 12, 1), -1.0, np.float32))
+
+
 def test_checksum_depends_on_the_content(tmp_path):
     a = _load(write_npz(tmp_path / "a.npz", (12, 12), 3))
     again = _load(write_npz(tmp_path / "again.npz", (12, 12), 3))
@@ -63,10 +81,7 @@ BAD = {
     "missing array": (dict(y_test=None), "missing arrays"),
     "only x_val": (dict(x_val=np.zeros((3, 12, 12), np.uint8)), "x_val and y_val"),
     "wrong ndim": (dict(x_train=np.zeros((30, 144), np.uint8)), "x_train: wrong number of dimensions"),
-    "float out of range": (
-        dict(x_test=np.full((12, 12, 12), 2.0, np.float32)),
-        "x_test: float pixels out of range",
-    ),
+    "infinite float": (dict(x_test=np.full((12, 12, 12), np.inf, np.float32)), "x_test: non-finite pixel"),
     "NaN": (dict(x_train=np.full((30, 12, 12), np.nan, np.float32)), "x_train: non-finite pixel"),
     "int64 images": (dict(x_train=np.zeros((30, 12, 12), np.int64)), "dtype int64"),
     "negative label": (dict(y_test=-np.ones(12, np.int64)), "y_test: label out of range"),

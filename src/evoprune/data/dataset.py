@@ -33,7 +33,8 @@ Split = tuple[np.ndarray, np.ndarray]
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images ``(n, H, W, C)`` (uint8 0..255 or float32 in [0, 1]) and int64 labels per split.
+    """Images ``(n, H, W, C)`` (uint8 0..255, or float32 in the model's input scale) and int64
+    labels per split.
 
     Attributes:
         name: what was loaded: a tensorflow-datasets name, ``mnist-sample``, ``idx:<dir>``,
@@ -111,7 +112,8 @@ def from_arrays(
 
     Args:
         train, validation, test: ``(images, labels)``; images ``(n, H, W)`` or
-            ``(n, H, W, C)``, uint8 or float in [0, 1]; labels integer class indices.
+            ``(n, H, W, C)``, uint8 (scaled by 1/255 when fed to a model) or float in the
+            model's own input scale (fed as given); labels integer class indices.
         validation: when ``None``, ``validation_fraction`` of train is carved (per class,
             seeded by ``split_seed``), as for any other source.
         test: optional; without it the runs report test accuracies as NaN.
@@ -206,7 +208,8 @@ def _checksum(n_classes: int, *splits: Split) -> str:
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
-    """Images -> float32 ``(n, H, W, C)`` in [0, 1]: uint8 divided by 255 (as the notebook), floats kept.
+    """Images -> the model's float32 ``(n, H, W, C)`` input: uint8 divided by 255 (as the
+    notebook), floats kept as given.
 
     ``(n, H, W)`` images get a channel axis.
     """

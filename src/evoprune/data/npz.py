@@ -25,8 +25,9 @@ SPLIT_KEYS = {"train": ("x_train", "y_train"), "validation": ("x_val", "y_val"),
 def load_npz(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
     """Loads and validates the splits of a ``.npz`` file (no pickles).
 
-    Images are ``(n, H, W)`` or ``(n, H, W, C)``, uint8 or float in [0, 1]; labels are
-    integer class indices, the classes ``0 .. max label`` each present in train.
+    Images are ``(n, H, W)`` or ``(n, H, W, C)``, uint8 (scaled by 1/255 when fed to a
+    model) or float (fed as given); labels are integer class indices, the classes
+    ``0 .. max label`` each present in train.
 
     Args:
         path: the ``.npz`` file.

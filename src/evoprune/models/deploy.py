@@ -50,7 +50,8 @@ def quiet_fds() -> Iterator[None]:
 
 
 def model_inputs(images: np.ndarray) -> np.ndarray:
-    """Images, ``(n, H, W)`` or ``(n, H, W, C)``, uint8 or float in [0, 1], as the model's float32 input."""
+    """Images, ``(n, H, W)`` or ``(n, H, W, C)``, uint8 (scaled by 1/255) or float (kept), as the
+    model's float32 input."""
 
     return normalize(images)
 
