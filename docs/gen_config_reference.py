@@ -145,7 +145,7 @@ def methods_markdown() -> str:
     """The method table: every ``search.algorithm`` name and its one-line summary."""
     rows = ["## Methods (`search.algorithm`)", "", "| name | what it is | own table |", "| --- | --- | --- |"]
     for method in methods.METHODS.values():
-        own = f"`[{method.name}]`" if method.section is not None else ""
+        own = f"`[{method.table_name}]`" if method.section is not None else ""
         rows.append(f"| `{method.name}` | {_plain(method.summary)} | {own} |")
     return "\n".join(rows) + "\n"
 

@@ -78,6 +78,17 @@ def test_prune_in_memory_selects_a_model_that_scores_as_reported(pruned, arrays,
     assert all((own_model.get_layer(n).kernel.numpy() != 0).all() for n in ("hidden", "logits"))
 
 
+def test_a_run_held_in_memory_exports_without_saving(arrays, own_model, tmp_path):
+    result = evoprune.prune(
+        own_model, train=arrays[0], test=arrays[2], generations=1, seed=0, layers="logits"
+    )
+    assert result.path is None
+    report = evoprune.export(result, tmp_path / "small.tflite")
+    assert report.sidecar["test_accuracy"] == pytest.approx(result.selected["test_accuracy"], abs=1e-6)
+    assert result.export(tmp_path / "small.keras").sidecar["nonzero"] == result.selected["nonzero"]
+    assert result.path is None  # nothing was saved on the caller's behalf
+
+
 def test_saved_run_reads_back_and_exports_with_the_cli(pruned, arrays, tmp_path):
     path = pruned.save(tmp_path / "run")
     assert (path / "model.keras").is_file() and (path / "data.npz").is_file()
@@ -101,6 +112,13 @@ def test_options_are_checked_with_one_line_errors(own_model, arrays):
         evoprune.prune(own_model, train=arrays[0], algorithm="nsga-2")
     with pytest.raises(EvopruneError, match="Expected a keras.Model"):
         evoprune.prune("model.keras", train=arrays[0])
+    import keras
+
+    unbuilt = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)], name="unbuilt")
+    with pytest.raises(
+        EvopruneError, match=r"Expected a model with a defined input .* 'unbuilt'\) has no inputs yet"
+    ):
+        evoprune.prune(unbuilt, train=arrays[0])
 
 
 def test_without_test_split_test_accuracies_are_nan(own_model, arrays):

@@ -69,6 +69,17 @@ def test_registry_names_and_defaults_come_from_the_code(reference):
     assert "`sbx`" in text and "`flip_bit`" in text
 
 
+def test_methods_own_tables_are_the_sections_a_config_accepts(reference):
+    """``gmp-global`` reads ``[gmp]``: the reference must not name a ``[gmp-global]`` table."""
+    text = reference.methods_markdown()
+    for method in methods.METHODS.values():
+        if method.section is None:
+            continue
+        assert f"| `{method.name}` | " in text and f"`[{method.table_name}]`" in text
+        if method.name != method.table_name:
+            assert f"`[{method.name}]`" not in text
+
+
 def test_generated_pages_keep_their_markers(reference):
     assert reference.MARKER in (ROOT / "docs" / "configuration.md").read_text()
     module_map = _load("gen_module_map")

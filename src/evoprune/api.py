@@ -183,6 +183,7 @@ class PruneResult:
 
     def __init__(self, run: RunResult, prepared: Prepared | None, where: RunDir, path: Path | None) -> None:
         self._run, self._prepared, self._dir, self.path = run, prepared, where, path
+        self._inputs_kept = path is not None
 
     def __repr__(self) -> str:
         chosen = self.selected
@@ -245,12 +246,18 @@ class PruneResult:
         return target.path
 
     def export(self, path: str | Path, format: str | None = None, **options) -> ExportReport:
-        """:func:`export` of this run (saved first when it lives only in memory)."""
-        if self.path is None:
-            raise EvopruneError(
-                "Save the run first: result.save(DIR), then export. Received: a run held in memory"
-            )
-        return export(self.path, path, format=format, **options)
+        """:func:`export` of this run (one held in memory is exported from its temporary directory)."""
+        return export(self, path, format=format, **options)
+
+    def _exportable(self) -> Path:
+        """The run directory export reads: the saved one, or the temporary one with the model and
+        data given in memory written into it."""
+        if self.path is not None:
+            return self.path
+        if self._prepared is not None and not self._inputs_kept:
+            _keep_inputs(self._dir, self._prepared)
+            self._inputs_kept = True
+        return self._dir.path
 
 
 def load_run(path: str | Path) -> PruneResult:
@@ -499,11 +506,7 @@ def export(
     """
 
     import_tensorflow_quietly()
-    directory = run.path if isinstance(run, PruneResult) else run
-    if directory is None:
-        raise EvopruneError(
-            "Save the run first: result.save(DIR), then export. Received: a run held in memory"
-        )
+    directory = run._exportable() if isinstance(run, PruneResult) else run
     return export_model(Path(directory), Path(path), rank, format, shrink, latency_repeats)
 
 

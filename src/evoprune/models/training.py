@@ -265,17 +265,26 @@ def check_model(model, source: str) -> None:
 
     if not isinstance(model, keras.Model):
         raise ModelError(f"Expected a keras.Model. Received: {type(model).__name__}")
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):  # a Sequential never built on an input
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ModelError(
+            "Expected a model with a defined input (keras.Input(shape) as its first layer). "
+            f"Received: {source} ({type(model).__name__} {model.name!r}) has no inputs yet"
+        )
     for weights in model.get_weights():
         if not np.all(np.isfinite(weights)):
             raise ModelError(f"Model has non-finite (NaN or inf) weights: {source}")
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     if not dense:
         raise ModelError(f"Model has no Dense layer to prune: {source}")
-    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+    if len(inputs) != 1 or len(outputs) != 1 or len(outputs[0].shape) != 2:
         raise ModelError(
             f"Expected a classifier with one image input and one (batch, classes) output. "
-            f"Received: {source} with inputs {[tuple(t.shape) for t in model.inputs]}, "
-            f"outputs {[tuple(t.shape) for t in model.outputs]}"
+            f"Received: {source} with inputs {[tuple(t.shape) for t in inputs]}, "
+            f"outputs {[tuple(t.shape) for t in outputs]}"
         )
 
 
