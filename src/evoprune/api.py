@@ -27,6 +27,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from evoprune.config import Config
+from evoprune.data.arrays import check_counts, check_images, check_labels
 from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
 from evoprune.errors import ConfigError, EvopruneError
 from evoprune.experiments import configure, methods, rundir
@@ -540,7 +541,13 @@ def evaluate(
     model_kind(model)  # a non-model file, or a .tflite one without LiteRT, fails before the data loads
     if data is None:
         data = load_data(**data_options)
-    pair = data.split(split) if isinstance(data, Dataset) else data
+    if isinstance(data, Dataset):
+        pair = data.split(split)
+    else:
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise EvopruneError(f"Expected data=(images, labels). Received: {type(data).__name__}")
+        pair = (check_images(data[0], "the images given"), check_labels(data[1], "the labels given"))
+        check_counts(len(pair[0]), len(pair[1]), "the images given", "the labels given")
     import_tensorflow_quietly()
     return file_accuracy(Path(model), pair)
 

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import evoprune
 from evoprune.cli import app
+from evoprune.errors import EvopruneError
 from evoprune.models.deploy import keras_accuracy, model_inputs, tflite_accuracy, tflite_predict, to_tflite
 from evoprune.models.export import SIDECAR_KEYS, compile_for_export
 from evoprune.models.shrink import shrink_model
@@ -172,3 +174,17 @@ def test_exported_loss_fits_the_output_activation():
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation=activation)])
         compile_for_export(model)
         assert model.loss.get_config()["from_logits"] is from_logits
+
+
+def test_evaluate_refuses_labels_the_model_does_not_score(finished, tmp_path, prepared):
+    """Labels past the model's classes (another dataset, a shifted encoding) are an error, not 0.0."""
+    out = tmp_path / "m.tflite"
+    assert runner.invoke(app, ["export", str(finished), "--out", str(out)]).exit_code == 0
+    images, labels = prepared.dataset.test
+    with pytest.raises(EvopruneError, match=r"Model scores 10 classes but the labels go up to 29"):
+        evoprune.evaluate(out, (images, labels + 20))
+    with pytest.raises(EvopruneError, match=r"Expected data=\(images, labels\)"):
+        evoprune.evaluate(out, images)
+    with pytest.raises(EvopruneError, match=r"the labels given: wrong label shape"):
+        evoprune.evaluate(out, (images, images))
+    assert evoprune.evaluate(out, (images, labels)) == tflite_accuracy(out, prepared.dataset.test)

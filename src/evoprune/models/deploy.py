@@ -15,7 +15,7 @@ import numpy as np
 
 from evoprune.config.checks import KERAS_ONLY
 from evoprune.data.dataset import normalize
-from evoprune.errors import ModelError, require_extra
+from evoprune.errors import ModelError, plural, require_extra
 from evoprune.models.refused import lambda_note, refused
 from evoprune.models.target import model_input
 
@@ -192,11 +192,20 @@ def keras_accuracy(model, split: tuple[np.ndarray, np.ndarray]) -> float:
 
 def file_accuracy(path: Path, split: tuple[np.ndarray, np.ndarray]) -> float:
     """Accuracy of a ``.keras`` or ``.tflite`` file on a split (kind read from the contents)."""
-    if len(split[1]) == 0:
+    images, labels = split
+    if len(labels) == 0:
         raise ModelError("Expected a split with images. Received: 0 images")
-    if kind_of(path) == "tflite":
-        return tflite_accuracy(path, split)
-    return keras_accuracy(path, split)
+    x = model_inputs(images)
+    scores = (
+        tflite_predict(path, x) if kind_of(path) == "tflite" else keras_predict(load_keras(Path(path)), x)
+    )
+    if scores.ndim != 2 or int(np.max(labels)) >= scores.shape[1]:
+        classes = scores.shape[-1]
+        raise ModelError(
+            f"Model scores {plural(classes, 'class')} but the labels go up to {int(np.max(labels))}. "
+            f"Received: {path}"
+        )
+    return float(np.mean(scores.argmax(axis=1) == labels))
 
 
 def latency_ms(path: Path, image: np.ndarray, repeats: int = 100, warmup: int = 10) -> float:
