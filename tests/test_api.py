@@ -78,6 +78,13 @@ def test_prune_in_memory_selects_a_model_that_scores_as_reported(pruned, arrays,
     assert all((own_model.get_layer(n).kernel.numpy() != 0).all() for n in ("hidden", "logits"))
 
 
+def test_an_eval_index_the_run_never_evaluated_is_named_as_such(pruned):
+    with pytest.raises(
+        EvopruneError, match=r"Expected an eval_index of one of the run's .* Received: eval_index 1000000"
+    ):
+        pruned.model(eval_index=10**6)
+
+
 def test_a_run_held_in_memory_exports_without_saving(arrays, own_model, tmp_path):
     result = evoprune.prune(
         own_model, train=arrays[0], test=arrays[2], generations=1, seed=0, layers="logits"

@@ -357,6 +357,10 @@ def _deploy_cases(tmp, done):
             lambda: ["export", str(done), "--out", str(tmp / "m.keras"), "--format", "tflite"],
             "m.keras",
         ),
+        "export unknown suffix": (
+            lambda: ["export", str(done), "--out", str(tmp / "m.onnx")],
+            "the format follows the suffix). Received: --out",
+        ),
         "export rank out of range": (
             lambda: ["export", str(done), "--out", str(tmp / "m.keras"), "--rank", "99"],
             "--rank 99",
@@ -390,6 +394,7 @@ def _deploy_cases(tmp, done):
         "export unfinished run",
         "export unknown format",
         "export wrong suffix",
+        "export unknown suffix",
         "export rank out of range",
         "export negative rank",
         "export unwritable output",

@@ -91,6 +91,10 @@ BAD = {
         dict(y_train=np.arange(30) % 2 * 2, y_test=np.arange(12) % 2 * 2),
         "y_train: empty class",
     ),
+    "typo label in train": (  # one 12 among 0..2: train lacks 3..11, named before test's labels
+        dict(y_train=np.where(np.arange(30) == 5, 12, np.arange(30) % 3)),
+        "y_train: empty class. Expected every class 0..12 in the training split. Received: no label 3.",
+    ),
     "mixed sizes": (dict(x_test=np.zeros((12, 10, 12), np.uint8)), "x_test: mixed image sizes"),
     "count mismatch": (dict(y_train=np.arange(29) % 3), "Received: 30 images and 29 labels"),
     "mixed dtypes": (dict(x_test=np.zeros((12, 12, 12), np.float32)), "mixed image dtypes"),

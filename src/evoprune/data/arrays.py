@@ -148,11 +148,19 @@ def check_classes(train: tuple[str, np.ndarray], others: list[tuple[str, np.ndar
         The number of classes.
 
     Raises:
-        DataError: a label of another split never occurs in train (naming that file and
-            the first such label), or a class below the largest label has no training image.
+        DataError: a class below train's largest label has no training image (checked
+            first: it explains the next one), or a label of another split never occurs in
+            train (naming that file and the first such label).
     """
     train_where, train_labels = train
     present = np.bincount(train_labels) > 0
+    missing = np.flatnonzero(~present)
+    if missing.size:
+        raise fail(
+            train_where,
+            f"empty class. Expected every class 0..{len(present) - 1} in the training "
+            f"split. Received: no label {int(missing[0])}.",
+        )
     for where, labels in others:
         unseen = np.flatnonzero(~np.isin(labels, np.flatnonzero(present)))
         if unseen.size:
@@ -163,11 +171,4 @@ def check_classes(train: tuple[str, np.ndarray], others: list[tuple[str, np.ndar
                 f"(0..{len(present) - 1}). Received: {int(labels[first])} at index {first} "
                 f"({unseen.size} such labels in total).",
             )
-    missing = np.flatnonzero(~present)
-    if missing.size:
-        raise fail(
-            train_where,
-            f"empty class. Expected every class 0..{len(present) - 1} in the training "
-            f"split. Received: no label {int(missing[0])}.",
-        )
     return len(present)

@@ -108,8 +108,8 @@ def run_point(run: RunDir, config: Config, prepared: Prepared, eval_index: int, 
     checkpoint.check_identity(payload["meta"], identity(prepared), run.path)
     if not 0 <= eval_index < len(genomes):
         raise EvopruneError(
-            f"Run file is damaged: eval_index {eval_index} is not one "
-            f"of the checkpoint's {plural(len(genomes), 'genome')} in {run.path}"
+            f"Expected an eval_index of one of the run's {plural(len(genomes), 'evaluated genome')} "
+            f"(0 to {len(genomes) - 1}). Received: eval_index {eval_index} in {run.path}"
         )
     tune = refined or config.finetune.refine == "each"
     return point_model(config, prepared, genome=genomes[eval_index], tune=tune)

@@ -50,7 +50,13 @@ def check_output(out: Path, fmt: Optional[str]) -> str:
             path that cannot be written.
     """
     if fmt is None:
-        fmt = "tflite" if out.suffix == ".tflite" else "keras"
+        by_suffix = {suffix: name for name, suffix in FORMATS.items()}
+        if out.suffix not in by_suffix:
+            raise EvopruneError(
+                f"Expected an output file ending in {' or '.join(sorted(by_suffix))} "
+                f"(the format follows the suffix). Received: --out {out}"
+            )
+        fmt = by_suffix[out.suffix]
     if fmt not in FORMATS:
         raise EvopruneError(f"Expected --format keras or tflite. Received: --format {fmt}")
     if out.suffix != FORMATS[fmt]:
