@@ -107,3 +107,29 @@ def test_export_refuses_bad_targets(tmp_path, sample_config, prepared):
     assert unfinished.exit_code == 1 and "summary.json" in unfinished.output
     for bad in (wrong, unfinished):
         assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_a_run_on_relative_paths_exports_from_another_directory(
+    tmp_path, sample_config, prepared, monkeypatch
+):
+    from evoprune.data.dataset import as_npz_arrays
+    from evoprune.models.training import save_model
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    save_model(prepared.trained.model, work / "m.keras")
+    np.savez(work / "d.npz", **as_npz_arrays(prepared.dataset))
+    monkeypatch.chdir(work)
+    config = sample_config.with_overrides({"search.generations": 1, "model.model_file": "m.keras"})
+    (work / "run.toml").write_text(config.to_toml())
+    result = runner.invoke(app, ["run", "--config", "run.toml", "--data-file", "d.npz", "--out", "run"])
+    assert result.exit_code == 0, result.output
+    saved = (work / "run" / "config.toml").read_text()
+    assert f'model_file = "{work.resolve() / "m.keras"}"' in saved
+    assert f'data_file = "{work.resolve() / "d.npz"}"' in saved
+
+    monkeypatch.chdir(elsewhere)  # the run's inputs are found from here as well
+    result = runner.invoke(app, ["export", str(work / "run"), "--out", "pruned.keras"])
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "pruned.keras").is_file()

@@ -288,6 +288,23 @@ def test_environment_data_dir_is_written_into_config(tmp_path, sample_config, mo
     resolved = _resolve_environment(sample_config.with_overrides({"data.dataset": "mnist"}))
     assert resolved.data.data_dir == str((tmp_path / "idx").resolve())
     assert _resolve_environment(sample_config) == sample_config  # the bundled sample ignores it
+    other = sample_config.with_overrides({"data.dataset": "fashion_mnist"})
+    assert _resolve_environment(other) == other  # it stands in for the default mnist only
+    given = sample_config.with_overrides({"data.dataset": "mnist", "data.data_file": str(tmp_path / "d.npz")})
+    assert _resolve_environment(given) == given  # a data file given is not overridden (nor refused)
+
+
+def test_relative_input_paths_are_written_absolute(tmp_path, sample_config, monkeypatch):
+    from evoprune.experiments.rundir import resolve_environment as _resolve_environment
+
+    monkeypatch.chdir(tmp_path)
+    resolved = _resolve_environment(
+        sample_config.with_overrides({"data.data_file": "in/d.npz", "model.model_file": "m.keras"})
+    )
+    assert resolved.data.data_file == str(tmp_path.resolve() / "in" / "d.npz")
+    assert resolved.model.model_file == str(tmp_path.resolve() / "m.keras")
+    folder = _resolve_environment(sample_config.with_overrides({"data.data_dir": "idx"}))
+    assert folder.data.data_dir == str(tmp_path.resolve() / "idx")
 
 
 @pytest.mark.parametrize("umask, file_mode", [(0o022, 0o644), (0o027, 0o640)])

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.data.dataset import SAMPLE_NAME
+from evoprune.data.dataset import DEFAULT_DATASET
 from evoprune.errors import EvopruneError
 from evoprune.experiments import configure, methods
 from evoprune.experiments.result import RunResult, finite
@@ -336,12 +336,28 @@ def _weights_bytes(weights: dict[int, list], curve: dict[int, list]) -> bytes:
 
 
 def resolve_environment(config: Config) -> Config:
-    """Writes environment defaults into the config, so the run directory says what it used."""
+    """Writes the environment into the config, so the run directory says what it used.
 
+    ``EVOPRUNE_DATA_DIR`` fills ``data.data_dir`` where it supplies the data (the default
+    ``mnist``, neither ``data_dir`` nor ``data_file`` given), and a relative ``data.data_dir``,
+    ``data.data_file`` or ``model.model_file`` is made absolute against the working
+    directory: ``export``, ``evaluate`` or ``--resume`` from another directory then find the
+    same files the run read.
+    """
+    overrides = {
+        key: str(Path(value).resolve())
+        for key, value in (
+            ("data.data_dir", config.data.data_dir),
+            ("data.data_file", config.data.data_file),
+            ("model.model_file", config.model.model_file),
+        )
+        if value and not Path(value).is_absolute()
+    }
     env = os.environ.get("EVOPRUNE_DATA_DIR", "")
-    if config.data.data_dir or not env or config.data.dataset == SAMPLE_NAME:
-        return config
-    return configure.with_overrides(config, {"data.data_dir": str(Path(env).resolve())})
+    data = config.data
+    if env and not data.data_dir and not data.data_file and data.dataset == DEFAULT_DATASET:
+        overrides["data.data_dir"] = str(Path(env).resolve())
+    return configure.with_overrides(config, overrides) if overrides else config
 
 
 def run_config(
