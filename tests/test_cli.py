@@ -202,6 +202,23 @@ def test_choices_are_listed_and_near_misses_named(tmp_path, capsys, args, needle
     assert not (tmp_path / "o").exists()
 
 
+def test_a_mask_genome_runs_from_the_command_line_with_its_operators(tmp_path):
+    args = ["run", "--dataset", "mnist-sample", "--encoding", "mask"]
+    refused = invoke(*args, "--out", tmp_path / "refused")
+    assert refused.exit_code == 1, refused.output
+    assert (
+        "'average' does not apply to binary genomes (encoding 'mask'). Expected one of: two_point, uniform"
+        in refused.output
+    )
+    options = ["--crossover", "two_point", "--mutation", "flip_bit", "--generations", "1"]
+    result = invoke(*args, *options, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    best = next(line for line in result.output.splitlines() if line.startswith("best: "))
+    assert "(a mask, 376 hex digits)" in best and len(best) < 200, best  # 1,500 bits, not all printed
+    saved = (tmp_path / "run" / "config.toml").read_text()
+    assert 'crossover = "two_point"' in saved and 'mutation = "flip_bit"' in saved
+
+
 def test_help_shows_defaults_and_choices():
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "250"})
     text = " ".join(result.output.split())
@@ -211,6 +228,8 @@ def test_help_shows_defaults_and_choices():
         "[default: paper]",
         "nsga2, spea2",
         "layer_thresholds",
+        "Crossover: average, blend",
+        "flip_bit",
         "head, dense, all (every Dense, convolution, depthwise",
         "comma-separated layer names",
         "(required unless --resume)",
@@ -223,7 +242,7 @@ def test_help_keeps_choice_names_whole_in_a_narrow_terminal():
 
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "100"})
     words = set(result.output.replace(",", " ").replace(".", " ").split())
-    for kind in ("algorithm", "encoding", "architecture"):
+    for kind in ("algorithm", "encoding", "architecture", "crossover", "mutation"):
         for name in api.choices(kind):
             assert name in words, name  # not broken mid-name (rich once printed gm / p-global)
 

@@ -33,8 +33,8 @@ def _choices(name: str) -> type[Enum]:
     return Enum(name.title(), {n: n for n in api.choices(name)}, type=str)  # type: ignore[return-value]
 
 
-Algorithm, Encoding, Executor, Architecture = (
-    _choices(n) for n in ("algorithm", "encoding", "executor", "architecture")
+Algorithm, Encoding, Executor, Architecture, Crossover, Mutation = (
+    _choices(n) for n in ("algorithm", "encoding", "executor", "architecture", "crossover", "mutation")
 )
 Evaluator = Enum("Evaluator", {n: n for n in EVALUATORS}, type=str)  # type: ignore[misc]
 
@@ -252,6 +252,14 @@ def run(
         Optional[Encoding],  # type: ignore[valid-type]
         typer.Option(**_listed(Encoding, "Genome", _DEFAULTS.search.encoding)),
     ] = None,
+    crossover: Annotated[
+        Optional[Crossover],  # type: ignore[valid-type]
+        typer.Option(**_listed(Crossover, "Crossover", _DEFAULTS.search.crossover)),
+    ] = None,
+    mutation: Annotated[
+        Optional[Mutation],  # type: ignore[valid-type]
+        typer.Option(**_listed(Mutation, "Mutation", _DEFAULTS.search.mutation)),
+    ] = None,
     evaluator: Annotated[
         Optional[Evaluator],  # type: ignore[valid-type]
         typer.Option(help=f"Scorer of a genome. \\[default: {_DEFAULTS.search.evaluator}]"),
@@ -276,6 +284,8 @@ def run(
             "search.population": population,
             "search.generations": generations,
             "search.encoding": _value(encoding),
+            "search.crossover": _value(crossover),
+            "search.mutation": _value(mutation),
             "search.evaluator": _value(evaluator),
             **_model_overrides(architecture, model_file, layers),
         }
@@ -302,8 +312,11 @@ def run(
 
 
 def _short_genome(genome: str, genes: int = 6) -> str:
-    """A genome's first ``genes`` genes, then how many more (never cut inside a number)."""
+    """A genome's first ``genes`` genes, then how many more (never cut inside a number); a mask
+    (one hex string, a bit per weight) its first 16 hex digits, then how many there are."""
     values = genome.split()
+    if len(values) == 1 and len(genome) > 24:
+        return f"{genome[:16]}... (a mask, {len(genome)} hex digits)"
     more = f" ... ({len(values)} genes)" if len(values) > genes else ""
     return " ".join(values[:genes]) + more
 
