@@ -101,6 +101,8 @@ def test_saved_run_reads_back_and_exports_with_the_cli(pruned, arrays, tmp_path)
     assert (path / "model.keras").is_file() and (path / "data.npz").is_file()
     again = evoprune.load_run(path)
     assert again.front.equals(pruned.front) and again.selected == pruned.selected
+    with pytest.raises(EvopruneError, match=r"replace it \(--overwrite; overwrite=True in Python\)"):
+        pruned.save(path)  # a finished run is not replaced unasked
     assert _accuracy(again.model(), arrays[2]) == pytest.approx(pruned.selected["test_accuracy"], abs=1e-6)
     out = tmp_path / "pruned.tflite"
     result = CliRunner().invoke(app, ["export", str(path), "--out", str(out)])

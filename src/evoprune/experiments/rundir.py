@@ -260,8 +260,8 @@ class RunDir:
         """
         if self.finished:
             raise EvopruneError(
-                f"Output directory holds a finished run (summary.json); use "
-                f"another --out or --overwrite. Received: --out {self.path}"
+                f"Output directory holds a finished run (summary.json); choose another one or "
+                f"replace it (--overwrite; overwrite=True in Python). Received: {self.path}"
             )
 
     @contextlib.contextmanager
@@ -271,10 +271,7 @@ class RunDir:
         Raises:
             EvopruneError: another process holds the lock.
         """
-        busy = (
-            f"Another evoprune run is writing to this directory (lock {LOCK} held). "
-            f"Received: --out {self.path}"
-        )
+        busy = f"Another evoprune run is writing to this directory (lock {LOCK} held). Received: {self.path}"
         with exclusive_lock(self.path / LOCK, busy):
             yield
 
