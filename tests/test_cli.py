@@ -348,6 +348,28 @@ def test_a_missing_model_file_is_named_before_any_data_is_loaded(tmp_path):
     assert result.output.strip() == f"Error: Model file not found. Received: {missing}"  # not the data dir
 
 
+@pytest.mark.parametrize(
+    "source, needle",
+    [
+        (
+            ["--data-file", "{tmp}/missing.npz"],
+            "missing.npz: cannot read data file. Expected an existing .npz file",
+        ),
+        (["--data-dir", "{tmp}"], "missing MNIST file. Expected 'train-images-idx3-ubyte'"),
+    ],
+)
+def test_missing_data_is_named_before_tensorflow_loads(tmp_path, source, needle):
+    args = [a.format(tmp=tmp_path) for a in ["run", *source, "--out", "{tmp}/r"]]
+    code = (
+        "import sys; from evoprune.cli import run_app; "
+        f"code = run_app({args!r}); print(code, 'tensorflow' in sys.modules)"
+    )
+    out = _python("-c", code)
+    assert out.stdout.strip() == "1 False", out.stdout + out.stderr  # failed, TensorFlow never imported
+    assert needle in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_near_miss_among_listed_choices_gets_did_you_mean(tmp_path):
     config = tmp_path / "typo.toml"
     config.write_text("[search]\npopluation = 4\n")

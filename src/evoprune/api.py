@@ -31,7 +31,7 @@ from evoprune.data.arrays import check_counts, check_images, check_labels
 from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
 from evoprune.errors import ConfigError, EvopruneError
 from evoprune.experiments import configure, methods, rundir
-from evoprune.experiments.assemble import Prepared, check_split, prepare, training_progress
+from evoprune.experiments.assemble import Prepared, check_inputs, check_split, prepare, training_progress
 from evoprune.experiments.bench import run_bench
 from evoprune.experiments.compare import run_compare
 from evoprune.experiments.export import ExportReport, export_model, run_point
@@ -397,6 +397,8 @@ def prune(
     where = RunDir(out) if out is not None else RunDir(tempfile.mkdtemp(prefix="evoprune-run-"))
     if out is not None:
         where.check(resume, overwrite)  # creates nothing yet
+    # a missing file fails in a blink, not after TensorFlow loads
+    check_inputs(where.resolved(cfg), data=train is None, model=model is None)
     import_tensorflow_quietly()  # and sizes the thread pools to the usable cores
     cfg, prepared = _inputs(cfg, model, train, validation, test, status, progress)
     if prepared is None:

@@ -17,9 +17,9 @@ import numpy as np
 
 from evoprune.config import SAMPLE_DATASET, DataConfig
 from evoprune.data.arrays import check_images, check_labels
-from evoprune.data.idx import load_idx_dir
+from evoprune.data.idx import find_mnist_files, load_idx_dir
 from evoprune.data.imagefolder import is_image_folder, load_image_folder
-from evoprune.data.npz import check_arrays, load_npz
+from evoprune.data.npz import check_arrays, check_npz_file, load_npz
 from evoprune.errors import DataError
 
 SAMPLE_NAME = SAMPLE_DATASET
@@ -149,15 +149,35 @@ def as_npz_arrays(dataset: Dataset) -> dict[str, np.ndarray]:
     return {"x_train": x, "y_train": y, "x_val": xv, "y_val": yv, "x_test": xt, "y_test": yt}
 
 
+def _data_dir(cfg: DataConfig) -> str:
+    """The IDX or image folder the data come from: ``data_dir``, else ``$EVOPRUNE_DATA_DIR``
+    for the default ``mnist``, else none."""
+    return cfg.data_dir or (os.environ.get("EVOPRUNE_DATA_DIR", "") if cfg.dataset == DEFAULT_DATASET else "")
+
+
+def check_source(cfg: DataConfig) -> None:
+    """Fails fast on a data file or folder that is not there, without reading it (or importing
+    TensorFlow): the same one-line errors :func:`load_dataset` raises for them.
+
+    Raises:
+        DataError: a missing ``.npz`` file (or one that is no zip archive), or a missing data
+            directory, or one that is neither an image folder nor holds the four MNIST files.
+    """
+    if cfg.data_file:
+        check_npz_file(Path(cfg.data_file))
+        return
+    data_dir = _data_dir(cfg)
+    if data_dir and not is_image_folder(Path(data_dir)):
+        find_mnist_files(Path(data_dir))
+
+
 def _load_source(cfg: DataConfig) -> tuple[dict[str, Split], str, int, tuple[str, ...]]:
     """The raw splits (4-D images, int64 labels), the name, the class count and class names."""
     if cfg.data_file:
         path = Path(cfg.data_file)
         raw, n_classes = load_npz(path)
         return raw, f"npz:{path.resolve()}", n_classes, ()
-    data_dir = cfg.data_dir or (
-        os.environ.get("EVOPRUNE_DATA_DIR", "") if cfg.dataset == DEFAULT_DATASET else ""
-    )
+    data_dir = _data_dir(cfg)
     if data_dir and is_image_folder(Path(data_dir)):
         raw, names = load_image_folder(Path(data_dir))
         return raw, f"folder:{Path(data_dir).resolve()}", len(names), names

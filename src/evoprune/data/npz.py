@@ -96,8 +96,12 @@ def check_arrays(
     return splits, n_classes
 
 
-def _read(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of the archive, read without pickles; one-line errors naming the file."""
+def check_npz_file(path: Path) -> None:
+    """Checks that ``path`` is a file starting as a zip archive (``numpy.savez``); reads 4 bytes.
+
+    Raises:
+        DataError: missing, a directory, or not a zip archive; one line naming the file.
+    """
     try:
         with path.open("rb") as handle:
             magic = handle.read(4)
@@ -117,6 +121,11 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             "not an .npz archive. Expected arrays saved with numpy.savez. "
             f"Received: a file starting with {magic!r}.",
         )
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of the archive, read without pickles; one-line errors naming the file."""
+    check_npz_file(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}

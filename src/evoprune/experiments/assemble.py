@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evoprune.config import Config
-from evoprune.data.dataset import Dataset, load_dataset
+from evoprune.data.dataset import Dataset, check_source, load_dataset
 from evoprune.errors import DataError, ModelError, plural
 from evoprune.experiments.context import RunContext
 from evoprune.io import file_sha256, weights_sha256
@@ -66,15 +66,29 @@ def training_progress(progress: Progress | None) -> EpochCallback | None:
     return on_epoch
 
 
+def check_inputs(config: Config, data: bool = True, model: bool = True) -> None:
+    """Fails fast, before anything loads, on a model file or data file or folder that is not there.
+
+    Args:
+        data, model: check the data source, the model file (not when they come from memory).
+
+    Raises:
+        ModelError, DataError: one line naming the missing file.
+    """
+    model_file = config.model.model_file
+    if model and model_file and not Path(model_file).is_file():
+        raise ModelError(f"Model file not found. Received: {model_file}")
+    if data:
+        check_source(config.data)
+
+
 def prepare(config: Config, status: Status = _quiet, progress: Progress | None = None) -> Prepared:
     """Loads the dataset and loads (or trains and caches) the model for the run's seed.
 
     ``progress`` gets ``("train", epoch, epochs, note)`` while a model is trained (not
     when it comes from the cache or a file).
     """
-    model_file = config.model.model_file
-    if model_file and not Path(model_file).is_file():  # before the data: loading them takes seconds
-        raise ModelError(f"Model file not found. Received: {model_file}")
+    check_inputs(config)
     status(f"Loading dataset {config.data.source}")
     dataset = load_dataset(config.data)
     check_split(config, dataset)
