@@ -358,8 +358,10 @@ def test_a_missing_model_file_is_named_before_any_data_is_loaded(tmp_path):
         (["--data-dir", "{tmp}"], "missing MNIST file. Expected 'train-images-idx3-ubyte'"),
     ],
 )
-def test_missing_data_is_named_before_tensorflow_loads(tmp_path, source, needle):
-    args = [a.format(tmp=tmp_path) for a in ["run", *source, "--out", "{tmp}/r"]]
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_missing_data_is_named_before_tensorflow_loads(tmp_path, source, needle, command):
+    out = ["--out", "{tmp}/r"] if command == "run" else []
+    args = [a.format(tmp=tmp_path) for a in [command, *source, *out]]
     code = (
         "import sys; from evoprune.cli import run_app; "
         f"code = run_app({args!r}); print(code, 'tensorflow' in sys.modules)"

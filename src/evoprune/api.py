@@ -479,6 +479,7 @@ def train(
 
     say, tell = _printer() if verbose else (None, None)
     cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    check_inputs(cfg)  # a missing file fails before TensorFlow loads
     import_tensorflow_quietly()
     prepared = prepare(cfg, status or say or (lambda message: None), progress or tell)
     ds, trained = prepared.dataset, prepared.trained
