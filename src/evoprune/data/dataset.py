@@ -149,9 +149,11 @@ def as_npz_arrays(dataset: Dataset) -> dict[str, np.ndarray]:
     return {"x_train": x, "y_train": y, "x_val": xv, "y_val": yv, "x_test": xt, "y_test": yt}
 
 
-def _data_dir(cfg: DataConfig) -> str:
-    """The IDX or image folder the data come from: ``data_dir``, else ``$EVOPRUNE_DATA_DIR``
-    for the default ``mnist``, else none."""
+def source_dir(cfg: DataConfig) -> str:
+    """The IDX or image folder the data come from: none beside a ``data_file``, else ``data_dir``,
+    else ``$EVOPRUNE_DATA_DIR`` for the default ``mnist``, else none."""
+    if cfg.data_file:
+        return ""
     return cfg.data_dir or (os.environ.get("EVOPRUNE_DATA_DIR", "") if cfg.dataset == DEFAULT_DATASET else "")
 
 
@@ -166,7 +168,7 @@ def check_source(cfg: DataConfig) -> None:
     if cfg.data_file:
         check_npz_file(Path(cfg.data_file))
         return
-    data_dir = _data_dir(cfg)
+    data_dir = source_dir(cfg)
     if data_dir and not is_image_folder(Path(data_dir)):
         find_mnist_files(Path(data_dir))
 
@@ -177,7 +179,7 @@ def _load_source(cfg: DataConfig) -> tuple[dict[str, Split], str, int, tuple[str
         path = Path(cfg.data_file)
         raw, n_classes = load_npz(path)
         return raw, f"npz:{path.resolve()}", n_classes, ()
-    data_dir = _data_dir(cfg)
+    data_dir = source_dir(cfg)
     if data_dir and is_image_folder(Path(data_dir)):
         raw, names = load_image_folder(Path(data_dir))
         return raw, f"folder:{Path(data_dir).resolve()}", len(names), names

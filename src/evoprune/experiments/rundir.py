@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.data.dataset import DEFAULT_DATASET
+from evoprune.data.dataset import source_dir
 from evoprune.errors import EvopruneError
 from evoprune.experiments import configure, methods
 from evoprune.experiments.result import RunResult, finite
@@ -350,10 +349,9 @@ def resolve_environment(config: Config) -> Config:
         )
         if value and not Path(value).is_absolute()
     }
-    env = os.environ.get("EVOPRUNE_DATA_DIR", "")
-    data = config.data
-    if env and not data.data_dir and not data.data_file and data.dataset == DEFAULT_DATASET:
-        overrides["data.data_dir"] = str(Path(env).resolve())
+    folder = source_dir(config.data)
+    if folder and not config.data.data_dir:  # $EVOPRUNE_DATA_DIR supplies the data
+        overrides["data.data_dir"] = str(Path(folder).resolve())
     return configure.with_overrides(config, overrides) if overrides else config
 
 
