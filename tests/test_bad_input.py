@@ -359,7 +359,7 @@ def _deploy_cases(tmp, done):
         ),
         "export unknown suffix": (
             lambda: ["export", str(done), "--out", str(tmp / "m.onnx")],
-            "the format follows the suffix). Received: --out",
+            "the format follows the suffix). Received: ",
         ),
         "export rank out of range": (
             lambda: ["export", str(done), "--out", str(tmp / "m.keras"), "--rank", "99"],

@@ -55,7 +55,7 @@ def prepare_out_dir(out: Path) -> Path:
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise EvopruneError(f"Output path exists and is not a directory. Received: --out {out}")
+        raise EvopruneError(f"Output path exists and is not a directory. Received: {out}")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", delete=True)
@@ -73,7 +73,7 @@ def check_out_path(out: Path) -> None:
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise EvopruneError(f"Output path exists and is not a directory. Received: --out {out}")
+        raise EvopruneError(f"Output path exists and is not a directory. Received: {out}")
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -54,26 +54,24 @@ def check_output(out: Path, fmt: Optional[str]) -> str:
         if out.suffix not in by_suffix:
             raise EvopruneError(
                 f"Expected an output file ending in {' or '.join(sorted(by_suffix))} "
-                f"(the format follows the suffix). Received: --out {out}"
+                f"(the format follows the suffix). Received: {out}"
             )
         fmt = by_suffix[out.suffix]
     if fmt not in FORMATS:
-        raise EvopruneError(f"Expected --format keras or tflite. Received: --format {fmt}")
+        raise EvopruneError(f"Expected the format keras or tflite. Received: {fmt}")
     if out.suffix != FORMATS[fmt]:
         raise EvopruneError(
-            f"Expected an output file ending in {FORMATS[fmt]} for --format {fmt}. Received: --out {out}"
+            f"Expected an output file ending in {FORMATS[fmt]} for the format {fmt}. Received: {out}"
         )
     if out.is_dir():
-        raise EvopruneError(f"Expected an output file, not a directory. Received: --out {out}")
+        raise EvopruneError(f"Expected an output file, not a directory. Received: {out}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise EvopruneError(
-            f"Cannot write the output file ({exc.strerror or exc}). Received: --out {out}"
-        ) from exc
+        raise EvopruneError(f"Cannot write the output file ({exc.strerror or exc}). Received: {out}") from exc
     return fmt
 
 
