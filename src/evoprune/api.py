@@ -106,22 +106,29 @@ def _dotted(config: Config, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(
-    config: Config | str | Path | None = None, overrides: dict | None = None, **options
+    config: Config | str | Path | None = None,
+    overrides: dict | None = None,
+    *,
+    check_method: bool = True,
+    **options,
 ) -> Config:
     """A complete, checked config: a TOML file (or a :class:`Config`, or the defaults) plus overrides.
 
     Args:
         config: a TOML file, a :class:`~evoprune.config.Config`, or ``None`` (defaults).
         overrides: ``{"section.key": value}`` (``None`` values are skipped).
+        check_method: apply ``search.algorithm``'s own rules (e.g. the paper's population
+            of at least 20). Pass ``False`` for a config meant only for :func:`compare` or
+            :func:`bench`, which check each algorithm they run instead.
         **options: the same as keywords: a key that one section has (``population=24``,
             ``layers="dense"``) or ``section__key`` (``finetune__epochs=3``).
 
     Raises:
         ConfigError: one line naming the key and the bad value.
     """
-    base = config if isinstance(config, Config) else configure.load_config(config)
+    base = config if isinstance(config, Config) else configure.load_config(config, check_method=check_method)
     merged = {**(overrides or {}), **_dotted(base, options)}
-    return configure.with_overrides(base, merged)
+    return configure.with_overrides(base, merged, check_method=check_method)
 
 
 def choices(registry: str) -> tuple[str, ...]:
@@ -574,7 +581,7 @@ def compare(
         ``fronts`` tables and ``medians()``.
     """
 
-    cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    cfg = rundir.resolve_environment(load_config(config, overrides, check_method=False, **options))
     return run_compare(
         cfg, Path(out), progress=progress or (lambda *a: None), status=status or (lambda message: None)
     )
@@ -594,7 +601,7 @@ def bench(
     ``progress(trial, done, total)`` after each trial saved; ``status``: one-line messages.
     """
 
-    cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    cfg = rundir.resolve_environment(load_config(config, overrides, check_method=False, **options))
     return run_bench(
         cfg,
         Path(out),

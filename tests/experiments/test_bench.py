@@ -96,3 +96,11 @@ def test_cli_bench_resume_allows_more_seeds_but_not_other_settings(small, tmp_pa
         check_resumable(
             small.with_overrides({"search.max_evaluations": 99}), tmp_path, free=("bench", "compare")
         )
+
+
+def test_bench_applies_each_algorithms_own_rules_before_any_output(small, tmp_path):
+    config = tmp_path / "b.toml"
+    config.write_text(small.with_overrides({"search.population": 8, "search.algorithm": "nsga2"}).to_toml())
+    result = runner.invoke(app, ["bench", "--config", str(config), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "search.population >= 20 for algorithm 'paper'" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()

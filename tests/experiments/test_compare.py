@@ -203,3 +203,28 @@ def test_report_tells_that_every_seed_prunes_the_given_model_file(small, prepare
     assert f"Every seed prunes the same given model ({model})" in report
     assert "trains its own model" not in report and "own model" not in report
     assert set(result.trials["seed"]) == {0, 1} and (out / cmp.DIFFERENCES).is_file()
+
+
+def test_the_files_own_algorithm_does_not_stop_a_comparison_without_it(small, tmp_path, monkeypatch):
+    """population 8 is too small for 'paper' (the default search.algorithm), not for NSGA-II/SPEA2."""
+    from evoprune import api
+
+    config = tmp_path / "c.toml"
+    config.write_text(small.with_overrides({"search.population": 8}).to_toml())
+    seen = []
+    monkeypatch.setattr(api, "run_compare", lambda cfg, out, **kw: seen.append(cfg))
+    api.compare(config, tmp_path / "out", compare__algorithms=["nsga2", "spea2"])
+    assert seen[0].search.population == 8 and seen[0].compare.algorithms == ("nsga2", "spea2")
+    cmp.check_config(seen[0])  # what compare() checks first: every compared algorithm's own rules
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "config.toml").write_text(seen[0].to_toml())
+    (tmp_path / "out" / "trials.csv").write_text("key\n")
+    check_resumable(seen[0], tmp_path / "out")  # its saved config reads back: a resume is not refused
+
+    monkeypatch.undo()  # a comparison that runs 'paper' is refused, before any output
+    result = runner.invoke(
+        app,
+        ["compare", "--config", str(config), "--algorithms", "paper,nsga2", "--out", str(tmp_path / "o2")],
+    )
+    assert result.exit_code != 0 and "search.population >= 20 for algorithm 'paper'" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o2").exists()

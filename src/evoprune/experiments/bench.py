@@ -104,13 +104,15 @@ def check_available(config: Config, executor: str | None = None) -> None:
     """Refuses, before any model is trained, an executor or algorithm whose extra is missing.
 
     Raises:
-        ConfigError: an unknown executor.
+        ConfigError: an unknown executor, or settings an algorithm of the grid refuses
+            (e.g. the paper's population below 20).
         MissingExtraError: ``dask`` without the ``dask`` extra, pymoo's peer without ``peer``.
     """
     check_executor(executor or config.bench.executor)
     for name in chosen_algorithms(config):
         peer = name == PEER and PEER not in config.bench.algorithms
         methods.require(name, "bench.pymoo (pymoo's NSGA2 as a peer)" if peer else None)
+        with_overrides(config, {"search.algorithm": name})  # its own rules, as its trials will be
 
 
 def grid(config: Config, lengths: dict[str, int]) -> tuple[list[dict], list[str]]:

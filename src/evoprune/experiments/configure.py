@@ -36,8 +36,14 @@ def registry_names(registry: str) -> tuple[str, ...]:
     return tuple(name for name, op in OPERATORS.items() if op.role == registry)
 
 
-def check_config(config: Config) -> Config:
+def check_config(config: Config, check_method: bool = True) -> Config:
     """Checks the names of ``config`` against the registries and its method's own rules.
+
+    Args:
+        check_method: apply ``search.algorithm``'s own rules (the paper's population of at
+            least 20, ...). ``False`` for compare and bench: they set the algorithm of each
+            trial and check every trial's config, so the file's own algorithm, which they do
+            not run, must not stop them.
 
     Returns:
         ``config`` with its method's table filled in with defaults when the file had none
@@ -65,7 +71,8 @@ def check_config(config: Config) -> Config:
         check_choice("bench.algorithms", name, registry_names("algorithm"))
     check_memory(search)
     method = methods.get(search.algorithm)
-    method.check(config)
+    if check_method:
+        method.check(config)
     if method.section is not None and config.section(method.table_name) is None:
         config = config.with_section(method.table_name, method.section())
     return config
@@ -76,18 +83,21 @@ def from_dict(raw: dict[str, Any]) -> Config:
     return check_config(schema_from_dict(raw, methods.sections()))
 
 
-def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> Config:
+def load_config(
+    path: Path | str | None = None, overrides: dict[str, Any] | None = None, check_method: bool = True
+) -> Config:
     """Loads a TOML config (``None``: the defaults), applies ``{"section.key": value}``
-    overrides (``None`` values are skipped) and checks everything.
+    overrides (``None`` values are skipped) and checks everything (``check_method``: as for
+    :func:`check_config`).
 
     Raises:
         ConfigError: one line naming the key and the bad value.
     """
     config = schema_load_config(path, methods.sections())
     config = config.with_overrides(overrides or {}, methods.sections())
-    return check_config(config)
+    return check_config(config, check_method)
 
 
-def with_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+def with_overrides(config: Config, overrides: dict[str, Any], check_method: bool = True) -> Config:
     """``config.with_overrides`` knowing the methods' tables, then :func:`check_config`."""
-    return check_config(config.with_overrides(overrides, methods.sections()))
+    return check_config(config.with_overrides(overrides, methods.sections()), check_method)

@@ -352,7 +352,8 @@ def resolve_environment(config: Config) -> Config:
     folder = source_dir(config.data)
     if folder and not config.data.data_dir:  # $EVOPRUNE_DATA_DIR supplies the data
         overrides["data.data_dir"] = str(Path(folder).resolve())
-    return configure.with_overrides(config, overrides) if overrides else config
+    # only paths change: the method's rules were applied (or, for compare and bench, waived) by the caller
+    return configure.with_overrides(config, overrides, check_method=False) if overrides else config
 
 
 def run_config(
@@ -409,7 +410,7 @@ def check_resumable(config: Config, out: Path, free: tuple[str, ...] = ("compare
     saved_path = Path(out) / CONFIG
     if not (Path(out) / TRIALS).is_file() or not saved_path.is_file():
         return
-    saved = configure.load_config(saved_path).to_dict()
+    saved = configure.load_config(saved_path, check_method=False).to_dict()
     current = config.to_dict()
     for section in free:
         saved.pop(section, None)
