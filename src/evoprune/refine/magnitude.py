@@ -122,11 +122,12 @@ def magnitude_schedule(
             }
         )
         all_masks[r] = trial
-        progress(r + 1, rounds)
+        last = not accepted and keep >= MAX_KEEP  # the smallest step failed: a retry would repeat it
+        progress(r + 1, r + 1 if last else rounds)  # stopping early completes the bar
         if accepted:
             weights, masks = all_weights[r], trial
-        elif keep >= MAX_KEEP:
-            break  # the smallest step failed: a retry would repeat this round exactly
+        elif last:
+            break
         else:
             keep = min(math.sqrt(keep), MAX_KEEP)
     return pd.DataFrame(rows), all_masks, all_weights
