@@ -70,12 +70,27 @@ def test_gmp_model_is_the_one_the_run_measured(gmp_run, tmp_path):
     assert report.sidecar["test_accuracy"] == pytest.approx(result.selected["test_accuracy"], abs=1e-6)
 
 
-def test_uniform_allocation_prunes_every_layer_alike(sample_config):
+def test_uniform_allocation_prunes_every_layer_alike(sample_config, monkeypatch):
+    from evoprune.scoring import evaluate
+
+    traced = []
+    graph_scorer = evaluate.GraphScorer
+    monkeypatch.setattr(evaluate, "GraphScorer", lambda *a, **k: traced.append(1) or graph_scorer(*a, **k))
     config = evoprune.load_config(
         sample_config, {**SETTINGS, "search.algorithm": "gmp", "gmp.compression": 20.0}
     )
-    per_layer = evoprune.prune(config=config).selected["per_layer"]
+    result = evoprune.prune(config=config)
+    per_layer = result.selected["per_layer"]
     assert max(per_layer.values()) - min(per_layer.values()) < 0.002
+    # GMP scores only the unpruned model: one plain pass a split, no masked graph traced for it
+    assert not traced and result.summary["times_s"]["setup"] > 0
+    model, data = result._prepared.trained.model, result._prepared.dataset
+    target = result._prepared.target("dense")
+    for split, key in ((data.validation, "accuracy"), (data.test, "test_accuracy")):
+        fast = evaluate.KerasEvaluator(model, split, "fast", target=target)
+        assert traced and fast.path == "graph"  # the traced scorer agrees on the baseline
+        full = [np.ones((1,) + k.shape, dtype=bool) for k in target.kernels]
+        assert fast.correct_counts(full)[0] / fast.n == result.summary["baseline"][key]
 
 
 @pytest.mark.parametrize(

@@ -30,10 +30,14 @@ class KerasEvaluator:
       runs the rest traced once, with the masks as arguments. A model that cannot be
       traced falls back to one Keras pass per individual (``note`` says so).
 
+    ``keras`` takes that pass at once, tracing nothing: for a caller that scores a mask or
+    two (the unpruned model of a method whose models are retrained), where tracing the
+    graph would cost more than it saves.
+
     Args:
         model: a trained Keras model.
         split: ``(images, labels)`` to score on.
-        mode: ``fast`` or ``exact``.
+        mode: ``fast``, ``exact`` or ``keras``.
         batch_size: batch size of the Keras passes.
         target: the pruned kernels (default: the model's last Dense layer).
 
@@ -73,7 +77,7 @@ class KerasEvaluator:
         self.scorer: GraphScorer | None = None
         self.note: str | None = None
         self._pipeline = eval_pipeline(split, batch_size) if mode == "exact" else None
-        self.path = "exact"
+        self.path = "keras" if mode == "keras" else "exact"
         if mode == "fast":
             self._fast()
 
@@ -120,7 +124,7 @@ class KerasEvaluator:
             return self.head.correct_counts(masks[0])
         if self.scorer is not None:
             return self.scorer.correct_counts(masks)
-        scorer = self._correct_keras if self.mode == "fast" else self._correct_exact
+        scorer = self._correct_exact if self.mode == "exact" else self._correct_keras
         counts = []
         try:
             for p in range(len(masks[0])):

@@ -122,9 +122,10 @@ def run_gmp(
     wall_start = time.perf_counter()
     g = settings(config)
     allocation = g.allocation if allocation is None else allocation
-    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared)
+    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared, scoring="keras")
     target = problem.evaluator.target
     tuner = curve.finetuner(config, prepared)
+    setup_time = time.perf_counter() - wall_start
     levels = [g.compression] + [level for level in config.select.compressions if level != g.compression]
     log = retrain_log(config, prepared, context, "GMP level")  # a resumed run replays its levels
     start = time.perf_counter()
@@ -180,7 +181,7 @@ def run_gmp(
         )
     columns = ["eval_index", "genome", "accuracy", "test_accuracy", "nonzero", "compression", "fitness"]
     table, front, logbook, summary = retrained_tables(
-        config, prepared, problem, pd.DataFrame(rows), search_time, wall_start, columns
+        config, prepared, problem, pd.DataFrame(rows), search_time, wall_start, columns, setup_time
     )
     summary["gmp"] = {
         **dataclasses.asdict(g),

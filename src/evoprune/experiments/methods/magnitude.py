@@ -46,7 +46,9 @@ def run_magnitude(config: Config, prepared: Prepared, context: RunContext = RunC
     the front's rounds are kept for export).
     """
     wall_start = time.perf_counter()
-    problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared, context.status)
+    problem = make_problem(
+        config.with_overrides({"finetune.refine": "none"}), prepared, context.status, scoring="keras"
+    )
     target = problem.evaluator.target
     finetuner = make_model_finetuner(config, prepared, target)
     levels = list(config.select.compressions)
