@@ -307,3 +307,24 @@ def test_averaging_after_the_ramp_keeps_the_mask_and_the_best_ones_own_continuat
     assert sum(int(m.sum()) for m in soup.masks) == round(tuner.target.base_nonzero / 10.0)
     assert not all(np.array_equal(a, b) for a, b in zip(soup.weights, plain.weights))
     assert soup.info["alone.test_accuracy"] == pytest.approx(plain.test_accuracy, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "algorithm, allocation", [("gmp-global", "global"), ("gmp-pbt", "global"), ("gmp-uniform", "uniform")]
+)
+def test_a_variant_that_fixes_the_allocation_records_it_and_refuses_another(algorithm, allocation, tmp_path):
+    config = evoprune.load_config(None, {"search.algorithm": algorithm})
+    assert config.section("gmp").allocation == allocation  # config.toml says what the run uses
+    saved = tmp_path / "config.toml"
+    saved.write_text(config.to_toml())
+    assert evoprune.load_config(saved) == config
+    other = {"fc1": 0.1} if allocation == "global" else "global"
+    with pytest.raises(
+        ConfigError, match=f"Expected gmp.allocation='{allocation}' with algorithm '{algorithm}'"
+    ):
+        evoprune.load_config(None, {"search.algorithm": algorithm, "gmp.allocation": other})
+    # a comparison of the variants records each trial's own
+    from evoprune.experiments.compare import algorithm_config
+
+    base = evoprune.load_config(None, {"compare.algorithms": ["gmp-uniform", "gmp-global"]})
+    assert algorithm_config(base, algorithm, 0).section("gmp").allocation == allocation

@@ -37,6 +37,9 @@ class Method:
             starts again.
         extra: the ``pyproject.toml`` extra it needs (``None``: the core is enough).
         modules: the top-level modules of that extra it imports.
+        fixed: keys of its table that the method fixes (``gmp-global``: ``{"allocation":
+            "global"}``): the config records them, and refuses a value other than the fixed
+            one or the table's default (which it cannot tell from a key not given).
     """
 
     name: str
@@ -50,6 +53,7 @@ class Method:
     checkpoint: bool = False
     extra: str | None = None
     modules: tuple[str, ...] = ()
+    fixed: dict = field(default_factory=dict)
 
     @property
     def table_name(self) -> str:

@@ -215,16 +215,9 @@ def run_gmp(
     return result
 
 
-def _fixed(allocation: str):
-    def run(config: Config, prepared: Prepared, context: RunContext = RunContext()) -> RunResult:
-        return run_gmp(config, prepared, context, allocation)
-
-    return run
-
-
 def run_pbt(config: Config, prepared: Prepared, context: RunContext = RunContext()) -> RunResult:
     """``gmp-pbt``: each level's model from a population of GMP retrainings evolved as they train."""
-    return run_gmp(config, prepared, context, "global", evolve=True)
+    return run_gmp(config, prepared, context, evolve=True)
 
 
 METHODS = [
@@ -238,16 +231,20 @@ METHODS = [
     Method(
         "gmp-uniform",
         "gmp with every pruned layer at the same sparsity",
-        _fixed("uniform"),
+        run_gmp,
         section=GmpConfig,
         table="gmp",
+        check=_check,
+        fixed={"allocation": "uniform"},
     ),
     Method(
         "gmp-global",
         "gmp with one magnitude threshold over all pruned layers",
-        _fixed("global"),
+        run_gmp,
         section=GmpConfig,
         table="gmp",
+        check=_check,
+        fixed={"allocation": "global"},
     ),
     Method(
         "gmp-pbt",
@@ -256,5 +253,7 @@ METHODS = [
         run_pbt,
         section=GmpConfig,
         table="gmp",
+        check=_check,
+        fixed={"allocation": "global"},
     ),
 ]
