@@ -110,6 +110,11 @@ def test_train_prints_accuracy(config_file):
         (["--population", "0"], "search.population=0"),
         (["--generations", "-2"], "search.generations=-2"),
         (["--algorithm", "nsga2", "--population", "22"], "multiple of 4"),
+        (["--set", "gmp.compression"], "Expected --set SECTION.KEY=VALUE"),
+        (["--seed", "1", "--set", "search.seed=2"], "search.seed is set by both --seed and --set"),
+        (["--set", "search.populaton=8"], "Did you mean 'population'?"),
+        (["--set", "search.population=eight"], "search.population='eight'"),
+        (["--algorithm", "gmp-global", "--set", "gmp.allocation={fc1 = 0.1}"], "which fixes it"),
     ],
 )
 def test_bad_options_give_one_line(tmp_path, config_file, args, needle):
@@ -383,3 +388,22 @@ def test_a_near_miss_among_listed_choices_gets_did_you_mean(tmp_path):
     far.write_text("[search]\nzzz = 4\n")
     result = runner.invoke(app, ["run", "--config", str(far), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "Did you mean" not in result.output
+
+
+def test_any_config_key_is_set_from_the_command_line(tmp_path, config_file):
+    settings = ["gmp.compression=3", "gmp.allocation=global", "finetune.scope=model", "finetune.epochs=1"]
+    args = ["run", "--config", config_file, "--algorithm", "gmp", "--out", tmp_path / "run"]
+    result = invoke(
+        *args, *[a for item in settings for a in ("--set", item)], "--set", "select.compressions=[3, 6]"
+    )
+    assert result.exit_code == 0, result.output
+    saved = load_config(tmp_path / "run" / "config.toml")
+    gmp = saved.section("gmp")
+    assert (gmp.compression, gmp.allocation) == (3.0, "global")  # a number, and a bare word as a string
+    assert (saved.finetune.scope, saved.finetune.epochs, saved.select.compressions) == (
+        "model",
+        1,
+        (3.0, 6.0),
+    )
+    curve = pd.read_csv(tmp_path / "run" / "curve.csv")
+    assert curve["compression"].tolist() == [3.0, 6.0]

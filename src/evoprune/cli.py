@@ -13,7 +13,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from evoprune import __version__, api
-from evoprune.config import EVALUATORS, Config
+from evoprune.config import EVALUATORS, Config, parse_value
 from evoprune.errors import EvopruneError, SearchInterrupted, Terminated, plural
 from evoprune.experiments.executors import sigterm_raises
 
@@ -104,6 +104,16 @@ LayersOpt = Annotated[
         f"\\[default: {_DEFAULTS.search.layers}]",
     ),
 ]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Any config key, as in a TOML file: --set gmp.compression=24 --set finetune.epochs=30 "
+        "--set 'select.compressions=[12, 24]' (repeatable; a bare word is a string).",
+    ),
+]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print only the results: no progress or status.")
@@ -178,6 +188,56 @@ def _model_overrides(architecture, model_file: Optional[Path], layers: Optional[
     }
 
 
+def _with_settings(overrides: dict, settings: Optional[list[str]], flags: dict[str, str]) -> dict:
+    """``overrides`` plus the ``--set KEY=VALUE`` items (values as in TOML, see :func:`parse_value`).
+
+    Args:
+        flags: config key -> the option that sets it, so that a key given both ways is named.
+
+    Raises:
+        EvopruneError: an item without ``=``, or a key an option of the command also set.
+    """
+    out = dict(overrides)
+    for item in settings or []:
+        key, sep, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key or "." not in key:
+            raise EvopruneError(
+                f"Expected --set SECTION.KEY=VALUE (e.g. gmp.compression=24). Received: --set {item}"
+            )
+        if out.get(key) not in (None, "") and key in flags:
+            raise EvopruneError(f"{key} is set by both {flags[key]} and --set. Received: --set {item}")
+        out[key] = parse_value(raw)
+    return out
+
+
+# the config keys each command's own options set (named when --set repeats one)
+_FLAGS = {
+    "data.dataset": "--dataset",
+    "data.data_dir": "--data-dir",
+    "data.data_file": "--data-file",
+    "model.architecture": "--architecture",
+    "model.model_file": "--model-file",
+    "model.epochs": "--epochs",
+    "search.layers": "--layers",
+    "search.seed": "--seed",
+    "search.algorithm": "--algorithm",
+    "search.population": "--population",
+    "search.generations": "--generations",
+    "search.encoding": "--encoding",
+    "search.crossover": "--crossover",
+    "search.mutation": "--mutation",
+    "search.evaluator": "--evaluator",
+    "compare.seeds": "--seeds",
+    "compare.algorithms": "--algorithms",
+    "compare.executor": "--executor",
+    "compare.workers": "--workers",
+    "bench.seeds": "--seeds",
+    "bench.executor": "--executor",
+    "bench.workers": "--workers",
+}
+
+
 @app.callback(invoke_without_command=True)
 def _root(
     version: Annotated[
@@ -203,6 +263,7 @@ def train(
     model_file: ModelFileOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    settings: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train a built-in architecture (or load it from the cache, or a --model-file) and print its accuracy."""
@@ -213,6 +274,7 @@ def train(
             "model.epochs": epochs,
             **_model_overrides(architecture, model_file),
         }
+        overrides = _with_settings(overrides, settings, _FLAGS)
         with _bars(quiet, verbose) as (progress, status):
             trained = api.train(config, overrides=overrides, status=status, progress=progress)
         how = (
@@ -273,6 +335,7 @@ def run(
     overwrite: Annotated[bool, typer.Option(help="Replace a finished run in --out.")] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    settings: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run one pruning method (an evolutionary search or a baseline) and write a run directory."""
@@ -289,6 +352,7 @@ def run(
             "search.evaluator": _value(evaluator),
             **_model_overrides(architecture, model_file, layers),
         }
+        overrides = _with_settings(overrides, settings, _FLAGS)
         if resume is None and out is None:
             raise EvopruneError("Missing option. Expected --out DIR (or --resume DIR).")
         if resume is not None and out is not None and Path(out).resolve() != Path(resume).resolve():
@@ -381,6 +445,7 @@ def compare(
     layers: LayersOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    settings: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Compare algorithms across seeds at equal budgets; resumes an interrupted comparison."""
@@ -394,6 +459,7 @@ def compare(
             "compare.workers": workers,
             **_model_overrides(architecture, model_file, layers),
         }
+        overrides = _with_settings(overrides, settings, _FLAGS)
         cfg = api.load_config(config, overrides, check_method=False)  # bad settings fail before any output
         with _trial_bar(quiet, verbose) as (bar, status):
             result = api.compare(cfg, out, progress=bar, status=status)
@@ -430,6 +496,7 @@ def bench(
     layers: LayersOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    settings: SetOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Benchmark genomes x algorithms x operator variants at equal budgets (resumable)."""
@@ -442,6 +509,7 @@ def bench(
             "bench.workers": workers,
             **_model_overrides(architecture, model_file, layers),
         }
+        overrides = _with_settings(overrides, settings, _FLAGS)
         cfg = api.load_config(config, overrides, check_method=False)  # bad settings fail before any output
         with _trial_bar(quiet, verbose) as (bar, status):
             table = api.bench(cfg, out, scheduler=scheduler, progress=bar, status=status)

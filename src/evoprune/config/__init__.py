@@ -43,6 +43,7 @@ __all__ = [
     "Config",
     "from_dict",
     "load_config",
+    "parse_value",
     "check_choice",
     "check_path",
     "check_range",
@@ -259,6 +260,15 @@ def from_dict(raw: dict[str, Any], sections: Mapping[str, type] | None = None) -
             kwargs[key] = _coerce(section, key, value, types[key], items[key])
         (core if section in _SECTIONS else extra)[section] = cls(**kwargs)
     return Config(**core, extra=tuple(sorted(extra.items()))).validate()
+
+
+def parse_value(text: str) -> Any:
+    """A value written as in a TOML file (``24``, ``0.5``, ``true``, ``[12, 24]``, ``"global"``);
+    a bare word that TOML does not read (``global``, ``fc1``) is that string."""
+    try:
+        return tomllib.loads(f"value = {text.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
 
 
 def load_config(path: Path | str | None, sections: Mapping[str, type] | None = None) -> Config:
