@@ -407,3 +407,17 @@ def test_any_config_key_is_set_from_the_command_line(tmp_path, config_file):
     )
     curve = pd.read_csv(tmp_path / "run" / "curve.csv")
     assert curve["compression"].tolist() == [3.0, 6.0]
+
+
+def test_a_model_trained_for_the_run_has_its_own_phase(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVOPRUNE_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["run", "--dataset", "mnist-sample", "--set", "model.epochs=1", "--generations", "1"]
+    first = invoke(*args, "--out", tmp_path / "first")
+    again = invoke(*args, "--out", tmp_path / "again")  # the model now comes from the cache
+    assert first.exit_code == again.exit_code == 0, first.output + again.output
+    trained, cached = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("first", "again"))
+    assert trained["times_s"]["train"] == trained["train_time_s"] > 0 and "train" not in cached["times_s"]
+    assert list(trained["times_s"])[:2] == ["prepare", "train"] and cached["train_time_s"] == 0
+    for summary in (trained, cached):
+        assert sum(summary["times_s"].values()) == pytest.approx(summary["wall_time_s"], rel=1e-6)
+    assert f"train {trained['train_time_s']:.1f} s" in first.output and " train " not in again.output

@@ -304,13 +304,19 @@ class RunDir:
     def finish(self, result: RunResult, wall_time_s: float, prepare_s: float = 0.0) -> None:
         """Records the run's wall time and writes its files, ``summary.json`` last.
 
-        ``times_s`` gets ``prepare`` (loading data and model, before the method ran) in
-        front of the method's own phases, and ``other`` (selection, bookkeeping) so that
-        its times add up to ``wall_time_s``. The retraining log goes once the run is
-        finished: ``weights.npz`` holds what export needs.
+        ``times_s`` gets ``prepare`` (loading data and model, before the method ran) and,
+        where the model was trained now, ``train`` (``train_time_s``, taken out of
+        ``prepare_s``) in front of the method's own phases, and ``other`` (selection,
+        bookkeeping) so that its times add up to ``wall_time_s``. The retraining log goes
+        once the run is finished: ``weights.npz`` holds what export needs.
         """
         result.summary["wall_time_s"] = wall_time_s
-        times = {"prepare": prepare_s, **(result.summary.get("times_s") or {})}
+        train = min(float(result.summary.get("train_time_s") or 0.0), prepare_s)
+        times = {
+            "prepare": prepare_s - train,
+            **({"train": train} if train > 0 else {}),
+            **(result.summary.get("times_s") or {}),
+        }
         times["other"] = max(wall_time_s - sum(times.values()), 0.0)
         result.summary["times_s"] = times
         self.write(result)
