@@ -79,7 +79,7 @@ def kind_of(path: Path) -> str:
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"Expected a model file. Received: MODEL={path} (not found)")
+        raise ModelError(f"Model file not found. Received: {path}")
     with path.open("rb") as handle:
         head = handle.read(8)
     if head[4:8] == TFLITE_MAGIC:
@@ -87,7 +87,7 @@ def kind_of(path: Path) -> str:
     if zipfile.is_zipfile(path):
         return "keras"
     why = f" ({KERAS_ONLY}){lambda_note(path)}" if path.suffix.lower() in (".h5", ".hdf5") else ""
-    raise ModelError(f"Expected a .keras or .tflite model file{why}. Received: MODEL={path}")
+    raise ModelError(f"Expected a .keras or .tflite model file{why}. Received: {path}")
 
 
 def load_keras(path: Path):
