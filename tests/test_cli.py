@@ -112,9 +112,12 @@ def test_train_prints_accuracy(config_file):
         (["--algorithm", "nsga2", "--population", "22"], "multiple of 4"),
         (["--set", "gmp.compression"], "Expected --set SECTION.KEY=VALUE"),
         (["--seed", "1", "--set", "search.seed=2"], "search.seed is set by both --seed and --set"),
+        (
+            ["--set", "gmp.compression=3", "--set", "gmp.compression=4"],
+            "gmp.compression is given twice by --set",
+        ),
         (["--set", "search.populaton=8"], "Did you mean 'population'?"),
         (["--set", "search.population=eight"], "search.population='eight'"),
-        (["--algorithm", "gmp-global", "--set", "gmp.allocation={fc1 = 0.1}"], "which fixes it"),
     ],
 )
 def test_bad_options_give_one_line(tmp_path, config_file, args, needle):
@@ -421,3 +424,11 @@ def test_a_model_trained_for_the_run_has_its_own_phase(tmp_path, monkeypatch):
     for summary in (trained, cached):
         assert sum(summary["times_s"].values()) == pytest.approx(summary["wall_time_s"], rel=1e-6)
     assert f"train {trained['train_time_s']:.1f} s" in first.output and " train " not in again.output
+
+
+def test_set_reads_layers_as_the_layers_option_does():
+    from evoprune.cli import _FLAGS, _with_settings
+
+    assert _with_settings({}, ["search.layers=[fc1, fc2]"], _FLAGS)["search.layers"] == ["fc1", "fc2"]
+    assert _with_settings({}, ["search.layers=fc1,fc2"], _FLAGS)["search.layers"] == ("fc1", "fc2")
+    assert _with_settings({}, ["search.layers=all"], _FLAGS)["search.layers"] == "all"

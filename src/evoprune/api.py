@@ -397,7 +397,7 @@ def prune(
         _, cfg = rundir.run_config(None, Path(out), file, merged)
         if isinstance(config, Config) and config != cfg:
             difference = config_difference(cfg.to_dict(), config.to_dict())
-            raise EvopruneError(f"--config differs from the run being resumed: {difference}")
+            raise EvopruneError(f"The config given differs from the run being resumed: {difference}")
     else:
         cfg = rundir.resolve_environment(load_config(config, overrides, **options))
     methods.require(cfg.search.algorithm)  # a missing extra fails before any work
@@ -485,7 +485,8 @@ def train(
     """
 
     say, tell = _printer() if verbose else (None, None)
-    cfg = rundir.resolve_environment(load_config(config, overrides, **options))
+    # train runs no method: the rules of search.algorithm (the paper's population) do not apply
+    cfg = rundir.resolve_environment(load_config(config, overrides, check_method=False, **options))
     check_inputs(cfg)  # a missing file fails before TensorFlow loads
     import_tensorflow_quietly()
     prepared = prepare(cfg, status or say or (lambda message: None), progress or tell)

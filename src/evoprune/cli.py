@@ -197,7 +197,7 @@ def _with_settings(overrides: dict, settings: Optional[list[str]], flags: dict[s
     Raises:
         EvopruneError: an item without ``=``, or a key an option of the command also set.
     """
-    out = dict(overrides)
+    out, given = dict(overrides), set()
     for item in settings or []:
         key, sep, raw = item.partition("=")
         key, raw = key.strip(), raw.strip()
@@ -205,9 +205,15 @@ def _with_settings(overrides: dict, settings: Optional[list[str]], flags: dict[s
             raise EvopruneError(
                 f"Expected --set SECTION.KEY=VALUE (e.g. gmp.compression=24). Received: --set {item}"
             )
+        if key in given:
+            raise EvopruneError(f"{key} is given twice by --set. Received: --set {item}")
         if out.get(key) not in (None, "") and key in flags:
             raise EvopruneError(f"{key} is set by both {flags[key]} and --set. Received: --set {item}")
-        out[key] = parse_value(raw)
+        given.add(key)
+        value = parse_value(raw)
+        if key == "search.layers" and isinstance(value, str):  # as --layers reads it: fc1,fc2 or a set
+            value = _model_overrides(None, None, value)["search.layers"]
+        out[key] = value
     return out
 
 

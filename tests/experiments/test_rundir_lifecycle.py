@@ -38,7 +38,7 @@ def test_run_config_resume_refuses_a_different_config(tmp_path):
     (tmp_path / "config.toml").write_text(Config().with_overrides({"search.seed": 1}).to_toml())
     given = tmp_path / "given.toml"
     given.write_text(Config().with_overrides({"search.seed": 2}).to_toml())
-    with pytest.raises(EvopruneError, match=r"--config differs.*search.seed=1 there, 2 here"):
+    with pytest.raises(EvopruneError, match=r"config given differs.*search.seed=1 there, 2 here"):
         rundir.run_config(None, tmp_path, given, {})
 
 

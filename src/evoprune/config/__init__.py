@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import sys
 from dataclasses import dataclass, field, fields
@@ -264,11 +265,18 @@ def from_dict(raw: dict[str, Any], sections: Mapping[str, type] | None = None) -
 
 def parse_value(text: str) -> Any:
     """A value written as in a TOML file (``24``, ``0.5``, ``true``, ``[12, 24]``, ``"global"``);
-    a bare word that TOML does not read (``global``, ``fc1``) is that string."""
+    a bare word that TOML does not read (``global``, ``fc1``) is that string, and so is
+    each item of a list of them (``[nsga2, spea2]``). No key takes a date: ``2024-01-01`` stays
+    text."""
+    text = text.strip()
     try:
-        return tomllib.loads(f"value = {text.strip()}")["value"]
+        value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
-        return text.strip()
+        if text.startswith("[") and text.endswith("]"):
+            inner = text[1:-1].strip()
+            return [parse_value(item) for item in inner.split(",") if item.strip()] if inner else []
+        return text
+    return text if isinstance(value, (datetime.date, datetime.time)) else value
 
 
 def load_config(path: Path | str | None, sections: Mapping[str, type] | None = None) -> Config:

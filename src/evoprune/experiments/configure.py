@@ -9,7 +9,6 @@ from typing import Any
 from evoprune.config import Config, check_choice
 from evoprune.config import from_dict as schema_from_dict
 from evoprune.config import load_config as schema_load_config
-from evoprune.errors import ConfigError
 from evoprune.experiments import methods
 from evoprune.experiments.executors import EXECUTORS
 from evoprune.models.architectures import ARCHITECTURES
@@ -82,23 +81,14 @@ def check_config(config: Config, check_method: bool = True) -> Config:
 
 
 def with_fixed(config: Config, method: methods.Method) -> Config:
-    """``config`` with the keys ``method`` fixes written into its table, so that ``config.toml``
-    says what the run used (``gmp-global`` records ``allocation = "global"``).
-
-    Raises:
-        ConfigError: the table gives such a key another value than its default.
+    """``config`` with the keys ``method`` fixes written into its table, replacing what the
+    table gave, so that ``config.toml`` says what the run used (``gmp-global`` records
+    ``allocation = "global"``). Replacing, not refusing: a run directory saved with another
+    value (before the variants recorded theirs) still loads and exports.
     """
     if not method.fixed or method.section is None:
         return config
-    table, default = config.section(method.table_name), method.section()
-    for key, value in method.fixed.items():
-        given = getattr(table, key)
-        if given != value and given != getattr(default, key):
-            raise ConfigError(
-                f"Expected {method.table_name}.{key}={value!r} with algorithm '{method.name}', "
-                f"which fixes it (algorithm '{method.table_name}' takes any). "
-                f"Received: {method.table_name}.{key}={given!r}"
-            )
+    table = config.section(method.table_name)
     return config.with_section(method.table_name, dataclasses.replace(table, **method.fixed))
 
 

@@ -71,7 +71,7 @@ def choose(run: RunDir, rank: int, summary: dict) -> tuple[pd.Series, bool]:
     else:
         table = table.sort_values("fitness", ascending=False, kind="stable")
     if not 0 <= rank < len(table):
-        raise EvopruneError(f"Expected --rank in 0..{len(table) - 1}. Received: --rank {rank}")
+        raise EvopruneError(f"Expected a rank in 0..{len(table) - 1}. Received: {rank}")
     return table.iloc[rank], refined
 
 

@@ -384,9 +384,9 @@ def run_config(
             f"--out and --resume name different directories. Received: --out {out}, --resume {resume}"
         )
     if run.finished:
-        raise EvopruneError(f"Run is already complete (summary.json exists). Received: --resume {resume}")
+        raise EvopruneError(f"Run is already complete (summary.json exists). Received: {resume}")
     if not run.has(CONFIG):
-        raise EvopruneError(f"Not a run directory (no config.toml). Received: --resume {resume}")
+        raise EvopruneError(f"Not a run directory (no config.toml). Received: {resume}")
     config = configure.with_overrides(run.read_config(), overrides)
 
     given = (
@@ -396,7 +396,7 @@ def run_config(
     )
     if given != config:
         raise EvopruneError(
-            f"--config differs from the run being resumed: "
+            f"The config given differs from the run being resumed: "
             f"{checkpoint.config_difference(config.to_dict(), given.to_dict())}"
         )
     if methods.get(config.search.algorithm).checkpoint:  # fail before any training

@@ -57,6 +57,8 @@ class KerasEvaluator:
         batch_size: int = 128,
         target: PruneTarget | None = None,
     ) -> None:
+        if mode not in ("fast", "exact", "keras"):
+            raise ValueError(f"Expected mode 'fast', 'exact' or 'keras'. Received: {mode!r}")
         self.model = model
         self.mode = mode
         self.batch_size = batch_size

@@ -38,8 +38,7 @@ class Method:
         extra: the ``pyproject.toml`` extra it needs (``None``: the core is enough).
         modules: the top-level modules of that extra it imports.
         fixed: keys of its table that the method fixes (``gmp-global``: ``{"allocation":
-            "global"}``): the config records them, and refuses a value other than the fixed
-            one or the table's default (which it cannot tell from a key not given).
+            "global"}``): the config records them in place of what the table gave.
     """
 
     name: str
@@ -53,7 +52,7 @@ class Method:
     checkpoint: bool = False
     extra: str | None = None
     modules: tuple[str, ...] = ()
-    fixed: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict, hash=False)  # a Method stays hashable
 
     @property
     def table_name(self) -> str:
