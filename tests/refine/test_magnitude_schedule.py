@@ -25,17 +25,23 @@ class KeepsAccuracyAboveAFraction:
         return (1.0, 1.0) if kept >= self.floor else (0.0, 0.0)
 
 
-def test_a_schedule_that_stops_early_completes_its_progress():
-    kernel = np.random.default_rng(0).normal(size=(40, 50))
-    calls = []
+def schedule(kernel: np.ndarray, floor: float, rounds: int):
+    """The schedule's rows and masks on the stand-in, and every ``(done, total)`` it reported."""
+    calls: list[tuple[int, int]] = []
     rows, masks, _ = magnitude_schedule(
-        KeepsAccuracyAboveAFraction(kernel, floor=0.2),
+        KeepsAccuracyAboveAFraction(kernel, floor),
         [kernel],
         base_accuracy=1.0,
-        rounds=50,
+        rounds=rounds,
         tolerance_pp=0.5,
         progress=lambda done, total: calls.append((done, total)),
     )
+    return rows, masks, calls
+
+
+def test_a_schedule_that_stops_early_completes_its_progress():
+    kernel = np.random.default_rng(0).normal(size=(40, 50))
+    rows, masks, calls = schedule(kernel, floor=0.2, rounds=50)
     assert len(rows) < 50 and not rows["accepted"].iloc[-1]  # it stopped on a failed smallest step
     assert rows["keep"].iloc[-1] >= MAX_KEEP
     assert calls[-1] == (len(rows), len(rows))  # the bar ends full, not at 'k of 50'
@@ -46,15 +52,6 @@ def test_a_schedule_that_stops_early_completes_its_progress():
 
 
 def test_a_schedule_that_runs_every_round_reports_them_all():
-    kernel = np.random.default_rng(1).normal(size=(30, 30))
-    calls = []
-    rows, _, _ = magnitude_schedule(
-        KeepsAccuracyAboveAFraction(kernel, floor=0.0),
-        [kernel],
-        base_accuracy=1.0,
-        rounds=4,
-        tolerance_pp=0.5,
-        progress=lambda done, total: calls.append((done, total)),
-    )
+    rows, _, calls = schedule(np.random.default_rng(1).normal(size=(30, 30)), floor=0.0, rounds=4)
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)] and rows["accepted"].all()
     assert list(rows["nonzero"]) == [450, 225, 112, 56]  # half of the survivors each round
