@@ -29,7 +29,12 @@ def test_every_example_is_checked():
     assert sorted(p.name for p in SCRIPTS) == sorted(EXPECTED)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+# lenet_vs_han.py (66 s, two full runs on LeNet-300-100) runs with -m slow: the suite's 15-minute bound
+@pytest.mark.parametrize(
+    "script",
+    [pytest.param(p, marks=pytest.mark.slow) if p.name == "lenet_vs_han.py" else p for p in SCRIPTS],
+    ids=lambda p: p.name,
+)
 def test_example_runs_with_the_smallest_budget(script, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "EVOPRUNE_EXAMPLE_SMALL": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -115,7 +115,9 @@ def _same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
 
-@pytest.mark.parametrize("executor", ["local", "dask"])
+# dask's variant (77 s) runs with -m slow; dask's bench itself stays in the default run
+# (test_bench_executors), and this test's stop-and-rerun logic is the same for both executors
+@pytest.mark.parametrize("executor", ["local", pytest.param("dask", marks=pytest.mark.slow)])
 def test_sigterm_stops_the_bench_and_its_workers_and_a_rerun_completes(
     executor, grid, uninterrupted, tmp_path
 ):
