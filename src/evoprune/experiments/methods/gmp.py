@@ -108,7 +108,6 @@ def run_gmp(
     config: Config,
     prepared: Prepared,
     context: RunContext = RunContext(),
-    allocation=None,
     evolve: bool = False,
 ) -> RunResult:
     """One GMP retraining to ``[gmp] compression``, and one per ``select.compressions`` level.
@@ -121,7 +120,7 @@ def run_gmp(
     """
     wall_start = time.perf_counter()
     g = settings(config)
-    allocation = g.allocation if allocation is None else allocation
+    allocation = g.allocation  # the variants' fixed one is in the config (Method.fixed)
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared, scoring="keras")
     target = problem.evaluator.target
     tuner = curve.finetuner(config, prepared)
