@@ -25,7 +25,7 @@ def _run(tmp_path, sample_config, overrides):
 
 def test_tournament_run_is_elitist_scalar_search(tmp_path, sample_config):
     out, summary, logbook, front = _run(tmp_path, sample_config, {"search.algorithm": "tournament"})
-    assert summary["algorithm"] == "tournament"
+    assert summary["algorithm"] == "tournament" and summary["evaluator"] == "fast"
     assert logbook["gen"].tolist() == [0, 1, 2, 3]
     assert logbook["fitness_max"].is_monotonic_increasing  # (mu + lambda): the best survives
     assert summary["evaluations"] == logbook["nevals"].sum()

@@ -84,6 +84,7 @@ def test_uniform_allocation_prunes_every_layer_alike(sample_config, monkeypatch)
     assert max(per_layer.values()) - min(per_layer.values()) < 0.002
     # GMP scores only the unpruned model: one plain pass a split, no masked graph traced for it
     assert not traced and result.summary["times_s"]["setup"] > 0
+    assert result.summary["evaluator"] == "keras" != config.search.evaluator  # the mode it used
     model, data = result._prepared.trained.model, result._prepared.dataset
     target = result._prepared.target("dense")
     for split, key in ((data.validation, "accuracy"), (data.test, "test_accuracy")):

@@ -74,7 +74,9 @@ def run_summary(
         "dataset": prepared.dataset.name,
         "dataset_checksum": prepared.dataset.checksum,
         "fitness_split": config.data.fitness_split,
-        "evaluator": config.search.evaluator,
+        # the mode that scored the fitness split: search.evaluator, or "keras" for a method
+        # that scores only the unpruned model (GMP, magnitude)
+        "evaluator": getattr(problem.evaluator, "mode", config.search.evaluator),
         "encoding": problem.encoding.name,  # "auto" resolved for the model
         "layers": config.search.layers,
         "population": config.search.population,

@@ -158,7 +158,17 @@ class RefiningEvaluator:
     def __init__(self, evaluator, finetuner: HeadFinetuner) -> None:
         self.inner = evaluator
         self.finetuner = finetuner
-        for name in ("kernels", "kernel", "bias", "labels", "n", "features", "layer_indices", "target"):
+        for name in (
+            "kernels",
+            "kernel",
+            "bias",
+            "labels",
+            "n",
+            "features",
+            "layer_indices",
+            "target",
+            "mode",
+        ):
             setattr(self, name, getattr(evaluator, name))
 
     def correct_counts(self, masks) -> np.ndarray:
