@@ -39,6 +39,11 @@ CASES = {
     "compare seeds zero": ("[compare]\nseeds = 0\n", "compare.seeds=0"),
     "compare no algorithms": ("[compare]\nalgorithms = []\n", "compare.algorithms=[]"),
     "compare algorithm": ('[compare]\nalgorithms = ["paper", "cmaes"]\n', "compare.algorithms='cmaes'"),
+    "compare algorithm twice": ('[compare]\nalgorithms = ["nsga2", "nsga2"]\n', "'nsga2' twice"),
+    "bench variant twice": (
+        '[bench]\nvariants = ["sbx+polynomial", "sbx+polynomial"]\n',
+        "'sbx+polynomial' twice",
+    ),
     "confidence below half": ("[select]\nconfidence = 0.3\n", "select.confidence=0.3"),
     "compressions not above 1": ("[select]\ncompressions = [12.0, 0.5]\n", "select.compressions=0.5"),
     "unknown section": ("[tuning]\nsteps = 3\n", "[tuning]"),
@@ -58,7 +63,8 @@ def test_bad_section_value_names_key_and_value(name, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["refine unknown", "bench executor", "metrics accuracy", "compare algorithm"]
+    "name",
+    ["refine unknown", "bench executor", "metrics accuracy", "compare algorithm", "compare algorithm twice"],
 )
 @pytest.mark.parametrize("command", ["run", "compare", "bench"])
 def test_cli_reports_one_line_before_any_output(name, command, tmp_path):

@@ -29,6 +29,17 @@ def check_choice(name: str, value: str, choices) -> None:
         )
 
 
+def check_unique(name: str, values) -> None:
+    """Refuses a list that names an entry twice (two trials would share one key)."""
+    seen: set = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(
+                f"Expected each entry of {name} once. Received {value!r} twice: {name}={list(values)!r}"
+            )
+        seen.add(value)
+
+
 SEED_MAX = 2**32 - 1  # NumPy's and Keras' seeds are 32-bit
 POPULATION_MAX = 100_000
 COUNT_MAX = 10**9  # generations, steps, evaluations: more would not finish in a lifetime

@@ -22,6 +22,7 @@ from evoprune.config.checks import (
     check_keras_file,
     check_path,
     check_range,
+    check_unique,
 )
 from evoprune.errors import ConfigError
 
@@ -219,6 +220,7 @@ class CompareConfig:
         check_range("compare.workers", self.workers, 1, 1024)
         if not self.algorithms:
             raise ConfigError("Expected at least one algorithm. Received: compare.algorithms=[]")
+        check_unique("compare.algorithms", self.algorithms)
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,8 @@ class BenchConfig:
     def validate(self) -> None:
         check_range("bench.seeds", self.seeds, 1, 100_000)
         check_range("bench.workers", self.workers, 1, 4096)
+        for axis in ("encodings", "algorithms", "variants"):
+            check_unique(f"bench.{axis}", getattr(self, axis))
         for variant in self.variants:
             if variant.count("+") != 1:
                 raise ConfigError(

@@ -156,7 +156,7 @@ def run_tasks(
         if not isinstance(key, str) or key in seen:
             reason = "a duplicate" if key in seen else "a spec dict without a string"
             raise ConfigError(
-                f"Expected every spec to have a unique string 'key'. Received {reason} key: {spec!r}"
+                f"Expected every spec to have a unique string 'key'. Received {reason} key: {key!r}"
             )
         seen.add(key)
     pending = [spec for spec in specs if spec["key"] not in done_keys]
