@@ -144,6 +144,26 @@ def test_cli_compare_writes_report_and_plots(small, tmp_path):
     assert bad.exit_code == 1 and "cmaes" in bad.output
 
 
+def test_convergence_is_a_step_function_on_a_common_grid_and_nan_before_any_seed(recwarn):
+    """Median/IQR of hypervolume at equal evaluations; the magnitude baseline's first
+    generation comes late, so early grid points have no value: NaN, without a NumPy warning."""
+    generations = pd.DataFrame(
+        {
+            "algorithm": ["a"] * 4 + ["late"] * 2,
+            "seed": [0, 0, 1, 1, 0, 0],
+            "evaluations": [10, 50, 10, 30, 40, 50],
+            "hypervolume": [0.1, 0.5, 0.3, 0.4, 0.2, 0.6],
+        }
+    )
+    table = cmp.convergence(generations, points=5)  # grid 10, 20, 30, 40, 50
+    a = table[table["algorithm"] == "a"].set_index("evaluations")
+    assert a.loc[20, "median"] == pytest.approx(0.2)  # seed 0 still at 0.1, seed 1 at 0.3
+    assert a.loc[50, "median"] == pytest.approx(0.45)  # 0.5 and 0.4
+    late = table[table["algorithm"] == "late"].set_index("evaluations")["median"]
+    assert late[[10, 20, 30]].isna().all() and late[40] == pytest.approx(0.2)
+    assert not [w for w in recwarn if "All-NaN" in str(w.message)]
+
+
 def test_budget_defaults_to_population_times_generations(sample_config):
     cfg = tr.with_budget(sample_config.with_overrides({"search.generations": 30}))
     assert cfg.search.max_evaluations == 600 and cfg.search.generations >= 6000
@@ -165,6 +185,10 @@ def test_other_genomes_and_layers_are_measured_against_the_union_of_their_fronts
     result = cmp.compare(config, tmp_path)
     trials, fronts = result.trials, result.fronts
     assert list(trials["algorithm"]) == ["union", "paper", "nsga2"]  # no exact sweep here
+    cmp.write_outputs(config, result, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "`union` is the non-dominated union of the seed's trials' fronts" in report
+    assert "exact front of the one-threshold genome" not in report
     union = fronts[fronts["algorithm"] == "union"]
     both = pareto_front(fronts[fronts["algorithm"] != "union"])
     assert (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -43,6 +44,11 @@ DIFFERENCES = "differences.png"  # per-seed differences against the paper's algo
 UNION = "union"  # the reference where no exact front exists: non-dominated union of the seed's trials
 # the reference is the one-threshold genome's exact front: fast evaluator, no fine-tuning
 REFERENCE_SETTINGS = {"search.encoding": "threshold", "search.evaluator": "fast", "finetune.refine": "none"}
+# what report.md says each reference row is
+REFERENCE_NOTES = {
+    REFERENCE: "the exact front of the one-threshold genome (all distinct masks)",
+    UNION: "the non-dominated union of the seed's trials' fronts (this target has no exact front)",
+}
 KEY = ("algorithm", "seed")
 COLUMNS = (
     "evaluations",
@@ -325,7 +331,9 @@ def convergence(generations: pd.DataFrame, points: int = 60) -> pd.DataFrame:
             index = np.searchsorted(trial["evaluations"].to_numpy(), grid, side="right") - 1
             values = trial["hypervolume"].to_numpy()[np.clip(index, 0, None)]
             curves.append(np.where(index >= 0, values, np.nan))
-        q1, median, q3 = np.nanpercentile(np.array(curves), [25, 50, 75], axis=0)
+        with warnings.catch_warnings():  # a grid point no seed has reached yet is NaN, rightly
+            warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+            q1, median, q3 = np.nanpercentile(np.array(curves), [25, 50, 75], axis=0)
         rows.append(
             pd.DataFrame({"algorithm": algorithm, "evaluations": grid, "median": median, "q1": q1, "q3": q3})
         )
@@ -377,7 +385,9 @@ def write_outputs(config: Config, result: CompareResult, out: Path) -> None:
         "baseline test accuracy (median)": f"{trials['baseline_test_accuracy'].median():.4f}",
     }
     reference = UNION if UNION in set(trials["algorithm"]) else REFERENCE
-    report = compare_report(trials, METRICS, reference, context, model_file=config.model.model_file)
+    report = compare_report(
+        trials, METRICS, reference, REFERENCE_NOTES[reference], context, model_file=config.model.model_file
+    )
     if result.curves is not None and len(result.curves):  # matched-compression curves
         subject = config.compare.algorithms[0]
         report += curve_report(result.curves, subject)

@@ -86,9 +86,20 @@ def models_sentence(model_file: str = "", what: str = "every algorithm prunes") 
 
 
 def compare_report(
-    trials: pd.DataFrame, metrics: dict[str, bool], reference: str, context: dict, model_file: str = ""
+    trials: pd.DataFrame,
+    metrics: dict[str, bool],
+    reference: str,
+    reference_note: str,
+    context: dict,
+    model_file: str = "",
 ) -> str:
-    """The whole ``report.md`` of a comparison (``model_file``: the model every seed prunes, if given)."""
+    """The whole ``report.md`` of a comparison.
+
+    Args:
+        reference: the reference rows' algorithm name, left out of the tests.
+        reference_note: what those rows are, for one sentence of the report.
+        model_file: the model every seed prunes, if given.
+    """
     algorithms = [a for a in trials["algorithm"].unique() if a != reference]
     groups = algorithms + [reference]
     searched = trials[trials["algorithm"] != reference]
@@ -97,8 +108,8 @@ def compare_report(
         "# evoprune compare\n",
         "".join(f"- {key}: {value}\n" for key, value in context.items()),
         f"\n{models_sentence(model_file)} with the same "
-        f"evaluation budget. `{reference}` is the exact front of the one-threshold genome "
-        f"(all distinct masks), shown for reference and left out of the tests. Metrics on the "
+        f"evaluation budget. `{reference}` is {reference_note}, shown for reference and left "
+        f"out of the tests. Metrics on the "
         f"fitness split unless named `test_`; ↑ higher is better, ↓ lower is better.\n",
         "\n## Medians [first quartile, third quartile] across seeds\n\n",
         median_iqr_table(trials, metrics, groups),
