@@ -413,7 +413,10 @@ def prune(
         prepared = prepare(where.resolved(cfg), status, progress)
     prepare_s = time.perf_counter() - start
 
-    interrupt = GracefulInterrupt(f"evoprune run --resume {where.path}")
+    interrupt = GracefulInterrupt(  # the command line's way and Python's
+        f"evoprune run --resume {where.path} (in Python: "
+        f"evoprune.prune(out={str(where.path)!r}, resume=True))"
+    )
     catch = out is not None and threading.current_thread() is threading.main_thread()
     with where.open(cfg, resume, overwrite):
         if out is not None and not resume:

@@ -131,11 +131,12 @@ def _err(message: str) -> None:
 
 
 @contextlib.contextmanager
-def user_errors(debug: bool) -> Iterator[None]:
+def user_errors(debug: bool, trials: Optional[Path] = None) -> Iterator[None]:
     """Turns user errors into one line on stderr and exit code 1 (tracebacks with --debug).
 
     SIGTERM ends a command as Ctrl-C does (worker pools and clusters stopped first), with
-    exit code 143.
+    exit code 143. ``trials``: the output directory of a resumable grid (compare, bench),
+    which a Ctrl-C names with how to resume.
     """
     try:
         with sigterm_raises():
@@ -158,7 +159,13 @@ def user_errors(debug: bool) -> Iterator[None]:
         _err(f"{where}{exc.strerror or exc}")
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
-        _err("interrupted")
+        if trials is None:
+            _err("interrupted")
+        else:
+            _err(
+                f"interrupted; the finished trials are saved in {trials / 'trials.csv'}: rerun the "
+                "same command to resume (the trials in progress start over)"
+            )
         raise typer.Exit(code=130) from None
 
 
@@ -455,7 +462,7 @@ def compare(
     debug: DebugOpt = False,
 ) -> None:
     """Compare algorithms across seeds at equal budgets; resumes an interrupted comparison."""
-    with user_errors(debug):
+    with user_errors(debug, trials=out):
         names = tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
         overrides = {
             **_data_overrides(dataset, data_dir, data_file),
@@ -506,7 +513,7 @@ def bench(
     debug: DebugOpt = False,
 ) -> None:
     """Benchmark genomes x algorithms x operator variants at equal budgets (resumable)."""
-    with user_errors(debug):
+    with user_errors(debug, trials=out):
         chosen = _value(executor)
         overrides = {
             **_data_overrides(dataset, data_dir, data_file),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,7 +142,8 @@ def test_ctrl_c_between_magnitude_rounds_stops_there_and_resume_continues(
     monkeypatch.setattr(ModelFinetuner, "retrain", interrupted)
     retrainings.clear()
     run = tmp_path / "run"
-    with pytest.raises(SearchInterrupted, match=r"after magnitude round 2; .*--resume"):
+    resume = re.escape(f"evoprune.prune(out={str(run)!r}, resume=True)")
+    with pytest.raises(SearchInterrupted, match=rf"after magnitude round 2; .*--resume .*{resume}"):
         evoprune.prune(config=config, out=run)
     assert _logged(run) == 2
 

@@ -177,7 +177,9 @@ def test_sigint_stops_a_compare_on_the_local_pool_and_a_rerun_completes(sample_c
     args = ["compare", "--config", str(config), "--out", str(out), "--quiet"]
     # the exact sweep's row comes first, written by the command itself: wait for a trial's
     code = _signal_after_first_trial(args, out / "trials.csv", signal.SIGINT, tmp_path / "log.txt", rows=2)
-    assert code == 130, (tmp_path / "log.txt").read_text()[-3000:]
+    log = (tmp_path / "log.txt").read_text()
+    assert code == 130, log[-3000:]
+    assert f"trials are saved in {out / 'trials.csv'}: rerun the same command to resume" in log
     partial = pd.read_csv(out / "trials.csv")
     assert partial["algorithm"].is_unique and 2 <= len(partial) < 4
 
