@@ -119,8 +119,13 @@ def test_options_are_checked_with_one_line_errors(own_model, arrays):
         evoprune.prune(own_model, train=arrays[0], epochs=3)
     with pytest.raises(ConfigError, match=r"search.algorithm='nsga-2'"):
         evoprune.prune(own_model, train=arrays[0], algorithm="nsga-2")
-    with pytest.raises(EvopruneError, match="Expected a keras.Model"):
+    with pytest.raises(EvopruneError, match=r"a model file goes in model_file=. Received: 'model.keras'"):
         evoprune.prune("model.keras", train=arrays[0])
+    (x, y) = arrays[0]
+    with pytest.raises(EvopruneError, match=r"Expected train=\(images, labels\), a pair. .* with 3 items"):
+        evoprune.prune(own_model, train=(x, y, y))
+    with pytest.raises(EvopruneError, match=r"Expected test=\(images, labels\), a pair. .* ndarray"):
+        evoprune.prune(own_model, train=arrays[0], test=x)
     import keras
 
     unbuilt = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)], name="unbuilt")

@@ -263,6 +263,8 @@ def check_model(model, source: str) -> None:
     """
     import keras
 
+    if isinstance(model, (str, os.PathLike)):
+        raise ModelError(f"Expected a keras.Model; a model file goes in model_file=. Received: {model!r}")
     if not isinstance(model, keras.Model):
         raise ModelError(f"Expected a keras.Model. Received: {type(model).__name__}")
     try:
