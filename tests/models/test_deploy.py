@@ -85,6 +85,39 @@ def test_sparse_tflite_of_a_pruned_mlp_is_smaller_and_as_accurate(mlp, prepared)
     assert keras_accuracy(model, test) > 0.8
 
 
+def test_tflite_keeps_the_dense_encoding_where_the_sparse_one_is_larger():
+    """The sparsity converter encoded a small MLP's kernels, a third pruned, into a larger file."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(10)])
+    for layer in model.layers:  # magnitude pruning: the smallest 35% of each kernel
+        kernel = layer.kernel.numpy()
+        kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.35)] = 0
+        layer.kernel.assign(kernel)
+    dense = len(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    sparse = len(converter.convert())
+    assert sparse > dense  # the case (TensorFlow 2.21): 2,768 bytes against 2,400
+    flatbuffer = to_tflite(model)
+    assert len(flatbuffer) == dense
+    x = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    np.testing.assert_allclose(
+        tflite_predict(flatbuffer, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_a_keras_file_under_another_name_is_read_by_its_contents(mlp, prepared, tmp_path):
+    """Keras reads its zip only under the .keras suffix; evaluate reads the kind from the contents."""
+    mlp.save(tmp_path / "m.keras")
+    expected = evoprune.evaluate(tmp_path / "m.keras", prepared.dataset)
+    for name in ("m.zip", "model", "m.h5"):
+        shutil.copyfile(tmp_path / "m.keras", tmp_path / name)
+        assert evoprune.evaluate(tmp_path / name, prepared.dataset) == expected, name
+
+
 def test_shrink_removes_dead_units_of_the_pruned_mlp(mlp, prepared):
     model, masks = _pruned(mlp, out_rate=0.95)  # most fc2 units lose all 10 outgoing weights
     shrunk = shrink_model(model, masks)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -60,15 +62,24 @@ def to_tflite(model) -> bytes:
     """A float32 TFLite flatbuffer of ``model``; kernels sparse enough are stored sparse.
 
     Uses ``TFLiteConverter.from_keras_model`` with ``Optimize.EXPERIMENTAL_SPARSITY``
-    (no quantization): the converter encodes a constant tensor sparsely where that is
-    smaller, and the interpreter densifies it when it loads.
+    (no quantization), and the interpreter densifies the sparse tensors when it loads. The
+    converter can encode a tensor sparsely where that is larger (a few small kernels a third
+    pruned, measured): a model with zero weights is also converted densely, and the
+    smaller flatbuffer is kept.
     """
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    with quiet_fds():
-        return bytes(converter.convert())
+    def convert(sparse: bool) -> bytes:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if sparse:
+            converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+        with quiet_fds():
+            return bytes(converter.convert())
+
+    sparse = convert(True)
+    if not any(np.any(w == 0) for w in model.get_weights() if w.ndim > 1):
+        return sparse  # nothing to encode sparsely: the same as dense
+    return min(sparse, convert(False), key=len)
 
 
 def kind_of(path: Path) -> str:
@@ -98,8 +109,14 @@ def load_keras(path: Path):
     """
     import keras
 
+    path = Path(path)
     try:
-        return keras.models.load_model(path, compile=False)
+        if path.suffix == ".keras":
+            return keras.models.load_model(path, compile=False)
+        # the kind is read from the contents; Keras reads its zip only under the .keras suffix
+        with tempfile.TemporaryDirectory(prefix="evoprune-") as tmp:
+            shutil.copyfile(path, Path(tmp) / "model.keras")
+            return keras.models.load_model(Path(tmp) / "model.keras", compile=False)
     except Exception as exc:
         raise refused(path, exc) from exc
 
