@@ -348,11 +348,16 @@ def check_fits(model, dataset: Dataset, source: str) -> None:
 
 
 def accuracy(model, split, batch_size: int = 128) -> float:
-    """Keras-evaluated accuracy of ``model`` on a ``(images, labels)`` split (NaN when it is empty)."""
-    if not len(split[1]):
+    """Keras-evaluated accuracy of ``model`` on a ``(images, labels)`` split (NaN when it is empty).
+
+    Keras accumulates it in float32 (0.8450000286 for 845 of 1,000): it is returned as the
+    exact fraction of images, as the search's scorers report theirs.
+    """
+    n = len(split[1])
+    if not n:
         return float("nan")
     result = model.evaluate(eval_pipeline(split, batch_size), verbose=0, return_dict=True)
-    return float(result["accuracy"])
+    return round(float(result["accuracy"]) * n) / n
 
 
 def correct(model, split, batch_size: int = 1024) -> np.ndarray:
