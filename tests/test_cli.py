@@ -117,6 +117,7 @@ def test_train_prints_accuracy(config_file):
             "gmp.compression is given twice by --set",
         ),
         (["--set", "search.populaton=8"], "Did you mean 'population'?"),
+        (["--set", "search.algorithm=SPEA2"], "Did you mean 'spea2'?"),
         (["--set", "search.population=eight"], "search.population='eight'"),
     ],
 )
@@ -196,6 +197,7 @@ def test_usage_errors_are_one_line_from_the_console_script(tmp_path):
     "args, needle",
     [
         (["--algorithm", "nsga-2"], "Did you mean 'nsga2'? Received: --algorithm nsga-2"),
+        (["--algorithm", "NSGA2"], "Did you mean 'nsga2'? Received: --algorithm NSGA2"),
         (["--encoding", "layer_threshold"], "Did you mean 'layer_thresholds'?"),
         (["--architecture", "lenet5"], "Did you mean 'lenet-5'?"),
         (["--evaluator", "exac"], "is not one of 'fast', 'exact'. Did you mean 'exact'?"),

@@ -99,3 +99,29 @@ def test_command_synopsis_lists_every_method_and_architecture():
     assert listed == list(api.choices("algorithm"))
     built_in = synopsis.split("--architecture ", 1)[1].split(" ", 1)[0].split("|")
     assert built_in == list(api.choices("architecture"))
+
+
+def test_command_synopsis_names_every_option_of_every_command():
+    """Each command's long options are in its synopsis lines, or in run's where it says "as for run"."""
+    import typer
+
+    from evoprune.cli import app
+
+    text = (ROOT / "docs" / "getting-started.md").read_text()
+    synopsis = text.split("## Commands", 1)[1].split("```", 2)[1]
+    lines: dict[str, str] = {}
+    name = ""
+    for line in synopsis.splitlines():
+        if line.startswith("evoprune "):
+            name = line.split()[1]
+        lines[name] = lines.get(name, "") + line + "\n"
+    group = typer.main.get_command(app)
+    missing = []
+    for command_name, command in group.commands.items():
+        own = lines.get(command_name, "")
+        documented = own + (lines["run"] if "as for run" in own else "")
+        for param in command.params:
+            for opt in param.opts:
+                if opt.startswith("--") and opt != "--help" and opt not in documented:
+                    missing.append(f"{command_name} {opt}")
+    assert not missing, missing

@@ -741,8 +741,17 @@ def _did_you_mean(message: str, given: str) -> str:
     import re
 
     listed = message.partition("is not one of")[2]
-    near = difflib.get_close_matches(given, re.findall(r"'([^']*)'", listed), n=1, cutoff=0.6)
-    return f" Did you mean {near[0]!r}?" if near else ""
+    near = _nearest(given, re.findall(r"'([^']*)'", listed))
+    return f" Did you mean {near!r}?" if near else ""
+
+
+def _nearest(given: str, choices: list[str]) -> Optional[str]:
+    """The choice ``given`` most likely meant: the same but for case (NSGA2), else a close spelling."""
+    lowered = {c.lower(): c for c in choices}
+    if given.lower() in lowered:
+        return lowered[given.lower()]
+    near = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+    return near[0] if near else None
 
 
 def _suggested(line: str) -> str:
@@ -760,11 +769,11 @@ def _suggested(line: str) -> str:
     given = found.group(2).split()[-1].strip("'\"")
     given = given.split("=", 1)[1] if "=" in given else given.split(".")[-1]  # key=value: the value
     given = given.strip("'\"")
-    near = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
-    if not near or near[0] == given:
+    near = _nearest(given, choices)
+    if near is None or near == given:
         return line
     cut = found.start(2) - len("Received: ")
-    return f"{line[:cut]}Did you mean {near[0]!r}? {line[cut:]}"
+    return f"{line[:cut]}Did you mean {near!r}? {line[cut:]}"
 
 
 def _printable(text: str) -> str:
