@@ -187,7 +187,7 @@ def test_other_genomes_and_layers_are_measured_against_the_union_of_their_fronts
     assert list(trials["algorithm"]) == ["union", "paper", "nsga2"]  # no exact sweep here
     cmp.write_outputs(config, result, tmp_path)
     report = (tmp_path / "report.md").read_text()
-    assert "`union` is the non-dominated union of the seed's trials' fronts" in report
+    assert "`union` is the non-dominated union of each seed's trials' fronts" in report
     assert "exact front of the one-threshold genome" not in report
     union = fronts[fronts["algorithm"] == "union"]
     both = pareto_front(fronts[fronts["algorithm"] != "union"])

@@ -47,7 +47,7 @@ REFERENCE_SETTINGS = {"search.encoding": "threshold", "search.evaluator": "fast"
 # what report.md says each reference row is
 REFERENCE_NOTES = {
     REFERENCE: "the exact front of the one-threshold genome (all distinct masks)",
-    UNION: "the non-dominated union of the seed's trials' fronts (this target has no exact front)",
+    UNION: "the non-dominated union of each seed's trials' fronts (this target has no exact front)",
 }
 KEY = ("algorithm", "seed")
 COLUMNS = (
