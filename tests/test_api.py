@@ -122,9 +122,13 @@ def test_options_are_checked_with_one_line_errors(own_model, arrays):
     with pytest.raises(EvopruneError, match=r"a model file goes in model_file=. Received: 'model.keras'"):
         evoprune.prune("model.keras", train=arrays[0])
     (x, y) = arrays[0]
-    with pytest.raises(EvopruneError, match=r"Expected train=\(images, labels\), a pair. .* with 3 items"):
+    with pytest.raises(
+        EvopruneError, match=r"Expected train=\(images, labels\), a pair. Received: train=3 items"
+    ):
         evoprune.prune(own_model, train=(x, y, y))
-    with pytest.raises(EvopruneError, match=r"Expected test=\(images, labels\), a pair. .* ndarray"):
+    with pytest.raises(
+        EvopruneError, match=r"Expected test=\(images, labels\), a pair. Received: test=ndarray"
+    ):
         evoprune.prune(own_model, train=arrays[0], test=x)
     import keras
 

@@ -428,3 +428,12 @@ def test_set_reads_layers_as_the_layers_option_does():
     assert _with_settings({}, ["search.layers=[fc1, fc2]"], _FLAGS)["search.layers"] == ["fc1", "fc2"]
     assert _with_settings({}, ["search.layers=fc1,fc2"], _FLAGS)["search.layers"] == ("fc1", "fc2")
     assert _with_settings({}, ["search.layers=all"], _FLAGS)["search.layers"] == "all"
+
+
+def test_the_nearest_choice_is_the_exact_one_then_the_only_one_equal_but_for_case():
+    from evoprune.cli import _nearest
+
+    assert _nearest("conv1", ["Conv1", "conv1"]) == "conv1"  # layer names are case-sensitive
+    assert _nearest("CONV1", ["Conv1", "conv1"]) is None  # two equal but for case: no guess
+    assert _nearest("NSGA2", ["paper", "nsga2", "nsga3"]) == "nsga2"
+    assert _nearest("xyz", ["paper", "nsga2"]) is None

@@ -142,7 +142,11 @@ def user_errors(debug: bool, trials: Optional[Path] = None) -> Iterator[None]:
         with sigterm_raises():
             yield
     except Terminated:
-        _err("terminated (SIGTERM); finished work is saved: rerun compare or bench, or run --resume DIR")
+        _err(
+            _stopped(
+                "terminated (SIGTERM)", trials, "finished work is saved: run --resume DIR continues a run"
+            )
+        )
         raise typer.Exit(code=143) from None
     except SearchInterrupted as exc:
         _err(str(exc))
@@ -159,14 +163,21 @@ def user_errors(debug: bool, trials: Optional[Path] = None) -> Iterator[None]:
         _err(f"{where}{exc.strerror or exc}")
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
-        if trials is None:
-            _err("interrupted")
-        else:
-            _err(
-                f"interrupted; the finished trials are saved in {trials / 'trials.csv'}: rerun the "
-                "same command to resume (the trials in progress start over)"
-            )
+        _err(_stopped("interrupted", trials, ""))
         raise typer.Exit(code=130) from None
+
+
+def _stopped(how: str, trials: Optional[Path], otherwise: str) -> str:
+    """What a stopped command left: a grid's ``trials.csv`` and how to resume it, else ``otherwise``."""
+    if trials is None:  # run (its search loop names its checkpoint), train, export, evaluate
+        return f"{how}; {otherwise}" if otherwise else how
+    saved = trials / "trials.csv"
+    if not saved.is_file():
+        return f"{how} before any trial finished: nothing saved in {trials}"
+    return (
+        f"{how}; the finished trials are saved in {saved}: rerun the same command to resume "
+        "(the trials in progress start over)"
+    )
 
 
 def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file: Optional[Path]) -> dict:
@@ -746,10 +757,13 @@ def _did_you_mean(message: str, given: str) -> str:
 
 
 def _nearest(given: str, choices: list[str]) -> Optional[str]:
-    """The choice ``given`` most likely meant: the same but for case (NSGA2), else a close spelling."""
-    lowered = {c.lower(): c for c in choices}
-    if given.lower() in lowered:
-        return lowered[given.lower()]
+    """The choice ``given`` most likely meant: itself, the one choice equal but for case (NSGA2),
+    else a close spelling."""
+    if given in choices:
+        return given
+    same = [c for c in choices if c.lower() == given.lower()]
+    if len(same) == 1:
+        return same[0]
     near = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
     return near[0] if near else None
 

@@ -101,3 +101,14 @@ def test_good_values_of_the_same_keys_load():
             "compare.algorithms": ["nsga3"],
         }
     )
+
+
+def test_a_grid_axis_given_from_python_as_a_string_is_not_read_letter_by_letter():
+    from evoprune.config.sections import CompareConfig
+
+    with pytest.raises(
+        ConfigError, match=r"Expected compare.algorithms to be a list of names. Received: .*'paper'"
+    ):
+        CompareConfig(algorithms="paper").validate()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"list of names"):
+        CompareConfig(algorithms=("paper", ["nsga2"])).validate()  # type: ignore[arg-type]

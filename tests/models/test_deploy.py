@@ -100,9 +100,10 @@ def test_tflite_keeps_the_dense_encoding_where_the_sparse_one_is_larger():
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     sparse = len(converter.convert())
-    assert sparse > dense  # the case (TensorFlow 2.21): 2,768 bytes against 2,400
     flatbuffer = to_tflite(model)
-    assert len(flatbuffer) == dense
+    assert len(flatbuffer) == min(sparse, dense)
+    if sparse <= dense:  # TensorFlow 2.21 made 2,768 bytes against 2,400; a later one may not
+        pytest.skip(f"this TensorFlow's sparse encoding is not larger ({sparse} <= {dense} bytes)")
     x = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
     np.testing.assert_allclose(
         tflite_predict(flatbuffer, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6

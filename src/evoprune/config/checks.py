@@ -30,8 +30,10 @@ def check_choice(name: str, value: str, choices) -> None:
 
 
 def check_unique(name: str, values) -> None:
-    """Refuses a list that names an entry twice (two trials would share one key)."""
-    seen: set = set()
+    """Refuses what is not a list of names, or names an entry twice (two trials would share a key)."""
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"Expected {name} to be a list of names. Received: {name}={values!r}")
+    seen: set[str] = set()
     for value in values:
         if value in seen:
             raise ConfigError(

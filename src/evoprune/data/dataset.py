@@ -124,7 +124,7 @@ def from_arrays(
     for name, split in (("train", train), ("validation", validation), ("test", test)):
         if split is not None and (not isinstance(split, (tuple, list)) or len(split) != 2):
             what = f"{len(split)} items" if isinstance(split, (tuple, list)) else type(split).__name__
-            raise DataError(f"Expected {name}=(images, labels), a pair. Received: {name} with {what}")
+            raise DataError(f"Expected {name}=(images, labels), a pair. Received: {name}={what}")
     arrays = {"x_train": train[0], "y_train": train[1]}
     if validation is not None:
         arrays.update(x_val=validation[0], y_val=validation[1])

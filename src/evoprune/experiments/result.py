@@ -76,7 +76,7 @@ def run_summary(
         "fitness_split": config.data.fitness_split,
         # the mode that scored the fitness split: search.evaluator, or "keras" for a method
         # that scores only the unpruned model (GMP, magnitude)
-        "evaluator": getattr(problem.evaluator, "mode", config.search.evaluator),
+        "evaluator": problem.evaluator.mode,
         "encoding": problem.encoding.name,  # "auto" resolved for the model
         "layers": config.search.layers,
         "population": config.search.population,

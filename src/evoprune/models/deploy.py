@@ -110,15 +110,24 @@ def load_keras(path: Path):
     import keras
 
     path = Path(path)
+    if path.suffix == ".keras":
+        return _load(keras, path, path)
+    # the kind is read from the contents; Keras reads its zip only under the .keras suffix
+    with tempfile.TemporaryDirectory(prefix="evoprune-", ignore_cleanup_errors=True) as tmp:
+        named = Path(tmp) / "model.keras"
+        try:
+            named.symlink_to(path.resolve())
+        except OSError:  # no symlinks here: a copy (an OSError of its own, such as a full disk, says so)
+            shutil.copyfile(path, named)
+        return _load(keras, named, path)
+
+
+def _load(keras, path: Path, shown: Path):
+    """``keras.models.load_model`` of ``path``; a refusal names ``shown``, the user's file."""
     try:
-        if path.suffix == ".keras":
-            return keras.models.load_model(path, compile=False)
-        # the kind is read from the contents; Keras reads its zip only under the .keras suffix
-        with tempfile.TemporaryDirectory(prefix="evoprune-") as tmp:
-            shutil.copyfile(path, Path(tmp) / "model.keras")
-            return keras.models.load_model(Path(tmp) / "model.keras", compile=False)
+        return keras.models.load_model(path, compile=False)
     except Exception as exc:
-        raise refused(path, exc) from exc
+        raise refused(shown, exc) from exc
 
 
 def require_litert(what: str = "the .tflite format") -> None:

@@ -86,7 +86,7 @@ def compile_for_export(model) -> None:
 
 
 def write_artifact(model, out: Path, fmt: str) -> None:
-    """Writes ``model`` as ``.keras`` (compiled for export) or sparse float32 ``.tflite``."""
+    """Writes ``model`` as ``.keras`` (compiled for export) or float32 ``.tflite`` (sparse where smaller)."""
 
     if fmt == "tflite":
         atomic_write_bytes(out, to_tflite(model))
