@@ -169,7 +169,7 @@ class ModelFinetuner:
             self._restore_rng_states()
 
     def evaluate(self, weights: list) -> tuple[float, float]:
-        """Fitness-split and test accuracy (``model.evaluate``) of the model with ``weights``."""
+        """Fitness-split and test accuracy (:func:`accuracy`, exact) of the model with ``weights``."""
         self.model.set_weights(weights)
         try:
             return accuracy(self.model, self.fit_split), accuracy(self.model, self.test_split)
@@ -182,7 +182,7 @@ class ModelFinetuner:
             variable.assign(state)
 
     def score(self, masks) -> tuple[float, float]:
-        """Fitness-split and test accuracy (``model.evaluate``) after fine-tuning."""
+        """Fitness-split and test accuracy (exact fractions, :func:`accuracy`) after fine-tuning."""
         return self.evaluate(self.tuned_weights(masks))
 
 
