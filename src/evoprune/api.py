@@ -370,8 +370,8 @@ def prune(
         overrides: ``{"section.key": value}`` config overrides, as for :func:`load_config`.
         **options: config keys as keywords, as for :func:`load_config` (``layers="dense"``,
             ``algorithm="nsga2"``, ``population=24``, ``generations=5``, ``seed=0``, ...).
-        out: a run directory to write (checkpointed after every generation and every
-            fine-tuned point or retrained round, and resumable); ``None`` keeps the run
+        out: a run directory to write (the search checkpointed at most once a second, every
+            fine-tuned point or retrained round logged, and resumable); ``None`` keeps the run
             in a temporary directory until :meth:`PruneResult.save`.
         resume: continue the interrupted run in ``out`` (its saved config is used).
         overwrite: replace a finished run in ``out``.
@@ -429,6 +429,7 @@ def prune(
             resume=resume,
             retrain_file=where.retrain_log,
             checkpointed=interrupt.stop_after if catch else (lambda what: None),
+            stop_requested=(lambda: interrupt.requested) if catch else (lambda: False),
         )
         if catch:
             with interrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def _start(config, out):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "EVOPRUNE_CHECKPOINT_EVERY_S": "0"},  # every generation: one to kill after
     )
 
 

@@ -53,6 +53,7 @@ def _same(a, b) -> None:
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_resume_matches_an_uninterrupted_run(name, tmp_path, sample_config, prepared, monkeypatch):
+    monkeypatch.setenv("EVOPRUNE_CHECKPOINT_EVERY_S", "0")  # every generation: one to stop after
     cfg = sample_config.with_overrides({"search.population": 20, "search.generations": 5, **VARIANTS[name]})
     reference = run_search(cfg, prepared)
     with pytest.raises(Stop):
@@ -68,3 +69,66 @@ def test_resume_matches_an_uninterrupted_run(name, tmp_path, sample_config, prep
     assert started == [STOP_AT]  # continued from the checkpoint, not from scratch
     assert len(resumed.logbook) > STOP_AT + 1  # and ran further generations
     _same(resumed, reference)
+
+
+def _saved_generations(monkeypatch) -> list[int]:
+    """The generations checkpoint.save is called with, from now on."""
+    from evoprune.search import checkpoint
+
+    saved, real = [], checkpoint.save
+
+    def spy(path, state, *args, **kwargs):
+        saved.append(state.generation)
+        return real(path, state, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", spy)
+    return saved
+
+
+@pytest.mark.parametrize("every, expected", [("0", list(range(7))), ("3600", [0, 6]), (None, None)])
+def test_checkpoints_are_throttled_but_keep_the_first_and_last_generation(
+    every, expected, tmp_path, sample_config, prepared, monkeypatch
+):
+    if every is None:
+        monkeypatch.delenv("EVOPRUNE_CHECKPOINT_EVERY_S", raising=False)
+    else:
+        monkeypatch.setenv("EVOPRUNE_CHECKPOINT_EVERY_S", every)
+    saved = _saved_generations(monkeypatch)
+    cfg = sample_config.with_overrides({"search.generations": 6})
+    result = run_search(cfg, prepared, RunContext(checkpoint=tmp_path / "checkpoint.npz"))
+    if expected is None:  # the default, one a second: this search takes a fraction of that
+        assert saved[0] == 0 and saved[-1] == 6 and len(saved) <= 2 + result.summary["search_time_s"]
+    else:
+        assert saved == expected
+    assert result.summary["times_s"]["checkpoint"] > 0
+
+
+def test_a_stop_request_checkpoints_the_generation_it_stops_after(
+    tmp_path, sample_config, prepared, monkeypatch
+):
+    monkeypatch.setenv("EVOPRUNE_CHECKPOINT_EVERY_S", "3600")  # nothing after generation 0 unless forced
+    saved = _saved_generations(monkeypatch)
+    requested = []
+
+    def ctrl_c(state) -> None:  # a Ctrl-C during generation 3, then the stop after it
+        if state.generation == 2:
+            requested.append(True)
+        elif requested:
+            raise Stop
+
+    context = RunContext(
+        observers=[ctrl_c], checkpoint=tmp_path / "checkpoint.npz", stop_requested=lambda: bool(requested)
+    )
+    with pytest.raises(Stop):
+        run_search(sample_config.with_overrides({"search.generations": 6}), prepared, context)
+    assert saved == [0, 3]
+
+
+def test_a_bad_checkpoint_interval_is_one_line(tmp_path, sample_config, prepared, monkeypatch):
+    from evoprune.errors import ConfigError
+
+    monkeypatch.setenv("EVOPRUNE_CHECKPOINT_EVERY_S", "soon")
+    with pytest.raises(
+        ConfigError, match=r"^Expected \$EVOPRUNE_CHECKPOINT_EVERY_S >= 0 \(seconds\)\. Received: 'soon'$"
+    ):
+        run_search(sample_config, prepared, RunContext(checkpoint=tmp_path / "checkpoint.npz"))

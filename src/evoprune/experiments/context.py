@@ -32,6 +32,8 @@ class RunContext:
             memory only); see :func:`~evoprune.experiments.assemble.retrain_log`.
         checkpointed: called with a description (``"fine-tuning point 3"``) each time a
             retraining is logged: the caller's interrupt check (it may raise to stop there).
+        stop_requested: True once the caller asked the run to stop (a first Ctrl-C): the
+            search then checkpoints the generation it completes, whenever it last wrote one.
     """
 
     observers: Sequence[Callable] = ()
@@ -41,3 +43,4 @@ class RunContext:
     resume: bool = False
     retrain_file: Path | None = None
     checkpointed: Status = _quiet
+    stop_requested: Callable[[], bool] = lambda: False

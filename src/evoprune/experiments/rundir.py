@@ -4,7 +4,7 @@ A run directory holds (``docs/run-directory.md`` documents every key):
 
 ==================  ===========================================================
 ``config.toml``     the resolved config (written when the run starts)
-``checkpoint.npz``  the search's state after every generation (data only)
+``checkpoint.npz``  the search's state after a generation (data only)
 ``retrain.npz``     each retraining as it finishes (fine-tuned points, magnitude
                     rounds; data only): what ``--resume`` replays; removed when the
                     run finishes (its weights are in ``weights.npz`` then)

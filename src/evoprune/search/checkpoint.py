@@ -1,4 +1,4 @@
-"""Checkpoints: the loop's state after every generation, data only (no pickle), and resume."""
+"""Checkpoints: the loop's state after a generation, data only (no pickle), and resume."""
 
 from __future__ import annotations
 
