@@ -173,3 +173,14 @@ def test_float_arrays_in_the_models_own_scale_are_fed_as_given(arrays):
     assert result.summary["baseline"]["test_accuracy"] == pytest.approx(expected, abs=1e-6)
     assert expected > 0.5  # far from what the same weights give on [0, 1] pixels
     assert float(model.evaluate(np.asarray(xt, "float32") / 255.0, yt, verbose=0)[1]) < expected - 0.1
+
+
+def test_load_data_without_a_validation_split_keeps_all_of_train(arrays):
+    import numpy as np
+
+    whole = evoprune.load_data(dataset="mnist-sample", validation_fraction=0)
+    (x, y), (xv, yv), _ = arrays
+    assert len(whole.train[0]) == len(x) + len(xv) and len(whole.validation[0]) == 0
+    # the carved split is a stratified subset of that same train split
+    assert np.bincount(whole.train[1]).tolist() == (np.bincount(y) + np.bincount(yv)).tolist()
+    np.testing.assert_array_equal(whole.test[0], arrays[2][0])

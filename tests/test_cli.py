@@ -289,6 +289,28 @@ def test_run_verbose_prints_a_line_per_generation(tmp_path, config_file):
     assert "Searching: paper" in plain.output and "Searching: paper" in verbose.output
 
 
+def test_the_search_bar_shows_the_best_fitness_so_far_the_one_the_run_reports(tmp_path, config_file):
+    """NSGA-II's population can lose its best-fitness point (crowding); the bar keeps the best seen."""
+    out = tmp_path / "r"
+    args = ("--algorithm", "nsga2", "--population", "8", "--generations", "6", "--seed", "1", "--verbose")
+    result = invoke("run", "--config", config_file, "--out", out, *args)
+    assert result.exit_code == 0, result.output
+    shown = [float(x) for x in re.findall(r"^generation \d+/6: best fitness ([\d.]+)", result.output, re.M)]
+    assert len(shown) == 7 and shown == sorted(shown)
+    best = json.loads((out / "summary.json").read_text())["best"]["fitness"]
+    assert shown[-1] == round(best, 4)
+
+
+def test_dataset_beside_a_local_source_is_refused_in_one_line(tmp_path):
+    result = invoke("run", "--dataset", "mnist-sample", "--data-dir", tmp_path, "--out", tmp_path / "o")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: Expected --dataset or a local source (--data-dir, --data-file), not both. "
+        f"Received: --dataset mnist-sample --data-dir {tmp_path}"
+    )
+    assert not (tmp_path / "o").exists()
+
+
 def test_quiet_and_verbose_together_is_one_line(tmp_path):
     result = invoke("run", "--out", tmp_path / "o", "--quiet", "--verbose")
     assert result.exit_code == 1 and result.output.strip().startswith("Error: Expected at most one of")
@@ -428,12 +450,3 @@ def test_set_reads_layers_as_the_layers_option_does():
     assert _with_settings({}, ["search.layers=[fc1, fc2]"], _FLAGS)["search.layers"] == ["fc1", "fc2"]
     assert _with_settings({}, ["search.layers=fc1,fc2"], _FLAGS)["search.layers"] == ("fc1", "fc2")
     assert _with_settings({}, ["search.layers=all"], _FLAGS)["search.layers"] == "all"
-
-
-def test_the_nearest_choice_is_the_exact_one_then_the_only_one_equal_but_for_case():
-    from evoprune.cli import _nearest
-
-    assert _nearest("conv1", ["Conv1", "conv1"]) == "conv1"  # layer names are case-sensitive
-    assert _nearest("CONV1", ["Conv1", "conv1"]) is None  # two equal but for case: no guess
-    assert _nearest("NSGA2", ["paper", "nsga2", "nsga3"]) == "nsga2"
-    assert _nearest("xyz", ["paper", "nsga2"]) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 import re
 from pathlib import Path
@@ -132,3 +133,15 @@ def test_command_synopsis_names_every_option_of_every_command():
     assert not missing, missing
     run_options = {opt for param in group.commands["run"].params for opt in param.opts}
     assert shared <= run_options  # what "as for run" stands for is run's
+
+
+def test_every_api_member_the_reference_lists_is_a_top_level_name():
+    import evoprune
+
+    page = (ROOT / "docs" / "api.md").read_text()
+    block = page.split("::: evoprune.api", 1)[1].split("\n\n", 1)[0]
+    members = re.findall(r"^\s+- (\w+)$", block, re.M)
+    assert "prune" in members and "choices" in members
+    assert sorted(members) == sorted(evoprune.__all__[1:])  # the same set, nothing unlisted
+    for name in members:
+        assert getattr(evoprune, name) is getattr(importlib.import_module("evoprune.api"), name)

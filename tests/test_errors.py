@@ -1,11 +1,15 @@
-"""Counts in messages agree with their nouns: "1 point", "2 points", "1 class"."""
+"""User-facing errors: counts agree with their nouns ("1 point", "2 points", "1 class"), and a
+near-miss among listed choices gets "Did you mean", from Python as from the CLI."""
 
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import pytest
 
-from evoprune.errors import ModelError, plural
+import evoprune
+from evoprune.errors import ConfigError, ModelError, nearest, plural
 
 
 @pytest.mark.parametrize(
@@ -74,3 +78,32 @@ def test_a_long_genome_is_shortened_between_numbers_and_says_how_many_genes():
     assert "genome 0.0686028 0.0791531 0.0746783 0.184864 0.0412 0.144279 ... (8 genes)," in first
     summary["best"]["genome"] = "0.1 0.2"
     assert "genome 0.1 0.2, " in describe(summary, "validation", "out")[0]
+
+
+def test_the_nearest_choice_is_the_exact_one_then_the_only_one_equal_but_for_case():
+    assert nearest("conv1", ["Conv1", "conv1"]) == "conv1"  # layer names are case-sensitive
+    assert nearest("CONV1", ["Conv1", "conv1"]) is None  # two equal but for case: no guess
+    assert nearest("NSGA2", ["paper", "nsga2", "nsga3"]) == "nsga2"
+    assert nearest("xyz", ["paper", "nsga2"]) is None
+
+
+def test_an_error_listing_choices_suggests_the_nearest_once_even_after_pickling():
+    error = ConfigError(
+        "Unknown search.algorithm. Expected one of: paper, nsga2. Received: search.algorithm='NSGA2'"
+    )
+    assert str(error) == (
+        "Unknown search.algorithm. Expected one of: paper, nsga2. Did you mean 'nsga2'? "
+        "Received: search.algorithm='NSGA2'"
+    )
+    again = pickle.loads(pickle.dumps(error))  # as from a worker process: no second suggestion
+    assert str(again) == str(error)
+    far = "Unknown executor. Expected one of: serial, local. Received: 'zzz'"
+    assert str(ConfigError(far)) == far
+
+
+def test_python_options_and_values_get_did_you_mean_too(tmp_path):
+    with pytest.raises(ConfigError, match=r"Did you mean 'population'\? Received: popluation=4$"):
+        evoprune.prune(popluation=4, out=tmp_path / "r")
+    with pytest.raises(ConfigError, match=r"Did you mean 'nsga2'\? Received: search.algorithm='NSGA2'"):
+        evoprune.prune(algorithm="NSGA2", out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

@@ -15,7 +15,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 _API = (
     "PruneResult",
+    "Trained",
     "bench",
+    "choices",
     "compare",
     "evaluate",
     "export",

@@ -29,7 +29,7 @@ import pandas as pd
 from evoprune.config import Config
 from evoprune.data.arrays import check_counts, check_images, check_labels
 from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
-from evoprune.errors import ConfigError, EvopruneError
+from evoprune.errors import ConfigError, EvopruneError, nearest
 from evoprune.experiments import configure, methods, rundir
 from evoprune.experiments.assemble import Prepared, check_inputs, check_split, prepare, training_progress
 from evoprune.experiments.bench import run_bench
@@ -89,9 +89,11 @@ def _dotted(config: Config, options: dict[str, Any]) -> dict[str, Any]:
             out[f"{section}.{key}"] = value
             continue
         if name not in keys:
+            near = nearest(name, list(keys))
+            hint = f"Did you mean {near!r}? " if near else ""
             raise ConfigError(
                 f"Unknown option. Expected a config key such as population, generations, layers or "
-                f"section__key (see the configuration reference). Received: {name}={value!r}"
+                f"section__key (see the configuration reference). {hint}Received: {name}={value!r}"
             )
         if len(keys[name]) > 1:
             spellings = " or ".join(k.replace(".", "__") for k in keys[name])
@@ -152,7 +154,8 @@ def load_data(
         dataset: ``mnist-sample`` (bundled) or a tensorflow-datasets name.
         data_dir: IDX files or an image folder (replaces ``dataset``).
         data_file: an ``.npz`` file (replaces ``dataset``).
-        validation_fraction: share of train carved out as the validation split.
+        validation_fraction: share of train carved out as the validation split; 0 keeps
+            all of train (``.validation`` is then empty).
         split_seed: seed of that (stratified, deterministic) split.
         config: take all of these from a config's ``[data]`` instead.
 
@@ -168,6 +171,8 @@ def load_data(
             "data.data_file": str(data_file) if data_file else "",
             "data.validation_fraction": validation_fraction,
             "data.split_seed": split_seed,
+            # loading only: with no validation split, nothing could score a search on one
+            "data.fitness_split": "validation" if validation_fraction else "test",
         }
     )
     return load_dataset(config.data)

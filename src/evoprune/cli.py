@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import sys
 from enum import Enum
@@ -14,7 +13,7 @@ import typer
 
 from evoprune import __version__, api
 from evoprune.config import EVALUATORS, Config, parse_value
-from evoprune.errors import EvopruneError, SearchInterrupted, Terminated, plural
+from evoprune.errors import ConfigError, EvopruneError, SearchInterrupted, Terminated, nearest, plural
 from evoprune.experiments.executors import sigterm_raises
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter quiet
@@ -154,7 +153,7 @@ def user_errors(debug: bool, trials: Optional[Path] = None) -> Iterator[None]:
     except EvopruneError as exc:
         if debug:
             raise
-        _err(_suggested(str(exc).splitlines()[0]) if str(exc) else exc.__class__.__name__)
+        _err(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
         raise typer.Exit(code=1) from None
     except OSError as exc:  # disk full, read-only or vanished paths: the environment, not a bug
         if debug:
@@ -183,8 +182,15 @@ def _stopped(how: str, trials: Optional[Path], otherwise: str) -> str:
 def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file: Optional[Path]) -> dict:
     """Data options over the config file: ``--data-dir`` clears the file's ``data_file`` and vice versa.
 
-    Both given: both are set, and the config validation names them.
+    Both given: both are set, and the config validation names them. ``--dataset`` beside
+    either is refused (a directory or file replaces the dataset name, which would be ignored).
     """
+    if dataset and (data_dir or data_file):
+        given = f"--data-dir {data_dir}" if data_dir else f"--data-file {data_file}"
+        raise ConfigError(
+            "Expected --dataset or a local source (--data-dir, --data-file), not both. "
+            f"Received: --dataset {dataset} {given}"
+        )
     return {
         "data.dataset": dataset,
         "data.data_dir": str(data_dir) if data_dir else ("" if data_file else None),
@@ -752,42 +758,8 @@ def _did_you_mean(message: str, given: str) -> str:
     import re
 
     listed = message.partition("is not one of")[2]
-    near = _nearest(given, re.findall(r"'([^']*)'", listed))
+    near = nearest(given, re.findall(r"'([^']*)'", listed))
     return f" Did you mean {near!r}?" if near else ""
-
-
-def _nearest(given: str, choices: list[str]) -> Optional[str]:
-    """The choice ``given`` most likely meant: itself, the one choice equal but for case (NSGA2),
-    else a close spelling."""
-    if given in choices:
-        return given
-    same = [c for c in choices if c.lower() == given.lower()]
-    if len(same) == 1:
-        return same[0]
-    near = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
-    return near[0] if near else None
-
-
-def _suggested(line: str) -> str:
-    """An ``Expected one of: a, b, c. Received: ...x`` line with "Did you mean" its nearest choice.
-
-    The value is the last word of ``Received:`` (a key like ``search.popluation`` is matched
-    by its last part); nothing is added when no choice is close.
-    """
-    import re
-
-    found = re.search(r"Expected one of: (.+?)\. Received: (.+)$", line)
-    if found is None or "Did you mean" in line:
-        return line
-    choices = [c.strip().strip("'\"") for c in found.group(1).split(",")]
-    given = found.group(2).split()[-1].strip("'\"")
-    given = given.split("=", 1)[1] if "=" in given else given.split(".")[-1]  # key=value: the value
-    given = given.strip("'\"")
-    near = _nearest(given, choices)
-    if near is None or near == given:
-        return line
-    cut = found.start(2) - len("Received: ")
-    return f"{line[:cut]}Did you mean {near!r}? {line[cut:]}"
 
 
 def _printable(text: str) -> str:

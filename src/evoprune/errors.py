@@ -1,11 +1,23 @@
 """User-facing error types: each carries one clear line for the CLI (and :func:`plural` for its counts)."""
 
+import difflib
 import importlib.util
 import numbers
+import re
 
 
 class EvopruneError(Exception):
-    """An error caused by user input; the CLI prints its message on one line."""
+    """An error caused by user input; the CLI prints its message on one line.
+
+    A message that lists choices (``Expected one of: a, b. Received: x``) gets "Did you
+    mean" its nearest choice, from Python as from the CLI.
+    """
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            first, newline, rest = args[0].partition("\n")
+            args = (suggested(first) + newline + rest,)
+        super().__init__(*args)
 
 
 class ConfigError(EvopruneError):
@@ -77,3 +89,35 @@ def plural(count: float, noun: str, many: str | None = None) -> str:
     if count == 1:
         return f"{text} {noun}"
     return f"{text} {many or (noun + 'es' if noun.endswith(('s', 'x', 'sh')) else noun + 's')}"
+
+
+def nearest(given: str, choices: list[str]) -> str | None:
+    """The choice ``given`` most likely meant: itself, the one choice equal but for case (NSGA2),
+    else a close spelling; None when nothing is close."""
+    if given in choices:
+        return given
+    same = [c for c in choices if c.lower() == given.lower()]
+    if len(same) == 1:
+        return same[0]
+    near = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def suggested(line: str) -> str:
+    """An ``Expected one of: a, b, c. Received: ...x`` line with "Did you mean" its nearest choice.
+
+    The value is the last word of ``Received:`` (a key like ``search.popluation`` is matched
+    by its last part); nothing is added when no choice is close or the line has a suggestion.
+    """
+    found = re.search(r"Expected one of: (.+?)\. Received: (.+)$", line)
+    if found is None or "Did you mean" in line:
+        return line
+    choices = [c.strip().strip("'\"") for c in found.group(1).split(",")]
+    given = found.group(2).split()[-1].strip("'\"")
+    given = given.split("=", 1)[1] if "=" in given else given.split(".")[-1]  # key=value: the value
+    given = given.strip("'\"")
+    near = nearest(given, choices)
+    if near is None or near == given:
+        return line
+    cut = found.start(2) - len("Received: ")
+    return f"{line[:cut]}Did you mean {near!r}? {line[cut:]}"
