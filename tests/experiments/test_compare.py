@@ -68,6 +68,7 @@ def test_compare_runs_equal_budgets_and_resumes(small, tmp_path, monkeypatch):
     assert not gens.duplicated(["algorithm", "seed", "gen"]).any()
     assert set(zip(gens["algorithm"], gens["seed"])) == {(a, s) for a in ("paper", "nsga2") for s in (0, 1)}
     assert gens.groupby(["algorithm", "seed"])["hypervolume"].apply(lambda s: s.is_monotonic_increasing).all()
+    assert not (tmp_path / "curves.csv").exists()  # no select.compressions: no (header-only) curves file
 
 
 def _assert_metrics_against_own_seed(trials, fronts):

@@ -304,8 +304,10 @@ class TrialStore:
                 [self.tables["generations"], pd.DataFrame(generations)], ignore_index=True
             )
         self.trials = pd.concat([self.trials, pd.DataFrame([row])], ignore_index=True)
-        for name in self.names:
-            atomic_write_text(self.out / f"{name}.csv", _integers(self.tables[name]).to_csv(index=False))
+        for name in self.names:  # a table no trial has rows for (curves without levels) is not written
+            file = self.out / f"{name}.csv"
+            if len(self.tables[name]) or file.is_file():
+                atomic_write_text(file, _integers(self.tables[name]).to_csv(index=False))
         atomic_write_text(self.out / "trials.csv", _integers(self.trials).to_csv(index=False))
         self.done.add(self.key(row))
         self.progress(self.key(row), len(self.done), self.total)
