@@ -183,7 +183,7 @@ def test_sigint_stops_a_compare_on_the_local_pool_and_a_rerun_completes(sample_c
     partial = pd.read_csv(out / "trials.csv")
     assert partial["algorithm"].is_unique and 2 <= len(partial) < 4
 
-    rerun = runner.invoke(app, args)
+    rerun = runner.invoke(app, [*args, "--executor", "serial"])  # resuming does not depend on the executor
     assert rerun.exit_code == 0, rerun.output
     whole = tmp_path / "whole"  # uninterrupted, in this process (trials do not depend on the executor)
     evoprune.compare(cfg.with_overrides({"compare.executor": "serial"}), whole)
