@@ -311,6 +311,18 @@ def test_dataset_beside_a_local_source_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_dataset_on_the_command_line_replaces_the_config_files_local_source(tmp_path):
+    from evoprune import load_config
+    from evoprune.cli import _data_overrides
+
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\ndata_dir = "/nowhere/mnist"\n')
+    data = load_config(config, _data_overrides("mnist-sample", None, None)).data
+    assert (data.dataset, data.data_dir, data.data_file) == ("mnist-sample", "", "")
+    kept = load_config(config, _data_overrides(None, None, None)).data  # no option: the file's
+    assert kept.data_dir == "/nowhere/mnist"
+
+
 def test_quiet_and_verbose_together_is_one_line(tmp_path):
     result = invoke("run", "--out", tmp_path / "o", "--quiet", "--verbose")
     assert result.exit_code == 1 and result.output.strip().startswith("Error: Expected at most one of")

@@ -36,6 +36,7 @@ from evoprune.experiments.bench import run_bench
 from evoprune.experiments.compare import run_compare
 from evoprune.experiments.export import ExportReport, export_model, run_point
 from evoprune.experiments.methods import Progress, RunContext
+from evoprune.experiments.methods.evolution import checkpoint_every_s
 from evoprune.experiments.result import RunResult
 from evoprune.experiments.rundir import LOCK, RunDir
 from evoprune.io import prepare_out_dir
@@ -411,6 +412,7 @@ def prune(
         where.check(resume, overwrite)  # creates nothing yet
     # a missing file fails in a blink, not after TensorFlow loads
     check_inputs(where.resolved(cfg), data=train is None, model=model is None)
+    checkpoint_every_s()  # a bad $EVOPRUNE_CHECKPOINT_EVERY_S, before anything loads
     import_tensorflow_quietly()  # and sizes the thread pools to the usable cores
     cfg, prepared = _inputs(cfg, model, train, validation, test, status, progress)
     if prepared is None:
@@ -427,7 +429,6 @@ def prune(
         if out is not None and not resume:
             _keep_inputs(where, prepared)
         context = RunContext(
-            observers=[interrupt.check] if catch else [],
             progress=progress,
             status=status,
             checkpoint=where.checkpoint,

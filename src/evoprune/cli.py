@@ -183,7 +183,8 @@ def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file:
     """Data options over the config file: ``--data-dir`` clears the file's ``data_file`` and vice versa.
 
     Both given: both are set, and the config validation names them. ``--dataset`` beside
-    either is refused (a directory or file replaces the dataset name, which would be ignored).
+    either is refused (a directory or file replaces the dataset name, which would be ignored);
+    alone, it clears the file's directory and data file, as each of those clears the other.
     """
     if dataset and (data_dir or data_file):
         given = f"--data-dir {data_dir}" if data_dir else f"--data-file {data_file}"
@@ -193,8 +194,8 @@ def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file:
         )
     return {
         "data.dataset": dataset,
-        "data.data_dir": str(data_dir) if data_dir else ("" if data_file else None),
-        "data.data_file": str(data_file) if data_file else ("" if data_dir else None),
+        "data.data_dir": str(data_dir) if data_dir else ("" if data_file or dataset else None),
+        "data.data_file": str(data_file) if data_file else ("" if data_dir or dataset else None),
     }
 
 

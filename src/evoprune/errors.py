@@ -99,7 +99,7 @@ def nearest(given: str, choices: list[str]) -> str | None:
     same = [c for c in choices if c.lower() == given.lower()]
     if len(same) == 1:
         return same[0]
-    near = difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+    near = difflib.get_close_matches(given, choices, n=1, cutoff=0.7)
     return near[0] if near else None
 
 

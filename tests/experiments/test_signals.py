@@ -162,7 +162,9 @@ def test_a_worker_killed_mid_bench_is_retried_and_the_grid_completes(grid, unint
     _same_rows(pd.read_csv(out / "trials.csv"), uninterrupted)
 
 
-def test_sigint_stops_a_compare_on_the_local_pool_and_a_rerun_completes(sample_config, prepared, tmp_path):
+def test_sigint_stops_a_compare_on_the_local_pool_and_a_serial_rerun_completes(
+    sample_config, prepared, tmp_path
+):
     cfg = sample_config.with_overrides(
         {
             "search.max_evaluations": 30,

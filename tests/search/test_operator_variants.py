@@ -361,7 +361,7 @@ def test_check_pairing_unknown_names_list_valid_ones(crossover, mutation, valid)
 
 def test_check_pairing_unknown_genome_kind():
     message = one_line_config_error(check_pairing, "ternary", 3, "average", "random_reset")
-    assert "Expected one of: binary, real. " in message and message.endswith("Received: 'ternary'")
+    assert "Expected one of: binary, real. Received: 'ternary'" in message  # too far for a guess
 
 
 def test_get_lists_all_crossovers():

@@ -108,20 +108,25 @@ def test_a_stop_request_checkpoints_the_generation_it_stops_after(
 ):
     monkeypatch.setenv("EVOPRUNE_CHECKPOINT_EVERY_S", "3600")  # nothing after generation 0 unless forced
     saved = _saved_generations(monkeypatch)
-    requested = []
+    requested, stops = [], []
 
-    def ctrl_c(state) -> None:  # a Ctrl-C during generation 3, then the stop after it
-        if state.generation == 2:
+    def ctrl_c(state) -> None:  # a Ctrl-C after generation 3 was (not) checkpointed: while its bar draws
+        if state.generation == 3:
             requested.append(True)
-        elif requested:
-            raise Stop
+
+    def checkpointed(what: str) -> None:  # the caller's interrupt check: it stops there
+        stops.append(what)
+        raise Stop
 
     context = RunContext(
-        observers=[ctrl_c], checkpoint=tmp_path / "checkpoint.npz", stop_requested=lambda: bool(requested)
+        observers=[ctrl_c],
+        checkpoint=tmp_path / "checkpoint.npz",
+        stop_requested=lambda: bool(requested),
+        checkpointed=checkpointed,
     )
     with pytest.raises(Stop):
         run_search(sample_config.with_overrides({"search.generations": 6}), prepared, context)
-    assert saved == [0, 3]
+    assert saved == [0, 4] and stops == ["generation 4"]  # the generation named is the one written
 
 
 def test_a_bad_checkpoint_interval_is_one_line(tmp_path, sample_config, prepared, monkeypatch):
@@ -132,3 +137,13 @@ def test_a_bad_checkpoint_interval_is_one_line(tmp_path, sample_config, prepared
         ConfigError, match=r"^Expected \$EVOPRUNE_CHECKPOINT_EVERY_S >= 0 \(seconds\)\. Received: 'soon'$"
     ):
         run_search(sample_config, prepared, RunContext(checkpoint=tmp_path / "checkpoint.npz"))
+
+
+def test_a_bad_checkpoint_interval_fails_before_the_run_starts(tmp_path, monkeypatch):
+    import evoprune
+    from evoprune.errors import ConfigError
+
+    monkeypatch.setenv("EVOPRUNE_CHECKPOINT_EVERY_S", "-1")
+    with pytest.raises(ConfigError, match=r"Received: '-1'$"):
+        evoprune.prune(dataset="mnist-sample", out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

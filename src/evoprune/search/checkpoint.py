@@ -401,10 +401,9 @@ def restore(payload: dict, problem, rng: SearchRandom) -> LoopState:
 class GracefulInterrupt:
     """Context manager: the first Ctrl-C sets a flag instead of raising mid-generation.
 
-    Use :meth:`check` as the last loop observer: it raises :class:`SearchInterrupted`
-    once the current generation is complete (and checkpointed by earlier observers);
-    :meth:`stop_after` does the same after other checkpointed work (a fine-tuned point).
-    A second Ctrl-C interrupts at once.
+    :attr:`requested` tells the work that a stop was asked for; once it has saved what it
+    completed (a generation's checkpoint, a fine-tuned point), :meth:`stop_after` raises
+    :class:`SearchInterrupted` naming it. A second Ctrl-C interrupts at once.
     """
 
     def __init__(self, resume_hint: str) -> None:
@@ -423,9 +422,6 @@ class GracefulInterrupt:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-
-    def check(self, state: LoopState) -> None:
-        self.stop_after(f"generation {state.generation}")
 
     def stop_after(self, what: str) -> None:
         """Raises :class:`SearchInterrupted` once a Ctrl-C came, naming the work saved last."""

@@ -72,8 +72,7 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     checkpoint and ends exactly as an uninterrupted run would.
 
     ``search_time_s`` is the search loop's time without the checkpoint writes, which
-    ``times_s`` reports as ``checkpoint`` (a synced file per generation: on a small model
-    they take longer than the search).
+    ``times_s`` reports as ``checkpoint`` (a synced file, at most one a second).
     """
     wall_start = time.perf_counter()
     setup_start = time.perf_counter()
@@ -145,9 +144,14 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
 
     def save_checkpoint(current: LoopState) -> None:
         """Checkpoints a completed generation: the first, then at most one every ``every``
-        seconds (a fast search spent most of its time writing), and always on a stop request."""
-        if context.stop_requested() or time.perf_counter() - written["at"] >= every:
+        seconds (a fast search spent most of its time writing); on a stop request it writes
+        this one and then stops (``context.checkpointed`` raises), reading the request once
+        so that the generation it names is the one written."""
+        stop = context.stop_requested()
+        if stop or time.perf_counter() - written["at"] >= every:
             write_checkpoint(current)
+        if stop:
+            context.checkpointed(f"generation {current.generation}")
 
     scanned, best = [0], [-math.inf]  # the archive's best so far, as the run's ``best`` is chosen
 
