@@ -323,6 +323,25 @@ def test_dataset_on_the_command_line_replaces_the_config_files_local_source(tmp_
     assert kept.data_dir == "/nowhere/mnist"
 
 
+def test_set_data_keys_follow_the_data_options_rules(tmp_path):
+    from evoprune import load_config
+    from evoprune.cli import _FLAGS, _data_overrides, _with_settings
+
+    result = invoke(
+        "run", "--set", f"data.data_dir={tmp_path}", "--dataset", "mnist-sample", "--out", tmp_path / "o"
+    )
+    assert result.exit_code == 1 and result.output.strip() == (
+        "Error: Expected --dataset or a local source (--data-dir, --data-file), not both. "
+        f"Received: --dataset mnist-sample --set data.data_dir={tmp_path}"
+    )
+    assert not (tmp_path / "o").exists()
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\ndata_dir = "/nowhere/mnist"\n')
+    overrides = _with_settings(_data_overrides(None, None, None), ["data.dataset=mnist-sample"], _FLAGS)
+    data = load_config(config, overrides).data  # as --dataset alone: the file's directory is cleared
+    assert (data.dataset, data.data_dir, data.data_file) == ("mnist-sample", "", "")
+
+
 def test_quiet_and_verbose_together_is_one_line(tmp_path):
     result = invoke("run", "--out", tmp_path / "o", "--quiet", "--verbose")
     assert result.exit_code == 1 and result.output.strip().startswith("Error: Expected at most one of")

@@ -179,18 +179,24 @@ def _stopped(how: str, trials: Optional[Path], otherwise: str) -> str:
     )
 
 
-def _data_overrides(dataset: Optional[str], data_dir: Optional[Path], data_file: Optional[Path]) -> dict:
+def _data_overrides(
+    dataset: Optional[str],
+    data_dir: Optional[Path | str],
+    data_file: Optional[Path | str],
+    names: tuple[str, ...] = ("--dataset ", "--data-dir ", "--data-file "),
+) -> dict:
     """Data options over the config file: ``--data-dir`` clears the file's ``data_file`` and vice versa.
 
     Both given: both are set, and the config validation names them. ``--dataset`` beside
     either is refused (a directory or file replaces the dataset name, which would be ignored);
     alone, it clears the file's directory and data file, as each of those clears the other.
+    ``names``: how each of the three was given, as the message writes it before the value.
     """
     if dataset and (data_dir or data_file):
-        given = f"--data-dir {data_dir}" if data_dir else f"--data-file {data_file}"
+        given = f"{names[1]}{data_dir}" if data_dir else f"{names[2]}{data_file}"
         raise ConfigError(
             "Expected --dataset or a local source (--data-dir, --data-file), not both. "
-            f"Received: --dataset {dataset} {given}"
+            f"Received: {names[0]}{dataset} {given}"
         )
     return {
         "data.dataset": dataset,
@@ -239,6 +245,11 @@ def _with_settings(overrides: dict, settings: Optional[list[str]], flags: dict[s
         if key == "search.layers" and isinstance(value, str):  # as --layers reads it: fc1,fc2 or a set
             value = _model_overrides(None, None, value)["search.layers"]
         out[key] = value
+    data_keys = ("data.dataset", "data.data_dir", "data.data_file")
+    if given.intersection(data_keys):  # --set data.* follows the data options' rules
+        names = tuple(f"--set {k}=" if k in given else flags.get(k, k) + " " for k in data_keys)
+        dataset, data_dir, data_file = (out.get(k) or None for k in data_keys)
+        out.update(_data_overrides(dataset, data_dir, data_file, names=names))
     return out
 
 

@@ -118,15 +118,17 @@ def _same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 # dask's variant (77 s) runs with -m slow; dask's bench itself stays in the default run
 # (test_bench_executors), and this test's stop-and-rerun logic is the same for both executors
 @pytest.mark.parametrize("executor", ["local", pytest.param("dask", marks=pytest.mark.slow)])
-def test_sigterm_stops_the_bench_and_its_workers_and_a_rerun_completes(
+def test_sigterm_stops_the_bench_and_its_workers_and_a_serial_rerun_completes(
     executor, grid, uninterrupted, tmp_path
 ):
     if executor == "dask":
         pytest.importorskip("distributed")
     config, out = tmp_path / "bench.toml", tmp_path / "bench"
     config.write_text(grid.to_toml())
-    args = ["bench", "--config", str(config), "--out", str(out), "--executor", executor, "--quiet"]
-    code = _signal_after_first_trial(args, out / "trials.csv", signal.SIGTERM, tmp_path / "log.txt")
+    args = ["bench", "--config", str(config), "--out", str(out), "--quiet"]
+    code = _signal_after_first_trial(
+        [*args, "--executor", executor], out / "trials.csv", signal.SIGTERM, tmp_path / "log.txt"
+    )
     assert code == 143, (tmp_path / "log.txt").read_text()[-3000:]
     assert "terminated (SIGTERM)" in (tmp_path / "log.txt").read_text()
     partial = pd.read_csv(out / "trials.csv")  # consistent: whole rows of finished trials
@@ -134,7 +136,7 @@ def test_sigterm_stops_the_bench_and_its_workers_and_a_rerun_completes(
     expected = uninterrupted.set_index("key").loc[sorted(partial["key"])].reset_index()
     _same_rows(partial, expected)
 
-    rerun = runner.invoke(app, args)
+    rerun = runner.invoke(app, [*args, "--executor", "serial"])  # resuming does not depend on the executor
     assert rerun.exit_code == 0, rerun.output
     _same_rows(pd.read_csv(out / "trials.csv"), uninterrupted)
 

@@ -283,7 +283,8 @@ class FinetuneConfig:
             the loss (0: labels only, 1: teacher only), ``temperature`` their softening.
         l2: whole-model fine-tuning adds ``l2 x sum(w^2)`` over the pruned kernels to the
             loss (Han et al. retrain with L2; 0: none).
-        max_points: at most this many front points are fine-tuned (evenly spread).
+        max_points: this many front points, spread over sizes, are fine-tuned; then a
+            bisection between them (at most ``ceil(log2(gap))`` more) finds the smallest that holds.
         max_drop_pp: only front points within this many accuracy points of baseline
             before fine-tuning (fine-tuning recovers much of the loss).
     """
