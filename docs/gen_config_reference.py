@@ -9,9 +9,11 @@ encodings, operators, executors, architectures, layer sets) list the valid names
 
 Used two ways:
 
-- as a mkdocs hook (``hooks:`` in ``mkdocs.yml``): the marker ``<!-- config-reference -->``
-  in ``docs/configuration.md`` is replaced with the generated tables at every build;
-- standalone: ``python docs/gen_config_reference.py`` prints the Markdown.
+- as a mkdocs hook (``hooks:`` in ``mkdocs.yml``): the block between ``<!-- config-reference -->``
+  and ``<!-- /config-reference -->`` in ``docs/configuration.md`` is generated again at every build
+  (the committed block is what GitHub shows; ``tests/test_docs.py`` keeps it current);
+- standalone: ``python docs/gen_config_reference.py`` prints the Markdown, ``--write`` rewrites
+  the page's block.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:  # document the source tree beside these docs
-    sys.path.insert(0, str(ROOT / "src"))
+for _path in (ROOT / "src", ROOT / "docs"):  # document the source tree beside these docs
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from _blocks import fill, write  # noqa: E402
 
 from evoprune.config import Config  # noqa: E402
 from evoprune.experiments import configure, methods  # noqa: E402
 
-MARKER = "<!-- config-reference -->"
+BLOCK = "config-reference"  # <!-- config-reference --> ... <!-- /config-reference --> in the page
 PAGE = "configuration.md"
 REGISTRIES = ("algorithm", "encoding", "executor", "crossover", "mutation", "architecture", "layers")
 TOML_TYPES = {
@@ -163,13 +168,14 @@ def reference_markdown() -> str:
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    """mkdocs hook: fills the configuration page's marker with the generated reference."""
+    """mkdocs hook: fills the configuration page's block with the generated reference."""
     if page.file.src_uri == PAGE:
-        if MARKER not in markdown:
-            raise RuntimeError(f"docs/{PAGE} lost its marker {MARKER}")
-        return markdown.replace(MARKER, reference_markdown())
+        return fill(markdown, BLOCK, reference_markdown())
     return markdown
 
 
 if __name__ == "__main__":
-    print(reference_markdown())
+    if "--write" in sys.argv[1:]:
+        print(f"docs/{PAGE}: " + ("rewritten" if write(PAGE, BLOCK, reference_markdown()) else "up to date"))
+    else:
+        print(reference_markdown())

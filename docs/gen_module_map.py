@@ -1,19 +1,27 @@
 """The module map of the architecture page, generated from the package's module docstrings.
 
-A mkdocs hook (``hooks:`` in ``mkdocs.yml``): the marker ``<!-- module-map -->`` in
-``docs/architecture.md`` becomes one line per module of ``src/evoprune`` with the first
-line of its docstring, so the map cannot drift from the code. Standalone:
-``python docs/gen_module_map.py`` prints it. The modules are parsed, not imported.
+A mkdocs hook (``hooks:`` in ``mkdocs.yml``): the block between ``<!-- module-map -->`` and
+``<!-- /module-map -->`` in ``docs/architecture.md`` becomes one line per module of
+``src/evoprune`` with the first line of its docstring, so the map cannot drift from the code
+(the committed block is what GitHub shows; ``tests/test_docs.py`` keeps it current).
+Standalone: ``python docs/gen_module_map.py`` prints it, ``--write`` rewrites the page's block.
+The modules are parsed, not imported.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import sys
 from pathlib import Path
 
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _blocks import fill, write  # noqa: E402
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "evoprune"
-MARKER = "<!-- module-map -->"
+BLOCK = "module-map"  # <!-- module-map --> ... <!-- /module-map --> in the page
 PAGE = "architecture.md"
 ROLE = re.compile(r":(?:mod|func|class|meth):`~?([^`]+)`")
 
@@ -41,13 +49,14 @@ def module_map() -> str:
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    """mkdocs hook: fills the architecture page's marker with the module map."""
+    """mkdocs hook: fills the architecture page's block with the module map."""
     if page.file.src_uri == PAGE:
-        if MARKER not in markdown:
-            raise RuntimeError(f"docs/{PAGE} lost its marker {MARKER}")
-        return markdown.replace(MARKER, module_map())
+        return fill(markdown, BLOCK, module_map())
     return markdown
 
 
 if __name__ == "__main__":
-    print(module_map())
+    if "--write" in sys.argv[1:]:
+        print(f"docs/{PAGE}: " + ("rewritten" if write(PAGE, BLOCK, module_map()) else "up to date"))
+    else:
+        print(module_map())
