@@ -96,6 +96,37 @@ def test_a_run_held_in_memory_exports_without_saving(arrays, own_model, tmp_path
     assert result.path is None  # nothing was saved on the caller's behalf
 
 
+def test_a_model_taking_any_image_size_exports_and_evaluates(arrays, tmp_path):
+    """``keras.Input((None, None, 1))``: export measured the file with a fixed shape (a TypeError
+    on None) and LiteRT cannot resize a sparse model's input; nothing half-written is left."""
+    import keras
+
+    (x, y), _, test = arrays
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((None, None, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, name="logits"),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:500] / 255.0, y[:500], batch_size=128, epochs=1, verbose=0)
+    result = evoprune.prune(model, train=(x, y), test=test, generations=1, seed=0, layers="all")
+    expected = result.selected["test_accuracy"]
+    for name in ("any.keras", "any.tflite"):
+        report = evoprune.export(result, tmp_path / name)
+        assert report.sidecar["test_accuracy"] == pytest.approx(expected, abs=1e-6)
+        assert evoprune.evaluate(tmp_path / name, test) == pytest.approx(expected, abs=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "any.keras",
+        "any.keras.json",
+        "any.tflite",
+        "any.tflite.json",
+    ]
+
+
 def test_saved_run_reads_back_and_exports_with_the_cli(pruned, arrays, tmp_path):
     path = pruned.save(tmp_path / "run")
     assert (path / "model.keras").is_file() and (path / "data.npz").is_file()

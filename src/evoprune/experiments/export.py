@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -158,7 +159,13 @@ def export_model(
         unpruned = measure(base, base_path, fmt, image, latency_repeats)
     finally:
         base_path.unlink(missing_ok=True)
-    pruned = measure(model, out, fmt, image, latency_repeats)
+    staged = out.with_name(f".{out.stem}.writing{out.suffix}")  # `out` appears only when measured
+    try:
+        pruned = measure(model, staged, fmt, image, latency_repeats)
+        accuracy = file_accuracy(staged, test)
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
     nonzero = nonzero_count(model, masks)
     base_nonzero = int(summary["baseline"]["nonzero"])
     sidecar = {
@@ -169,7 +176,7 @@ def export_model(
         "gzip_bytes": pruned["gzip_bytes"],
         "unpruned_bytes": unpruned["bytes"],
         "unpruned_gzip_bytes": unpruned["gzip_bytes"],
-        "test_accuracy": file_accuracy(out, test),
+        "test_accuracy": accuracy,
         "run_test_accuracy": None if run_test is None else float(run_test),
         "latency_ms": pruned["latency_ms"],
         "unpruned_latency_ms": unpruned["latency_ms"],

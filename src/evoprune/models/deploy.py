@@ -11,7 +11,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 
@@ -58,8 +58,11 @@ def model_inputs(images: np.ndarray) -> np.ndarray:
     return normalize(images)
 
 
-def to_tflite(model) -> bytes:
+def to_tflite(model, image_shape: Optional[tuple[int, ...]] = None) -> bytes:
     """A float32 TFLite flatbuffer of ``model``; kernels sparse enough are stored sparse.
+
+    ``image_shape``: ``(H, W, C)`` fixed in the flatbuffer where the model takes any size
+    (``keras.Input((None, None, 1))``): LiteRT cannot resize a sparse model's input.
 
     Uses ``TFLiteConverter.from_keras_model`` with ``Optimize.EXPERIMENTAL_SPARSITY``
     (no quantization), and the interpreter densifies the sparse tensors when it loads. The
@@ -69,8 +72,16 @@ def to_tflite(model) -> bytes:
     """
     import tensorflow as tf
 
+    flexible = any(d is None for d in model.inputs[0].shape[1:])
+    if flexible and image_shape is not None:
+        spec = tf.TensorSpec([None, *image_shape], model.inputs[0].dtype)
+        call = tf.function(lambda x: model(model_input(model, x), training=False), input_signature=[spec])
+
     def convert(sparse: bool) -> bytes:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if flexible and image_shape is not None:
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([call.get_concrete_function()], model)
+        else:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
         if sparse:
             converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
         with quiet_fds():
@@ -139,8 +150,11 @@ def require_litert(what: str = "the .tflite format") -> None:
     require_extra("tflite", what, "ai_edge_litert")
 
 
-def interpreter(artifact: Artifact, batch: int = 1):
+def interpreter(artifact: Artifact, batch: int = 1, image_shape: Optional[tuple[int, ...]] = None):
     """A LiteRT interpreter over a ``.tflite`` path or flatbuffer, input resized to ``batch``.
+
+    ``image_shape``: the images' ``(H, W, C)``, for a model built with a flexible input
+    size (``keras.Input((None, None, 1))``); the model's own input shape otherwise.
 
     Raises:
         ModelError: the flatbuffer does not load.
@@ -154,7 +168,8 @@ def interpreter(artifact: Artifact, batch: int = 1):
         with quiet_fds():
             runner = Interpreter(model_content=content)
             detail = runner.get_input_details()[0]
-            runner.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+            shape = list(image_shape) if image_shape is not None else list(detail["shape"][1:])
+            runner.resize_tensor_input(detail["index"], [batch, *shape])
             runner.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(
@@ -165,18 +180,24 @@ def interpreter(artifact: Artifact, batch: int = 1):
 
 
 def _check_shape(expected, x: np.ndarray, where) -> None:
-    if tuple(int(d) for d in expected) != tuple(x.shape[1:]):
+    """Refuses images the model does not take; a flexible dimension (None, or -1 in TFLite's
+    signature) takes any size."""
+    shown = tuple(None if d is None or int(d) < 0 else int(d) for d in expected)
+    if len(shown) != x.ndim - 1 or any(d is not None and d != n for d, n in zip(shown, x.shape[1:])):
         raise ModelError(
-            f"Expected data of shape {tuple(int(d) for d in expected)} for {where}. "
-            f"Received: images of shape {tuple(x.shape[1:])}"
+            f"Expected data of shape {shown} for {where}. Received: images of shape {tuple(x.shape[1:])}"
         )
 
 
 def tflite_predict(artifact: Artifact, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
     """Outputs of a TFLite model on ``x`` (float32), ``batch`` rows per interpreter call."""
     runner = interpreter(artifact, batch)
-    inp, out = runner.get_input_details()[0], runner.get_output_details()[0]
-    _check_shape(inp["shape"][1:], x, "this TFLite model")
+    inp = runner.get_input_details()[0]
+    _check_shape(inp["shape_signature"][1:], x, "this TFLite model")
+    if tuple(inp["shape"][1:]) != tuple(x.shape[1:]):  # a flexible input size, set to the images'
+        runner = interpreter(artifact, batch, x.shape[1:])
+        inp = runner.get_input_details()[0]
+    out = runner.get_output_details()[0]
     outputs = []
     for start in range(0, len(x), batch):
         chunk = x[start : start + batch]
@@ -242,7 +263,7 @@ def latency_ms(path: Path, image: np.ndarray, repeats: int = 100, warmup: int = 
     """
     x = model_inputs(image[None])
     if kind_of(path) == "tflite":
-        runner = interpreter(path, 1)
+        runner = interpreter(path, 1, x.shape[1:])
         runner.set_tensor(runner.get_input_details()[0]["index"], x)
         call = runner.invoke
     else:

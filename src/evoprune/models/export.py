@@ -85,11 +85,12 @@ def compile_for_export(model) -> None:
     model.optimizer.build(model.trainable_variables)
 
 
-def write_artifact(model, out: Path, fmt: str) -> None:
-    """Writes ``model`` as ``.keras`` (compiled for export) or float32 ``.tflite`` (sparse where smaller)."""
+def write_artifact(model, out: Path, fmt: str, image_shape: Optional[tuple[int, ...]] = None) -> None:
+    """Writes ``model`` as ``.keras`` (compiled for export) or float32 ``.tflite`` (sparse where smaller;
+    ``image_shape`` fixes a flexible input size, see :func:`~evoprune.models.deploy.to_tflite`)."""
 
     if fmt == "tflite":
-        atomic_write_bytes(out, to_tflite(model))
+        atomic_write_bytes(out, to_tflite(model, image_shape))
     else:
         compile_for_export(model)
         save_model(model, out)
@@ -102,7 +103,7 @@ def nonzero_count(model, names) -> int:
 
 def measure(model, out: Path, fmt: str, test_image: np.ndarray, repeats: int) -> dict[str, Any]:
 
-    write_artifact(model, out, fmt)
+    write_artifact(model, out, fmt, tuple(test_image.shape))
     return {
         "bytes": out.stat().st_size,
         "gzip_bytes": gzip_size(out),
