@@ -147,6 +147,10 @@ def _cases(tmp, config, done):
             lambda: _sized_model(tmp / "rgb.keras", (32, 32, 3), 10),
             "(32, 32, 3) does not fit the data's images (28, 28, 1)",
         ),
+        "model input without channel axis": (
+            lambda: _sized_model(tmp / "hw.keras", (28, 28), 10),
+            "(28, 28) has no channel axis: evoprune feeds images as (height, width, channels), here (28, 28, 1)",
+        ),
         "unknown layer name": (lambda: ["--layers", "dense,nope"], "Unknown layer in search.layers"),
         "NaN rate": (lambda: _toml(tmp / "nan.toml", "[search]\nmutpb = nan\n"), "search.mutpb=nan"),
         "infinite threshold": (
@@ -260,6 +264,7 @@ def _other_resume(tmp, done):
         "unknown algorithm in file",
         "model classes differ from data",
         "model input differs from data",
+        "model input without channel axis",
         "unknown layer name",
         "NaN rate",
         "infinite threshold",

@@ -335,6 +335,12 @@ def check_fits(model, dataset: Dataset, source: str) -> None:
     """
     expected = tuple(model.inputs[0].shape[1:])
     shape = data_shape(dataset)
+    if len(expected) == 2 and all(e is None or e == s for e, s in zip(expected, shape)):
+        raise ModelError(
+            f"Model input shape {expected} has no channel axis: evoprune feeds images as "
+            f"(height, width, channels), here {shape}. Build the model on keras.Input({shape}) "
+            f"(then keras.layers.Reshape({expected}) if its layers need it). Received: {source}"
+        )
     if len(expected) != 3 or any(e is not None and e != s for e, s in zip(expected, shape)):
         raise ModelError(
             f"Model input shape {expected} does not fit the data's images {shape}. "
