@@ -151,6 +151,10 @@ def _cases(tmp, config, done):
             lambda: _sized_model(tmp / "hw.keras", (28, 28), 10),
             "(28, 28) has no channel axis: evoprune feeds images as (height, width, channels), here (28, 28, 1)",
         ),
+        "curve level beyond one weight": (
+            lambda: ["--set", "select.compressions=[2, 100000]"],
+            "select.compressions 100000x keeps no weight of the 1,500 in the pruned layers",
+        ),
         "unknown layer name": (lambda: ["--layers", "dense,nope"], "Unknown layer in search.layers"),
         "NaN rate": (lambda: _toml(tmp / "nan.toml", "[search]\nmutpb = nan\n"), "search.mutpb=nan"),
         "infinite threshold": (
@@ -265,6 +269,7 @@ def _other_resume(tmp, done):
         "model classes differ from data",
         "model input differs from data",
         "model input without channel axis",
+        "curve level beyond one weight",
         "unknown layer name",
         "NaN rate",
         "infinite threshold",

@@ -31,7 +31,14 @@ from evoprune.data.arrays import check_counts, check_images, check_labels
 from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
 from evoprune.errors import ConfigError, EvopruneError, nearest
 from evoprune.experiments import configure, methods, rundir
-from evoprune.experiments.assemble import Prepared, check_inputs, check_split, prepare, training_progress
+from evoprune.experiments.assemble import (
+    Prepared,
+    check_inputs,
+    check_split,
+    check_target,
+    prepare,
+    training_progress,
+)
 from evoprune.experiments.bench import run_bench
 from evoprune.experiments.compare import run_compare
 from evoprune.experiments.export import ExportReport, export_model, run_point
@@ -342,7 +349,7 @@ def _inputs(
         )
     config = configure.with_overrides(config, overrides)
     prepared = Prepared(dataset, trained)
-    prepared.target(config.search.layers)  # a layer name the model lacks fails before any work
+    check_target(config, prepared)  # fails before any work
     return config, prepared
 
 

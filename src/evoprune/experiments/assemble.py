@@ -16,6 +16,7 @@ from evoprune.io import file_sha256, weights_sha256
 from evoprune.models.target import PruneTarget, build_target
 from evoprune.models.training import EpochCallback, TrainedModel, correct, load_or_train
 from evoprune.refine.finetune import FinetuneSettings, HeadFinetuner, RefiningEvaluator, head_scorer
+from evoprune.refine.gradual import check_levels
 from evoprune.refine.retrain import ModelFinetuner
 from evoprune.refine.retrain_log import RetrainLog
 from evoprune.refine.select import loss_bound_pp
@@ -100,8 +101,15 @@ def prepare(config: Config, status: Status = _quiet, progress: Progress | None =
     )
     trained = load_or_train(dataset, config.model, config.search.seed, on_epoch=training_progress(progress))
     prepared = Prepared(dataset, trained)
-    prepared.target(config.search.layers)  # a layer name the model lacks fails before any output
+    check_target(config, prepared)
     return prepared
+
+
+def check_target(config: Config, prepared: Prepared) -> None:
+    """Fails before any output on a layer name the model lacks, or a ``select.compressions``
+    level that keeps no weight of the pruned layers."""
+    target = prepared.target(config.search.layers)
+    check_levels("select.compressions", config.select.compressions, target.base_nonzero)
 
 
 def identity(prepared: Prepared) -> dict[str, str]:

@@ -30,6 +30,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from evoprune.errors import ConfigError
+
 ALLOCATIONS = ("uniform", "global")
 # Defaults of a schedule, as in the paper's and TF Model Optimization's use: prune from half
 # the weights at the start to the target by 70% of the steps, masks updated every 100 steps.
@@ -39,6 +41,21 @@ INITIAL_SPARSITY, BEGIN, END, FREQUENCY = 0.5, 0.0, 0.7, 100
 def target_nonzero(total: int, compression: float) -> int:
     """Weights kept at ``compression`` (``round(total / compression)``, at least 1)."""
     return max(1, int(round(total / compression)))
+
+
+def check_levels(name: str, levels: Sequence[float], total: int) -> None:
+    """Refuses a compression that keeps no weight of ``total`` (its model would be mislabelled).
+
+    Raises:
+        ConfigError: a level above what one kept weight gives, naming it and the setting.
+    """
+    beyond = [level for level in levels if round(total / level) < 1]
+    if beyond:
+        raise ConfigError(
+            f"{name} {beyond[0]:g}x keeps no weight of the {total:,} in the pruned layers "
+            f"(round({total} / {beyond[0]:g}) = 0). Expected compressions up to {total:,}x. "
+            f"Received: {name}={list(levels) if len(levels) > 1 else levels[0]}"
+        )
 
 
 def cubic_sparsity(step: int, initial: float, final: float, begin: int, end: int) -> float:
