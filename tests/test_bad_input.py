@@ -300,6 +300,16 @@ def test_bad_input_one_line_nothing_lost(name, tmp_path, finished, capsys):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def test_out_dir_below_a_file_says_so(finished, tmp_path):
+    config, _ = finished
+    (tmp_path / "data.npz").write_bytes(b"x")
+    result = runner.invoke(app, ["run", "--config", str(config), "--out", str(tmp_path / "data.npz/run")])
+    assert result.exit_code == 1 and result.output.strip() == (
+        f"Error: Cannot write to output directory {tmp_path / 'data.npz/run'}: "
+        f"{tmp_path / 'data.npz'} is a file, not a directory"
+    )
+
+
 def test_read_only_out_dir(finished):
     config, _ = finished
     result = runner.invoke(app, ["run", "--config", str(config), "--out", "/sys/evoprune-test"])
@@ -383,6 +393,13 @@ def _deploy_cases(tmp, done):
             lambda: ["export", str(done), "--out", "/sys/evoprune-test/m.tflite"],
             "/sys/evoprune-test/m.tflite",
         ),
+        "export below a file": (
+            lambda: (
+                (tmp / "f.npz").write_bytes(b"x")
+                and ["export", str(done), "--out", str(tmp / "f.npz/m.keras")]
+            ),
+            "f.npz is a file, not a directory",
+        ),
         "evaluate non-model file": (
             lambda: junk.write_text("not a model") and ["evaluate", str(junk), "--dataset", "mnist-sample"],
             "junk.keras",
@@ -408,6 +425,7 @@ def _deploy_cases(tmp, done):
         "export rank out of range",
         "export negative rank",
         "export unwritable output",
+        "export below a file",
         "evaluate non-model file",
         "evaluate missing model",
         "evaluate unknown split",

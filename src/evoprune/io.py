@@ -77,6 +77,8 @@ def check_out_path(out: Path) -> None:
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if not existing.is_dir():
+        raise EvopruneError(f"Cannot write to output directory {out}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise EvopruneError(f"Cannot write to output directory {out}: {existing} is not writable")
 

@@ -56,6 +56,8 @@ def test_int_accepted_for_float():
         ('[search]\nalgorithm = "nsga2"\npopulation = 22\n', "multiple of 4"),
         ("[search]\npopulation = 12\n", "search.population=12"),
         ("[search\n", "not valid TOML"),
+        ("[select]\ncompressions = 12\n", "to be a list of numbers such as [12, 24]"),
+        ('[compare]\nalgorithms = "nsga2"\n', "Expected compare.algorithms to be a list of strings."),
     ],
 )
 def test_bad_values_name_field_and_value(tmp_path, text, needle):

@@ -65,6 +65,13 @@ def check_output(out: Path, fmt: Optional[str]) -> str:
         )
     if out.is_dir():
         raise EvopruneError(f"Expected an output file, not a directory. Received: {out}")
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise EvopruneError(
+            f"Cannot write the output file: {folder} is a file, not a directory. Received: {out}"
+        )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".probe")
