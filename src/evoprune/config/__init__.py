@@ -224,9 +224,8 @@ def _coerce(section: str, key: str, value: Any, expected: type | tuple[type, ...
     else:
         ok = isinstance(value, expected)
     if not ok:
-        kind = {tuple: f"a list of {'numbers' if items is float else 'strings'}"}.get(
-            expected, expected.__name__
-        )
+        listed = f"a list of {'numbers' if items is float else 'strings'}"
+        kind = listed if expected is tuple else expected.__name__
         example = " such as [12, 24]" if expected is tuple and items is float else ""
         raise ConfigError(
             f"Expected {name} to be {kind}{example}. Received: {name}={value!r} ({type(value).__name__})"
