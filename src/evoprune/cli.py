@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from enum import Enum
@@ -417,6 +418,13 @@ def run(
             typer.echo(line)
 
 
+def _times(compression) -> str:
+    """``12.34x``; a model with no weight left is "all pruned" (not ``infx``)."""
+    if compression is None or not math.isfinite(float(compression)):
+        return "all pruned"
+    return f"{float(compression):.2f}x"
+
+
 def _short_genome(genome: str, genes: int = 6) -> str:
     """A genome's first ``genes`` genes, then how many more (never cut inside a number); a mask
     (one hex string, a bit per weight) its first 16 hex digits, then how many there are."""
@@ -441,7 +449,7 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
     if chosen and "within_tolerance" in chosen:  # a method that makes one model at its target
         rule = f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {within}"
     selected = (
-        f"nonzero {chosen['nonzero']} ({chosen['compression']:.2f}x), accuracy {chosen['accuracy']:.4f}, "
+        f"nonzero {chosen['nonzero']} ({_times(chosen['compression'])}), accuracy {chosen['accuracy']:.4f}, "
         f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"
         if chosen
         else "none"
@@ -451,7 +459,7 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
         ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) or f"search {summary['search_time_s']:.2f} s"
     )
     return [
-        f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({best['compression']:.2f}x), "
+        f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({_times(best['compression'])}), "
         f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
         f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
         f"selected ({rule}): {selected}",

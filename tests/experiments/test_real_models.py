@@ -83,6 +83,8 @@ def test_export_writes_every_pruned_kernel_and_shrink_refuses_in_one_line(mobile
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output
     assert "Expected" in errors[0] and "Received" in errors[0]
+    assert errors[0].startswith("Error: Cannot shrink this model (--shrink; export it without)")
+    assert not (tmp_path / "s.keras").exists()
 
 
 def test_whole_model_fine_tuning_keeps_both_kernels_of_a_separable_layer_pruned(prepared):

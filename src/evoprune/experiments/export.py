@@ -11,7 +11,7 @@ from typing import Optional
 import pandas as pd
 
 from evoprune.config import Config
-from evoprune.errors import EvopruneError, plural
+from evoprune.errors import EvopruneError, ModelError, plural
 from evoprune.experiments.assemble import (
     Prepared,
     copy_model,
@@ -151,7 +151,10 @@ def export_model(
     model, masks = run_point(run, config, prepared, eval_index, refined)
     base = copy_model(prepared.trained.model)
     if shrink:
-        model, base = shrink_model(model, masks), shrink_model(base)
+        try:
+            model, base = shrink_model(model, masks), shrink_model(base)
+        except ModelError as exc:
+            raise ModelError(f"Cannot shrink this model (--shrink; export it without): {exc}") from exc
     test = prepared.dataset.test
     image = test[0][0]
     base_path = out.with_name(f".{out.stem}.unpruned{out.suffix}")
