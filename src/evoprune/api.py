@@ -48,6 +48,7 @@ from evoprune.experiments.result import RunResult
 from evoprune.experiments.rundir import LOCK, RunDir
 from evoprune.io import prepare_out_dir
 from evoprune.models.deploy import file_accuracy, kind_of, require_litert
+from evoprune.models.export import check_output
 from evoprune.models.training import accuracy, adopt_model, import_tensorflow_quietly, load_or_train
 from evoprune.search.checkpoint import GracefulInterrupt, config_difference
 
@@ -534,8 +535,10 @@ def export(
     accuracy measured on the written file.
     """
 
-    import_tensorflow_quietly()
     directory = run._exportable() if isinstance(run, PruneResult) else run
+    RunDir(Path(directory)).read_summary()  # the cheap refusals come before TensorFlow loads
+    check_output(Path(path), format)
+    import_tensorflow_quietly()
     return export_model(Path(directory), Path(path), rank, format, shrink, latency_repeats)
 
 
