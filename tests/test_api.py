@@ -125,6 +125,27 @@ def test_a_model_taking_any_image_size_exports_and_evaluates(arrays, tmp_path):
         "any.tflite",
         "any.tflite.json",
     ]
+    # a .tflite that keeps the open size (converted elsewhere) is set to the images' size to evaluate
+    from evoprune.models.deploy import input_signature, to_tflite
+
+    (tmp_path / "open.tflite").write_bytes(to_tflite(model))
+    assert input_signature(tmp_path / "open.tflite")[1:3] == (-1, -1)
+    assert evoprune.evaluate(tmp_path / "open.tflite", test) == pytest.approx(
+        evoprune.evaluate(tmp_path / "any.keras", test), abs=1e-6
+    )
+
+
+def test_a_failed_export_leaves_no_file(pruned, tmp_path, monkeypatch):
+    from evoprune.experiments import export as exporting
+
+    def broken(path, split):
+        assert path.is_file() and path.name.startswith(".")  # measured under its staged name
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(exporting, "file_accuracy", broken)
+    with pytest.raises(OSError):
+        evoprune.export(pruned, tmp_path / "small.keras")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_saved_run_reads_back_and_exports_with_the_cli(pruned, arrays, tmp_path):

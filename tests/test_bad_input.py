@@ -149,11 +149,12 @@ def _cases(tmp, config, done):
         ),
         "model input without channel axis": (
             lambda: _sized_model(tmp / "hw.keras", (28, 28), 10),
-            "(28, 28) has no channel axis: evoprune feeds images as (height, width, channels), here (28, 28, 1)",
+            "(28, 28) has no channel axis: evoprune feeds images as (height, width, channels), "
+            "here (28, 28, 1). Build the model on keras.Input((28, 28, 1)) (then keras.layers.Reshape",
         ),
         "curve level beyond one weight": (
             lambda: ["--set", "select.compressions=[2, 100000]"],
-            "select.compressions 100000x keeps no weight of the 1,500 in the pruned layers",
+            "select.compressions 100000x is beyond one kept weight of the 1,500 in the pruned layers",
         ),
         "unknown layer name": (lambda: ["--layers", "dense,nope"], "Unknown layer in search.layers"),
         "NaN rate": (lambda: _toml(tmp / "nan.toml", "[search]\nmutpb = nan\n"), "search.mutpb=nan"),

@@ -340,6 +340,8 @@ def test_set_data_keys_follow_the_data_options_rules(tmp_path):
     overrides = _with_settings(_data_overrides(None, None, None), ["data.dataset=mnist-sample"], _FLAGS)
     data = load_config(config, overrides).data  # as --dataset alone: the file's directory is cleared
     assert (data.dataset, data.data_dir, data.data_file) == ("mnist-sample", "", "")
+    cleared = _with_settings(_data_overrides(None, None, None), ['data.data_dir=""'], _FLAGS)
+    assert load_config(config, cleared).data.data_dir == ""  # an explicit "" clears the file's value
 
 
 def test_quiet_and_verbose_together_is_one_line(tmp_path):

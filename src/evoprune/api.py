@@ -29,7 +29,7 @@ import pandas as pd
 from evoprune.config import Config
 from evoprune.data.arrays import check_counts, check_images, check_labels
 from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
-from evoprune.errors import ConfigError, EvopruneError, nearest
+from evoprune.errors import ConfigError, EvopruneError, compression_text, nearest
 from evoprune.experiments import configure, methods, rundir
 from evoprune.experiments.assemble import (
     Prepared,
@@ -209,7 +209,7 @@ class PruneResult:
 
     def __repr__(self) -> str:
         chosen = self.selected
-        what = f"selected {chosen['compression']:.2f}x" if chosen else "nothing selected"
+        what = f"selected {compression_text(chosen['compression'])}" if chosen else "nothing selected"
         return f"<PruneResult {self.config.search.algorithm}, {len(self.front)} front points, {what}>"
 
     config = property(lambda self: self._run.config)
@@ -223,7 +223,7 @@ class PruneResult:
 
     def _prepare(self) -> Prepared:
         if self._prepared is None:
-            self._prepared = prepare(self._dir.resolved(self._dir.read_config()))
+            self._prepared = prepare(self._dir.resolved(self._dir.read_config()), levels=False)
         return self._prepared
 
     def model(self, eval_index: int | None = None):
@@ -507,7 +507,7 @@ def train(
     cfg = rundir.resolve_environment(load_config(config, overrides, check_method=False, **options))
     check_inputs(cfg)  # a missing file fails before TensorFlow loads
     import_tensorflow_quietly()
-    prepared = prepare(cfg, status or say or (lambda message: None), progress or tell)
+    prepared = prepare(cfg, status or say or (lambda message: None), progress or tell, levels=False)
     ds, trained = prepared.dataset, prepared.trained
     scores = {s: accuracy(trained.model, ds.split(s)) for s in ("validation", "test") if len(ds.split(s)[1])}
     return Trained(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 from enum import Enum
@@ -14,7 +13,15 @@ import typer
 
 from evoprune import __version__, api
 from evoprune.config import EVALUATORS, Config, parse_value
-from evoprune.errors import ConfigError, EvopruneError, SearchInterrupted, Terminated, nearest, plural
+from evoprune.errors import (
+    ConfigError,
+    EvopruneError,
+    SearchInterrupted,
+    Terminated,
+    compression_text,
+    nearest,
+    plural,
+)
 from evoprune.experiments.executors import sigterm_raises
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter quiet
@@ -250,7 +257,8 @@ def _with_settings(overrides: dict, settings: Optional[list[str]], flags: dict[s
     if given.intersection(data_keys):  # --set data.* follows the data options' rules
         names = tuple(f"--set {k}=" if k in given else flags.get(k, k) + " " for k in data_keys)
         dataset, data_dir, data_file = (out.get(k) or None for k in data_keys)
-        out.update(_data_overrides(dataset, data_dir, data_file, names=names))
+        cleared = _data_overrides(dataset, data_dir, data_file, names=names)
+        out.update({**cleared, **{k: out[k] for k in given.intersection(data_keys)}})  # --set as written
     return out
 
 
@@ -418,13 +426,6 @@ def run(
             typer.echo(line)
 
 
-def _times(compression) -> str:
-    """``12.34x``; a model with no weight left is "all pruned" (not ``infx``)."""
-    if compression is None or not math.isfinite(float(compression)):
-        return "all pruned"
-    return f"{float(compression):.2f}x"
-
-
 def _short_genome(genome: str, genes: int = 6) -> str:
     """A genome's first ``genes`` genes, then how many more (never cut inside a number); a mask
     (one hex string, a bit per weight) its first 16 hex digits, then how many there are."""
@@ -449,7 +450,8 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
     if chosen and "within_tolerance" in chosen:  # a method that makes one model at its target
         rule = f"the target model, {'' if chosen['within_tolerance'] else 'not '}within {within}"
     selected = (
-        f"nonzero {chosen['nonzero']} ({_times(chosen['compression'])}), accuracy {chosen['accuracy']:.4f}, "
+        f"nonzero {chosen['nonzero']} ({compression_text(chosen['compression'])}), "
+        f"accuracy {chosen['accuracy']:.4f}, "
         f"test {chosen['test_accuracy']:.4f} (drop {chosen['test_drop_pp']:.2f} points)"
         if chosen
         else "none"
@@ -459,7 +461,8 @@ def describe(summary: dict, fitness_split: str, out: Path) -> list[str]:
         ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) or f"search {summary['search_time_s']:.2f} s"
     )
     return [
-        f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} ({_times(best['compression'])}), "
+        f"best: {genome}, nonzero {best['nonzero']}/{base['nonzero']} "
+        f"({compression_text(best['compression'])}), "
         f"accuracy {best['accuracy']:.4f} (baseline {base['accuracy']:.4f}), test "
         f"{best['test_accuracy']:.4f}, fitness {best['fitness']:.4f}",
         f"selected ({rule}): {selected}",

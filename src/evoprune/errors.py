@@ -2,6 +2,7 @@
 
 import difflib
 import importlib.util
+import math
 import numbers
 import re
 
@@ -75,6 +76,13 @@ def require_extra(extra: str, what: str, *modules: str) -> None:
             f"{what} needs the '{extra}' extra: pip install 'evoprune[{extra}]' "
             f"(missing module{'s' if len(missing) > 1 else ''}: {', '.join(missing)})"
         )
+
+
+def compression_text(compression) -> str:
+    """``12.34x`` for messages; a model with no weight left (infinite, or None in JSON) is "all pruned"."""
+    if compression is None or not math.isfinite(float(compression)):
+        return "all pruned"
+    return f"{float(compression):.2f}x"
 
 
 def plural(count: float, noun: str, many: str | None = None) -> str:

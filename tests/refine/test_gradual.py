@@ -111,3 +111,19 @@ def test_the_ramp_ends_on_a_step_that_runs(end):
     assert schedule.end <= steps - 1 and schedule.updates_at(schedule.end)
     kernels = [np.arange(100, dtype=float), np.arange(50, dtype=float)]
     assert sum(int(m.sum()) for m in schedule.masks(schedule.end, kernels)) == 15
+
+
+def test_levels_beyond_one_kept_weight_are_refused():
+    from evoprune.errors import ConfigError
+    from evoprune.refine.gradual import check_levels, target_nonzero
+
+    check_levels("select.compressions", [2.0, 320.0], 320)  # 320x keeps exactly one weight
+    assert target_nonzero(320, 320.0) == 1
+    with pytest.raises(ConfigError) as info:
+        check_levels("select.compressions", [2.0, 500.0], 320)  # round(0.64) = 1 weight: really 320x
+    assert str(info.value) == (
+        "select.compressions 500x is beyond one kept weight of the 320 in the pruned layers. "
+        "Expected compressions up to 320x. Received: select.compressions=[2.0, 500.0]"
+    )
+    with pytest.raises(ConfigError, match=r"Received: gmp.compression=1000.0$"):
+        check_levels("gmp.compression", 1000.0, 320)

@@ -83,11 +83,14 @@ def check_inputs(config: Config, data: bool = True, model: bool = True) -> None:
         check_source(config.data)
 
 
-def prepare(config: Config, status: Status = _quiet, progress: Progress | None = None) -> Prepared:
+def prepare(
+    config: Config, status: Status = _quiet, progress: Progress | None = None, levels: bool = True
+) -> Prepared:
     """Loads the dataset and loads (or trains and caches) the model for the run's seed.
 
     ``progress`` gets ``("train", epoch, epochs, note)`` while a model is trained (not
-    when it comes from the cache or a file).
+    when it comes from the cache or a file). ``levels``: check ``select.compressions``
+    against the pruned layers (a new run; not when a finished one is read back).
     """
     check_inputs(config)
     status(f"Loading dataset {config.data.source}")
@@ -101,15 +104,16 @@ def prepare(config: Config, status: Status = _quiet, progress: Progress | None =
     )
     trained = load_or_train(dataset, config.model, config.search.seed, on_epoch=training_progress(progress))
     prepared = Prepared(dataset, trained)
-    check_target(config, prepared)
+    check_target(config, prepared, levels)
     return prepared
 
 
-def check_target(config: Config, prepared: Prepared) -> None:
-    """Fails before any output on a layer name the model lacks, or a ``select.compressions``
-    level that keeps no weight of the pruned layers."""
+def check_target(config: Config, prepared: Prepared, levels: bool = True) -> None:
+    """Fails before any output on a layer name the model lacks, or (``levels``) a
+    ``select.compressions`` level beyond one kept weight of the pruned layers."""
     target = prepared.target(config.search.layers)
-    check_levels("select.compressions", config.select.compressions, target.base_nonzero)
+    if levels:
+        check_levels("select.compressions", list(config.select.compressions), target.base_nonzero)
 
 
 def identity(prepared: Prepared) -> dict[str, str]:

@@ -146,7 +146,7 @@ def export_model(
         require_litert("export --format tflite")  # before the model loads
     config = run.read_config()
     eval_index, refined, run_test, source = pick(run, rank, summary)
-    prepared = prepare(run.resolved(config))
+    prepared = prepare(run.resolved(config), levels=False)  # a finished run, read back
     checkpoint.check_identity({"identity": summary}, identity(prepared), run.path)
     model, masks = run_point(run, config, prepared, eval_index, refined)
     base = copy_model(prepared.trained.model)

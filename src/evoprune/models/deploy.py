@@ -150,6 +150,28 @@ def require_litert(what: str = "the .tflite format") -> None:
     require_extra("tflite", what, "ai_edge_litert")
 
 
+def input_signature(artifact: Artifact) -> tuple[int, ...]:
+    """The input shape a ``.tflite`` declares, -1 where it takes any size (nothing allocated).
+
+    Raises:
+        ModelError: the flatbuffer does not load.
+        MissingExtraError: the ``tflite`` extra is missing.
+    """
+    require_litert()
+    from ai_edge_litert.interpreter import Interpreter
+
+    content = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
+    try:
+        with quiet_fds():
+            detail = Interpreter(model_content=content).get_input_details()[0]
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(
+            f"Not a loadable TFLite model: {artifact if not isinstance(artifact, bytes) else 'bytes'} "
+            f"({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})"
+        ) from exc
+    return tuple(int(d) for d in detail["shape_signature"])
+
+
 def interpreter(artifact: Artifact, batch: int = 1, image_shape: Optional[tuple[int, ...]] = None):
     """A LiteRT interpreter over a ``.tflite`` path or flatbuffer, input resized to ``batch``.
 
@@ -191,13 +213,9 @@ def _check_shape(expected, x: np.ndarray, where) -> None:
 
 def tflite_predict(artifact: Artifact, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
     """Outputs of a TFLite model on ``x`` (float32), ``batch`` rows per interpreter call."""
-    runner = interpreter(artifact, batch)
-    inp = runner.get_input_details()[0]
-    _check_shape(inp["shape_signature"][1:], x, "this TFLite model")
-    if tuple(inp["shape"][1:]) != tuple(x.shape[1:]):  # a flexible input size, set to the images'
-        runner = interpreter(artifact, batch, x.shape[1:])
-        inp = runner.get_input_details()[0]
-    out = runner.get_output_details()[0]
+    _check_shape(input_signature(artifact)[1:], x, "this TFLite model")
+    runner = interpreter(artifact, batch, x.shape[1:])  # an open input size set to the images'
+    inp, out = runner.get_input_details()[0], runner.get_output_details()[0]
     outputs = []
     for start in range(0, len(x), batch):
         chunk = x[start : start + batch]

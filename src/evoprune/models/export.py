@@ -12,7 +12,7 @@ import numpy as np
 
 from evoprune.errors import EvopruneError
 from evoprune.io import atomic_write_bytes
-from evoprune.models.deploy import latency_ms, to_tflite
+from evoprune.models.deploy import latency_ms, model_inputs, to_tflite
 from evoprune.models.target import kernel_variable
 from evoprune.models.training import compile_model, save_model
 
@@ -110,7 +110,7 @@ def nonzero_count(model, names) -> int:
 
 def measure(model, out: Path, fmt: str, test_image: np.ndarray, repeats: int) -> dict[str, Any]:
 
-    write_artifact(model, out, fmt, tuple(test_image.shape))
+    write_artifact(model, out, fmt, tuple(model_inputs(test_image[None]).shape[1:]))
     return {
         "bytes": out.stat().st_size,
         "gzip_bytes": gzip_size(out),

@@ -335,11 +335,12 @@ def check_fits(model, dataset: Dataset, source: str) -> None:
     """
     expected = tuple(model.inputs[0].shape[1:])
     shape = data_shape(dataset)
-    if len(expected) == 2 and all(e is None or e == s for e, s in zip(expected, shape)):
+    if len(expected) == 2 and shape[2] == 1 and all(e is None or e == s for e, s in zip(expected, shape)):
+        reshape = f" (then keras.layers.Reshape({shape[:2]}) if its layers need it)"
         raise ModelError(
             f"Model input shape {expected} has no channel axis: evoprune feeds images as "
-            f"(height, width, channels), here {shape}. Build the model on keras.Input({shape}) "
-            f"(then keras.layers.Reshape({expected}) if its layers need it). Received: {source}"
+            f"(height, width, channels), here {shape}. Build the model on "
+            f"keras.Input({(*expected, 1)}){reshape if None not in expected else ''}. Received: {source}"
         )
     if len(expected) != 3 or any(e is not None and e != s for e, s in zip(expected, shape)):
         raise ModelError(

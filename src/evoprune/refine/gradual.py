@@ -43,18 +43,19 @@ def target_nonzero(total: int, compression: float) -> int:
     return max(1, int(round(total / compression)))
 
 
-def check_levels(name: str, levels: Sequence[float], total: int) -> None:
-    """Refuses a compression that keeps no weight of ``total`` (its model would be mislabelled).
+def check_levels(name: str, levels: Sequence[float] | float, total: int) -> None:
+    """Refuses a compression above ``total``x: one kept weight is the most a model can be
+    compressed, and a model labelled with a higher level would not be at it.
 
     Raises:
-        ConfigError: a level above what one kept weight gives, naming it and the setting.
+        ConfigError: a level above ``total``, naming it and the setting as given (a list or one number).
     """
-    beyond = [level for level in levels if round(total / level) < 1]
+    listed = [float(levels)] if isinstance(levels, (int, float)) else list(levels)
+    beyond = [level for level in listed if level > total]
     if beyond:
         raise ConfigError(
-            f"{name} {beyond[0]:g}x keeps no weight of the {total:,} in the pruned layers "
-            f"(round({total} / {beyond[0]:g}) = 0). Expected compressions up to {total:,}x. "
-            f"Received: {name}={list(levels) if len(levels) > 1 else levels[0]}"
+            f"{name} {beyond[0]:g}x is beyond one kept weight of the {total:,} in the pruned layers. "
+            f"Expected compressions up to {total:,}x. Received: {name}={levels!r}"
         )
 
 

@@ -123,7 +123,7 @@ def run_gmp(
     allocation = g.allocation  # the variants' fixed one is in the config (Method.fixed)
     problem = make_problem(config.with_overrides({"finetune.refine": "none"}), prepared, scoring="keras")
     target = problem.evaluator.target
-    gradual.check_levels("gmp.compression", [g.compression], target.base_nonzero)
+    gradual.check_levels("gmp.compression", g.compression, target.base_nonzero)
     tuner = curve.finetuner(config, prepared)
     setup_time = time.perf_counter() - wall_start
     levels = [g.compression] + [level for level in config.select.compressions if level != g.compression]
