@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -182,6 +183,10 @@ def test_options_are_checked_with_one_line_errors(own_model, arrays):
         EvopruneError, match=r"Expected test=\(images, labels\), a pair. Received: test=ndarray"
     ):
         evoprune.prune(own_model, train=arrays[0], test=x)
+    gray = (x[:20, ..., :1] if x.ndim == 4 else x[:20, ..., None], y[:20])
+    rgb = (np.repeat(gray[0], 3, axis=-1), gray[1])
+    with pytest.raises(EvopruneError, match=r"^the arrays given: test\[0\] \(images\): mixed image sizes"):
+        evoprune.prune(own_model, train=rgb, test=gray)  # named as passed, not as an .npz key
     import keras
 
     unbuilt = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)], name="unbuilt")

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -101,6 +102,13 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     return Dataset(name, *splits, _checksum(n_classes, *splits), n_classes, names)
 
 
+_ARGUMENT = {
+    (kind, split): f"{name}[{index}] ({what})"
+    for split, name in (("train", "train"), ("val", "validation"), ("test", "test"))
+    for kind, index, what in (("x", 0, "images"), ("y", 1, "labels"))
+}
+
+
 def from_arrays(
     train: Split,
     validation: Split | None = None,
@@ -132,13 +140,18 @@ def from_arrays(
         x_test=test[0], y_test=test[1]
     )
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
-    if test is None:  # an empty test split: checked by nothing, reported as NaN
-        raw, n_classes = check_arrays(
-            {**arrays, "x_test": arrays["x_train"][:1], "y_test": arrays["y_train"][:1]}, "the arrays given"
-        )
-        raw["test"] = (raw["test"][0][:0], raw["test"][1][:0])
-    else:
-        raw, n_classes = check_arrays(arrays, "the arrays given")
+    try:
+        if test is None:  # an empty test split: checked by nothing, reported as NaN
+            raw, n_classes = check_arrays(
+                {**arrays, "x_test": arrays["x_train"][:1], "y_test": arrays["y_train"][:1]},
+                "the arrays given",
+            )
+            raw["test"] = (raw["test"][0][:0], raw["test"][1][:0])
+        else:
+            raw, n_classes = check_arrays(arrays, "the arrays given")
+    except DataError as exc:  # named as the caller passed them, not as an .npz file's keys
+        named = re.sub(r"\b([xy])_(train|val|test)\b", lambda m: _ARGUMENT[m.group(1), m.group(2)], str(exc))
+        raise DataError(named) from exc
     if "validation" in raw:
         train_split, validation_split = raw["train"], raw["validation"]
     else:
