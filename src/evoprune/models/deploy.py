@@ -157,18 +157,7 @@ def input_signature(artifact: Artifact) -> tuple[int, ...]:
         ModelError: the flatbuffer does not load.
         MissingExtraError: the ``tflite`` extra is missing.
     """
-    require_litert()
-    from ai_edge_litert.interpreter import Interpreter
-
-    content = artifact if isinstance(artifact, bytes) else Path(artifact).read_bytes()
-    try:
-        with quiet_fds():
-            detail = Interpreter(model_content=content).get_input_details()[0]
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(
-            f"Not a loadable TFLite model: {artifact if not isinstance(artifact, bytes) else 'bytes'} "
-            f"({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})"
-        ) from exc
+    detail = _loaded(artifact, lambda runner: None).get_input_details()[0]
     return tuple(int(d) for d in detail["shape_signature"])
 
 
@@ -182,6 +171,19 @@ def interpreter(artifact: Artifact, batch: int = 1, image_shape: Optional[tuple[
         ModelError: the flatbuffer does not load.
         MissingExtraError: the ``tflite`` extra is missing.
     """
+
+    def allocate(runner) -> None:
+        detail = runner.get_input_details()[0]
+        shape = list(image_shape) if image_shape is not None else list(detail["shape"][1:])
+        runner.resize_tensor_input(detail["index"], [batch, *shape])
+        runner.allocate_tensors()
+
+    return _loaded(artifact, allocate)
+
+
+def _loaded(artifact: Artifact, setup):
+    """A LiteRT interpreter over ``artifact`` after ``setup(interpreter)``; LiteRT's refusal,
+    at load or in ``setup``, becomes a one-line ``ModelError``."""
     require_litert()
     from ai_edge_litert.interpreter import Interpreter
 
@@ -189,10 +191,7 @@ def interpreter(artifact: Artifact, batch: int = 1, image_shape: Optional[tuple[
     try:
         with quiet_fds():
             runner = Interpreter(model_content=content)
-            detail = runner.get_input_details()[0]
-            shape = list(image_shape) if image_shape is not None else list(detail["shape"][1:])
-            runner.resize_tensor_input(detail["index"], [batch, *shape])
-            runner.allocate_tensors()
+            setup(runner)
     except (ValueError, RuntimeError) as exc:
         raise ModelError(
             f"Not a loadable TFLite model: {artifact if not isinstance(artifact, bytes) else 'bytes'} "
