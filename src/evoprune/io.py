@@ -65,6 +65,14 @@ def prepare_out_dir(out: Path) -> Path:
     return out
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself or its nearest ancestor that exists (what creating it would write into)."""
+    existing = Path(path)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return existing
+
+
 def check_out_path(out: Path) -> None:
     """Refuses an output path that is a file or cannot be created, creating nothing.
 
@@ -74,9 +82,7 @@ def check_out_path(out: Path) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise EvopruneError(f"Output path exists and is not a directory. Received: {out}")
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(out)
     if not existing.is_dir():
         raise EvopruneError(f"Cannot write to output directory {out}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):

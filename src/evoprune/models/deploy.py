@@ -72,16 +72,18 @@ def to_tflite(model, image_shape: Optional[tuple[int, ...]] = None) -> bytes:
     """
     import tensorflow as tf
 
-    flexible = any(d is None for d in model.inputs[0].shape[1:])
-    if flexible and image_shape is not None:
+    fixed = None  # the model called on images of image_shape, where its own input size is open
+    if image_shape is not None and any(d is None for d in model.inputs[0].shape[1:]):
         spec = tf.TensorSpec([None, *image_shape], model.inputs[0].dtype)
         call = tf.function(lambda x: model(model_input(model, x), training=False), input_signature=[spec])
+        fixed = call.get_concrete_function()
 
     def convert(sparse: bool) -> bytes:
-        if flexible and image_shape is not None:
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([call.get_concrete_function()], model)
-        else:
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter = (
+            tf.lite.TFLiteConverter.from_concrete_functions([fixed], model)
+            if fixed is not None
+            else tf.lite.TFLiteConverter.from_keras_model(model)
+        )
         if sparse:
             converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
         with quiet_fds():

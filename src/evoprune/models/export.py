@@ -11,7 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from evoprune.errors import EvopruneError
-from evoprune.io import atomic_write_bytes
+from evoprune.io import atomic_write_bytes, nearest_existing
 from evoprune.models.deploy import latency_ms, model_inputs, to_tflite
 from evoprune.models.target import kernel_variable
 from evoprune.models.training import compile_model, save_model
@@ -65,9 +65,7 @@ def check_output(out: Path, fmt: Optional[str]) -> str:
         )
     if out.is_dir():
         raise EvopruneError(f"Expected an output file, not a directory. Received: {out}")
-    folder = out.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = nearest_existing(out.parent)
     if not folder.is_dir():
         raise EvopruneError(
             f"Cannot write the output file: {folder} is a file, not a directory. Received: {out}"
