@@ -98,6 +98,15 @@ BAD = {
     "mixed sizes": (dict(x_test=np.zeros((12, 10, 12), np.uint8)), "x_test: mixed image sizes"),
     "count mismatch": (dict(y_train=np.arange(29) % 3), "Received: 30 images and 29 labels"),
     "mixed dtypes": (dict(x_test=np.zeros((12, 12, 12), np.float32)), "mixed image dtypes"),
+    "mixed dtypes, float64 named as stored": (
+        dict(x_test=np.zeros((12, 12, 12), np.float64)),
+        "mixed image dtypes. Expected the same dtype in every split. Received: float64, uint8.",
+    ),
+    "labels counted from 5": (
+        dict(y_train=np.arange(30) % 3 + 5, y_test=np.arange(12) % 3 + 5),
+        "y_train: labels do not start at 0. Expected class indices 0..k-1. "
+        "Received: labels 5..7 (subtract 5 to count from 0).",
+    ),
     "empty split": (
         dict(x_test=np.zeros((0, 12, 12), np.uint8), y_test=np.zeros(0, np.int64)),
         "empty split",

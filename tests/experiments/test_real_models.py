@@ -117,6 +117,14 @@ def test_layer_names_pick_one_kernel_of_a_separable_layer_or_both():
     with pytest.raises(ConfigError, match="no prunable kernel.*Received: 'conc"):
         build_target(model, [next(la.name for la in model.layers if la.name.startswith("concatenate"))])
     assert "depthwise_conv2d" in build_target(model, ["dw1"]).layers[0].kind
+    with pytest.raises(ConfigError) as info:  # a DepthwiseConv2D has one kernel, named as its layer
+        build_target(model, ["dw1/depthwise"])
+    assert str(info.value) == (
+        "Unknown kernel in search.layers. Expected one of: dw1 (the kernels of layer 'dw1'). "
+        "Did you mean 'dw1'? Received: 'dw1/depthwise'"
+    )
+    with pytest.raises(ConfigError, match=r"one of: sep/depthwise, sep/pointwise .*Received: 'sep/dw'$"):
+        build_target(model, ["sep/dw"])
 
 
 def test_layers_all_names_what_it_leaves_alone_in_one_status_line(prepared):

@@ -148,13 +148,20 @@ def check_classes(train: tuple[str, np.ndarray], others: list[tuple[str, np.ndar
         The number of classes.
 
     Raises:
-        DataError: a class below train's largest label has no training image (checked
-            first: it explains the next one), or a label of another split never occurs in
-            train (naming that file and the first such label).
+        DataError: train's labels start above 0, or a class below train's largest label
+            has no training image (checked first: it explains the next one), or a label of
+            another split never occurs in train (naming that file and the first such label).
     """
     train_where, train_labels = train
     present = np.bincount(train_labels) > 0
     missing = np.flatnonzero(~present)
+    lowest = int(train_labels.min())
+    if lowest > 0 and missing.size == lowest:  # 0..lowest-1 absent: indices not counted from 0
+        raise fail(
+            train_where,
+            "labels do not start at 0. Expected class indices 0..k-1. "
+            f"Received: labels {lowest}..{len(present) - 1} (subtract {lowest} to count from 0).",
+        )
     if missing.size:
         raise fail(
             train_where,

@@ -84,12 +84,12 @@ def check_arrays(
         splits[split] = (images, labels)
     named = [(f"{path}: {SPLIT_KEYS[s][0]}", images) for s, (images, _) in splits.items()]
     check_same_shape(named)
-    dtypes = {images.dtype for images, _ in splits.values()}
-    if len(dtypes) > 1:
+    if len({images.dtype for images, _ in splits.values()}) > 1:  # uint8 beside floats
+        stored = {np.asarray(arrays[SPLIT_KEYS[s][0]]).dtype for s in splits}  # float64, not float32
         raise fail(
             path,
             f"mixed image dtypes. Expected the same dtype in every split. "
-            f"Received: {', '.join(sorted(str(d) for d in dtypes))}.",
+            f"Received: {', '.join(sorted(str(d) for d in stored))}.",
         )
     others = [(f"{path}: {SPLIT_KEYS[s][1]}", labels) for s, (_, labels) in splits.items() if s != "train"]
     n_classes = check_classes((f"{path}: y_train", splits["train"][1]), others)

@@ -242,6 +242,13 @@ def _pick(model, layers: str | Sequence[str]) -> list[PrunedLayer]:
         chosen = [k for k in found if name in (k.name, k.layer_name)]
         if not chosen and name in names:
             raise ConfigError(f"Layer has no prunable kernel ({KINDS_TEXT}). Received: {name!r}")
+        own = [k.name for k in found if k.layer_name == name.split("/")[0]]
+        if not chosen and own:  # 'dw1/depthwise' for a DepthwiseConv2D named dw1
+            near = f" Did you mean {own[0]!r}?" if len(own) == 1 else ""
+            raise ConfigError(
+                f"Unknown kernel in search.layers. Expected one of: {', '.join(own)} (the kernels "
+                f"of layer {own[0].split('/')[0]!r}).{near} Received: {name!r}"
+            )
         if not chosen:
             raise ConfigError(
                 f"Unknown layer in search.layers. Expected one of: "
