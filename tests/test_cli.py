@@ -264,13 +264,13 @@ def test_version():
     assert result.exit_code == 0 and result.output.strip() == f"evoprune {__version__}"
 
 
-def test_training_shows_an_epoch_bar_and_verbose_lines_only_when_it_trains(tmp_path, monkeypatch):
+def test_training_shows_epoch_progress_and_verbose_lines_only_when_it_trains(tmp_path, monkeypatch):
     monkeypatch.setenv("EVOPRUNE_CACHE_DIR", str(tmp_path / "cache"))
     args = ["train", "--dataset", "mnist-sample", "--epochs", "2"]
     trained = invoke(*args, "--verbose")
     assert trained.exit_code == 0, trained.output
-    assert "training epoch 1/2: loss " in trained.output and "training epoch 2/2: loss " in trained.output
-    assert "training epoch" in trained.output.splitlines()[-4] and "2/2" in trained.output  # the bar
+    epochs = re.findall(r"^training epoch (\d)/2(?: \(.*elapsed.*\))?: loss ", trained.output, re.M)
+    assert epochs == ["1", "2"], trained.output  # verbose: a line per epoch (with its time once past 1 s)
     cached = invoke(*args)
     assert cached.exit_code == 0 and "loaded from cache" in cached.output
     assert "training epoch" not in cached.output
@@ -363,6 +363,38 @@ def test_status_lines_are_printed_above_a_live_bar_not_stuck_to_it(monkeypatch, 
     # the bar's line is erased first, the status line ends with its own newline, the bar is redrawn
     assert "\r\x1b[2KFine-tuned point 2 of at most 7\n" in err, repr(err)
     assert "fine-tuning point" in err and "2/7" in err
+
+
+def test_a_log_file_gets_progress_lines_with_eta_at_start_every_30_s_and_at_the_end(capsys):
+    from evoprune.cli import _ProgressLines
+
+    now = [0.0]
+    lines = _ProgressLines(verbose=False, clock=lambda: now[0])
+    for epoch in range(1, 31):  # one 30-epoch retraining, 2 s an epoch
+        now[0] += 2.0
+        lines.progress("retrain", epoch, 30, "24x")
+    now[0] += 2.0
+    lines.progress("retrain", 1, 30, "30x")  # the next level's retraining starts over
+    lines.progress("search", 0, 0)  # a total of 0 is not known: the count alone
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "retraining epoch 1/30: 24x",
+        "retraining epoch 16/30 (0:00:30 elapsed, eta 0:00:26): 24x",
+        "retraining epoch 30/30 (0:00:58 elapsed): 24x",
+        "retraining epoch 1/30: 30x",
+        "generation 0",
+    ]
+
+
+def test_a_piped_run_prints_plain_progress_lines_not_a_bar_at_the_end(tmp_path):
+    result = runner.invoke(  # CliRunner's stderr is not a terminal, as a log file is not
+        app, ["run", "--dataset", "mnist-sample", "--generations", "2", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    searched = [line for line in result.output.splitlines() if line.startswith("generation")]
+    assert searched[0].startswith("generation 0/2: best fitness")
+    assert searched[-1].startswith("generation 2/2")
+    assert "━" not in result.output  # no bar drawn once the run is over
 
 
 def test_compare_takes_the_executor_and_workers_from_the_command_line(monkeypatch, tmp_path):

@@ -317,7 +317,8 @@ def _printer(stream=sys.stderr) -> tuple[Callable[[str], None], Progress]:
         print(message, file=stream, flush=True)
 
     def progress(phase: str, done: int, total: int, note: str = "") -> None:
-        print(f"{phase} {done}/{total or '?'}{', ' + note if note else ''}", file=stream, flush=True)
+        count = f"{done}/{total}" if total else f"{done}"  # a total of 0: not known
+        print(f"{phase} {count}{', ' + note if note else ''}", file=stream, flush=True)
 
     return status, progress
 

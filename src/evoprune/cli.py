@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -669,8 +670,10 @@ def _bars(quiet: bool, verbose: bool = False):
 
     Yields ``(progress, status)``: ``progress(phase, done, total, note)`` and ``status(line)``.
     Status lines go through the bars' console, so they never stick to a live bar; with
-    ``verbose`` every progress step with a note is printed as a line too. ``quiet``:
-    both print nothing.
+    ``verbose`` every progress step with a note is printed as a line too. When stderr is
+    not a terminal (a log file, a pipe) there are no bars: each phase prints a line with
+    its ETA when it starts, every :data:`LOG_EVERY_S` seconds and when it ends (see
+    :class:`_ProgressLines`). ``quiet``: both print nothing.
     """
     if quiet and verbose:
         raise EvopruneError("Expected at most one of --quiet and --verbose. Received: both")
@@ -678,6 +681,12 @@ def _bars(quiet: bool, verbose: bool = False):
         yield _quiet, _quiet
         return
     from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        lines = _ProgressLines(verbose)
+        yield lines.progress, lines.status
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -699,7 +708,7 @@ def _bars(quiet: bool, verbose: bool = False):
         TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
     )
     tasks: dict[str, TaskID] = {}
-    bars = Progress(*columns, console=Console(stderr=True))  # started at the first step
+    bars = Progress(*columns, console=console)  # started at the first step
 
     def status(message: str) -> None:
         bars.console.print(message, markup=False, highlight=False, soft_wrap=True)
@@ -712,13 +721,63 @@ def _bars(quiet: bool, verbose: bool = False):
             tasks[phase] = bars.add_task(note, total=total or None, label=label)
         bars.update(tasks[phase], completed=done, total=total or None, description=note)
         if verbose and note:
-            status(f"{label} {done}/{total or '?'}: {note}")
+            status(_step_line(label, done, total, note))
 
     try:
         yield progress, status
     finally:
         if tasks:
             bars.stop()
+
+
+LOG_EVERY_S = 30.0
+"""Seconds between a phase's progress lines when stderr is not a terminal."""
+
+
+def _step_line(label: str, done: int, total: int, note: str = "", eta: str = "") -> str:
+    """``generation 3/20 (eta 0:01:05): note``; a total of 0 (unknown) shows the count alone."""
+    count = f"{done}/{total}" if total else f"{done}"
+    return f"{label} {count}{f' ({eta})' if eta else ''}{': ' + note if note else ''}"
+
+
+class _ProgressLines:
+    """Progress for a log file or a pipe: plain lines with elapsed time and ETA, no bars.
+
+    A phase prints a line at its first step, then at most one every :data:`LOG_EVERY_S`
+    seconds, and at its last step (``done == total``); a phase whose count goes back down
+    (the next level's retraining) starts over. ``verbose``: a line at every step with a note.
+    """
+
+    def __init__(self, verbose: bool, clock=time.monotonic):
+        self.verbose, self.clock = verbose, clock
+        self.started: dict[str, tuple[float, int]] = {}  # phase -> (start time, last done)
+        self.printed: dict[str, float] = {}
+
+    def status(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def progress(self, phase: str, done: int, total: int, note: str = "") -> None:
+        now = self.clock()
+        start, last = self.started.get(phase, (now, -1))
+        first = phase not in self.started or done < last
+        if first:
+            start = now
+        self.started[phase] = (start, done)
+        due = now - self.printed.get(phase, -LOG_EVERY_S) >= LOG_EVERY_S
+        if not (first or due or (total and done >= total) or (self.verbose and note)):
+            return
+        self.printed[phase] = now
+        elapsed = now - start
+        times = [f"{_clock_text(elapsed)} elapsed"] if elapsed >= 1 else []
+        if total and 0 < done < total and elapsed >= 1:
+            times.append(f"eta {_clock_text(elapsed / done * (total - done))}")
+        self.status(_step_line(PHASES.get(phase, phase), done, total, note, ", ".join(times)))
+
+
+def _clock_text(seconds: float) -> str:
+    """``0:01:05`` (hours:minutes:seconds, as rich's bars show time)."""
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 @contextlib.contextmanager
