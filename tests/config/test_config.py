@@ -53,7 +53,7 @@ def test_int_accepted_for_float():
         ('[data]\nfitness_split = "train"\n', "data.fitness_split='train'"),
         ("[data]\nvalidation_fraction = 0.0\n", "data.validation_fraction=0.0"),
         ("[model]\nepochs = -1\n", "model.epochs=-1"),
-        ('[search]\nalgorithm = "nsga2"\npopulation = 22\n', "multiple of 4"),
+        ('[search]\nalgorithm = "nsga2"\npopulation = 22\n', "groups of 4), such as 20 or 24. Received"),
         ("[search]\npopulation = 12\n", "search.population=12"),
         ("[search\n", "not valid TOML"),
         ("[select]\ncompressions = 12\n", "to be a list of numbers such as [12, 24]"),
