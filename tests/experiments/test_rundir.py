@@ -218,6 +218,20 @@ def test_interrupted_search_resumes_exactly(
     assert resumed.summary["evaluations"] == whole.summary["evaluations"]
 
 
+def test_rerunning_into_an_interrupted_run_without_resume_keeps_its_checkpoint(tmp_path, finished):
+    _, unfinished = finished
+    run = tmp_path / "run"
+    shutil.copytree(unfinished, run)
+    saved = (run / "checkpoint.npz").read_bytes()
+    args = ["run", "--config", str(run / "config.toml"), "--out", str(run)]
+    error = _one_error(runner.invoke(app, args), "holds an interrupted run (checkpoint.npz)")
+    assert "--resume" in error and error.endswith(f"Received: {run}")
+    assert (run / "checkpoint.npz").read_bytes() == saved  # nothing lost
+    replaced = runner.invoke(app, [*args, "--overwrite", "--generations", "1"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((run / "summary.json").read_text())["generations"] == 1
+
+
 def test_out_is_created_only_after_data_and_model_load(tmp_path, finished):
     junk = tmp_path / "junk.keras"
     junk.write_text("not a model")

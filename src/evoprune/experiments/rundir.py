@@ -252,15 +252,24 @@ class RunDir:
         self.check_unlocked()
 
     def refuse_finished(self) -> None:
-        """Refuses a directory that holds a finished run (``--overwrite`` skips this check).
+        """Refuses a directory that holds a finished run or an interrupted one that can be
+        resumed (``--overwrite`` skips this check).
 
         Raises:
-            EvopruneError: it has a ``summary.json``.
+            EvopruneError: it has a ``summary.json``, or a search checkpoint or retraining
+                log without one.
         """
         if self.finished:
             raise EvopruneError(
                 f"Output directory holds a finished run (summary.json); choose another one or "
                 f"replace it (--overwrite; overwrite=True in Python). Received: {self.path}"
+            )
+        saved = [name for name in (CHECKPOINT, RETRAIN) if (self.path / name).is_file()]
+        if saved:
+            raise EvopruneError(
+                f"Output directory holds an interrupted run ({saved[0]}); continue it (--resume; "
+                f"resume=True in Python), choose another one or replace it (--overwrite). "
+                f"Received: {self.path}"
             )
 
     @contextlib.contextmanager
@@ -284,12 +293,14 @@ class RunDir:
     def open(self, config: Config, resume: bool, overwrite: bool) -> Iterator[RunDir]:
         """Creates the directory and holds its lock for the run's life.
 
-        A fresh run checks again that no run finished there meanwhile (unless ``overwrite``),
-        removes ``summary.json`` (the directory is unfinished from now on) and an earlier
-        run's retraining log, and writes ``config.toml``; a resumed run keeps them all.
+        A fresh run checks again that no run finished or was interrupted there meanwhile
+        (unless ``overwrite``), removes ``summary.json`` (the directory is unfinished from now
+        on) and an earlier run's retraining log and checkpoint, and writes ``config.toml``; a
+        resumed run keeps them all.
 
         Raises:
-            EvopruneError: unwritable path, a finished run, or another run holding the lock.
+            EvopruneError: unwritable path, a finished or interrupted run, or another run
+                holding the lock.
         """
         prepare_out_dir(self.path)
         with self.lock():
@@ -298,6 +309,7 @@ class RunDir:
                     self.refuse_finished()
                 (self.path / SUMMARY).unlink(missing_ok=True)
                 self.retrain_log.unlink(missing_ok=True)
+                self.checkpoint.unlink(missing_ok=True)  # an earlier search's, never this run's
                 atomic_write_text(self.path / CONFIG, config.to_toml())
             yield self
 
