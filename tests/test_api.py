@@ -77,6 +77,34 @@ def test_prune_in_memory_selects_a_model_that_scores_as_reported(pruned, arrays,
     assert kept == int(row["nonzero"])
     # the caller's model is untouched
     assert all((own_model.get_layer(n).kernel.numpy() != 0).all() for n in ("hidden", "logits"))
+    # evaluate takes the model in memory as it takes a file
+    assert evoprune.evaluate(model, arrays[2]) == pytest.approx(pruned.selected["test_accuracy"], abs=1e-6)
+
+
+def test_evaluate_refuses_what_is_not_a_one_output_classifier_in_one_line(arrays, tmp_path):
+    import keras
+
+    from evoprune.errors import ModelError
+
+    inputs = keras.Input((28, 28, 1))
+    flat = keras.layers.Flatten()(inputs)
+    two = keras.Model(inputs, [keras.layers.Dense(10)(flat), keras.layers.Dense(3)(flat)])
+    conv = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(10, 28)])  # (batch, 1, 1, 10)
+    expected = "Expected a classifier with one image input and one (batch, classes) output. Received: "
+    for name, model, outputs in (
+        ("two", two, "[(None, 10), (None, 3)]"),
+        ("conv", conv, "[(None, 1, 1, 10)]"),
+    ):
+        model.save(tmp_path / f"{name}.keras")
+        for given, source in (
+            (tmp_path / f"{name}.keras", str(tmp_path / f"{name}.keras")),
+            (model, "the model given"),
+        ):
+            with pytest.raises(ModelError) as info:
+                evoprune.evaluate(given, arrays[2])
+            assert str(info.value) == f"{expected}{source} with inputs [(None, 28, 28, 1)], outputs {outputs}"
+    with pytest.raises(ModelError, match=r"a .keras or .tflite file or a keras.Model. Received: dict$"):
+        evoprune.evaluate({}, arrays[2])
 
 
 def test_an_eval_index_the_run_never_evaluated_is_named_as_such(pruned):
@@ -143,7 +171,7 @@ def test_a_failed_export_leaves_no_file(pruned, tmp_path, monkeypatch):
         assert path.is_file() and path.name.startswith(".")  # measured under its staged name
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(exporting, "file_accuracy", broken)
+    monkeypatch.setattr(exporting, "model_accuracy", broken)
     with pytest.raises(OSError):
         evoprune.export(pruned, tmp_path / "small.keras")
     assert list(tmp_path.iterdir()) == []

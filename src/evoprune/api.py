@@ -15,6 +15,7 @@ Everything the command line does goes through these functions::
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -29,7 +30,7 @@ import pandas as pd
 from evoprune.config import Config
 from evoprune.data.arrays import check_counts, check_images, check_labels
 from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
-from evoprune.errors import ConfigError, EvopruneError, compression_text, nearest
+from evoprune.errors import ConfigError, EvopruneError, ModelError, compression_text, nearest
 from evoprune.experiments import configure, methods, rundir
 from evoprune.experiments.assemble import (
     Prepared,
@@ -47,7 +48,7 @@ from evoprune.experiments.methods.evolution import checkpoint_every_s
 from evoprune.experiments.result import RunResult
 from evoprune.experiments.rundir import LOCK, RunDir
 from evoprune.io import prepare_out_dir
-from evoprune.models.deploy import file_accuracy, kind_of, require_litert
+from evoprune.models.deploy import kind_of, model_accuracy, require_litert
 from evoprune.models.export import check_output
 from evoprune.models.training import accuracy, adopt_model, import_tensorflow_quietly, load_or_train
 from evoprune.search.checkpoint import GracefulInterrupt, config_difference
@@ -558,19 +559,30 @@ def model_kind(path: str | Path) -> str:
 
 
 def evaluate(
-    model: str | Path,
+    model,
     data: Dataset | Split | None = None,
     split: str = "test",
     **data_options,
 ) -> float:
-    """Accuracy of a ``.keras`` or ``.tflite`` file on a split of ``data`` (or of :func:`load_data`'s).
+    """Accuracy of a model on a split of ``data`` (or of :func:`load_data`'s).
 
     Args:
+        model: a ``.keras`` or ``.tflite`` file, or a ``keras.Model`` in memory (such as
+            ``PruneResult.model()``).
         data: a dataset, an ``(images, labels)`` pair, or ``None`` to load one with
             ``data_options`` (as :func:`load_data`).
     """
+    file = isinstance(model, (str, os.PathLike))
+    if file:
+        model_kind(model)  # a non-model file, or a .tflite one without LiteRT, fails before the data loads
+    else:
+        import_tensorflow_quietly()  # a keras.Model given: TensorFlow is loaded already
+        import keras
 
-    model_kind(model)  # a non-model file, or a .tflite one without LiteRT, fails before the data loads
+        if not isinstance(model, keras.Model):
+            raise ModelError(
+                f"Expected a .keras or .tflite file or a keras.Model. Received: {type(model).__name__}"
+            )
     if data is None:
         data = load_data(**data_options)
     if isinstance(data, Dataset):
@@ -581,7 +593,7 @@ def evaluate(
         pair = (check_images(data[0], "the images given"), check_labels(data[1], "the labels given"))
         check_counts(len(pair[0]), len(pair[1]), "the images given", "the labels given")
     import_tensorflow_quietly()
-    return file_accuracy(Path(model), pair)
+    return model_accuracy(Path(model) if file else model, pair)
 
 
 def compare(

@@ -21,7 +21,7 @@ from evoprune.experiments.assemble import (
 )
 from evoprune.experiments.rundir import FRONT, OLD_CHECKPOINT, POPULATION, REFINED, RunDir
 from evoprune.io import atomic_write_text
-from evoprune.models.deploy import file_accuracy, require_litert
+from evoprune.models.deploy import model_accuracy, require_litert
 from evoprune.models.export import check_output, measure, nonzero_count, sidecar_path
 from evoprune.models.shrink import shrink_model
 from evoprune.reporting.metrics import accuracy_bar
@@ -165,7 +165,7 @@ def export_model(
     staged = out.with_name(f".{out.stem}.writing{out.suffix}")  # `out` appears only when measured
     try:
         pruned = measure(model, staged, fmt, image, latency_repeats)
-        accuracy = file_accuracy(staged, test)
+        accuracy = model_accuracy(staged, test)
         os.replace(staged, out)
     finally:
         staged.unlink(missing_ok=True)

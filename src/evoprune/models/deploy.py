@@ -228,9 +228,20 @@ def tflite_predict(artifact: Artifact, x: np.ndarray, batch: int = BATCH) -> np.
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
 
-def keras_predict(model, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    """Outputs of a Keras model on ``x``."""
-    _check_shape(model.inputs[0].shape[1:], x, "this Keras model")
+def keras_predict(model, x: np.ndarray, batch: int = BATCH, source: str = "this Keras model") -> np.ndarray:
+    """Outputs of a Keras classifier on ``x``.
+
+    Raises:
+        ModelError: not one input and one ``(batch, classes)`` output, or ``x`` does not fit.
+    """
+    inputs, outputs = list(model.inputs or []), list(model.outputs or [])
+    if len(inputs) != 1 or len(outputs) != 1 or len(outputs[0].shape) != 2:
+        raise ModelError(
+            "Expected a classifier with one image input and one (batch, classes) output. "
+            f"Received: {source} with inputs {[tuple(t.shape) for t in inputs]}, "
+            f"outputs {[tuple(t.shape) for t in outputs]}"
+        )
+    _check_shape(inputs[0].shape[1:], x, source)
     return np.asarray(model.predict(model_input(model, x), batch_size=batch, verbose=0))
 
 
@@ -256,20 +267,35 @@ def keras_accuracy(model, split: tuple[np.ndarray, np.ndarray]) -> float:
     return float(np.mean(keras_predict(model, model_inputs(images)).argmax(axis=1) == labels))
 
 
-def file_accuracy(path: Path, split: tuple[np.ndarray, np.ndarray]) -> float:
-    """Accuracy of a ``.keras`` or ``.tflite`` file on a split (kind read from the contents)."""
+def model_accuracy(model, split: tuple[np.ndarray, np.ndarray]) -> float:
+    """Accuracy of a ``.keras`` or ``.tflite`` file (kind read from the contents), or of a
+    ``keras.Model`` in memory, on an ``(images, labels)`` split.
+
+    Raises:
+        ModelError: no images, not a classifier of one ``(batch, classes)`` output, fewer
+            classes than the labels, or images that do not fit.
+    """
     images, labels = split
     if len(labels) == 0:
         raise ModelError("Expected a split with images. Received: 0 images")
     x = model_inputs(images)
-    scores = (
-        tflite_predict(path, x) if kind_of(path) == "tflite" else keras_predict(load_keras(Path(path)), x)
-    )
-    if scores.ndim != 2 or int(np.max(labels)) >= scores.shape[1]:
-        classes = scores.shape[-1]
+    if not isinstance(model, (str, os.PathLike)):
+        source = "the model given"
+        scores = keras_predict(model, x, source=source)
+    elif kind_of(Path(model)) == "tflite":
+        source, scores = str(model), tflite_predict(Path(model), x)
+    else:
+        source = str(model)
+        scores = keras_predict(load_keras(Path(model)), x, source=source)
+    if scores.ndim != 2:
         raise ModelError(
-            f"Model scores {plural(classes, 'class')} but the labels go up to {int(np.max(labels))}. "
-            f"Received: {path}"
+            "Expected a classifier with one (batch, classes) output. "
+            f"Received: {source} with output shape {scores.shape}"
+        )
+    if int(np.max(labels)) >= scores.shape[1]:
+        raise ModelError(
+            f"Model scores {plural(scores.shape[1], 'class')} but the labels go up to {int(np.max(labels))}. "
+            f"Received: {source}"
         )
     return float(np.mean(scores.argmax(axis=1) == labels))
 
