@@ -824,6 +824,7 @@ def _usage_message(exc, argv: list[str]) -> str:
     A value that is not one of an option's choices gets the nearest choice as "did you mean".
     """
     message = " ".join(exc.format_message().split()).replace("Value error, ", "")
+    message = message if message.endswith((".", "?", "!")) else message + "."
     param = getattr(exc, "param", None)
     for name in getattr(param, "opts", []) or []:
         for i, token in enumerate(argv):

@@ -54,7 +54,11 @@ def test_gmp_prunes_to_exactly_the_target_in_one_retraining(gmp_run):
     assert set(per_layer) == {"fc1", "fc2", "fc3"}
     assert per_layer["fc3"] > per_layer["fc1"]  # one global threshold spares the small output layer
     on_disk = json.loads((out / "summary.json").read_text())
-    assert on_disk["curve"] == result.curve.to_dict("records")
+    assert on_disk["curve"] == [  # the same rows, per_layer an object rather than JSON text
+        {**row, "per_layer": json.loads(row["per_layer"])} for row in result.curve.to_dict("records")
+    ]
+    assert on_disk["curve"][1]["per_layer"] == per_layer
+    assert "members" not in on_disk["gmp"] and on_disk["gmp"]["allocation"] == "global"  # no gmp-pbt keys
     assert (out / "curve.csv").read_text().splitlines()[0] == (
         "compression,nonzero,accuracy,test_accuracy,drop_pp,test_drop_pp,per_layer"
     )

@@ -176,6 +176,6 @@ def check_classes(train: tuple[str, np.ndarray], others: list[tuple[str, np.ndar
                 where,
                 f"label out of range. Expected labels that occur in {train_where} "
                 f"(0..{len(present) - 1}). Received: {int(labels[first])} at index {first} "
-                f"({unseen.size} such labels in total).",
+                f"({plural(unseen.size, 'such label')} in total).",
             )
     return len(present)

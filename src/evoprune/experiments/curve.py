@@ -195,6 +195,11 @@ def table(points: list[Point], result: RunResult, target) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def summary_rows(curve: pd.DataFrame) -> list[dict]:
+    """``summary.json``'s ``curve``: ``curve.csv``'s rows, ``per_layer`` as an object (not JSON text)."""
+    return [{**row, "per_layer": json.loads(row["per_layer"])} for row in curve.to_dict("records")]
+
+
 def with_curve(
     config: Config,
     prepared: Prepared,
@@ -219,6 +224,6 @@ def with_curve(
     )
     if bound is not None:  # the selection's bound at each level, to measure its error rates
         curve["loss_bound_pp"] = [bound(i) for i in range(len(points))]
-    summary = {**result.summary, "curve": curve.to_dict("records")}
+    summary = {**result.summary, "curve": summary_rows(curve)}
     weights = {**result.curve_weights, **{i: p.weights for i, p in enumerate(points)}}
     return dataclasses.replace(result, summary=summary, curve=curve, curve_weights=weights)

@@ -183,8 +183,9 @@ def run_gmp(
     table, front, logbook, summary = retrained_tables(
         config, prepared, problem, pd.DataFrame(rows), search_time, wall_start, columns, setup_time
     )
+    population_only = () if evolve else ("members", "round_epochs", "rate_sigma", "average", "rank_by")
     summary["gmp"] = {
-        **dataclasses.asdict(g),
+        **{k: v for k, v in dataclasses.asdict(g).items() if k not in population_only},
         "allocation": "population-based" if evolve else allocation,
         "retrain_epochs": config.finetune.epochs,
     }
