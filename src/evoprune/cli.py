@@ -156,8 +156,8 @@ def user_errors(debug: bool, trials: Optional[Path] = None) -> Iterator[None]:
             )
         )
         raise typer.Exit(code=143) from None
-    except SearchInterrupted as exc:
-        _err(str(exc))
+    except SearchInterrupted as exc:  # a Ctrl-C the user chose: what was saved, not an error
+        typer.echo(str(exc), err=True)
         raise typer.Exit(code=130) from None
     except EvopruneError as exc:
         if debug:
@@ -171,7 +171,8 @@ def user_errors(debug: bool, trials: Optional[Path] = None) -> Iterator[None]:
         _err(f"{where}{exc.strerror or exc}")
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
-        _err(_stopped("interrupted", trials, ""))
+        stopped = _stopped("interrupted", trials, "")
+        typer.echo(stopped[:1].upper() + stopped[1:], err=True)
         raise typer.Exit(code=130) from None
 
 
