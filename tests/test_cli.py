@@ -46,7 +46,7 @@ def test_help_lists_commands():
     assert result.exit_code == 0, result.output
     # each command opens its own row of the Commands table, with its help text beside it
     listed = re.findall(r"^\W*(\w+) {2,}\S", result.output.split("Commands", 1)[1], re.M)
-    assert listed == ["train", "run", "compare", "bench", "export", "evaluate"], result.output
+    assert listed == ["train", "run", "compare", "bench", "export", "evaluate", "show"], result.output
 
 
 def _python(*args: str) -> subprocess.CompletedProcess:
@@ -395,6 +395,20 @@ def test_a_piped_run_prints_plain_progress_lines_not_a_bar_at_the_end(tmp_path):
     assert searched[0].startswith("generation 0/2: best fitness")
     assert searched[-1].startswith("generation 2/2")
     assert "━" not in result.output  # no bar drawn once the run is over
+
+
+def test_show_prints_a_finished_runs_results_again_as_the_run_did(tmp_path):
+    out = tmp_path / "r"
+    ran = runner.invoke(app, ["run", "--dataset", "mnist-sample", "--generations", "2", "--out", str(out)])
+    assert ran.exit_code == 0, ran.output
+    shown = runner.invoke(app, ["show", str(out)])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    front = len(pd.read_csv(out / "front.csv"))
+    assert lines[0] == f"paper on mnist-sample, seed 0; {front} front points"
+    assert lines[1:] == ran.output.splitlines()[-3:]  # best, selected, evaluations and times
+    missing = runner.invoke(app, ["show", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and missing.output.startswith("Error: Not a finished run directory")
 
 
 def test_compare_takes_the_executor_and_workers_from_the_command_line(monkeypatch, tmp_path):

@@ -647,6 +647,28 @@ def evaluate(
         )
 
 
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    debug: DebugOpt = False,
+) -> None:
+    """Print a finished run's results again: method, curve levels, best point, selected model, times."""
+    with user_errors(debug):
+        result = api.load_run(run_dir)
+        s = result.summary
+        typer.echo(
+            f"{s['algorithm']} on {s['dataset']}, seed {s['seed']}; {plural(s['front_size'], 'front point')}"
+        )
+        for row in [] if result.curve is None else result.curve.to_dict("records"):
+            typer.echo(
+                f"curve {row['compression']:g}x: nonzero {int(row['nonzero']):,}, "
+                f"accuracy {row['accuracy']:.4f}, test {row['test_accuracy']:.4f} "
+                f"(drop {row['test_drop_pp']:.2f} points)"
+            )
+        for line in describe(s, result.config.data.fitness_split, run_dir):
+            typer.echo(line)
+
+
 PHASES = {
     "train": "training epoch",
     "search": "generation",

@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import evoprune
+from evoprune.cli import app
 from evoprune.errors import ConfigError
 
 SETTINGS = {
@@ -61,6 +63,12 @@ def test_gmp_prunes_to_exactly_the_target_in_one_retraining(gmp_run):
     assert "members" not in on_disk["gmp"] and on_disk["gmp"]["allocation"] == "global"  # no gmp-pbt keys
     assert (out / "curve.csv").read_text().splitlines()[0] == (
         "compression,nonzero,accuracy,test_accuracy,drop_pp,test_drop_pp,per_layer"
+    )
+    shown = CliRunner().invoke(app, ["show", str(out)])  # the curve's levels, printed again
+    assert shown.exit_code == 0, shown.output
+    assert [line.split(":")[0] for line in shown.output.splitlines()[1:3]] == ["curve 12x", "curve 30x"]
+    assert (
+        f"nonzero {int(curve.loc[1, 'nonzero']):,}, accuracy {curve.loc[1, 'accuracy']:.4f}" in shown.output
     )
 
 
