@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -71,14 +73,15 @@ def test_resume_matches_an_uninterrupted_run(name, tmp_path, sample_config, prep
     _same(resumed, reference)
 
 
-def _saved_generations(monkeypatch) -> list[int]:
-    """The generations checkpoint.save is called with, from now on."""
+def _saved_generations(monkeypatch, delay: float = 0.0) -> list[int]:
+    """The generations checkpoint.save is called with, from now on (each write ``delay`` s slower)."""
     from evoprune.search import checkpoint
 
     saved, real = [], checkpoint.save
 
     def spy(path, state, *args, **kwargs):
         saved.append(state.generation)
+        time.sleep(delay)
         return real(path, state, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "save", spy)
@@ -101,6 +104,18 @@ def test_checkpoints_are_throttled_but_keep_the_first_and_last_generation(
     else:
         assert saved == expected
     assert result.summary["times_s"]["checkpoint"] > 0
+
+
+def test_slow_checkpoint_writes_stay_a_small_share_of_the_search(
+    tmp_path, sample_config, prepared, monkeypatch
+):
+    monkeypatch.setenv("EVOPRUNE_CHECKPOINT_EVERY_S", "0.001")  # the interval alone would write each one
+    saved = _saved_generations(monkeypatch, delay=0.05)  # as a long search's archive makes writes slow
+    cfg = sample_config.with_overrides({"search.generations": 40})
+    result = run_search(cfg, prepared, RunContext(checkpoint=tmp_path / "checkpoint.npz"))
+    assert saved[0] == 0 and saved[-1] == 40 and len(saved) < 20
+    times = result.summary["times_s"]
+    assert times["checkpoint"] <= (times["search"] + times["checkpoint"]) / 15 + 2 * 0.06  # first and last
 
 
 def test_a_stop_request_checkpoints_the_generation_it_stops_after(

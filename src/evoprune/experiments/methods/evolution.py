@@ -40,6 +40,9 @@ from evoprune.seeding import SearchRandom
 # paper's head, a 2,400-genome memo) cost 20 ms, four times the generation it saved.
 # A kill loses at most this much search; a resume is exact from any checkpoint.
 CHECKPOINT_EVERY_S = 1.0
+# A checkpoint grows with the archive (0.11 s a write after 7,700 evaluations): the next one
+# waits at least this many times the last write, so writing stays under 1/20 of the search.
+CHECKPOINT_SHARE = 19.0
 
 
 def checkpoint_every_s() -> float:
@@ -67,9 +70,10 @@ def run_search(config: Config, prepared: Prepared, context: RunContext = RunCont
     Randomness: the search draws from its own generators seeded with ``search.seed``
     (:class:`~evoprune.seeding.SearchRandom`), so a cached and a freshly trained model
     give the same search. With ``context.checkpoint`` the state is checkpointed after the
-    first generation, then at most once a second (:func:`checkpoint_every_s`), after the last
-    one and on a stop request; with ``context.resume`` the search continues from that
-    checkpoint and ends exactly as an uninterrupted run would.
+    first generation, then at most once a second (:func:`checkpoint_every_s`) and at most a
+    twentieth of the time (:data:`CHECKPOINT_SHARE`), after the last one and on a stop
+    request; with ``context.resume`` the search continues from that checkpoint and ends
+    exactly as an uninterrupted run would.
 
     ``search_time_s`` is the search loop's time without the checkpoint writes, which
     ``times_s`` reports as ``checkpoint`` (a synced file, at most one a second).
@@ -124,7 +128,7 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
     )
     search_start = time.perf_counter()
     writing = [0.0]  # seconds spent writing checkpoints (not search time)
-    written = {"generation": -1, "at": -math.inf}  # the last checkpoint's generation and end
+    written = {"generation": -1, "at": -math.inf, "took": 0.0}  # the last checkpoint's generation, end, time
     every = checkpoint_every_s() if context.checkpoint else 0.0
 
     def write_checkpoint(current: LoopState) -> None:
@@ -140,15 +144,19 @@ def _search(config: Config, problem, toolbox, strategy, rng, ident: dict, contex
             ident,
         )
         written.update(generation=current.generation, at=time.perf_counter())
-        writing[0] += written["at"] - start
+        written["took"] = written["at"] - start
+        writing[0] += written["took"]
 
     def save_checkpoint(current: LoopState) -> None:
         """Checkpoints a completed generation: the first, then at most one every ``every``
-        seconds (a fast search spent most of its time writing); on a stop request it writes
-        this one and then stops (``context.checkpointed`` raises), reading the request once
-        so that the generation it names is the one written."""
+        seconds (a fast search spent most of its time writing) and, unless ``every`` is 0,
+        not before :data:`CHECKPOINT_SHARE` times the last write's duration has passed (a
+        long search's checkpoints grow); on a stop request it writes this one and then stops
+        (``context.checkpointed`` raises), reading the request once so that the generation
+        it names is the one written."""
         stop = context.stop_requested()
-        if stop or time.perf_counter() - written["at"] >= every:
+        gap = max(every, CHECKPOINT_SHARE * written["took"]) if every > 0 else 0.0
+        if stop or time.perf_counter() - written["at"] >= gap:
             write_checkpoint(current)
         if stop:
             context.checkpointed(f"generation {current.generation}")
