@@ -105,6 +105,22 @@ def test_evaluate_refuses_what_is_not_a_one_output_classifier_in_one_line(arrays
             assert str(info.value) == f"{expected}{source} with inputs [(None, 28, 28, 1)], outputs {outputs}"
     with pytest.raises(ModelError, match=r"a .keras or .tflite file or a keras.Model. Received: dict$"):
         evoprune.evaluate({}, arrays[2])
+    named = keras.Model(inputs, {"logits": keras.layers.Dense(10)(flat)})  # a dict of one output
+    with pytest.raises(
+        ModelError, match=r"one \(batch, classes\) output. .*outputs \{'logits': \(None, 10\)\}$"
+    ):
+        evoprune.evaluate(named, arrays[2])
+    with pytest.raises(ModelError, match=r"defined input .*Received: the model given \(Sequential"):
+        evoprune.evaluate(keras.Sequential([keras.layers.Dense(10)]), arrays[2])  # never built
+    import tensorflow as tf
+
+    (tmp_path / "two.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(two).convert())
+    with pytest.raises(ModelError) as info:
+        evoprune.evaluate(tmp_path / "two.tflite", arrays[2])
+    assert str(info.value).startswith("Expected a classifier with one (batch, classes) output. Received: ")
+    assert str(info.value).endswith("two.tflite with outputs [(1, 10), (1, 3)]") or "(1, 3)" in str(
+        info.value
+    )
 
 
 def test_an_eval_index_the_run_never_evaluated_is_named_as_such(pruned):

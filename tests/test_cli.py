@@ -376,13 +376,27 @@ def test_a_log_file_gets_progress_lines_with_eta_at_start_every_30_s_and_at_the_
     now[0] += 2.0
     lines.progress("retrain", 1, 30, "30x")  # the next level's retraining starts over
     lines.progress("search", 0, 0)  # a total of 0 is not known: the count alone
+    for level in ("a", "b"):  # levels of one epoch each repeat 1/1: each is a new phase
+        now[0] += 40.0
+        lines.progress("round", 1, 1, level)
+    lines.progress("trials", 185, 200, "resumed")  # a resumed grid: the ETA counts steps from 185
+    for trial in range(186, 201):
+        now[0] += 3.0
+        lines.progress("trials", trial, 200)
+    now[0] += 3.0
+    lines.progress("trials", 201, 200)  # past its total: no second end line
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "retraining epoch 1/30: 24x",
-        "retraining epoch 16/30 (0:00:30 elapsed, eta 0:00:26): 24x",
+        "retraining epoch 16/30 (0:00:30 elapsed, eta 0:00:28): 24x",
         "retraining epoch 30/30 (0:00:58 elapsed): 24x",
         "retraining epoch 1/30: 30x",
         "generation 0",
+        "round 1/1: a",
+        "round 1/1: b",
+        "trial 185/200: resumed",
+        "trial 195/200 (0:00:30 elapsed, eta 0:00:15)",
+        "trial 200/200 (0:00:45 elapsed)",
     ]
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 from evoprune.config import Config
 from evoprune.data.arrays import check_counts, check_images, check_labels
 from evoprune.data.dataset import Dataset, as_npz_arrays, from_arrays, load_dataset
-from evoprune.errors import ConfigError, EvopruneError, ModelError, compression_text, nearest
+from evoprune.errors import ConfigError, EvopruneError, ModelError, compression_text, nearest, step_text
 from evoprune.experiments import configure, methods, rundir
 from evoprune.experiments.assemble import (
     Prepared,
@@ -253,13 +253,15 @@ class PruneResult:
         A model or data that came from memory are written too (``model.keras``, ``data.npz``).
 
         Raises:
-            EvopruneError: ``path`` holds a finished run (unless ``overwrite``) or cannot be written.
+            EvopruneError: ``path`` holds a finished or interrupted run (unless ``overwrite``)
+                or cannot be written.
         """
         target = RunDir(path)
         target.check(resume=False, overwrite=overwrite)
         if Path(path).resolve() != self._dir.path.resolve():
             prepare_out_dir(target.path)
             with target.lock():
+                target.discard_run()  # an earlier run's checkpoint must not outlive the copy
                 for item in self._dir.path.iterdir():
                     if item.is_file() and item.name != LOCK:
                         shutil.copy2(item, target.path / item.name)
@@ -281,6 +283,16 @@ class PruneResult:
             _keep_inputs(self._dir, self._prepared)
             self._inputs_kept = True
         return self._dir.path
+
+
+def load_summary(path: str | Path) -> dict:
+    """A finished run's ``summary.json``, checked and read back (what ``evoprune show`` prints);
+    unlike :func:`load_run` it reads no table and no config.
+
+    Raises:
+        EvopruneError: not a finished run directory, or a damaged summary.
+    """
+    return RunDir(path).read_summary()
 
 
 def load_run(path: str | Path) -> PruneResult:
@@ -318,8 +330,7 @@ def _printer(stream=sys.stderr) -> tuple[Callable[[str], None], Progress]:
         print(message, file=stream, flush=True)
 
     def progress(phase: str, done: int, total: int, note: str = "") -> None:
-        count = f"{done}/{total}" if total else f"{done}"  # a total of 0: not known
-        print(f"{phase} {count}{', ' + note if note else ''}", file=stream, flush=True)
+        print(f"{phase} {step_text(done, total)}{', ' + note if note else ''}", file=stream, flush=True)
 
     return status, progress
 
@@ -390,7 +401,7 @@ def prune(
             fine-tuned point or retrained round logged, and resumable); ``None`` keeps the run
             in a temporary directory until :meth:`PruneResult.save`.
         resume: continue the interrupted run in ``out`` (its saved config is used).
-        overwrite: replace a finished run in ``out``.
+        overwrite: replace a finished or interrupted run in ``out``.
         progress: ``(phase, done, total, note)``: phases ``train`` (epochs of a model
             trained now), ``search`` (generations), ``round`` (baseline rounds), ``retrain``
             (epochs), ``finetune`` (points; the total is an upper bound that can shrink).

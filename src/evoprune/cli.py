@@ -22,7 +22,9 @@ from evoprune.errors import (
     compression_text,
     nearest,
     plural,
+    step_text,
 )
+from evoprune.experiments.curve import level_text
 from evoprune.experiments.executors import sigterm_raises
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter quiet
@@ -385,7 +387,7 @@ def run(
     resume: Annotated[
         Optional[Path], typer.Option(help="Continue the interrupted run in this directory.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a finished run in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a finished or interrupted run in --out.")] = False,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
     settings: SetOpt = None,
@@ -654,18 +656,12 @@ def show(
 ) -> None:
     """Print a finished run's results again: method, curve levels, best point, selected model, times."""
     with user_errors(debug):
-        result = api.load_run(run_dir)
-        s = result.summary
-        typer.echo(
-            f"{s['algorithm']} on {s['dataset']}, seed {s['seed']}; {plural(s['front_size'], 'front point')}"
-        )
-        for row in [] if result.curve is None else result.curve.to_dict("records"):
-            typer.echo(
-                f"curve {row['compression']:g}x: nonzero {int(row['nonzero']):,}, "
-                f"accuracy {row['accuracy']:.4f}, test {row['test_accuracy']:.4f} "
-                f"(drop {row['test_drop_pp']:.2f} points)"
-            )
-        for line in describe(s, result.config.data.fitness_split, run_dir):
+        s = api.load_summary(run_dir)
+        front = f"; {plural(s['front_size'], 'front point')}" if "front_size" in s else ""
+        typer.echo(f"{s['algorithm']} on {s['dataset']}, seed {s['seed']}{front}")
+        for level in s.get("curve") or []:
+            typer.echo(level_text(level))
+        for line in describe(s, s.get("fitness_split", "validation"), run_dir):
             typer.echo(line)
 
 
@@ -759,41 +755,45 @@ LOG_EVERY_S = 30.0
 
 def _step_line(label: str, done: int, total: int, note: str = "", eta: str = "") -> str:
     """``generation 3/20 (eta 0:01:05): note``; a total of 0 (unknown) shows the count alone."""
-    count = f"{done}/{total}" if total else f"{done}"
-    return f"{label} {count}{f' ({eta})' if eta else ''}{': ' + note if note else ''}"
+    return f"{label} {step_text(done, total)}{f' ({eta})' if eta else ''}{': ' + note if note else ''}"
 
 
 class _ProgressLines:
     """Progress for a log file or a pipe: plain lines with elapsed time and ETA, no bars.
 
     A phase prints a line at its first step, then at most one every :data:`LOG_EVERY_S`
-    seconds, and at its last step (``done == total``); a phase whose count goes back down
-    (the next level's retraining) starts over. ``verbose``: a line at every step with a note.
+    seconds, and once when it reaches its total. A phase whose count goes back (the next
+    level's retraining), or repeats a finished count (levels of one epoch each), starts over.
+    The ETA is the time per step since the phase started, steps counted from where it
+    started (a resumed search from its checkpoint's generation). ``verbose``: a line at
+    every step with a note.
     """
 
     def __init__(self, verbose: bool, clock=time.monotonic):
         self.verbose, self.clock = verbose, clock
-        self.started: dict[str, tuple[float, int]] = {}  # phase -> (start time, last done)
-        self.printed: dict[str, float] = {}
+        self.phases: dict[str, dict] = {}  # phase -> start time, first and last count, printed
 
     def status(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
     def progress(self, phase: str, done: int, total: int, note: str = "") -> None:
         now = self.clock()
-        start, last = self.started.get(phase, (now, -1))
-        first = phase not in self.started or done < last
-        if first:
-            start = now
-        self.started[phase] = (start, done)
-        due = now - self.printed.get(phase, -LOG_EVERY_S) >= LOG_EVERY_S
-        if not (first or due or (total and done >= total) or (self.verbose and note)):
+        seen = self.phases.get(phase)
+        if seen is None or done < seen["last"] or (done == seen["last"] and seen["ended"]):
+            seen = self.phases[phase] = {"start": now, "first": done, "last": done, "at": now, "ended": False}
+            due = True
+        else:
+            due = now - seen["at"] >= LOG_EVERY_S
+        seen["last"] = done
+        ending = bool(total) and done >= total and not seen["ended"]
+        seen["ended"] = seen["ended"] or ending
+        if not (due or ending or (self.verbose and note)):
             return
-        self.printed[phase] = now
-        elapsed = now - start
+        seen["at"] = now
+        elapsed, steps = now - seen["start"], done - seen["first"]
         times = [f"{_clock_text(elapsed)} elapsed"] if elapsed >= 1 else []
-        if total and 0 < done < total and elapsed >= 1:
-            times.append(f"eta {_clock_text(elapsed / done * (total - done))}")
+        if total and done < total and steps > 0 and elapsed >= 1:
+            times.append(f"eta {_clock_text(elapsed / steps * (total - done))}")
         self.status(_step_line(PHASES.get(phase, phase), done, total, note, ", ".join(times)))
 
 

@@ -85,6 +85,11 @@ def compression_text(compression) -> str:
     return f"{float(compression):.2f}x"
 
 
+def step_text(done: int, total: int) -> str:
+    """A progress count: ``3/20``, or ``3`` when the total is 0 (not known)."""
+    return f"{done}/{total}" if total else f"{done}"
+
+
 def plural(count: float, noun: str, many: str | None = None) -> str:
     """A count and its noun for one-line messages: ``1 point``, ``2 points``, ``1,500 weights``, ``1 class``.
 

@@ -102,6 +102,10 @@ BAD = {
         dict(x_test=np.zeros((12, 12, 12), np.float64)),
         "mixed image dtypes. Expected the same dtype in every split. Received: float64, uint8.",
     ),
+    "train from 1, test from 0": (  # not shifted: subtracting 1 would make test's 0 a -1
+        dict(y_train=np.arange(30) % 2 + 1, y_test=np.arange(12) % 2),
+        "y_train: empty class. Expected every class 0..2 in the training split. Received: no label 0.",
+    ),
     "labels counted from 5": (
         dict(y_train=np.arange(30) % 3 + 5, y_test=np.arange(12) % 3 + 5),
         "y_train: labels do not start at 0. Expected class indices 0..k-1. "

@@ -232,6 +232,21 @@ def test_rerunning_into_an_interrupted_run_without_resume_keeps_its_checkpoint(t
     assert json.loads((run / "summary.json").read_text())["generations"] == 1
 
 
+def test_a_retraining_log_alone_marks_an_interrupted_run_and_overwrite_discards_it(tmp_path, sample_config):
+    from evoprune.errors import EvopruneError
+    from evoprune.experiments.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    (run.path / "retrain.npz").write_bytes(b"a GMP run's finished levels")
+    with pytest.raises(EvopruneError, match=r"holds an interrupted run \(retrain.npz\); continue it"):
+        run.check(resume=False, overwrite=False)
+    run.check(resume=True, overwrite=False)  # --resume continues it
+    (run.path / "checkpoint.npz").write_bytes(b"an earlier search")
+    with run.open(sample_config, resume=False, overwrite=True):
+        assert not (run.path / "retrain.npz").exists() and not (run.path / "checkpoint.npz").exists()
+
+
 def test_out_is_created_only_after_data_and_model_load(tmp_path, finished):
     junk = tmp_path / "junk.keras"
     junk.write_text("not a model")

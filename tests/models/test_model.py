@@ -63,10 +63,15 @@ def test_model_file_errors(tmp_path):
 def test_model_without_dense_layer_is_refused(tmp_path):
     import keras
 
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3)])
-    model.save(tmp_path / "conv.keras")
+    layers = [keras.Input((28, 28, 1)), keras.layers.Conv2D(10, 3), keras.layers.GlobalAveragePooling2D()]
+    keras.Sequential(layers).save(tmp_path / "conv.keras")  # class scores out, but no Dense layer
     with pytest.raises(ModelError, match="no Dense layer"):
         load_model_file(tmp_path / "conv.keras")
+    keras.Sequential(layers[:2]).save(tmp_path / "map.keras")  # a feature map out: not a classifier
+    with pytest.raises(
+        ModelError, match=r"one \(batch, classes\) output. .*outputs \[\(None, 26, 26, 10\)\]$"
+    ):
+        load_model_file(tmp_path / "map.keras")
 
 
 def test_cosine_schedule_is_its_own_cached_model_and_decays_to_zero(sample_config, prepared, monkeypatch):

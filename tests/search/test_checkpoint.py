@@ -118,6 +118,7 @@ def test_ctrl_c_checkpoints_and_says_how_to_resume(tmp_path, slow_config, refere
         raise AssertionError(f"no exit after SIGINT:\n{proc.communicate()}") from None
     assert proc.returncode == 130
     assert f"Resume with: evoprune run --resume {out}" in stderr and "Traceback" not in stderr
+    assert "Error:" not in stderr  # the user chose to stop: nothing failed
     assert not (out / "summary.json").exists()
     assert 2 <= _resume(out, monkeypatch) < GENERATIONS
     _assert_same_results(out, reference)

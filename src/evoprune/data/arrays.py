@@ -156,7 +156,8 @@ def check_classes(train: tuple[str, np.ndarray], others: list[tuple[str, np.ndar
     present = np.bincount(train_labels) > 0
     missing = np.flatnonzero(~present)
     lowest = int(train_labels.min())
-    if lowest > 0 and missing.size == lowest:  # 0..lowest-1 absent: indices not counted from 0
+    shifted = all(len(labels) == 0 or int(labels.min()) >= lowest for _, labels in others)
+    if lowest > 0 and missing.size == lowest and shifted:  # 0..lowest-1 nowhere: not counted from 0
         raise fail(
             train_where,
             "labels do not start at 0. Expected class indices 0..k-1. "

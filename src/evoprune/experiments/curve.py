@@ -19,7 +19,7 @@ from evoprune.config import Config
 from evoprune.experiments.assemble import Prepared, loss_bound, make_model_finetuner, point_model
 from evoprune.experiments.context import RunContext
 from evoprune.experiments.result import RunResult
-from evoprune.refine.gradual import schedule_for, target_nonzero
+from evoprune.refine.gradual import schedule_for
 from evoprune.refine.population import PopulationResult, population_retrain
 from evoprune.refine.retrain import ModelFinetuner
 from evoprune.refine.retrain_log import RetrainLog
@@ -174,25 +174,35 @@ def fine_tuned_point(tuner: ModelFinetuner, compression: float, masks: list) -> 
     return Point(compression, weights, [np.asarray(m, dtype=bool) for m in masks], accuracy, test_accuracy)
 
 
+def row(point: Point, base: dict, target) -> dict:
+    """One ``curve.csv`` row: drops are baseline minus model, in points (validation and test)."""
+    return {
+        "compression": point.compression,
+        "nonzero": int(sum(int(np.count_nonzero(m)) for m in point.masks)),
+        "accuracy": point.accuracy,
+        "test_accuracy": point.test_accuracy,
+        "drop_pp": 100.0 * (base["accuracy"] - point.accuracy),
+        "test_drop_pp": 100.0 * (base["test_accuracy"] - point.test_accuracy),
+        "per_layer": json.dumps(
+            {k: round(v, 6) for k, v in target.kept_fractions(point.masks).items()}, sort_keys=False
+        ),
+    }
+
+
 def table(points: list[Point], result: RunResult, target) -> pd.DataFrame:
-    """``curve.csv``'s rows: drops are baseline minus model, in points (validation and test)."""
+    """``curve.csv``'s rows, one per point (see :func:`row`)."""
     base = result.summary["baseline"]
-    rows = []
-    for point in points:
-        rows.append(
-            {
-                "compression": point.compression,
-                "nonzero": int(sum(int(np.count_nonzero(m)) for m in point.masks)),
-                "accuracy": point.accuracy,
-                "test_accuracy": point.test_accuracy,
-                "drop_pp": 100.0 * (base["accuracy"] - point.accuracy),
-                "test_drop_pp": 100.0 * (base["test_accuracy"] - point.test_accuracy),
-                "per_layer": json.dumps(
-                    {k: round(v, 6) for k, v in target.kept_fractions(point.masks).items()}, sort_keys=False
-                ),
-            }
-        )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame([row(point, base, target) for point in points], columns=COLUMNS)
+
+
+def level_text(level: dict) -> str:
+    """A curve row as one line, ``curve 12x: nonzero 22,183, accuracy 0.9812, test 0.9808
+    (drop 0.04 points)``: what a run prints as each level finishes, and ``evoprune show`` again."""
+    return (
+        f"curve {level['compression']:g}x: nonzero {int(level['nonzero']):,}, accuracy "
+        f"{level['accuracy']:.4f}, test {level['test_accuracy']:.4f} "
+        f"(drop {level['test_drop_pp']:.2f} points)"
+    )
 
 
 def summary_rows(curve: pd.DataFrame) -> list[dict]:
@@ -213,10 +223,7 @@ def with_curve(
     for i, level in enumerate(config.select.compressions):
         context.progress("curve", i, len(config.select.compressions), f"{level:g}x")
         points.append(make(level))
-        context.status(
-            f"curve {level:g}x: nonzero {target_nonzero(target.base_nonzero, level):,}, accuracy "
-            f"{points[-1].accuracy:.4f}, test {points[-1].test_accuracy:.4f}"
-        )
+        context.status(level_text(row(points[-1], result.summary["baseline"], target)))
     context.progress("curve", len(points), len(points), "")
     curve = table(points, result, target)
     bound = loss_bound(

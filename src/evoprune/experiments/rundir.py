@@ -268,9 +268,15 @@ class RunDir:
         if saved:
             raise EvopruneError(
                 f"Output directory holds an interrupted run ({saved[0]}); continue it (--resume; "
-                f"resume=True in Python), choose another one or replace it (--overwrite). "
-                f"Received: {self.path}"
+                f"resume=True in Python), choose another one or replace it (--overwrite; "
+                f"overwrite=True). Received: {self.path}"
             )
+
+    def discard_run(self) -> None:
+        """Removes what says a run finished or can resume here (``summary.json``, the search
+        checkpoint, the retraining log), before another run's files replace it."""
+        for name in (SUMMARY, CHECKPOINT, RETRAIN):
+            (self.path / name).unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -307,9 +313,7 @@ class RunDir:
             if not resume:
                 if not overwrite:
                     self.refuse_finished()
-                (self.path / SUMMARY).unlink(missing_ok=True)
-                self.retrain_log.unlink(missing_ok=True)
-                self.checkpoint.unlink(missing_ok=True)  # an earlier search's, never this run's
+                self.discard_run()  # an earlier run's, never this one's
                 atomic_write_text(self.path / CONFIG, config.to_toml())
             yield self
 

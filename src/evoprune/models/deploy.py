@@ -19,7 +19,7 @@ from evoprune.config.checks import KERAS_ONLY
 from evoprune.data.dataset import normalize
 from evoprune.errors import ModelError, plural, require_extra
 from evoprune.models.refused import lambda_note, refused
-from evoprune.models.target import model_input
+from evoprune.models.target import check_classifier, model_input
 
 Artifact = Union[str, Path, bytes]
 TFLITE_MAGIC = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of a .tflite file
@@ -212,11 +212,23 @@ def _check_shape(expected, x: np.ndarray, where) -> None:
         )
 
 
-def tflite_predict(artifact: Artifact, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
-    """Outputs of a TFLite model on ``x`` (float32), ``batch`` rows per interpreter call."""
-    _check_shape(input_signature(artifact)[1:], x, "this TFLite model")
+def tflite_predict(
+    artifact: Artifact, x: np.ndarray, batch: int = BATCH, source: str = "this TFLite model"
+) -> np.ndarray:
+    """Outputs of a TFLite classifier on ``x`` (float32), ``batch`` rows per interpreter call.
+
+    Raises:
+        ModelError: not one ``(batch, classes)`` output, or ``x`` does not fit.
+    """
+    _check_shape(input_signature(artifact)[1:], x, source)
     runner = interpreter(artifact, batch, x.shape[1:])  # an open input size set to the images'
-    inp, out = runner.get_input_details()[0], runner.get_output_details()[0]
+    details = runner.get_output_details()
+    if len(details) != 1 or len(details[0]["shape"]) != 2:
+        raise ModelError(
+            f"Expected a classifier with one (batch, classes) output. Received: {source} "
+            f"with outputs {[tuple(int(d) for d in o['shape']) for o in details]}"
+        )
+    inp, out = runner.get_input_details()[0], details[0]
     outputs = []
     for start in range(0, len(x), batch):
         chunk = x[start : start + batch]
@@ -234,14 +246,8 @@ def keras_predict(model, x: np.ndarray, batch: int = BATCH, source: str = "this 
     Raises:
         ModelError: not one input and one ``(batch, classes)`` output, or ``x`` does not fit.
     """
-    inputs, outputs = list(model.inputs or []), list(model.outputs or [])
-    if len(inputs) != 1 or len(outputs) != 1 or len(outputs[0].shape) != 2:
-        raise ModelError(
-            "Expected a classifier with one image input and one (batch, classes) output. "
-            f"Received: {source} with inputs {[tuple(t.shape) for t in inputs]}, "
-            f"outputs {[tuple(t.shape) for t in outputs]}"
-        )
-    _check_shape(inputs[0].shape[1:], x, source)
+    check_classifier(model, source)
+    _check_shape(model.inputs[0].shape[1:], x, source)
     return np.asarray(model.predict(model_input(model, x), batch_size=batch, verbose=0))
 
 
@@ -279,19 +285,14 @@ def model_accuracy(model, split: tuple[np.ndarray, np.ndarray]) -> float:
     if len(labels) == 0:
         raise ModelError("Expected a split with images. Received: 0 images")
     x = model_inputs(images)
-    if not isinstance(model, (str, os.PathLike)):
-        source = "the model given"
+    file = isinstance(model, (str, os.PathLike))
+    source = str(model) if file else "the model given"
+    if not file:
         scores = keras_predict(model, x, source=source)
     elif kind_of(Path(model)) == "tflite":
-        source, scores = str(model), tflite_predict(Path(model), x)
+        scores = tflite_predict(Path(model), x, source=source)
     else:
-        source = str(model)
         scores = keras_predict(load_keras(Path(model)), x, source=source)
-    if scores.ndim != 2:
-        raise ModelError(
-            "Expected a classifier with one (batch, classes) output. "
-            f"Received: {source} with output shape {scores.shape}"
-        )
     if int(np.max(labels)) >= scores.shape[1]:
         raise ModelError(
             f"Model scores {plural(scores.shape[1], 'class')} but the labels go up to {int(np.max(labels))}. "

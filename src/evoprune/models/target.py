@@ -143,6 +143,45 @@ def model_input(model, x):
     return x
 
 
+def check_classifier(model, source: str) -> None:
+    """Checks that ``model`` is a built ``keras.Model`` of one input and one ``(batch, classes)``
+    output tensor (not a dict of them).
+
+    Raises:
+        ModelError: naming ``source`` (a file, or ``the model given``) and what was found.
+    """
+    import os
+
+    import keras
+
+    if isinstance(model, (str, os.PathLike)):
+        raise ModelError(
+            f"Expected a keras.Model; a model file goes in model_file=. Received: {str(model)!r}"
+        )
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"Expected a keras.Model. Received: {type(model).__name__}")
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):  # a Sequential never built on an input, a subclassed model
+        inputs = outputs = None
+    try:
+        output = model.output  # a dict for keras.Model(x, {"logits": ...})
+    except (AttributeError, ValueError):  # a Sequential never called, whose outputs are known
+        output = None
+    if not inputs or not outputs:
+        raise ModelError(
+            "Expected a model with a defined input (keras.Input(shape) as its first layer). "
+            f"Received: {source} ({type(model).__name__} {model.name!r}) has no inputs yet"
+        )
+    if isinstance(output, dict) or len(inputs) != 1 or len(outputs) != 1 or len(outputs[0].shape) != 2:
+        found = {k: tuple(v.shape) for k, v in output.items()} if isinstance(output, dict) else None
+        raise ModelError(
+            f"Expected a classifier with one image input and one (batch, classes) output. "
+            f"Received: {source} with inputs {[tuple(t.shape) for t in inputs]}, "
+            f"outputs {found or [tuple(t.shape) for t in outputs]}"
+        )
+
+
 def kernel_variable(model, name: str):
     """The variable of the kernel called ``name`` (``layer`` or ``layer/depthwise``) in ``model``."""
     layer, _, part = name.partition("/")

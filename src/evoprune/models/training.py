@@ -21,7 +21,7 @@ from evoprune.errors import ModelError, plural
 from evoprune.io import file_lock
 from evoprune.models.architectures import build, check_input
 from evoprune.models.refused import lambda_note, refused
-from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name
+from evoprune.models.target import PROBABILITY_OUTPUTS, activation_name, check_classifier
 from evoprune.models.threads import size_thread_pools
 from evoprune.seeding import seed_everything
 
@@ -256,39 +256,20 @@ def load_model_file(path: Path):
 
 
 def check_model(model, source: str) -> None:
-    """Checks a Keras model can be pruned: finite weights, a Dense layer, one input, class scores out.
+    """Checks a Keras model can be pruned: one input, class scores out, finite weights, a Dense layer.
 
     Raises:
         ModelError: naming ``source`` (a file, or ``the model given``).
     """
     import keras
 
-    if isinstance(model, (str, os.PathLike)):
-        given = str(model)
-        raise ModelError(f"Expected a keras.Model; a model file goes in model_file=. Received: {given!r}")
-    if not isinstance(model, keras.Model):
-        raise ModelError(f"Expected a keras.Model. Received: {type(model).__name__}")
-    try:
-        inputs, outputs = model.inputs, model.outputs
-    except (AttributeError, ValueError):  # a Sequential never built on an input
-        inputs = outputs = None
-    if not inputs or not outputs:
-        raise ModelError(
-            "Expected a model with a defined input (keras.Input(shape) as its first layer). "
-            f"Received: {source} ({type(model).__name__} {model.name!r}) has no inputs yet"
-        )
+    check_classifier(model, source)
     for weights in model.get_weights():
         if not np.all(np.isfinite(weights)):
             raise ModelError(f"Model has non-finite (NaN or inf) weights: {source}")
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     if not dense:
         raise ModelError(f"Model has no Dense layer to prune: {source}")
-    if len(inputs) != 1 or len(outputs) != 1 or len(outputs[0].shape) != 2:
-        raise ModelError(
-            f"Expected a classifier with one image input and one (batch, classes) output. "
-            f"Received: {source} with inputs {[tuple(t.shape) for t in inputs]}, "
-            f"outputs {[tuple(t.shape) for t in outputs]}"
-        )
 
 
 def adopt_model(model, dataset: Dataset) -> TrainedModel:

@@ -109,7 +109,7 @@ class NSGA2Strategy(Strategy):
         if cfg.population % 4:
             raise ConfigError(
                 "Expected search.population to be a multiple of 4 for 'nsga2' (selTournamentDCD "
-                f"draws parents in groups of 4), such as {cfg.population // 4 * 4 or 4} or "
+                f"draws parents in groups of 4), such as {cfg.population // 4 * 4} or "
                 f"{cfg.population // 4 * 4 + 4}. Received: search.population={cfg.population}"
             )
 

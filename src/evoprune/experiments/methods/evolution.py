@@ -38,7 +38,8 @@ from evoprune.seeding import SearchRandom
 
 # Seconds between checkpoints: a checkpoint of a long fast search (400 generations of the
 # paper's head, a 2,400-genome memo) cost 20 ms, four times the generation it saved.
-# A kill loses at most this much search; a resume is exact from any checkpoint.
+# A kill loses at most this much search (or CHECKPOINT_SHARE times the last write, if longer);
+# a resume is exact from any checkpoint.
 CHECKPOINT_EVERY_S = 1.0
 # A checkpoint grows with the archive (0.11 s a write after 7,700 evaluations): the next one
 # waits at least this many times the last write, so writing stays under 1/20 of the search.

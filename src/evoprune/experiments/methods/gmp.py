@@ -27,6 +27,8 @@ from evoprune.refine import gradual
 from evoprune.refine.population import RANKINGS
 from evoprune.refine.select import selected_summary
 
+POPULATION = {"gmp-pbt": True}  # a field only gmp-pbt reads (left out of plain GMP's summary)
+
 
 @dataclass(frozen=True)
 class GmpConfig:
@@ -57,11 +59,11 @@ class GmpConfig:
     end: float = gradual.END
     frequency: int = gradual.FREQUENCY
     allocation: str | dict = field(default="uniform", metadata={"types": (str, dict)})
-    members: int = 4
-    round_epochs: int = 3
-    rate_sigma: float = 0.1
-    average: bool = False
-    rank_by: str = "loss"
+    members: int = field(default=4, metadata=POPULATION)
+    round_epochs: int = field(default=3, metadata=POPULATION)
+    rate_sigma: float = field(default=0.1, metadata=POPULATION)
+    average: bool = field(default=False, metadata=POPULATION)
+    rank_by: str = field(default="loss", metadata=POPULATION)
 
     def validate(self) -> None:
         check_range("gmp.compression", self.compression, 1.0, 1e9, low_open=True)
@@ -183,7 +185,7 @@ def run_gmp(
     table, front, logbook, summary = retrained_tables(
         config, prepared, problem, pd.DataFrame(rows), search_time, wall_start, columns, setup_time
     )
-    population_only = () if evolve else ("members", "round_epochs", "rate_sigma", "average", "rank_by")
+    population_only = () if evolve else [f.name for f in dataclasses.fields(g) if f.metadata.get("gmp-pbt")]
     summary["gmp"] = {
         **{k: v for k, v in dataclasses.asdict(g).items() if k not in population_only},
         "allocation": "population-based" if evolve else allocation,
