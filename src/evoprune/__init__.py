@@ -24,6 +24,7 @@ _API = (
     "load_config",
     "load_data",
     "load_run",
+    "load_summary",
     "model_kind",
     "prune",
     "train",
