@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evoprune.errors import plural
 from evoprune.reporting.curves import curve_figure, curve_report
 
 
@@ -89,9 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     joined.to_csv(args.out / "curves.csv", index=False)
     report = curve_report(joined, args.subject)
     (args.out / "report.md").write_text(f"# Joined matched-compression curves\n{report}")
-    figure = curve_figure(
-        joined, title=f"{args.subject} against the others, {joined['seed'].nunique()} seeds"
-    )
+    counts = joined.groupby("algorithm")["seed"].nunique()
+    seeds = f", {plural(int(counts.iloc[0]), 'seed')}" if counts.nunique() == 1 else ""  # else in the legend
+    figure = curve_figure(joined, title=f"{args.subject} against the others{seeds}")
     figure.savefig(args.out / "curve.png", dpi=120, bbox_inches="tight")
     print(report)
 

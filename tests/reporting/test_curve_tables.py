@@ -56,6 +56,10 @@ def test_report_and_figure():
     assert "| 12x | gmp | 5 | -0.07 | 5 | 0.0625 |" in text
     fig = curve_figure(_curves())
     assert fig.axes[0].get_xscale() == "log" and len(fig.axes[0].lines) >= 2
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["evo", "gmp"]
+    one_seed = _curves().query("algorithm == 'gmp' or seed == 0")  # evo on one seed beside five
+    legend = curve_figure(one_seed).axes[0].get_legend().get_texts()
+    assert [t.get_text() for t in legend] == ["evo (1 seed)", "gmp (5 seeds)"]  # a median of one says so
 
 
 def test_figure_keeps_small_drops_readable_beside_a_collapsed_method():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from evoprune.errors import plural
 from evoprune.reporting.stats import holm, wilcoxon_p
 
 # Drops beyond this (points) switch the figure's y axis to linear within +-1 point and log beyond,
@@ -109,13 +110,16 @@ def curve_report(curves: pd.DataFrame, subject: str, by: str = "algorithm") -> s
 
 
 def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
-    """Test drop against compression, methods overlaid: per-seed points and the median line."""
+    """Test drop against compression, methods overlaid: per-seed points and the median line
+    (each method's seed count in the legend when they differ)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
     names = list(dict.fromkeys(curves[by]))
     palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
+    seeds = curves.groupby(by)["seed"].nunique() if "seed" in curves else None
+    uneven = seeds is not None and seeds.nunique() > 1  # medians of 1 and 5 seeds side by side: say so
     markers, lines = "os^DvPX", ("-", "--", "-.", ":")  # told apart without colour too
     for i, name in enumerate(names):
         frame = curves[curves[by] == name]
@@ -127,7 +131,7 @@ def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
             marker=marker,
             linestyle=line,
             color=palette[name],
-            label=str(name),
+            label=f"{name} ({plural(int(seeds[name]), 'seed')})" if uneven else str(name),
             linewidth=2,
         )
         jitter = 1.0 + 0.015 * (i - (len(names) - 1) / 2)
