@@ -103,6 +103,22 @@ def test_scaled_global_reproduces_an_allocation_and_moves_with_the_weights():
     assert all(np.array_equal(x, y) for x, y in zip(plain.masks(50, kernels), same.masks(50, kernels)))
 
 
+def test_one_threshold_never_cuts_a_layer_off_and_keeps_the_total_exact():
+    from evoprune.refine.gradual import ScaledGlobal
+
+    rng = np.random.default_rng(5)
+    kernels = [rng.normal(size=(200, 50)), rng.normal(size=(50, 10))]
+    starved = ScaledGlobal({"a": 1.0, "b": 1e-6})  # an allocation that gave the output layer nothing
+    schedule = schedule_for(["a", "b"], [10_000, 500], 40.0, starved, 100, 0.5, 0.0, 0.5, 10)
+    masks = schedule.masks(50, kernels)
+    assert [int(m.sum()) for m in masks] == [schedule.total - 10, 10]  # as many as its output units
+    assert masks[1].ravel()[np.argsort(-np.abs(kernels[1]).ravel())[:10]].all()  # its largest ones
+    plain = schedule_for(["a", "b"], [10_000, 500], 40.0, "global", 100, 0.5, 0.0, 0.5, 10)
+    unfloored = top_k_mask(np.concatenate([np.abs(k).ravel() for k in kernels]), plain.total)
+    floored = np.concatenate([m.ravel() for m in plain.masks(50, kernels)])
+    assert np.array_equal(floored, unfloored)  # where no layer falls that low, the floor changes nothing
+
+
 @pytest.mark.parametrize("end", [0.7, 1.0])
 def test_the_ramp_ends_on_a_step_that_runs(end):
     """end = 1 sets the final masks at the last step (step ``steps`` never runs)."""

@@ -213,12 +213,23 @@ class Schedule:
         return out
 
     def masks(self, step: int, kernels: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The masks at ``step``: each kernel's (or all kernels' together) largest ``|w|``."""
+        """The masks at ``step``: each kernel's (or all kernels' together) largest ``|w|``.
+
+        Under one global threshold every kernel keeps at least as many weights as it has
+        output units (its largest ones), when the count allows: a layer whose (scaled)
+        magnitudes all fall under the threshold would otherwise cut the network off and
+        leave a constant classifier. A layer the threshold leaves that many is unchanged
+        (its largest weights are the ones kept either way).
+        """
         counts = self.counts(step)
         if isinstance(counts, list):
             return [top_k_mask(np.abs(k), c) for k, c in zip(kernels, counts)]
         scales = self.scales or (1.0,) * len(kernels)
         flat = np.concatenate([np.abs(k).ravel() * s for k, s in zip(kernels, scales)])
+        floors = [min(int(k.shape[-1]) if k.ndim else 1, k.size) for k in kernels]
+        if sum(floors) <= counts:
+            floor = np.concatenate([top_k_mask(np.abs(k), f).ravel() for k, f in zip(kernels, floors)])
+            flat[floor] = np.inf  # kept first, then the rest by one threshold: exactly ``counts`` in all
         mask = top_k_mask(flat, counts)
         out, start = [], 0
         for kernel in kernels:
