@@ -170,6 +170,17 @@ def test_budget_defaults_to_population_times_generations(sample_config):
     assert cfg.search.max_evaluations == 600 and cfg.search.generations >= 6000
     kept = tr.with_budget(sample_config.with_overrides({"search.max_evaluations": 90}))
     assert kept.search.max_evaluations == 90
+    # what compare and bench print first, so that a generations setting compare replaces is not silent
+    capped = sample_config.with_overrides({"search.max_evaluations": 90, "search.generations": 3})
+    assert tr.budget_text(capped) == (
+        "Budget: 90 distinct evaluations a trial (search.max_evaluations, which replaces "
+        "search.generations=3 here; set it to shorten the trials)"
+    )
+    assert "whichever comes first" in tr.budget_text(capped, equal=False)  # bench's loop stops at either
+    population = sample_config.search.population
+    assert tr.budget_text(sample_config.with_overrides({"search.generations": 30})).startswith(
+        f"Budget: {population * 30:,} distinct evaluations a trial (search.population {population} x"
+    )
 
 
 def test_other_genomes_and_layers_are_measured_against_the_union_of_their_fronts(small, tmp_path):

@@ -14,7 +14,7 @@ from evoprune.experiments.assemble import make_problem
 from evoprune.experiments.configure import with_overrides
 from evoprune.experiments.executors import check_executor
 from evoprune.experiments.rundir import open_trials_dir
-from evoprune.experiments.trials import Progress, TrialStore, prepared_for, run, spec
+from evoprune.experiments.trials import Progress, TrialStore, budget_text, prepared_for, run, spec
 from evoprune.io import atomic_write_text
 from evoprune.models.training import import_tensorflow_quietly
 from evoprune.reporting.curves import curve_figure, curve_report
@@ -200,6 +200,7 @@ def bench(
             extra that is not installed.
     """
     check_available(config, executor)
+    status(budget_text(config, equal=False))
     lengths = pretrain(config, status)
     specs, skipped = grid(config, lengths)
     atomic_write_text(out / "skipped.txt", "".join(f"{line}\n" for line in skipped))

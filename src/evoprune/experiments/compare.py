@@ -19,6 +19,7 @@ from evoprune.experiments.rundir import open_trials_dir
 from evoprune.experiments.trials import (
     Progress,
     TrialStore,
+    budget_text,
     front_igd,
     front_metrics,
     prepared_for,
@@ -256,6 +257,7 @@ def compare(
     where the reference is the union of a seed's fronts, the seed's rows are written together.
     """
     check_config(config)
+    status(budget_text(config))
     store = TrialStore(
         out, _row_key, ("fronts", "generations", "curves"), KEY, progress, total_trials(config)
     )

@@ -49,6 +49,29 @@ def with_budget(config: Config) -> Config:
     )
 
 
+def budget_text(config: Config, equal: bool = True) -> str:
+    """The line compare and bench print first: each trial's budget and the keys it comes from.
+
+    ``equal``: the budget of :func:`with_budget` (compare), where ``search.max_evaluations``
+    replaces ``search.generations``; else the loop's own (bench), whichever ends first.
+    """
+    search = config.search
+    if not search.max_evaluations:
+        return (
+            f"Budget: {search.population * search.generations:,} distinct evaluations a trial "
+            f"(search.population {search.population} x search.generations {search.generations})"
+        )
+    if equal:
+        return (
+            f"Budget: {search.max_evaluations:,} distinct evaluations a trial (search.max_evaluations, "
+            f"which replaces search.generations={search.generations} here; set it to shorten the trials)"
+        )
+    return (
+        f"Budget: {search.max_evaluations:,} distinct evaluations or {search.generations} generations "
+        "a trial, whichever comes first (search.max_evaluations, search.generations)"
+    )
+
+
 def front_igd(front: pd.DataFrame, exact: pd.DataFrame | None, base_nonzero: int) -> float:
     """IGD of ``front`` to the reference front ``exact`` (NaN without one)."""
     if exact is None:

@@ -118,8 +118,8 @@ def curve_figure(curves: pd.DataFrame, by: str = "algorithm", title: str = ""):
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
     names = list(dict.fromkeys(curves[by]))
     palette = dict(zip(names, sns.color_palette("colorblind", len(names))))
-    seeds = curves.groupby(by)["seed"].nunique() if "seed" in curves else None
-    uneven = seeds is not None and seeds.nunique() > 1  # medians of 1 and 5 seeds side by side: say so
+    seeds = curves.groupby(by)["seed"].nunique() if "seed" in curves else pd.Series(dtype=int)
+    uneven = seeds.nunique() > 1  # medians of 1 and 5 seeds side by side: say so
     markers, lines = "os^DvPX", ("-", "--", "-.", ":")  # told apart without colour too
     for i, name in enumerate(names):
         frame = curves[curves[by] == name]
