@@ -594,7 +594,10 @@ def export(
     ] = None,
     fmt: Annotated[
         Optional[Format],
-        typer.Option("--format", help="Artifact format. \\[default: from the --out suffix]"),
+        typer.Option(
+            "--format",
+            help="Artifact format; it must agree with the --out suffix. \\[default: from the --out suffix]",
+        ),
     ] = None,
     shrink: Annotated[
         bool, typer.Option(help="Remove units and filters whose weights are all pruned.")

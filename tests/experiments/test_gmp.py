@@ -56,6 +56,8 @@ def test_gmp_prunes_to_exactly_the_target_in_one_retraining(gmp_run):
     assert set(per_layer) == {"fc1", "fc2", "fc3"}
     assert per_layer["fc3"] > per_layer["fc1"]  # one global threshold spares the small output layer
     on_disk = json.loads((out / "summary.json").read_text())
+    times = on_disk["times_s"]  # the curve's own phase, and the phases still add up to the wall time
+    assert times["curve"] >= 0 and sum(times.values()) == pytest.approx(on_disk["wall_time_s"])
     assert on_disk["curve"] == [  # the same rows, per_layer an object rather than JSON text
         {**row, "per_layer": json.loads(row["per_layer"])} for row in result.curve.to_dict("records")
     ]

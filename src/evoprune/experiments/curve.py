@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Callable
 
 import numpy as np
@@ -218,6 +219,7 @@ def with_curve(
     context: RunContext,
 ) -> RunResult:
     """``result`` with its curve: one point per level, made by ``make(level)``, weights kept."""
+    start = time.perf_counter()
     target = prepared.target(config.search.layers)
     points = []
     for i, level in enumerate(config.select.compressions):
@@ -231,6 +233,8 @@ def with_curve(
     )
     if bound is not None:  # the selection's bound at each level, to measure its error rates
         curve["loss_bound_pp"] = [bound(i) for i in range(len(points))]
-    summary = {**result.summary, "curve": summary_rows(curve)}
+    times = {**(result.summary.get("times_s") or {})}
+    times["curve"] = times.get("curve", 0.0) + time.perf_counter() - start  # its retrainings
+    summary = {**result.summary, "curve": summary_rows(curve), "times_s": times}
     weights = {**result.curve_weights, **{i: p.weights for i, p in enumerate(points)}}
     return dataclasses.replace(result, summary=summary, curve=curve, curve_weights=weights)
