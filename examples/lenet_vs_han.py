@@ -88,6 +88,7 @@ def main() -> None:
             algorithm=algorithm,
             out=out / algorithm,
             overwrite=True,
+            status=lambda line, algorithm=algorithm: print(f"[{algorithm}] {line}", flush=True),  # minutes
             **budget,
         )
         for algorithm in ("nsga2", "magnitude")
