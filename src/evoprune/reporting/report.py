@@ -12,6 +12,11 @@ from evoprune.reporting.stats import pairwise_tests, summarize
 KEY_METRICS = ("hypervolume", "nonzero_within_1pp", "best_fitness", "best_test_accuracy")
 
 
+def _two(value: float) -> str:
+    """Two decimals, or the dash :func:`_fmt` gives a value that is missing (NaN)."""
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
 def _fmt(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -147,7 +152,7 @@ def bench_report(
     for rank, row in enumerate(table.itertuples(), start=1):
         lines.append(
             f"| {rank} | {row.cell}{' (paper)' if row.cell == paper else ''} | {row.seeds} | "
-            f"{row.hv_median:.4f} [{row.hv_q1:.4f}, {row.hv_q3:.4f}] | {row.a12_vs_paper:.2f} | "
+            f"{row.hv_median:.4f} [{row.hv_q1:.4f}, {row.hv_q3:.4f}] | {_two(row.a12_vs_paper)} | "
             f"{_fmt(row.p_holm)} | {_fmt(row.best_test_accuracy)} | {_fmt(row.nonzero_within_1pp)} | "
             f"{_fmt(row.selected_1pp_test_drop_pp)} | {_fmt(row.refined_nonzero_within_1pp)} | "
             f"{_fmt(row.refined_test_drop_pp)} |"
