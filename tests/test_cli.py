@@ -400,21 +400,16 @@ def test_a_log_file_gets_progress_lines_with_eta_at_start_every_30_s_and_at_the_
     ]
 
 
-def test_a_piped_run_prints_plain_progress_lines_not_a_bar_at_the_end(tmp_path):
-    result = runner.invoke(  # CliRunner's stderr is not a terminal, as a log file is not
-        app, ["run", "--dataset", "mnist-sample", "--generations", "2", "--out", str(tmp_path / "r")]
+def test_a_piped_run_prints_progress_lines_and_show_prints_its_results_again(tmp_path):
+    out = tmp_path / "r"
+    ran = runner.invoke(  # CliRunner's stderr is not a terminal, as a log file is not
+        app, ["run", "--dataset", "mnist-sample", "--generations", "2", "--out", str(out)]
     )
-    assert result.exit_code == 0, result.output
-    searched = [line for line in result.output.splitlines() if line.startswith("generation")]
+    assert ran.exit_code == 0, ran.output
+    searched = [line for line in ran.output.splitlines() if line.startswith("generation")]
     assert searched[0].startswith("generation 0/2: best fitness")
     assert searched[-1].startswith("generation 2/2")
-    assert "━" not in result.output  # no bar drawn once the run is over
-
-
-def test_show_prints_a_finished_runs_results_again_as_the_run_did(tmp_path):
-    out = tmp_path / "r"
-    ran = runner.invoke(app, ["run", "--dataset", "mnist-sample", "--generations", "2", "--out", str(out)])
-    assert ran.exit_code == 0, ran.output
+    assert "━" not in ran.output  # no bar drawn once the run is over
     shown = runner.invoke(app, ["show", str(out)])
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
