@@ -694,7 +694,7 @@ def _bars(quiet: bool, verbose: bool = False):
     Status lines go through the bars' console, so they never stick to a live bar; with
     ``verbose`` every progress step with a note is printed as a line too. When stderr is
     not a terminal (a log file, a pipe) there are no bars: each phase prints a line with
-    its ETA when it starts, every :data:`LOG_EVERY_S` seconds and when it ends (see
+    its ETA when it starts, every :data:`LOG_EVERY_S` seconds and when it reaches its total (see
     :class:`_ProgressLines`). ``quiet``: both print nothing.
     """
     if quiet and verbose:

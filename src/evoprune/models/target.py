@@ -7,6 +7,7 @@ layer (named ``layer/depthwise`` and ``layer/pointwise``).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -150,8 +151,6 @@ def check_classifier(model, source: str) -> None:
     Raises:
         ModelError: naming ``source`` (a file, or ``the model given``) and what was found.
     """
-    import os
-
     import keras
 
     if isinstance(model, (str, os.PathLike)):

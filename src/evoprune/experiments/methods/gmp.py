@@ -185,7 +185,7 @@ def run_gmp(
     table, front, logbook, summary = retrained_tables(
         config, prepared, problem, pd.DataFrame(rows), search_time, wall_start, columns, setup_time
     )
-    population_only = () if evolve else [f.name for f in dataclasses.fields(g) if f.metadata.get("gmp-pbt")]
+    population_only = () if evolve else [f.name for f in dataclasses.fields(g) if f.metadata == POPULATION]
     summary["gmp"] = {
         **{k: v for k, v in dataclasses.asdict(g).items() if k not in population_only},
         "allocation": "population-based" if evolve else allocation,
